@@ -1,0 +1,60 @@
+"""One error shape for every API answer: {"error": {"code", "message", "fields"}}."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
+from rest_framework import exceptions as drf
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from opd.core.errors import DomainError
+
+
+def _flatten(detail: Any) -> dict[str, list[str]]:
+    """DRF's nested detail into {"field": ["message", ...]}, with dotted paths for nested fields."""
+    out: dict[str, list[str]] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, sub in value.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), sub)
+        elif isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+            out.setdefault(prefix or "non_field_errors", []).extend(str(v) for v in value)
+        elif isinstance(value, list):
+            for index, sub in enumerate(value):
+                walk(f"{prefix}.{index}" if prefix else str(index), sub)
+        else:
+            out.setdefault(prefix or "non_field_errors", []).append(str(value))
+
+    walk("", detail)
+    return out
+
+
+def error_body(code: str, message: str, fields: dict[str, list[str]] | None = None) -> dict:
+    return {"error": {"code": code, "message": message, "fields": fields or {}}}
+
+
+def exception_handler(exc: Exception, context: dict) -> Response | None:
+    if isinstance(exc, DomainError):
+        return Response(error_body(exc.code, exc.message, exc.fields), status=exc.status)
+    if isinstance(exc, Http404):
+        exc = drf.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = drf.PermissionDenied()
+
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, drf.ValidationError):
+        fields = _flatten(exc.detail)
+        first = next(iter(fields.items()), ("", ["Invalid input."]))
+        message = f"{first[0]}: {first[1][0]}" if first[0] != "non_field_errors" else first[1][0]
+        response.data = error_body("invalid", message, fields)
+    elif isinstance(exc, drf.APIException):
+        codes = exc.get_codes()
+        code = codes if isinstance(codes, str) else "error"
+        response.data = error_body(code, str(exc.detail))
+    return response

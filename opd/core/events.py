@@ -1,0 +1,45 @@
+"""A small domain-event dispatcher: lower apps publish, higher apps subscribe in AppConfig.ready().
+
+Events are delivered after the surrounding transaction commits and carry ids, never model instances,
+so a subscriber (a Celery task, a channel-layer send) always reads committed data.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[..., Any]
+_subscribers: dict[str, list[Handler]] = defaultdict(list)
+
+APPOINTMENT_BOOKED = "appointment.booked"
+APPOINTMENT_CANCELLED = "appointment.cancelled"
+APPOINTMENT_RESCHEDULED = "appointment.rescheduled"
+
+
+def subscribe(event: str, handler: Handler) -> None:
+    if handler not in _subscribers[event]:
+        _subscribers[event].append(handler)
+
+
+def unsubscribe(event: str, handler: Handler) -> None:
+    if handler in _subscribers[event]:
+        _subscribers[event].remove(handler)
+
+
+def publish(event: str, **payload: Any) -> None:
+    def deliver() -> None:
+        for handler in list(_subscribers[event]):
+            try:
+                handler(**payload)
+            except Exception:
+                # One failing subscriber must not undo a committed booking or starve the others.
+                logger.exception("handler %r failed for %s %r", handler, event, payload)
+
+    transaction.on_commit(deliver)

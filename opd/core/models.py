@@ -1,0 +1,163 @@
+from __future__ import annotations
+
+import zoneinfo
+
+from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
+from django.db import models
+
+
+def validate_time_zone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(f"“{value}” is not a known IANA time zone (for example Europe/London).")
+
+
+class Role(models.TextChoices):
+    ADMIN = "admin", "Administrator"
+    STAFF = "staff", "Staff (reception, nurse)"
+    DOCTOR = "doctor", "Doctor"
+    PATIENT = "patient", "Patient"
+
+
+class Organization(models.Model):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=80, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class User(AbstractUser):
+    """A person who signs in. Everyone but a superuser belongs to exactly one organization."""
+
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.PATIENT)
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, null=True, blank=True, related_name="users"
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(role__in=Role.values), name="core_user_role_valid"),
+        ]
+
+    @property
+    def is_org_admin(self) -> bool:
+        return self.role == Role.ADMIN
+
+    @property
+    def is_staff_member(self) -> bool:
+        return self.role == Role.STAFF
+
+    @property
+    def is_doctor(self) -> bool:
+        return self.role == Role.DOCTOR
+
+    @property
+    def is_patient(self) -> bool:
+        return self.role == Role.PATIENT and not self.is_superuser
+
+
+class Clinic(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="clinics")
+    name = models.CharField(max_length=200)
+    code = models.SlugField(max_length=40, help_text="Short code, unique within the organization.")
+    time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
+    address = models.TextField(blank=True)
+    phone = models.CharField(max_length=32, blank=True)
+    email = models.EmailField(blank=True)
+    cancellation_cutoff_minutes = models.PositiveIntegerField(
+        default=120, help_text="Patients may cancel or reschedule up to this many minutes before the start."
+    )
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["organization_id", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "code"], name="core_clinic_code_unique_per_org"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def tz(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.time_zone)
+
+
+class Department(models.Model):
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="departments")
+    name = models.CharField(max_length=200)
+    code = models.SlugField(max_length=40)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["clinic_id", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["clinic", "code"], name="core_department_code_unique_per_clinic"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.clinic.name})"
+
+
+class Membership(models.Model):
+    """Staff and doctors work at clinics through memberships; admins see their whole organization."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
+    clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="memberships")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "clinic"], name="core_membership_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.clinic}"
+
+
+class AuditEvent(models.Model):
+    """Who did what to which record, written by services inside the same transaction as the change."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, null=True, blank=True)
+    actor = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    action = models.CharField(max_length=64)
+    object_type = models.CharField(max_length=64)
+    object_id = models.CharField(max_length=64)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["organization", "created_at"], name="core_audit_org_time"),
+            models.Index(fields=["object_type", "object_id"], name="core_audit_object"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.object_type}#{self.object_id}"
+
+
+class IdempotencyRecord(models.Model):
+    """The first successful answer to a request carrying an Idempotency-Key, replayed on retries."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    scope = models.CharField(max_length=100)
+    fingerprint = models.CharField(max_length=64)
+    response_status = models.PositiveSmallIntegerField(null=True)
+    response_body = models.JSONField(null=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "scope", "key"], name="core_idempotency_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.key}"

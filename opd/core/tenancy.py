@@ -1,0 +1,62 @@
+"""What a user may see. Selectors call these; views never query a model unscoped.
+
+The tenant is the organization: nothing crosses it. Inside it, clinic-level rows (appointments, slots,
+schedules) are visible to admins everywhere and to staff and doctors at the clinics they are members of.
+"""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from .models import Clinic, Department, Membership, Organization, Role, User
+
+
+def clinic_ids_for(user: User) -> list[int] | None:
+    """Clinic ids the user works at; None means every clinic (superuser). Cached on the user object."""
+    if user.is_superuser:
+        return None
+    cached = getattr(user, "_opd_clinic_ids", None)
+    if cached is not None:
+        return cached
+    if user.role == Role.ADMIN:
+        ids = list(Clinic.objects.filter(organization_id=user.organization_id).values_list("id", flat=True))
+    elif user.role in (Role.STAFF, Role.DOCTOR):
+        ids = list(
+            Membership.objects.filter(user=user, clinic__organization_id=user.organization_id).values_list(
+                "clinic_id", flat=True
+            )
+        )
+    else:
+        ids = []
+    user._opd_clinic_ids = ids
+    return ids
+
+
+def organizations_for(user: User) -> QuerySet[Organization]:
+    if user.is_superuser:
+        return Organization.objects.all()
+    return Organization.objects.filter(pk=user.organization_id)
+
+
+def clinics_for(user: User) -> QuerySet[Clinic]:
+    """Clinics a user may read: patients see their organization's active clinics, to book at them."""
+    qs = Clinic.objects.select_related("organization")
+    if user.is_superuser:
+        return qs
+    if user.role == Role.PATIENT:
+        return qs.filter(organization_id=user.organization_id, is_active=True)
+    return qs.filter(pk__in=clinic_ids_for(user))
+
+
+def departments_for(user: User) -> QuerySet[Department]:
+    qs = Department.objects.select_related("clinic")
+    if user.is_superuser:
+        return qs
+    if user.role == Role.PATIENT:
+        return qs.filter(clinic__organization_id=user.organization_id, clinic__is_active=True, is_active=True)
+    return qs.filter(clinic_id__in=clinic_ids_for(user))
+
+
+def restrict_to_clinics(qs: QuerySet, user: User, field: str = "clinic") -> QuerySet:
+    ids = clinic_ids_for(user)
+    return qs if ids is None else qs.filter(**{f"{field}__in": ids})

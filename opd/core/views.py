@@ -1,0 +1,58 @@
+"""Liveness and readiness for load balancers and orchestrators."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.core.cache import cache
+from django.db import connection
+from django.http import JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+
+@require_GET
+@never_cache
+def healthz(request):
+    return JsonResponse({"status": "ok"})
+
+
+def _check_database() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+
+
+def _check_cache() -> None:
+    key = f"readyz:{uuid.uuid4().hex}"
+    cache.set(key, "1", timeout=5)
+    if cache.get(key) != "1":
+        raise RuntimeError("cache did not return what was stored")
+    cache.delete(key)
+
+
+def _check_broker() -> None:
+    from opd.celery import app
+
+    with app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=2)
+
+
+CHECKS = {"database": _check_database, "cache": _check_cache, "broker": _check_broker}
+
+
+@require_GET
+@never_cache
+def readyz(request):
+    results: dict[str, str] = {}
+    for name, check in CHECKS.items():
+        try:
+            check()
+            results[name] = "ok"
+        except Exception as exc:
+            results[name] = f"failing: {exc.__class__.__name__}: {exc}"[:300]
+    failing = [name for name, state in results.items() if state != "ok"]
+    body = {"status": "ok" if not failing else "unavailable", "checks": results}
+    if failing:
+        body["failing"] = failing
+    return JsonResponse(body, status=503 if failing else 200)

@@ -1,0 +1,21 @@
+"""Production: everything from the environment; no default secret, database or Redis."""
+
+from .base import *  # noqa: F403
+from .base import DATABASES, DEBUG, REDIS_URL, env
+
+if DEBUG:
+    raise ImproperlyConfigured("DJANGO_DEBUG must be false in production.")  # noqa: F405
+if DATABASES["default"]["ENGINE"] != "django.db.backends.mysql" or not REDIS_URL:
+    raise ImproperlyConfigured("Production needs DATABASE_URL=mysql://... and REDIS_URL=redis://...")  # noqa: F405
+
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+SECURE_HSTS_PRELOAD = True
+SESSION_COOKIE_SECURE = True
+CSRF_COOKIE_SECURE = True
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}

@@ -1,0 +1,19 @@
+"""Test settings: the real MariaDB and Redis from `make services` (DATABASE_URL, REDIS_URL)."""
+
+import os
+
+os.environ.setdefault("OPD_ALLOW_INSECURE_KEY", "true")
+os.environ.setdefault("CACHE_KEY_PREFIX", "opd-test")
+os.environ.setdefault("CHANNELS_PREFIX", "opd-test")
+
+from .base import *  # noqa: F403
+from .base import DATABASES, REDIS_URL
+
+if not (os.environ.get("DATABASE_URL") and REDIS_URL) and not os.environ.get("OPD_TEST_EMBEDDED"):
+    raise ImproperlyConfigured(  # noqa: F405
+        "Tests run on MariaDB and Redis: run them with `make test`, or export the URLs `make services` prints."
+    )
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only; tests
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+DATABASES["default"]["TEST"] = {**DATABASES["default"].get("TEST", {}), "NAME": "test_opd"}

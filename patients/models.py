@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import datetime as dt
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+
+from opd.core.models import Clinic, Organization
+
+
+def years_before(day: dt.date, years: int) -> dt.date:
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:  # 29 February in a year that has none
+        return day.replace(year=day.year - years, day=28)
+
+
+def validate_birth_date(value: dt.date) -> None:
+    today = timezone.localdate()
+    if value > today:
+        raise ValidationError("Date of birth cannot be in the future.")
+    if value < years_before(today, 150):
+        raise ValidationError("Date of birth cannot be more than 150 years ago.")
+
+
+class Sex(models.TextChoices):
+    FEMALE = "female", "Female"
+    MALE = "male", "Male"
+    OTHER = "other", "Other"
+    UNKNOWN = "unknown", "Unknown"
+
+
+class PatientStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    INACTIVE = "inactive", "Inactive"
+
+
+class Patient(models.Model):
+    """A person registered with an organization. Never deleted: deactivated."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="patients")
+    registered_at_clinic = models.ForeignKey(
+        Clinic, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="patient"
+    )
+    mrn = models.CharField("medical record number", max_length=20, editable=False)
+    first_name = models.CharField(max_length=100)
+    last_name = models.CharField(max_length=100)
+    date_of_birth = models.DateField(validators=[validate_birth_date])
+    sex = models.CharField(max_length=8, choices=Sex.choices, default=Sex.UNKNOWN)
+    phone = models.CharField(max_length=32, blank=True)
+    # Digits only, so "+44 20 7946-0018" and "02079460018" find the same person through one index.
+    phone_digits = models.CharField(max_length=32, blank=True, editable=False)
+    email = models.EmailField(blank=True)
+    address = models.TextField(blank=True)
+    emergency_contact_name = models.CharField(max_length=200, blank=True)
+    emergency_contact_phone = models.CharField(max_length=32, blank=True)
+    insurance_provider = models.CharField(max_length=200, blank=True)
+    insurance_policy_number = models.CharField(max_length=100, blank=True)
+    status = models.CharField(max_length=8, choices=PatientStatus.choices, default=PatientStatus.ACTIVE)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["last_name", "first_name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "mrn"], name="patients_mrn_unique_per_org"),
+            models.CheckConstraint(
+                condition=models.Q(status__in=PatientStatus.values), name="patients_status_valid"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["organization", "last_name", "first_name"], name="patients_org_name"),
+            models.Index(fields=["organization", "first_name"], name="patients_org_first_name"),
+            models.Index(fields=["organization", "phone_digits"], name="patients_org_phone"),
+            models.Index(fields=["organization", "status", "last_name"], name="patients_org_status_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.full_name} ({self.mrn})"
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == PatientStatus.ACTIVE
+
+
+class MrnSequence(models.Model):
+    """Per-organization counter behind MRNs; the row is locked while a number is taken."""
+
+    organization = models.OneToOneField(Organization, on_delete=models.CASCADE, primary_key=True)
+    last_value = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"MRN sequence of organization {self.organization_id}: {self.last_value}"

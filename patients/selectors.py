@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from django.db.models import Q, QuerySet
+
+from opd.core.models import Role, User
+
+from .models import Patient
+from .services import digits_only
+
+
+def patients_for(user: User) -> QuerySet[Patient]:
+    """Patients a user may see.
+
+    Admins, staff and doctors: their organization's master patient index (reception must find any
+    returning patient, a doctor a referred one). Patients: themselves. Nothing crosses organizations.
+    """
+    qs = Patient.objects.all()
+    if user.is_superuser:
+        return qs
+    if user.role in (Role.ADMIN, Role.STAFF, Role.DOCTOR):
+        return qs.filter(organization_id=user.organization_id)
+    return qs.filter(user=user, organization_id=user.organization_id)
+
+
+def patient_search(qs: QuerySet[Patient], term: str) -> QuerySet[Patient]:
+    """Case-insensitive search by name prefix (each word), phone digits or MRN, all index-backed.
+
+    Prefix matching keeps the (organization, last_name, first_name) indexes usable with millions of rows;
+    "ann smi" finds Ann Smith and Annabel Smithers.
+    """
+    term = (term or "").strip()
+    if not term:
+        return qs
+    condition = Q(mrn__iexact=term)
+    digits = digits_only(term)
+    if len(digits) >= 4 and len(digits) >= len(term.replace(" ", "")) - 2:
+        condition |= Q(phone_digits__startswith=digits)
+    words = term.split()
+    name_condition = Q()
+    for word in words[:4]:
+        name_condition &= Q(first_name__istartswith=word) | Q(last_name__istartswith=word)
+    return qs.filter(condition | name_condition)

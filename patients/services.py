@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.db import transaction
+
+from opd.core.audit import audit
+from opd.core.errors import ValidationFailed
+from opd.core.models import Clinic, Organization, User
+from opd.core.services import validate_model
+
+from .models import MrnSequence, Patient, PatientStatus
+
+EDITABLE_FIELDS = (
+    "first_name",
+    "last_name",
+    "date_of_birth",
+    "sex",
+    "phone",
+    "email",
+    "address",
+    "emergency_contact_name",
+    "emergency_contact_phone",
+    "insurance_provider",
+    "insurance_policy_number",
+)
+
+
+def digits_only(value: str) -> str:
+    return re.sub(r"\D", "", value or "")
+
+
+def _next_mrn(organization_id: int) -> str:
+    """Takes the next number for the organization. Locks its MrnSequence row until commit."""
+    MrnSequence.objects.get_or_create(organization_id=organization_id)
+    seq = MrnSequence.objects.select_for_update().get(organization_id=organization_id)
+    seq.last_value += 1
+    seq.save(update_fields=["last_value"])
+    return f"P{seq.last_value:08d}"
+
+
+def patient_create(
+    *,
+    actor: User | None,
+    organization: Organization,
+    registered_at_clinic: Clinic | None = None,
+    user: User | None = None,
+    **fields: Any,
+) -> Patient:
+    unknown = set(fields) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise ValidationFailed("Unknown fields.", fields=dict.fromkeys(unknown, "Unknown field."))
+    if registered_at_clinic is not None and registered_at_clinic.organization_id != organization.pk:
+        raise ValidationFailed(
+            "The clinic belongs to another organization.", fields={"clinic": "Unknown clinic."}
+        )
+    patient = Patient(
+        organization=organization, registered_at_clinic=registered_at_clinic, user=user, **fields
+    )
+    patient.phone_digits = digits_only(patient.phone)
+    validate_model(patient, exclude=["mrn"])
+    with transaction.atomic():
+        patient.mrn = _next_mrn(organization.pk)
+        patient.save()
+        audit(actor=actor, action="patient.registered", obj=patient, organization_id=organization.pk)
+    return patient
+
+
+def patient_update(*, actor: User | None, patient: Patient, **fields: Any) -> Patient:
+    unknown = set(fields) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise ValidationFailed("Unknown fields.", fields=dict.fromkeys(unknown, "Unknown field."))
+    changed = {name: value for name, value in fields.items() if getattr(patient, name) != value}
+    if not changed:
+        return patient
+    for name, value in changed.items():
+        setattr(patient, name, value)
+    patient.phone_digits = digits_only(patient.phone)
+    validate_model(patient, exclude=["mrn"])
+    with transaction.atomic():
+        patient.save(update_fields=[*changed, "phone_digits", "updated_at"])
+        audit(
+            actor=actor,
+            action="patient.updated",
+            obj=patient,
+            organization_id=patient.organization_id,
+            fields=sorted(changed),
+        )
+    return patient
+
+
+def patient_set_status(*, actor: User | None, patient: Patient, status: str) -> Patient:
+    """Deactivate or reactivate; a patient is never deleted."""
+    if status not in PatientStatus.values:
+        raise ValidationFailed(
+            "Unknown status.", fields={"status": f"Choose one of {', '.join(PatientStatus.values)}."}
+        )
+    if patient.status == status:
+        return patient
+    with transaction.atomic():
+        patient.status = status
+        patient.save(update_fields=["status", "updated_at"])
+        audit(actor=actor, action=f"patient.{status}", obj=patient, organization_id=patient.organization_id)
+    return patient

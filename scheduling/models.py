@@ -1,0 +1,274 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import F, Q
+
+from opd.core.models import Clinic, Department, Organization
+from patients.models import Patient
+
+
+class ApprovalStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    APPROVED = "approved", "Approved"
+    SUSPENDED = "suspended", "Suspended"
+
+
+class Doctor(models.Model):
+    """A doctor's professional profile. Only approved doctors get slots."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="doctor")
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="doctors")
+    departments = models.ManyToManyField(Department, related_name="doctors", blank=True)
+    specialization = models.CharField(max_length=120)
+    license_number = models.CharField(max_length=64)
+    approval_status = models.CharField(
+        max_length=16, choices=ApprovalStatus.choices, default=ApprovalStatus.PENDING
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["user__last_name", "user__first_name", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "license_number"], name="scheduling_doctor_license_unique_per_org"
+            ),
+            models.CheckConstraint(
+                condition=Q(approval_status__in=ApprovalStatus.values), name="scheduling_doctor_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Dr {self.user.get_full_name() or self.user.username}"
+
+    @property
+    def display_name(self) -> str:
+        return str(self)
+
+
+class Weekday(models.IntegerChoices):
+    MONDAY = 0, "Monday"
+    TUESDAY = 1, "Tuesday"
+    WEDNESDAY = 2, "Wednesday"
+    THURSDAY = 3, "Thursday"
+    FRIDAY = 4, "Friday"
+    SATURDAY = 5, "Saturday"
+    SUNDAY = 6, "Sunday"
+
+
+class AvailabilityRule(models.Model):
+    """A weekly session in clinic local time: every <weekday> from start to end, in one department."""
+
+    doctor = models.ForeignKey(Doctor, on_delete=models.CASCADE, related_name="availability_rules")
+    department = models.ForeignKey(Department, on_delete=models.PROTECT, related_name="+")
+    weekday = models.PositiveSmallIntegerField(choices=Weekday.choices)
+    start_time = models.TimeField()
+    end_time = models.TimeField()
+    slot_minutes = models.PositiveSmallIntegerField(
+        default=15, validators=[MinValueValidator(5), MaxValueValidator(240)]
+    )
+    capacity = models.PositiveSmallIntegerField(
+        default=1, validators=[MinValueValidator(1), MaxValueValidator(50)]
+    )
+    valid_from = models.DateField()
+    valid_to = models.DateField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["doctor_id", "weekday", "start_time"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(end_time__gt=F("start_time")), name="scheduling_rule_end_after_start"
+            ),
+            models.CheckConstraint(
+                condition=Q(weekday__gte=0, weekday__lte=6), name="scheduling_rule_weekday"
+            ),
+            models.CheckConstraint(
+                condition=Q(valid_to__isnull=True) | Q(valid_to__gte=F("valid_from")),
+                name="scheduling_rule_valid_range",
+            ),
+            models.CheckConstraint(condition=Q(slot_minutes__gte=5), name="scheduling_rule_slot_minutes"),
+            models.CheckConstraint(condition=Q(capacity__gte=1), name="scheduling_rule_capacity"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_weekday_display()} {self.start_time:%H:%M}-{self.end_time:%H:%M}"
+
+
+class ExceptionKind(models.TextChoices):
+    LEAVE = "leave", "Leave or holiday (removes time)"
+    EXTRA = "extra", "Extra session (adds time)"
+
+
+class AvailabilityException(models.Model):
+    """One date that differs from the weekly rules. Leave without times removes the whole day."""
+
+    doctor = models.ForeignKey(Doctor, on_delete=models.CASCADE, related_name="availability_exceptions")
+    kind = models.CharField(max_length=8, choices=ExceptionKind.choices)
+    date = models.DateField()
+    start_time = models.TimeField(null=True, blank=True)
+    end_time = models.TimeField(null=True, blank=True)
+    department = models.ForeignKey(
+        Department,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Required for an extra session: where it takes place.",
+    )
+    slot_minutes = models.PositiveSmallIntegerField(
+        default=15, validators=[MinValueValidator(5), MaxValueValidator(240)]
+    )
+    capacity = models.PositiveSmallIntegerField(
+        default=1, validators=[MinValueValidator(1), MaxValueValidator(50)]
+    )
+    reason = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["doctor_id", "date", "start_time"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(start_time__isnull=True) & Q(end_time__isnull=True))
+                | Q(end_time__gt=F("start_time")),
+                name="scheduling_exception_times",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="extra") | (Q(department__isnull=False) & Q(start_time__isnull=False)),
+                name="scheduling_exception_extra_has_place_and_time",
+            ),
+        ]
+        indexes = [models.Index(fields=["doctor", "date"], name="scheduling_exc_doctor_date")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.date}"
+
+
+class Slot(models.Model):
+    """A bookable stretch of a doctor's time with a number of seats. Times are UTC; `date` is local."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="slots")
+    department = models.ForeignKey(Department, on_delete=models.PROTECT, related_name="slots")
+    doctor = models.ForeignKey(Doctor, on_delete=models.PROTECT, related_name="slots")
+    date = models.DateField(help_text="The day in the clinic's time zone.")
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    capacity = models.PositiveSmallIntegerField(default=1)
+    booked_count = models.PositiveSmallIntegerField(default=0)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["start", "doctor_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["doctor", "start"], name="scheduling_slot_unique_doctor_start"),
+            # The database, not only the service, refuses an overbooked slot.
+            models.CheckConstraint(
+                condition=Q(booked_count__lte=F("capacity")), name="scheduling_slot_not_overbooked"
+            ),
+            models.CheckConstraint(condition=Q(end__gt=F("start")), name="scheduling_slot_end_after_start"),
+            models.CheckConstraint(condition=Q(capacity__gte=1), name="scheduling_slot_capacity_positive"),
+        ]
+        indexes = [
+            models.Index(fields=["department", "start"], name="scheduling_slot_dept_start"),
+            models.Index(fields=["clinic", "start"], name="scheduling_slot_clinic_start"),
+            models.Index(fields=["doctor", "date"], name="scheduling_slot_doctor_date"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.doctor} {self.start:%Y-%m-%d %H:%M} UTC"
+
+    @property
+    def seats_left(self) -> int:
+        return max(self.capacity - self.booked_count, 0)
+
+
+class AppointmentStatus(models.TextChoices):
+    BOOKED = "booked", "Booked"
+    CHECKED_IN = "checked_in", "Checked in"
+    IN_CONSULTATION = "in_consultation", "In consultation"
+    COMPLETED = "completed", "Completed"
+    CANCELLED = "cancelled", "Cancelled"
+    NO_SHOW = "no_show", "No-show"
+
+
+# Appointments in these states hold their seat and block the patient's time.
+ACTIVE_STATUSES = (AppointmentStatus.BOOKED, AppointmentStatus.CHECKED_IN, AppointmentStatus.IN_CONSULTATION)
+
+
+class BookingChannel(models.TextChoices):
+    ADMIN = "admin", "Admin"
+    API = "api", "API"
+    PORTAL = "portal", "Portal"
+    SYSTEM = "system", "System"
+
+
+class Appointment(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="appointments")
+    department = models.ForeignKey(Department, on_delete=models.PROTECT, related_name="appointments")
+    doctor = models.ForeignKey(Doctor, on_delete=models.PROTECT, related_name="appointments")
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="appointments")
+    slot = models.ForeignKey(Slot, on_delete=models.PROTECT, related_name="appointments")
+    # The seat this appointment holds in its slot; cleared when it is cancelled. Unique per slot, so
+    # two bookings can never hold the same seat even if a service bug skipped the capacity check.
+    seat = models.PositiveSmallIntegerField(null=True, blank=True)
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    status = models.CharField(
+        max_length=16, choices=AppointmentStatus.choices, default=AppointmentStatus.BOOKED
+    )
+    reason = models.CharField(max_length=500, blank=True)
+    channel = models.CharField(max_length=8, choices=BookingChannel.choices, default=BookingChannel.API)
+    booked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    booked_at = models.DateTimeField(auto_now_add=True)
+    checked_in_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    no_show_at = models.DateTimeField(null=True, blank=True)
+    cancelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    cancellation_reason = models.CharField(max_length=500, blank=True)
+    reschedule_count = models.PositiveSmallIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["start", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["slot", "seat"], name="scheduling_appointment_one_per_seat"),
+            models.CheckConstraint(
+                condition=Q(seat__isnull=True) | Q(seat__gte=1), name="scheduling_appointment_seat_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(status=AppointmentStatus.CANCELLED, seat__isnull=True)
+                | (~Q(status=AppointmentStatus.CANCELLED) & Q(seat__isnull=False)),
+                name="scheduling_appointment_seat_iff_not_cancelled",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=AppointmentStatus.values), name="scheduling_appointment_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(end__gt=F("start")), name="scheduling_appointment_end_after_start"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["patient", "start"], name="scheduling_appt_patient_start"),
+            models.Index(fields=["doctor", "start"], name="scheduling_appt_doctor_start"),
+            models.Index(fields=["clinic", "start"], name="scheduling_appt_clinic_start"),
+            models.Index(fields=["organization", "status", "start"], name="scheduling_appt_org_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.patient} with {self.doctor} at {self.start:%Y-%m-%d %H:%M} UTC"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES

@@ -1,0 +1,31 @@
+"""Every write of the scheduling app. Doors (API, admin, portal, tasks, commands) call these only."""
+
+from .availability import (
+    availability_exception_create,
+    availability_exception_delete,
+    availability_rule_create,
+    availability_rule_delete,
+    availability_rule_update,
+    doctor_set_approval,
+)
+from .booking import (
+    appointment_book,
+    appointment_book_first_available,
+    appointment_cancel,
+    appointment_reschedule,
+)
+from .slots import slots_generate
+
+__all__ = [
+    "appointment_book",
+    "appointment_book_first_available",
+    "appointment_cancel",
+    "appointment_reschedule",
+    "availability_exception_create",
+    "availability_exception_delete",
+    "availability_rule_create",
+    "availability_rule_delete",
+    "availability_rule_update",
+    "doctor_set_approval",
+    "slots_generate",
+]

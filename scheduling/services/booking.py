@@ -1,0 +1,414 @@
+"""Booking, auto-assignment, cancellation and rescheduling: the one door every channel uses.
+
+Locks, always taken in this order so two bookings never wait on each other in a cycle:
+patient row -> appointment row -> slot row(s) (several slots in id order). The patient lock serializes
+one patient's bookings, so the overlap check cannot race; the slot lock serializes the seats of a slot.
+The database backs both with constraints (booked_count <= capacity; one appointment per slot seat).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+
+from django.db import IntegrityError, transaction
+from django.db.models import F, Sum
+from django.utils import timezone
+
+from opd.core import events
+from opd.core.audit import audit
+from opd.core.db import retry_on_deadlock
+from opd.core.errors import Conflict, NotFound, ValidationFailed
+from opd.core.models import Role, User
+from patients.models import Patient
+
+from ..models import (
+    ACTIVE_STATUSES,
+    Appointment,
+    AppointmentStatus,
+    ApprovalStatus,
+    BookingChannel,
+    Slot,
+)
+
+# How often auto-assignment looks again when every candidate seat was taken under it.
+MAX_ASSIGN_ROUNDS = 25
+CANCELLABLE = (AppointmentStatus.BOOKED, AppointmentStatus.CHECKED_IN)
+
+
+def _lock_patient(patient_id: int) -> Patient:
+    return Patient.objects.select_for_update().get(pk=patient_id)
+
+
+def _check_actor_may_book_for(actor: User | None, patient: Patient) -> None:
+    # Doors already scope what an actor can reach; this is the second line for patients themselves.
+    if (
+        actor is not None
+        and not actor.is_superuser
+        and actor.role == Role.PATIENT
+        and patient.user_id != actor.pk
+    ):
+        raise NotFound("No such patient.", fields={"patient": "Unknown patient."})
+    if actor is not None and not actor.is_superuser and actor.organization_id != patient.organization_id:
+        raise NotFound("No such patient.", fields={"patient": "Unknown patient."})
+
+
+def _check_patient_bookable(patient: Patient) -> None:
+    if not patient.is_active:
+        raise ValidationFailed(
+            "The patient is inactive; reactivate the record before booking.",
+            fields={"patient": "This patient is inactive."},
+        )
+
+
+def _check_slot_bookable(slot: Slot, patient: Patient, now: dt.datetime, field: str = "slot") -> None:
+    if slot.organization_id != patient.organization_id:
+        raise NotFound("No such slot.", fields={field: "Unknown slot."})
+    if slot.start <= now:
+        raise ValidationFailed("This slot has already started.", fields={field: "The slot is in the past."})
+    if not slot.is_active:
+        raise ValidationFailed("This slot is no longer offered.", fields={field: "The slot is not offered."})
+    if slot.doctor.approval_status != ApprovalStatus.APPROVED:
+        raise ValidationFailed(
+            "The doctor is not taking bookings.", fields={field: "The doctor is not taking bookings."}
+        )
+    if slot.booked_count >= slot.capacity:
+        raise Conflict("This slot is fully booked.", fields={field: "The slot is full."}, code="slot_full")
+
+
+def _check_no_overlap(
+    patient: Patient, start: dt.datetime, end: dt.datetime, exclude_id: int | None = None
+) -> None:
+    clash = (
+        Appointment.objects.filter(patient=patient, status__in=ACTIVE_STATUSES, start__lt=end, end__gt=start)
+        .exclude(pk=exclude_id)
+        .first()
+    )
+    if clash:
+        raise Conflict(
+            f"The patient already has an appointment at {clash.start:%Y-%m-%d %H:%M} UTC that overlaps this time.",
+            fields={"patient": "Overlapping appointment."},
+            code="overlap",
+        )
+
+
+def _free_seat(slot: Slot) -> int:
+    taken = set(Appointment.objects.filter(slot=slot, seat__isnull=False).values_list("seat", flat=True))
+    return next(n for n in range(1, slot.capacity + 1) if n not in taken)
+
+
+def _take_seat(slot: Slot) -> int:
+    """Caller holds the slot's row lock."""
+    seat = _free_seat(slot)
+    slot.booked_count += 1
+    slot.save(update_fields=["booked_count"])
+    return seat
+
+
+def _release_seat(slot: Slot) -> None:
+    """Caller holds the slot's row lock."""
+    slot.booked_count -= 1
+    slot.save(update_fields=["booked_count"])
+
+
+def _create(*, actor, patient, slot, reason, channel) -> Appointment:
+    seat = _take_seat(slot)
+    appointment = Appointment.objects.create(
+        organization_id=slot.organization_id,
+        clinic_id=slot.clinic_id,
+        department_id=slot.department_id,
+        doctor_id=slot.doctor_id,
+        patient=patient,
+        slot=slot,
+        seat=seat,
+        start=slot.start,
+        end=slot.end,
+        reason=reason,
+        channel=channel,
+        booked_by=actor if actor and actor.pk else None,
+    )
+    audit(
+        actor=actor,
+        action="appointment.booked",
+        obj=appointment,
+        organization_id=slot.organization_id,
+        slot=slot.pk,
+        channel=channel,
+    )
+    events.publish(events.APPOINTMENT_BOOKED, appointment_id=appointment.pk)
+    return appointment
+
+
+def _conflict_from(exc: IntegrityError) -> Conflict:
+    return Conflict(
+        "The booking clashed with another change; nothing was booked. Please try again.", code="conflict"
+    )
+
+
+@retry_on_deadlock
+def appointment_book(
+    *,
+    actor: User | None,
+    patient: Patient,
+    slot: Slot,
+    reason: str = "",
+    channel: str = BookingChannel.API,
+) -> Appointment:
+    """Book `patient` into `slot`. Locks the patient row, then the slot row."""
+    _check_actor_may_book_for(actor, patient)
+    try:
+        with transaction.atomic():
+            patient = _lock_patient(patient.pk)
+            _check_patient_bookable(patient)
+            locked = Slot.objects.select_for_update().get(pk=slot.pk)
+            _check_slot_bookable(locked, patient, timezone.now())
+            _check_no_overlap(patient, locked.start, locked.end)
+            return _create(actor=actor, patient=patient, slot=locked, reason=reason, channel=channel)
+    except IntegrityError as exc:
+        raise _conflict_from(exc) from exc
+
+
+def _open_slots(department_id: int, after: dt.datetime, before: dt.datetime | None):
+    qs = Slot.objects.filter(
+        department_id=department_id,
+        is_active=True,
+        start__gte=after,
+        booked_count__lt=F("capacity"),
+        doctor__approval_status=ApprovalStatus.APPROVED,
+    )
+    if before is not None:
+        qs = qs.filter(end__lte=before)
+    return qs
+
+
+def _candidates(patient: Patient, department_id: int, after, before) -> list[int]:
+    """Open slot ids on the earliest day that has one, in assignment order: the doctor with the fewest
+    bookings that day first, then the earliest slot. Slots that overlap the patient's own appointments
+    are left out."""
+    open_slots = _open_slots(department_id, after, before)
+    busy = list(
+        Appointment.objects.filter(patient=patient, status__in=ACTIVE_STATUSES, end__gt=after).values_list(
+            "start", "end"
+        )
+    )
+    while True:
+        first = open_slots.order_by("start").values_list("date", flat=True).first()
+        if first is None:
+            return []
+        day_slots = [
+            s
+            for s in open_slots.filter(date=first).values("id", "doctor_id", "start", "end")
+            if not any(s["start"] < b_end and s["end"] > b_start for b_start, b_end in busy)
+        ]
+        if day_slots:
+            break
+        # Every open slot that day clashes with the patient's own appointments: look at later days.
+        open_slots = open_slots.filter(date__gt=first)
+    load = defaultdict(int)
+    for row in (
+        Slot.objects.filter(doctor_id__in={s["doctor_id"] for s in day_slots}, date=first)
+        .values("doctor_id")
+        .annotate(n=Sum("booked_count"))
+    ):
+        load[row["doctor_id"]] = row["n"] or 0
+    day_slots.sort(key=lambda s: (load[s["doctor_id"]], s["start"], s["doctor_id"]))
+    return [s["id"] for s in day_slots]
+
+
+@retry_on_deadlock
+def appointment_book_first_available(
+    *,
+    actor: User | None,
+    patient: Patient,
+    department_id: int,
+    after: dt.datetime | None = None,
+    before: dt.datetime | None = None,
+    reason: str = "",
+    channel: str = BookingChannel.API,
+) -> Appointment:
+    """Assign the approved doctor with the fewest bookings that day, then their earliest open slot.
+
+    Locks the patient row, then tries candidate slots with FOR UPDATE SKIP LOCKED (one row at a time, so
+    concurrent bookers spread over free seats instead of queueing on one). When every candidate is locked
+    by someone else it waits on the best one and looks again, so a seat is never reported gone while free.
+    """
+    _check_actor_may_book_for(actor, patient)
+    now = timezone.now()
+    after = max(after or now, now)
+    if before is not None and before <= after:
+        raise ValidationFailed(
+            "The window ends before it starts.", fields={"before": "Must be after 'after'."}
+        )
+    try:
+        with transaction.atomic():
+            patient = _lock_patient(patient.pk)
+            _check_patient_bookable(patient)
+            for _ in range(MAX_ASSIGN_ROUNDS):
+                ids = _candidates(patient, department_id, after, before)
+                if not ids:
+                    raise Conflict(
+                        "No open slot in this department for the requested time.",
+                        fields={"department": "No open slot."},
+                        code="no_slot",
+                    )
+                slot = None
+                for slot_id in ids:
+                    slot = (
+                        Slot.objects.select_for_update(skip_locked=True)
+                        .filter(pk=slot_id, is_active=True, booked_count__lt=F("capacity"))
+                        .first()
+                    )
+                    if slot is not None:
+                        break
+                if slot is None:
+                    # Every candidate is held by another booking: wait for the best one. The condition
+                    # sits in the locking read so that, under READ COMMITTED, a row that turns out full
+                    # is unlocked at once; holding it while trying the next would risk a deadlock.
+                    slot = (
+                        Slot.objects.select_for_update()
+                        .filter(pk=ids[0], is_active=True, booked_count__lt=F("capacity"))
+                        .first()
+                    )
+                    if slot is None:
+                        continue
+                return _create(actor=actor, patient=patient, slot=slot, reason=reason, channel=channel)
+            raise Conflict("Every open seat was taken while assigning; please try again.", code="busy")
+    except IntegrityError as exc:
+        raise _conflict_from(exc) from exc
+
+
+def _lock_appointment(appointment_id: int) -> Appointment:
+    return Appointment.objects.select_for_update().get(pk=appointment_id)
+
+
+def _check_patient_cutoff(actor: User | None, appointment: Appointment, now: dt.datetime, verb: str) -> None:
+    """Patients may change a booking only up to the clinic's cut-off; staff may always."""
+    if actor is None or actor.is_superuser or actor.role != Role.PATIENT:
+        return
+    cutoff = dt.timedelta(minutes=appointment.clinic.cancellation_cutoff_minutes)
+    if appointment.start - now < cutoff:
+        minutes = appointment.clinic.cancellation_cutoff_minutes
+        raise Conflict(
+            f"Appointments can be {verb} online up to {minutes // 60}h{minutes % 60:02d} before the start; "
+            "please call the clinic.",
+            code="cutoff_passed",
+        )
+
+
+@retry_on_deadlock
+def appointment_cancel(
+    *, actor: User | None, appointment: Appointment, reason: str = "", channel: str = BookingChannel.API
+) -> Appointment:
+    """Cancel and free the seat. Locks the appointment row, then its slot row."""
+    try:
+        with transaction.atomic():
+            appt = _lock_appointment(appointment.pk)
+            if appt.status not in CANCELLABLE:
+                raise Conflict(
+                    f"An appointment that is {appt.get_status_display().lower()} cannot be cancelled.",
+                    code="invalid_state",
+                )
+            now = timezone.now()
+            _check_patient_cutoff(actor, appt, now, "cancelled")
+            slot = Slot.objects.select_for_update().get(pk=appt.slot_id)
+            _release_seat(slot)
+            appt.status = AppointmentStatus.CANCELLED
+            appt.seat = None
+            appt.cancelled_at = now
+            appt.cancelled_by = actor if actor and actor.pk else None
+            appt.cancellation_reason = reason
+            appt.save(
+                update_fields=[
+                    "status",
+                    "seat",
+                    "cancelled_at",
+                    "cancelled_by",
+                    "cancellation_reason",
+                    "updated_at",
+                ]
+            )
+            audit(
+                actor=actor,
+                action="appointment.cancelled",
+                obj=appt,
+                organization_id=appt.organization_id,
+                reason=reason,
+                channel=channel,
+            )
+            events.publish(events.APPOINTMENT_CANCELLED, appointment_id=appt.pk)
+            return appt
+    except IntegrityError as exc:
+        raise _conflict_from(exc) from exc
+
+
+@retry_on_deadlock
+def appointment_reschedule(
+    *, actor: User | None, appointment: Appointment, slot: Slot, channel: str = BookingChannel.API
+) -> Appointment:
+    """Move a booked appointment to another slot in one transaction: the new seat is taken before the
+    old one is released, so a failure leaves the original booking untouched.
+    Locks the patient row, the appointment row, then both slot rows in id order."""
+    try:
+        with transaction.atomic():
+            patient = _lock_patient(appointment.patient_id)
+            appt = _lock_appointment(appointment.pk)
+            if appt.status != AppointmentStatus.BOOKED:
+                raise Conflict(
+                    f"An appointment that is {appt.get_status_display().lower()} cannot be rescheduled.",
+                    code="invalid_state",
+                )
+            if appt.slot_id == slot.pk:
+                raise ValidationFailed(
+                    "The appointment is already in this slot.", fields={"slot": "Choose a different slot."}
+                )
+            now = timezone.now()
+            _check_patient_cutoff(actor, appt, now, "rescheduled")
+            _check_patient_bookable(patient)
+            locked = {
+                s.pk: s
+                for s in Slot.objects.select_for_update()
+                .filter(pk__in=[slot.pk, appt.slot_id])
+                .order_by("pk")
+            }
+            new_slot, old_slot = locked[slot.pk], locked[appt.slot_id]
+            _check_slot_bookable(new_slot, patient, now)
+            _check_no_overlap(patient, new_slot.start, new_slot.end, exclude_id=appt.pk)
+
+            seat = _take_seat(new_slot)
+            _release_seat(old_slot)
+            previous = {"slot": old_slot.pk, "start": appt.start.isoformat(), "doctor": appt.doctor_id}
+            appt.slot = new_slot
+            appt.seat = seat
+            appt.start, appt.end = new_slot.start, new_slot.end
+            appt.doctor_id = new_slot.doctor_id
+            appt.department_id = new_slot.department_id
+            appt.clinic_id = new_slot.clinic_id
+            appt.reschedule_count += 1
+            appt.save(
+                update_fields=[
+                    "slot",
+                    "seat",
+                    "start",
+                    "end",
+                    "doctor",
+                    "department",
+                    "clinic",
+                    "reschedule_count",
+                    "updated_at",
+                ]
+            )
+            audit(
+                actor=actor,
+                action="appointment.rescheduled",
+                obj=appt,
+                organization_id=appt.organization_id,
+                previous=previous,
+                slot=new_slot.pk,
+                channel=channel,
+            )
+            events.publish(
+                events.APPOINTMENT_RESCHEDULED, appointment_id=appt.pk, previous_slot_id=old_slot.pk
+            )
+            return appt
+    except IntegrityError as exc:
+        raise _conflict_from(exc) from exc

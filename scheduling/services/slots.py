@@ -1,0 +1,194 @@
+"""Materializing slots from weekly rules and exceptions, in each clinic's local time (DST-safe)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Value
+from django.db.models.functions import Greatest
+from django.utils import timezone
+
+from opd.core.models import Department
+
+from ..models import ApprovalStatus, AvailabilityException, AvailabilityRule, Doctor, ExceptionKind, Slot
+
+UTC = dt.UTC
+
+
+@dataclass
+class GenerationReport:
+    created: int = 0
+    reactivated: int = 0
+    deactivated: int = 0
+    resized: int = 0
+    doctors: int = 0
+    kept_with_bookings: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Session:
+    department_id: int
+    clinic_id: int
+    organization_id: int
+    tz: ZoneInfo
+    start: dt.time
+    end: dt.time
+    slot_minutes: int
+    capacity: int
+
+
+def local_to_utc(day: dt.date, at: dt.time, tz: ZoneInfo) -> dt.datetime | None:
+    """The UTC instant of a wall-clock time, or None when that wall-clock time does not exist
+    (the hour skipped when clocks go forward). In the repeated hour the first occurrence is used."""
+    local = dt.datetime.combine(day, at, tzinfo=tz)
+    as_utc = local.astimezone(UTC)
+    if as_utc.astimezone(tz).replace(tzinfo=None) != local.replace(tzinfo=None):
+        return None
+    return as_utc
+
+
+def _sessions_for_day(
+    day: dt.date, rules: list[AvailabilityRule], exceptions: list[AvailabilityException], departments: dict
+) -> tuple[list[_Session], list[tuple[dt.time | None, dt.time | None]]]:
+    def session(dept_id: int, start: dt.time, end: dt.time, minutes: int, capacity: int) -> _Session:
+        dept = departments[dept_id]
+        return _Session(
+            dept_id,
+            dept.clinic_id,
+            dept.clinic.organization_id,
+            dept.clinic.tz,
+            start,
+            end,
+            minutes,
+            capacity,
+        )
+
+    sessions = [
+        session(r.department_id, r.start_time, r.end_time, r.slot_minutes, r.capacity)
+        for r in rules
+        if r.weekday == day.weekday() and r.valid_from <= day and (r.valid_to is None or day <= r.valid_to)
+    ]
+    leaves = []
+    for exc in exceptions:
+        if exc.date != day:
+            continue
+        if exc.kind == ExceptionKind.EXTRA:
+            sessions.append(
+                session(exc.department_id, exc.start_time, exc.end_time, exc.slot_minutes, exc.capacity)
+            )
+        else:
+            leaves.append((exc.start_time, exc.end_time))
+    return sessions, leaves
+
+
+def _slots_of_session(day: dt.date, s: _Session, leaves) -> list[tuple[dt.datetime, dt.datetime, _Session]]:
+    out = []
+    length = dt.timedelta(minutes=s.slot_minutes)
+    cursor = dt.datetime.combine(day, s.start)
+    end = dt.datetime.combine(day, s.end)
+    while cursor + length <= end:
+        wall_start, wall_end = cursor.time(), (cursor + length).time()
+        cursor += length
+        on_leave = any(start is None or (wall_start < end_ and start < wall_end) for start, end_ in leaves)
+        if on_leave:
+            continue
+        start_utc = local_to_utc(day, wall_start, s.tz)
+        if start_utc is None:
+            continue
+        out.append((start_utc, start_utc + length, s))
+    return out
+
+
+def desired_slots(doctor: Doctor, first_day: dt.date, last_day: dt.date) -> dict[dt.datetime, tuple]:
+    """{start_utc: (end_utc, session, local_date)} for the doctor's rules and exceptions in the range."""
+    rules = list(doctor.availability_rules.all())
+    exceptions = list(doctor.availability_exceptions.filter(date__gte=first_day, date__lte=last_day))
+    dept_ids = {r.department_id for r in rules} | {e.department_id for e in exceptions if e.department_id}
+    departments = Department.objects.select_related("clinic").in_bulk(dept_ids)
+    wanted: dict[dt.datetime, tuple] = {}
+    day = first_day
+    while day <= last_day:
+        sessions, leaves = _sessions_for_day(day, rules, exceptions, departments)
+        for session in sessions:
+            for start, end, s in _slots_of_session(day, session, leaves):
+                # Two sessions that overlap must not make two slots that start together.
+                wanted.setdefault(start, (end, s, day))
+        day += dt.timedelta(days=1)
+    return wanted
+
+
+def slots_generate(
+    *, days: int | None = None, start_date: dt.date | None = None, doctors=None
+) -> GenerationReport:
+    """Bring future slots in line with availability for `days` days from `start_date` (today, UTC).
+
+    Creates missing slots, re-opens ones that came back, resizes capacity (never below bookings) and
+    deactivates slots no longer offered. Never deletes a slot and never creates one twice: the unique
+    (doctor, start) constraint makes concurrent runs safe. Slots that started already are left alone.
+    """
+    days = days if days is not None else settings.OPD_SLOT_HORIZON_DAYS
+    now = timezone.now()
+    # One day of margin each side covers every clinic time zone's idea of "today".
+    first_day = (start_date or now.date()) - dt.timedelta(days=1)
+    last_day = (start_date or now.date()) + dt.timedelta(days=days)
+    report = GenerationReport()
+    qs = doctors if doctors is not None else Doctor.objects.all()
+    for doctor in qs.prefetch_related("availability_rules"):
+        report.doctors += 1
+        wanted = {}
+        if doctor.approval_status == ApprovalStatus.APPROVED:
+            wanted = {k: v for k, v in desired_slots(doctor, first_day, last_day).items() if k > now}
+        _sync_doctor(doctor, wanted, first_day, last_day, now, report)
+    return report
+
+
+def _sync_doctor(doctor: Doctor, wanted: dict, first_day: dt.date, last_day: dt.date, now, report) -> None:
+    with transaction.atomic():
+        existing = {
+            s.start: s
+            for s in Slot.objects.filter(
+                doctor=doctor, date__gte=first_day, date__lte=last_day, start__gt=now
+            ).only("id", "start", "capacity", "booked_count", "is_active", "department_id")
+        }
+        new = [
+            Slot(
+                organization_id=s.organization_id,
+                clinic_id=s.clinic_id,
+                department_id=s.department_id,
+                doctor=doctor,
+                date=day,
+                start=start,
+                end=end,
+                capacity=s.capacity,
+            )
+            for start, (end, s, day) in wanted.items()
+            if start not in existing
+        ]
+        Slot.objects.bulk_create(new, batch_size=500, ignore_conflicts=True)
+        report.created += len(new)
+
+        to_reactivate, to_deactivate = [], []
+        resize: dict[int, list[int]] = defaultdict(list)
+        for start, slot in existing.items():
+            if start in wanted:
+                capacity = max(wanted[start][1].capacity, slot.booked_count)
+                if not slot.is_active:
+                    to_reactivate.append(slot.pk)
+                if capacity != slot.capacity:
+                    resize[capacity].append(slot.pk)
+            elif slot.is_active:
+                to_deactivate.append(slot.pk)
+                if slot.booked_count:
+                    report.kept_with_bookings.append(slot.pk)
+        report.reactivated += Slot.objects.filter(pk__in=to_reactivate).update(is_active=True)
+        report.deactivated += Slot.objects.filter(pk__in=to_deactivate).update(is_active=False)
+        for capacity, ids in resize.items():
+            # Conditional on bookings, so a booking that landed meanwhile is never squeezed out.
+            report.resized += Slot.objects.filter(pk__in=ids).update(
+                capacity=Greatest(Value(capacity), F("booked_count"))
+            )
