@@ -16,4 +16,8 @@ if not (os.environ.get("DATABASE_URL") and REDIS_URL) and not os.environ.get("OP
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only; tests
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-DATABASES["default"]["TEST"] = {**DATABASES["default"].get("TEST", {}), "NAME": "test_opd"}
+# OPD_TEST_DB_NAME lets two suites share one server without sharing a database (must start with test_opd).
+DATABASES["default"]["TEST"] = {
+    **DATABASES["default"].get("TEST", {}),
+    "NAME": os.environ.get("OPD_TEST_DB_NAME", "test_opd"),
+}

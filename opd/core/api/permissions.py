@@ -1,0 +1,45 @@
+"""Role permissions for API views. Tenancy is not here: it is the scoped queryset of each view."""
+
+from __future__ import annotations
+
+from rest_framework.permissions import SAFE_METHODS, BasePermission
+
+from opd.core.models import Role
+
+
+def has_role(user, *roles: str) -> bool:
+    return bool(user and user.is_authenticated and (user.is_superuser or user.role in roles))
+
+
+class IsAdmin(BasePermission):
+    message = "Only administrators may do this."
+
+    def has_permission(self, request, view) -> bool:
+        return has_role(request.user, Role.ADMIN)
+
+
+class IsClinicStaff(BasePermission):
+    """Administrators and staff (reception, nurses)."""
+
+    message = "Only clinic staff may do this."
+
+    def has_permission(self, request, view) -> bool:
+        return has_role(request.user, Role.ADMIN, Role.STAFF)
+
+
+class IsClinician(BasePermission):
+    """Administrators, staff and doctors: everyone who works at a clinic."""
+
+    message = "Only clinic staff and doctors may do this."
+
+    def has_permission(self, request, view) -> bool:
+        return has_role(request.user, Role.ADMIN, Role.STAFF, Role.DOCTOR)
+
+
+class ReadOnlyOrClinicStaff(BasePermission):
+    message = "Only clinic staff may change this."
+
+    def has_permission(self, request, view) -> bool:
+        if request.method in SAFE_METHODS:
+            return bool(request.user and request.user.is_authenticated)
+        return has_role(request.user, Role.ADMIN, Role.STAFF)
