@@ -21,3 +21,6 @@ DATABASES["default"]["TEST"] = {
     **DATABASES["default"].get("TEST", {}),
     "NAME": os.environ.get("OPD_TEST_DB_NAME", "test_opd"),
 }
+# Static files straight from the apps (no collectstatic before tests).
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
