@@ -33,7 +33,7 @@ def patient_search(qs: QuerySet[Patient], term: str) -> QuerySet[Patient]:
         return qs
     condition = Q(mrn__iexact=term)
     digits = digits_only(term)
-    if len(digits) >= 4 and len(digits) >= len(term.replace(" ", "")) - 2:
+    if len(digits) >= 4 and not any(ch.isalpha() for ch in term):
         condition |= Q(phone_digits__startswith=digits)
     words = term.split()
     name_condition = Q()

@@ -64,7 +64,7 @@ def patient_create(
         raise ValidationFailed("Unknown fields.", fields=dict.fromkeys(unknown, "Unknown field."))
     if registered_at_clinic is not None and registered_at_clinic.organization_id != organization.pk:
         raise ValidationFailed(
-            "The clinic belongs to another organization.", fields={"clinic": "Unknown clinic."}
+            "The clinic belongs to another organization.", fields={"registered_at_clinic": "Unknown clinic."}
         )
     patient = Patient(
         organization=organization, registered_at_clinic=registered_at_clinic, user=user, **fields

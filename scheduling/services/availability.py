@@ -39,6 +39,24 @@ def _check_department(doctor: Doctor, department: Department | None, field: str 
         )
 
 
+def _check_times(start: dt.time | None, end: dt.time | None, slot_minutes: int | None) -> None:
+    """Named checks before the model's own validation, so the user reads which field is wrong
+    rather than the name of a database constraint."""
+    if start is not None and end is not None and end <= start:
+        raise ValidationFailed(
+            "The session must end after it starts.", fields={"end_time": "Must be after the start time."}
+        )
+    if start is not None and end is not None and slot_minutes:
+        _check_session_length(start, end, slot_minutes)
+
+
+def _check_validity(valid_from: dt.date | None, valid_to: dt.date | None) -> None:
+    if valid_from is not None and valid_to is not None and valid_to < valid_from:
+        raise ValidationFailed(
+            "The rule ends before it starts.", fields={"valid_to": "Must not be before valid_from."}
+        )
+
+
 def _check_session_length(start: dt.time, end: dt.time, slot_minutes: int) -> None:
     minutes = (
         dt.datetime.combine(dt.date.min, end) - dt.datetime.combine(dt.date.min, start)
@@ -79,9 +97,10 @@ def _replan(doctor: Doctor) -> None:
 def availability_rule_create(*, actor: User | None, doctor: Doctor, **fields: Any) -> AvailabilityRule:
     fields.setdefault("valid_from", timezone.localdate())
     rule = AvailabilityRule(doctor=doctor, **fields)
+    _check_times(rule.start_time, rule.end_time, rule.slot_minutes)
+    _check_validity(rule.valid_from, rule.valid_to)
     validate_model(rule)
     _check_department(doctor, rule.department)
-    _check_session_length(rule.start_time, rule.end_time, rule.slot_minutes)
     with transaction.atomic():
         Doctor.objects.select_for_update().get(pk=doctor.pk)  # serializes edits of one doctor's schedule
         _check_rule_overlap(rule)
@@ -94,11 +113,15 @@ def availability_rule_create(*, actor: User | None, doctor: Doctor, **fields: An
 def availability_rule_update(
     *, actor: User | None, rule: AvailabilityRule, **fields: Any
 ) -> AvailabilityRule:
+    rule = AvailabilityRule.objects.get(
+        pk=rule.pk
+    )  # edit a fresh copy: the caller's stays as stored on failure
     for name, value in fields.items():
         setattr(rule, name, value)
+    _check_times(rule.start_time, rule.end_time, rule.slot_minutes)
+    _check_validity(rule.valid_from, rule.valid_to)
     validate_model(rule)
     _check_department(rule.doctor, rule.department)
-    _check_session_length(rule.start_time, rule.end_time, rule.slot_minutes)
     with transaction.atomic():
         Doctor.objects.select_for_update().get(pk=rule.doctor_id)
         _check_rule_overlap(rule)
@@ -130,21 +153,27 @@ def availability_exception_create(
     *, actor: User | None, doctor: Doctor, **fields: Any
 ) -> AvailabilityException:
     exc = AvailabilityException(doctor=doctor, **fields)
-    validate_model(exc)
-    if exc.date < timezone.localdate() - dt.timedelta(days=1):
-        raise ValidationFailed("The date is in the past.", fields={"date": "Choose today or a later date."})
     if (exc.start_time is None) != (exc.end_time is None):
         raise ValidationFailed(
             "Give both times or neither.", fields={"end_time": "Give both times or neither."}
         )
     if exc.kind == ExceptionKind.EXTRA:
-        if exc.department is None or exc.start_time is None:
+        if exc.department_id is None:
             raise ValidationFailed(
-                "An extra session needs a department and times.",
+                "An extra session needs a department.",
                 fields={"department": "Required for an extra session."},
             )
+        if exc.start_time is None:
+            raise ValidationFailed(
+                "An extra session needs start and end times.",
+                fields={"start_time": "Required for an extra session."},
+            )
+    _check_times(exc.start_time, exc.end_time, exc.slot_minutes if exc.kind == ExceptionKind.EXTRA else None)
+    validate_model(exc)
+    if exc.date < timezone.localdate() - dt.timedelta(days=1):
+        raise ValidationFailed("The date is in the past.", fields={"date": "Choose today or a later date."})
+    if exc.kind == ExceptionKind.EXTRA:
         _check_department(doctor, exc.department)
-        _check_session_length(exc.start_time, exc.end_time, exc.slot_minutes)
     with transaction.atomic():
         Doctor.objects.select_for_update().get(pk=doctor.pk)
         exc.save()

@@ -41,7 +41,7 @@ def test_it_allows_back_to_back_sessions_and_other_days(staff_user, doctor, depa
 @pytest.mark.parametrize(
     ("overrides", "field"),
     [
-        ({"start_time": dt.time(12), "end_time": dt.time(9)}, "non_field_errors"),
+        ({"start_time": dt.time(12), "end_time": dt.time(9)}, "end_time"),
         ({"slot_minutes": 2}, "slot_minutes"),
         ({"capacity": 0}, "capacity"),
         ({"weekday": 9}, "weekday"),

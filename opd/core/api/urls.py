@@ -1,7 +1,14 @@
 from django.urls import path
+from rest_framework.routers import SimpleRouter
 
 from . import views
 
+router = SimpleRouter()
+router.register("organizations", views.OrganizationViewSet, basename="organization")
+router.register("clinics", views.ClinicViewSet, basename="clinic")
+router.register("departments", views.DepartmentViewSet, basename="department")
+
 urlpatterns = [
     path("auth/token/", views.ObtainTokenView.as_view(), name="api-token"),
+    *router.urls,
 ]

@@ -1,0 +1,117 @@
+"""Serializers for the organization tree, and the input rules every app's API serializers share."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from django.db.models import QuerySet
+from rest_framework import serializers
+
+from opd.core.errors import NotFound
+from opd.core.models import Clinic, Department, Organization, User
+
+NOT_FOUND_CODE = "not_found"
+
+
+class ScopedPrimaryKeyField(serializers.PrimaryKeyRelatedField):
+    """A body id looked up among the rows the requesting user may see.
+
+    `scope` is a tenancy selector (user -> QuerySet). The `queryset` given to the constructor only tells
+    the schema which model the id belongs to; lookups always go through the scope, so another tenant's id
+    is indistinguishable from an unknown one.
+    """
+
+    default_error_messages = {
+        NOT_FOUND_CODE: "Unknown {label}.",
+        "incorrect_type": "Incorrect type. Expected an id, received {data_type}.",
+    }
+
+    def __init__(self, *, scope: Callable[[User], QuerySet], noun: str, **kwargs: Any):
+        self.scope = scope
+        self.noun = noun
+        super().__init__(**kwargs)
+
+    def get_queryset(self) -> QuerySet:
+        return self.scope(self.context["request"].user)
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, bool) or not isinstance(data, int | str):
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        try:
+            pk = int(data)
+        except ValueError:
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        queryset = self.get_queryset()
+        try:
+            return queryset.get(pk=pk)
+        except queryset.model.DoesNotExist:
+            self.fail(NOT_FOUND_CODE, label=self.noun)
+
+
+def _codes(errors: Any) -> set[str]:
+    if isinstance(errors, list):
+        return {getattr(e, "code", None) for e in errors}
+    return {None}
+
+
+class StrictInputMixin:
+    """Input rules for write serializers.
+
+    * A key the serializer does not know is refused (400, named), never silently dropped.
+    * Body ids that cannot be found in the user's scope answer 404 naming the field, but only once the
+      input is otherwise valid, so a client fixes its 400s first.
+    """
+
+    def to_internal_value(self, data: Any) -> Any:
+        unknown: dict[str, list[str]] = {}
+        if isinstance(data, Mapping):
+            unknown = {str(key): ["Unknown field."] for key in data if key not in self.fields}
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            detail = exc.detail
+            if not isinstance(detail, dict):
+                raise
+            if not unknown and all(_codes(errs) == {NOT_FOUND_CODE} for errs in detail.values()):
+                fields = {name: [str(e) for e in errs] for name, errs in detail.items()}
+                first = next(iter(fields.values()))[0]
+                raise NotFound(first, fields=fields) from exc
+            raise serializers.ValidationError({**detail, **unknown}) from exc
+        if unknown:
+            raise serializers.ValidationError(unknown)
+        return value
+
+
+class OrganizationSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Organization
+        fields = ["id", "name", "slug", "created_at"]
+        read_only_fields = fields
+
+
+class ClinicSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Clinic
+        fields = [
+            "id",
+            "organization",
+            "name",
+            "code",
+            "time_zone",
+            "address",
+            "phone",
+            "email",
+            "cancellation_cutoff_minutes",
+            "is_active",
+        ]
+        read_only_fields = fields
+
+
+class DepartmentSerializer(serializers.ModelSerializer):
+    clinic_name = serializers.CharField(source="clinic.name", read_only=True)
+
+    class Meta:
+        model = Department
+        fields = ["id", "clinic", "clinic_name", "name", "code", "is_active"]
+        read_only_fields = fields
