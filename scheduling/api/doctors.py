@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Prefetch
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
@@ -20,11 +20,12 @@ from rest_framework.response import Response
 
 from opd.core.api.permissions import IsAdmin, IsClinician
 from opd.core.api.serializers import ScopedPrimaryKeyField, StrictInputMixin
-from opd.core.models import Department, Role, User
-from opd.core.tenancy import clinic_ids_for, departments_for
+from opd.core.models import Department, Role
+from opd.core.tenancy import departments_for
 
-from ..filters_doctors import DoctorFilter
+from ..filters import DoctorFilter
 from ..models import ApprovalStatus, AvailabilityException, AvailabilityRule, Doctor, ExceptionKind
+from ..selectors import doctors_for
 from ..services import (
     availability_exception_create,
     availability_exception_delete,
@@ -35,31 +36,6 @@ from ..services import (
 )
 
 # Selector
-
-
-def doctors_for(user: User) -> QuerySet[Doctor]:
-    """Doctors a user may see. Nothing crosses organizations.
-
-    Admins: every doctor of their organization (they approve them). Staff and doctors: doctors with a
-    department in a clinic they work at (a doctor also sees themself). Patients: approved doctors.
-    """
-    qs = Doctor.objects.all()
-    if user.is_superuser:
-        return qs
-    qs = qs.filter(organization_id=user.organization_id)
-    if user.role == Role.ADMIN:
-        return qs
-    if user.role in (Role.STAFF, Role.DOCTOR):
-        # A subquery rather than a join, so a doctor in two of the user's departments is listed once.
-        works_here = Q(
-            pk__in=Doctor.departments.through.objects.filter(
-                department__clinic_id__in=clinic_ids_for(user)
-            ).values("doctor_id")
-        )
-        if user.role == Role.DOCTOR:
-            works_here |= Q(user_id=user.pk)
-        return qs.filter(works_here)
-    return qs.filter(approval_status=ApprovalStatus.APPROVED)
 
 
 # Serializers

@@ -30,6 +30,7 @@ from ..models import (
     BookingChannel,
     Slot,
 )
+from ..selectors import bookable_slot_q
 
 # How often auto-assignment looks again when every candidate seat was taken under it.
 MAX_ASSIGN_ROUNDS = 25
@@ -66,9 +67,14 @@ def _check_slot_bookable(slot: Slot, patient: Patient, now: dt.datetime, field: 
         raise NotFound("No such slot.", fields={field: "Unknown slot."})
     if slot.start <= now:
         raise ValidationFailed("This slot has already started.", fields={field: "The slot is in the past."})
-    if not slot.is_active:
+    clinic_open, department_open, approval = (
+        Slot.objects.filter(pk=slot.pk)
+        .values_list("clinic__is_active", "department__is_active", "doctor__approval_status")
+        .get()
+    )
+    if not (slot.is_active and clinic_open and department_open):
         raise ValidationFailed("This slot is no longer offered.", fields={field: "The slot is not offered."})
-    if slot.doctor.approval_status != ApprovalStatus.APPROVED:
+    if approval != ApprovalStatus.APPROVED:
         raise ValidationFailed(
             "The doctor is not taking bookings.", fields={field: "The doctor is not taking bookings."}
         )
@@ -168,13 +174,12 @@ def appointment_book(
         raise _conflict_from(exc) from exc
 
 
-def _open_slots(department_id: int, after: dt.datetime, before: dt.datetime | None):
+def _open_slots(organization_id: int, department_id: int, after: dt.datetime, before: dt.datetime | None):
     qs = Slot.objects.filter(
+        bookable_slot_q(timezone.now()),
+        organization_id=organization_id,
         department_id=department_id,
-        is_active=True,
         start__gte=after,
-        booked_count__lt=F("capacity"),
-        doctor__approval_status=ApprovalStatus.APPROVED,
     )
     if before is not None:
         qs = qs.filter(end__lte=before)
@@ -185,7 +190,7 @@ def _candidates(patient: Patient, department_id: int, after, before) -> list[int
     """Open slot ids on the earliest day that has one, in assignment order: the doctor with the fewest
     bookings that day first, then the earliest slot. Slots that overlap the patient's own appointments
     are left out."""
-    open_slots = _open_slots(department_id, after, before)
+    open_slots = _open_slots(patient.organization_id, department_id, after, before)
     busy = list(
         Appointment.objects.filter(patient=patient, status__in=ACTIVE_STATUSES, end__gt=after).values_list(
             "start", "end"

@@ -7,7 +7,12 @@ from opd.core.errors import Conflict, NotFound, ValidationFailed
 from opd.core.models import AuditEvent
 from patients.models import PatientStatus
 from scheduling.models import Appointment, AppointmentStatus
-from scheduling.services import appointment_book, appointment_cancel, appointment_reschedule
+from scheduling.services import (
+    appointment_book,
+    appointment_book_first_available,
+    appointment_cancel,
+    appointment_reschedule,
+)
 from tests.factories import PatientFactory, SlotFactory
 
 pytestmark = pytest.mark.django_db
@@ -111,3 +116,26 @@ def test_reschedule_into_a_full_slot_leaves_the_booking_untouched(
     slot.refresh_from_db()
     assert appt.slot_id == slot.pk
     assert slot.booked_count == 1
+
+
+def test_first_available_never_crosses_into_another_organization(
+    staff_user, patient, other_org_doctor, other_org_department
+):
+    SlotFactory(doctor=other_org_doctor, department=other_org_department)
+    with pytest.raises(Conflict) as err:
+        appointment_book_first_available(
+            actor=staff_user, patient=patient, department_id=other_org_department.pk
+        )
+    assert err.value.code == "no_slot"
+    assert not Appointment.objects.exists()
+
+
+def test_it_refuses_slots_of_a_closed_department(staff_user, patient, slot, department):
+    department.is_active = False
+    department.save()
+    with pytest.raises(ValidationFailed) as err:
+        appointment_book(actor=staff_user, patient=patient, slot=slot)
+    assert "slot" in err.value.fields
+    with pytest.raises(Conflict):
+        appointment_book_first_available(actor=staff_user, patient=patient, department_id=department.pk)
+    assert not Appointment.objects.exists()

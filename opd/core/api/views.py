@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import django_filters
-from django import forms
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema_field
 from rest_framework import viewsets
 from rest_framework.authtoken.views import ObtainAuthToken
 
+from opd.core.filters import IdFilter
 from opd.core.models import Clinic, Department, Organization
 from opd.core.tenancy import clinics_for, departments_for, organizations_for
 
@@ -37,13 +35,6 @@ class ClinicViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):
         return clinics_for(self.request.user)
-
-
-@extend_schema_field(OpenApiTypes.INT)
-class IdFilter(django_filters.NumberFilter):
-    """An id in a query string: whole numbers only (NumberFilter alone takes decimals)."""
-
-    field_class = forms.IntegerField
 
 
 class DepartmentFilter(django_filters.FilterSet):

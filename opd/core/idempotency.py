@@ -1,0 +1,143 @@
+"""Idempotency-Key: a client's retry of a write gets the first answer instead of a second effect.
+
+The record and the work share one transaction, and the record is written first:
+
+* A concurrent request with the same (user, scope, key) blocks on InnoDB's lock on the unique index entry
+  until the first transaction ends. If the first committed, the insert fails with IntegrityError and the
+  committed answer is replayed; if it rolled back, the insert goes through and the request runs afresh.
+* Only answers are stored, never failures: when the work raises, the record rolls back with it, so a
+  refused request may be retried with the same key once the reason is gone.
+* The same key with a different request (method, path, body) is refused, since replaying an answer to
+  another question would mislead the client.
+
+The transaction is the outermost one, so it is also where InnoDB deadlock victims are retried: several
+waiters on a key whose first holder rolled back can deadlock with each other taking it over.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import IntegrityError, transaction
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from .db import retry_on_deadlock
+from .errors import Conflict, DomainError, ValidationFailed
+from .models import IdempotencyRecord, User
+
+HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+MAX_KEY_LENGTH = 255
+
+
+class IdempotencyKeyReused(DomainError):
+    code = "idempotency_key_reused"
+    status = 422
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: int
+    body: Any
+    replayed: bool = False
+
+
+def fingerprint(*parts: Any) -> str:
+    """A stable digest of what was asked (dict keys in any order give the same digest)."""
+    canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"), cls=DjangoJSONEncoder)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def clean_key(raw: str) -> str:
+    """A key is 1 to 255 visible ASCII characters (a UUID is the usual choice)."""
+    if not raw or len(raw) > MAX_KEY_LENGTH or not all("!" <= ch <= "~" for ch in raw):
+        raise ValidationFailed(
+            f"The {HEADER} header must be 1 to {MAX_KEY_LENGTH} visible ASCII characters, without spaces.",
+            fields={HEADER: f"Use 1 to {MAX_KEY_LENGTH} visible ASCII characters, for example a UUID."},
+        )
+    return raw
+
+
+def _as_json(body: Any) -> Any:
+    # What the first caller receives is exactly what a replay will receive.
+    return json.loads(json.dumps(body, cls=DjangoJSONEncoder))
+
+
+def _replay(*, user: User, scope: str, key: str, digest: str) -> Outcome:
+    record = IdempotencyRecord.objects.filter(user=user, scope=scope, key=key).first()
+    if record is None:
+        # Removed between our insert and this read (an expiry sweep): nothing was done, the client may retry.
+        raise Conflict(
+            "The request could not be completed; nothing was changed. Please try again.", code="busy"
+        )
+    if record.fingerprint != digest:
+        raise IdempotencyKeyReused(
+            f"This {HEADER} was already used for a different request; use a new key for a new request.",
+            fields={HEADER: "Already used for a different request."},
+        )
+    if record.response_status is None:
+        raise Conflict(f"A request with this {HEADER} is still in progress.", code="idempotency_in_progress")
+    return Outcome(status=record.response_status, body=record.response_body, replayed=True)
+
+
+@retry_on_deadlock
+def run_idempotent(
+    *, user: User, scope: str, key: str, digest: str, perform: Callable[[], tuple[int, Any]]
+) -> Outcome:
+    """Run `perform` once per (user, scope, key) and return its (status, JSON body), or the stored one.
+
+    `perform` reports failure by raising (nothing is stored); it may run again after a deadlock, so it
+    must do all its reads and writes itself. Side effects registered with on_commit fire once, on commit.
+    """
+    with transaction.atomic():
+        try:
+            # A savepoint, so a duplicate leaves the outer transaction usable for reading the winner.
+            with transaction.atomic():
+                record = IdempotencyRecord.objects.create(user=user, scope=scope, key=key, fingerprint=digest)
+        except IntegrityError:
+            return _replay(user=user, scope=scope, key=key, digest=digest)
+        status, body = perform()
+        record.response_status = status
+        record.response_body = _as_json(body)
+        record.save(update_fields=["response_status", "response_body"])
+        return Outcome(status=status, body=record.response_body)
+
+
+def _plain(data: Any) -> Any:
+    if hasattr(data, "lists"):  # a QueryDict from a form-encoded body
+        return dict(data.lists())
+    if isinstance(data, Mapping):
+        return dict(data)
+    return data
+
+
+def idempotent_response(request: Request, *, scope: str, perform: Callable[[], Response]) -> Response:
+    """DRF door: honour an Idempotency-Key header around `perform() -> Response`.
+
+    Without the header `perform` simply runs. A replay carries `Idempotent-Replayed: true` and the first
+    answer's status and body (not its other headers).
+    """
+    raw = request.headers.get(HEADER)
+    if raw is None:
+        return perform()
+    key = clean_key(raw)
+
+    def run() -> tuple[int, Any]:
+        response = perform()
+        return response.status_code, response.data
+
+    outcome = run_idempotent(
+        user=request.user,
+        scope=scope,
+        key=key,
+        digest=fingerprint(request.method, request.path, _plain(request.data)),
+        perform=run,
+    )
+    headers = {REPLAYED_HEADER: "true"} if outcome.replayed else None
+    return Response(outcome.body, status=outcome.status, headers=headers)

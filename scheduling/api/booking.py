@@ -1,0 +1,197 @@
+"""Slots (read-only) and appointments (read, book, cancel, reschedule) under /api/v1/.
+
+Who may call: every signed-in user reads what their scope shows (scheduling.selectors). Booking,
+cancelling and rescheduling: admins and staff at their clinics, patients for themselves, not doctors.
+Writes accept an Idempotency-Key header (opd.core.idempotency).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.permissions import SAFE_METHODS, BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from opd.core.api.permissions import has_role
+from opd.core.idempotency import HEADER, idempotent_response
+from opd.core.models import Role
+
+from ..filters import AppointmentFilter, SlotFilter
+from ..models import Appointment, BookingChannel, Slot
+from ..selectors import appointments_for, slots_for
+from ..services import (
+    appointment_book,
+    appointment_book_first_available,
+    appointment_cancel,
+    appointment_reschedule,
+)
+from .serializers import (
+    AppointmentBookSerializer,
+    AppointmentCancelSerializer,
+    AppointmentRescheduleSerializer,
+    AppointmentSerializer,
+    ErrorSerializer,
+    SlotSerializer,
+)
+
+
+class MayChangeAppointments(BasePermission):
+    """Reading: anyone signed in (scoped). Booking, cancelling, rescheduling: not doctors."""
+
+    message = "Doctors have read-only access to appointments; ask reception to book or change them."
+
+    def has_permission(self, request, view) -> bool:
+        if request.method in SAFE_METHODS:
+            return bool(request.user and request.user.is_authenticated)
+        return has_role(request.user, Role.ADMIN, Role.STAFF, Role.PATIENT)
+
+
+IDEMPOTENCY_KEY = OpenApiParameter(
+    HEADER,
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="Up to 255 visible ASCII characters (a UUID). A retry with the same key and body gets the "
+    "first answer again (header Idempotent-Replayed: true) without a second booking; the same key with "
+    "another body answers 422.",
+)
+
+
+def _errors(*codes: int) -> dict[int, OpenApiResponse]:
+    meaning = {
+        400: "Invalid input; `fields` names each problem.",
+        401: "Not signed in.",
+        403: "The role may not do this.",
+        404: "Unknown, or not visible to this user (also for ids in the body, named in `fields`).",
+        409: "Conflict: the slot is full, the patient has an overlapping appointment, or the state forbids it.",
+        422: "The Idempotency-Key was already used for a different request.",
+    }
+    return {code: OpenApiResponse(ErrorSerializer, description=meaning[code]) for code in codes}
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List slots", responses={200: SlotSerializer, **_errors(400, 401)}),
+    retrieve=extend_schema(summary="Show a slot", responses={200: SlotSerializer, **_errors(401, 404)}),
+)
+class SlotViewSet(viewsets.ReadOnlyModelViewSet):
+    """Bookable slots; patients see only open, future ones of their organization's active clinics."""
+
+    queryset = Slot.objects.none()  # the schema's hint; rows come from get_queryset
+    serializer_class = SlotSerializer
+    filterset_class = SlotFilter
+
+    def get_queryset(self) -> QuerySet[Slot]:
+        if getattr(self, "swagger_fake_view", False):
+            return Slot.objects.none()
+        return slots_for(self.request.user).select_related("doctor__user", "department", "clinic")
+
+
+WRITE_ERRORS = (400, 401, 403, 404, 409, 422)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List appointments", responses={200: AppointmentSerializer, **_errors(400, 401)}
+    ),
+    retrieve=extend_schema(
+        summary="Show an appointment", responses={200: AppointmentSerializer, **_errors(401, 404)}
+    ),
+)
+class AppointmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Appointments the user may see: patients their own, clinic users those at their clinics."""
+
+    queryset = Appointment.objects.none()
+    serializer_class = AppointmentSerializer
+    filterset_class = AppointmentFilter
+    permission_classes = [MayChangeAppointments]
+
+    def get_queryset(self) -> QuerySet[Appointment]:
+        if getattr(self, "swagger_fake_view", False):
+            return Appointment.objects.none()
+        return appointments_for(self.request.user).select_related(
+            "patient", "doctor__user", "department", "clinic"
+        )
+
+    def _input(self, serializer_class, request: Request) -> dict[str, Any]:
+        serializer = serializer_class(data=request.data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+    def _answer(self, appointment: Appointment, status_code: int = status.HTTP_200_OK) -> Response:
+        # Read back through the scoped queryset: the representation needs its related rows in one query.
+        fresh = self.get_queryset().get(pk=appointment.pk)
+        return Response(self.get_serializer(fresh).data, status=status_code)
+
+    @extend_schema(
+        summary="Book an appointment",
+        description="With `slot`: book that slot. With `department`: book the first available slot there "
+        "(optionally between `after` and `before`). Patients may leave out `patient` to book for themselves.",
+        request=AppointmentBookSerializer,
+        parameters=[IDEMPOTENCY_KEY],
+        responses={201: AppointmentSerializer, **_errors(*WRITE_ERRORS)},
+    )
+    def create(self, request: Request) -> Response:
+        def perform() -> Response:
+            data = self._input(AppointmentBookSerializer, request)
+            common = {
+                "actor": request.user,
+                "patient": data["patient"],
+                "reason": data["reason"],
+                "channel": BookingChannel.API,
+            }
+            if "slot" in data:
+                appointment = appointment_book(slot=data["slot"], **common)
+            else:
+                appointment = appointment_book_first_available(
+                    department_id=data["department"].pk,
+                    after=data.get("after"),
+                    before=data.get("before"),
+                    **common,
+                )
+            return self._answer(appointment, status.HTTP_201_CREATED)
+
+        return idempotent_response(request, scope="appointment.book", perform=perform)
+
+    @extend_schema(
+        summary="Cancel an appointment",
+        description="Frees the seat. Patients may cancel their own up to the clinic's cut-off.",
+        request=AppointmentCancelSerializer,
+        parameters=[IDEMPOTENCY_KEY],
+        responses={200: AppointmentSerializer, **_errors(*WRITE_ERRORS)},
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        def perform() -> Response:
+            appointment = self.get_object()
+            data = self._input(AppointmentCancelSerializer, request)
+            appointment = appointment_cancel(
+                actor=request.user, appointment=appointment, reason=data["reason"], channel=BookingChannel.API
+            )
+            return self._answer(appointment)
+
+        return idempotent_response(request, scope="appointment.cancel", perform=perform)
+
+    @extend_schema(
+        summary="Move an appointment to another slot",
+        description="The new seat is taken before the old one is freed. Patients may reschedule their own "
+        "up to the clinic's cut-off.",
+        request=AppointmentRescheduleSerializer,
+        parameters=[IDEMPOTENCY_KEY],
+        responses={200: AppointmentSerializer, **_errors(*WRITE_ERRORS)},
+    )
+    @action(detail=True, methods=["post"])
+    def reschedule(self, request: Request, pk: str | None = None) -> Response:
+        def perform() -> Response:
+            appointment = self.get_object()
+            data = self._input(AppointmentRescheduleSerializer, request)
+            appointment = appointment_reschedule(
+                actor=request.user, appointment=appointment, slot=data["slot"], channel=BookingChannel.API
+            )
+            return self._answer(appointment)
+
+        return idempotent_response(request, scope="appointment.reschedule", perform=perform)
