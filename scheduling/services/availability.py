@@ -113,9 +113,11 @@ def availability_rule_create(*, actor: User | None, doctor: Doctor, **fields: An
 def availability_rule_update(
     *, actor: User | None, rule: AvailabilityRule, **fields: Any
 ) -> AvailabilityRule:
-    rule = AvailabilityRule.objects.get(
-        pk=rule.pk
-    )  # edit a fresh copy: the caller's stays as stored on failure
+    unknown = set(fields) - set(RULE_FIELDS)
+    if unknown:
+        raise ValidationFailed("Unknown fields.", fields=dict.fromkeys(sorted(unknown), "Unknown field."))
+    # Edit a fresh copy, so the caller's instance still shows what is stored if this fails.
+    rule = AvailabilityRule.objects.get(pk=rule.pk)
     for name, value in fields.items():
         setattr(rule, name, value)
     _check_times(rule.start_time, rule.end_time, rule.slot_minutes)

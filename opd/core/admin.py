@@ -1,0 +1,304 @@
+"""Organization, clinics, departments, users and the audit trail, in the admin clinic staff work in.
+
+Permissions and scoping: see opd.core.admin_mixins. IdempotencyRecord is deliberately not registered:
+it is a transport-level replay cache of API responses (which can hold patient data) keyed per user;
+nobody at a clinic has a use for it, and showing it would only widen who can read those bodies.
+"""
+
+from __future__ import annotations
+
+import json
+import zoneinfo
+
+from django import forms
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.forms.models import BaseInlineFormSet
+from django.utils.html import format_html
+
+from .admin_mixins import (
+    ADD,
+    CHANGE,
+    DELETE,
+    VIEW,
+    OpdModelAdmin,
+    OpdModelAdminMixin,
+    OpdTabularInline,
+    ScopedRelatedFilter,
+)
+from .models import AuditEvent, Clinic, Department, Membership, Organization, Role, User
+from .tenancy import clinics_for, departments_for, organizations_for, restrict_to_clinics
+
+admin.site.site_header = "OPD administration"
+admin.site.site_title = "OPD admin"
+admin.site.index_title = "Clinic administration"
+
+TIME_ZONE_CHOICES = [(name, name) for name in sorted(zoneinfo.available_timezones())]
+
+
+@admin.register(Organization)
+class OrganizationAdmin(OpdModelAdmin):
+    role_permissions = {Role.ADMIN: {VIEW, CHANGE}}
+    superuser_permissions = {VIEW, ADD, CHANGE}
+    list_display = ("name", "slug", "created_at")
+    search_fields = ("name", "slug")
+    readonly_fields = ("created_at",)
+    ordering = ("name",)
+    prepopulated_fields = {"slug": ("name",)}
+
+    def scope_queryset(self, qs, user):
+        return qs & organizations_for(user)
+
+    def get_readonly_fields(self, request, obj=None):
+        # The slug is the organization's identifier outside the admin; only a superuser renames it.
+        if obj is not None and not request.user.is_superuser:
+            return ("slug", "created_at")
+        return self.readonly_fields
+
+    def get_prepopulated_fields(self, request, obj=None):
+        return self.prepopulated_fields if obj is None else {}
+
+
+class ClinicForm(forms.ModelForm):
+    time_zone = forms.ChoiceField(
+        choices=TIME_ZONE_CHOICES,
+        initial="Europe/London",
+        help_text="Slots are planned in this zone. It is fixed once the clinic exists: moving it would "
+        "shift every planned slot.",
+    )
+
+    class Meta:
+        model = Clinic
+        fields = (
+            "organization",
+            "name",
+            "code",
+            "time_zone",
+            "address",
+            "phone",
+            "email",
+            "cancellation_cutoff_minutes",
+            "is_active",
+        )
+
+
+@admin.register(Clinic)
+class ClinicAdmin(OpdModelAdmin):
+    role_permissions = {Role.ADMIN: {VIEW, ADD, CHANGE}, Role.STAFF: {VIEW}}
+    form = ClinicForm
+    list_display = ("name", "code", "time_zone", "cancellation_cutoff_minutes", "is_active")
+    list_filter = ("is_active",)
+    search_fields = ("name", "code")
+    list_select_related = ("organization",)
+    ordering = ("organization__name", "name")
+    readonly_fields = ("created_at",)
+    locked_on_change = ("organization", "time_zone")
+    fields = (
+        "organization",
+        "name",
+        "code",
+        "time_zone",
+        "address",
+        "phone",
+        "email",
+        "cancellation_cutoff_minutes",
+        "is_active",
+        "created_at",
+    )
+
+    def scope_queryset(self, qs, user):
+        return qs & clinics_for(user)
+
+    def get_list_display(self, request):
+        if request.user.is_superuser:
+            return ("name", "code", "organization", *self.list_display[2:])
+        return self.list_display
+
+    def get_list_filter(self, request):
+        if request.user.is_superuser:
+            return (*self.list_filter, "organization")
+        return self.list_filter
+
+
+@admin.register(Department)
+class DepartmentAdmin(OpdModelAdmin):
+    role_permissions = {Role.ADMIN: {VIEW, ADD, CHANGE}, Role.STAFF: {VIEW}}
+    list_display = ("name", "code", "clinic", "is_active")
+    list_filter = ("is_active", ("clinic", ScopedRelatedFilter))
+    search_fields = ("name", "code", "clinic__name")
+    list_select_related = ("clinic",)
+    str_select_related = ("clinic",)
+    ordering = ("clinic__name", "name")
+    # Slots and appointments hang off the department; it does not move to another clinic.
+    locked_on_change = ("clinic",)
+
+    def scope_queryset(self, qs, user):
+        return qs & departments_for(user)
+
+
+class MembershipFormSet(BaseInlineFormSet):
+    def clean(self):
+        super().clean()
+        organization_id = self.instance.organization_id
+        for form in self.forms:
+            if self.can_delete and self._should_delete_form(form):
+                continue
+            clinic = (getattr(form, "cleaned_data", None) or {}).get("clinic")
+            if clinic is not None and clinic.organization_id != organization_id:
+                form.add_error("clinic", "This clinic belongs to another organization than the user.")
+
+
+class MembershipInline(OpdTabularInline):
+    model = Membership
+    formset = MembershipFormSet
+    role_permissions = {Role.ADMIN: {VIEW, ADD, CHANGE, DELETE}}
+    fields = ("clinic", "created_at")
+    readonly_fields = ("created_at",)
+    extra = 0
+    verbose_name = "clinic membership"
+    verbose_name_plural = "Clinic memberships (where staff and doctors work)"
+
+    def scope_queryset(self, qs, user):
+        return restrict_to_clinics(qs.select_related("clinic"), user)
+
+
+class UserRulesMixin:
+    """Rules of the user form the model cannot express on its own."""
+
+    def clean(self):
+        cleaned = super().clean()
+        is_superuser = cleaned.get("is_superuser", getattr(self.instance, "is_superuser", False))
+        role = cleaned.get("role", getattr(self.instance, "role", None))
+        if cleaned.get("is_staff") and role in (Role.DOCTOR, Role.PATIENT) and not is_superuser:
+            self.add_error(
+                "is_staff", "Doctors and patients work in the portal, not in the admin: leave this unticked."
+            )
+        if "organization" in self.fields and not is_superuser and not cleaned.get("organization"):
+            self.add_error("organization", "Everyone but a superuser belongs to an organization.")
+        return cleaned
+
+
+class OpdUserCreationForm(UserRulesMixin, AdminUserCreationForm):
+    class Meta(AdminUserCreationForm.Meta):
+        model = User
+        fields = ("username",)
+
+
+class OpdUserChangeForm(UserRulesMixin, UserChangeForm):
+    class Meta(UserChangeForm.Meta):
+        model = User
+
+
+@admin.register(User)
+class UserAdmin(OpdModelAdminMixin, BaseUserAdmin):
+    role_permissions = {Role.ADMIN: {VIEW, ADD, CHANGE}}
+    form = OpdUserChangeForm
+    add_form = OpdUserCreationForm
+    inlines = (MembershipInline,)
+    list_display = ("username", "full_name", "email", "role", "is_staff", "is_active", "last_login")
+    list_filter = ("role", "is_staff", "is_active")
+    search_fields = ("username", "first_name", "last_name", "email")
+    list_select_related = ("organization",)
+    ordering = ("username",)
+    date_hierarchy = "date_joined"
+    readonly_fields = ("last_login", "date_joined")
+
+    _access = ("organization", "role", "is_active", "is_staff")
+    fieldsets = (
+        (None, {"fields": ("username", "password")}),
+        ("Person", {"fields": ("first_name", "last_name", "email")}),
+        ("Access", {"fields": _access}),
+        ("Dates", {"fields": ("last_login", "date_joined")}),
+    )
+    superuser_fieldsets = (
+        (None, {"fields": ("username", "password")}),
+        ("Person", {"fields": ("first_name", "last_name", "email")}),
+        ("Access", {"fields": (*_access, "is_superuser", "groups", "user_permissions")}),
+        ("Dates", {"fields": ("last_login", "date_joined")}),
+    )
+    add_fieldsets = (
+        (None, {"classes": ("wide",), "fields": ("username", "usable_password", "password1", "password2")}),
+        ("Person", {"fields": ("first_name", "last_name", "email")}),
+        ("Access", {"fields": ("organization", "role", "is_staff")}),
+    )
+
+    def scope_queryset(self, qs, user):
+        # A superuser is nobody's to edit but a superuser's, even one attached to an organization.
+        return qs.filter(organization_id=user.organization_id, is_superuser=False)
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is None:
+            return self.add_fieldsets
+        return self.superuser_fieldsets if request.user.is_superuser else self.fieldsets
+
+    def get_list_display(self, request):
+        if request.user.is_superuser:
+            return (*self.list_display[:4], "organization", *self.list_display[4:])
+        return self.list_display
+
+    def get_list_filter(self, request):
+        if request.user.is_superuser:
+            return (*self.list_filter, "is_superuser", "organization")
+        return self.list_filter
+
+    def get_search_results(self, request, queryset, search_term):
+        qs, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        # Picking the account of a new doctor profile: offer doctors' accounts that have none yet.
+        if request.GET.get("model_name") == "doctor" and request.GET.get("field_name") == "user":
+            qs = qs.filter(role=Role.DOCTOR, doctor__isnull=True)
+        return qs, may_have_duplicates
+
+    @admin.display(description="name", ordering="last_name")
+    def full_name(self, obj: User) -> str:
+        return obj.get_full_name()
+
+
+class ActionAreaFilter(admin.SimpleListFilter):
+    """By the kind of change. Fixed choices: a DISTINCT over a large audit table would be slow."""
+
+    title = "area"
+    parameter_name = "area"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("patient.", "Patients"),
+            ("appointment.", "Appointments"),
+            ("availability.", "Availability"),
+            ("doctor.", "Doctors"),
+        ]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(action__startswith=self.value())
+        return queryset
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(OpdModelAdmin):
+    """Read-only: the audit trail is written by services, never by hand."""
+
+    role_permissions = {Role.ADMIN: {VIEW}}
+    list_display = ("created_at", "action", "object_type", "object_id", "actor")
+    list_filter = (ActionAreaFilter,)
+    # Exact or prefix matches only, so the (object_type, object_id) and time indexes stay usable.
+    search_fields = ("=object_id", "^action", "=actor__username")
+    list_select_related = ("actor", "organization")
+    date_hierarchy = "created_at"
+    ordering = ("-created_at",)
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    fields = ("created_at", "organization", "actor", "action", "object_type", "object_id", "data_pretty")
+    readonly_fields = fields
+
+    def scope_queryset(self, qs, user):
+        return qs.filter(organization_id=user.organization_id)
+
+    def get_list_display(self, request):
+        if request.user.is_superuser:
+            return (*self.list_display, "organization")
+        return self.list_display
+
+    @admin.display(description="data")
+    def data_pretty(self, obj: AuditEvent) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(obj.data, indent=2, sort_keys=True, default=str))

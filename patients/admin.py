@@ -1,0 +1,145 @@
+"""Patients in the admin: registration and edits through the patient services, never deleted.
+
+Admins and staff see their organization's master patient index (reception must find any returning
+patient); see patients.selectors.patients_for. MrnSequence is not registered: it is the counter behind
+MRNs and only the registration service may move it.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from opd.core.admin_mixins import (
+    ADD,
+    CHANGE,
+    VIEW,
+    OpdModelAdmin,
+    ScopedRelatedFilter,
+    adopt,
+    report_bulk,
+)
+from opd.core.errors import DomainError
+from opd.core.models import Role
+from opd.core.tenancy import clinics_for
+
+from .models import Patient, PatientStatus
+from .selectors import patient_search, patients_for
+from .services import EDITABLE_FIELDS, patient_create, patient_set_status, patient_update
+
+
+@admin.register(Patient)
+class PatientAdmin(OpdModelAdmin):
+    role_permissions = {Role.ADMIN: {VIEW, ADD, CHANGE}, Role.STAFF: {VIEW, ADD, CHANGE}}
+    list_display = ("mrn", "name", "date_of_birth", "sex", "phone", "status", "registered_at_clinic")
+    list_display_links = ("mrn", "name")
+    list_filter = ("status", "sex", ("registered_at_clinic", ScopedRelatedFilter))
+    # Used by autocomplete and to show the search box; the search itself is patient_search() below.
+    search_fields = ("=mrn", "^last_name", "^first_name", "^phone_digits")
+    search_help_text = "Name (start of each word), phone number or exact MRN."
+    list_select_related = ("organization", "registered_at_clinic")
+    ordering = ("last_name", "first_name", "id")
+    # Millions of rows: no unfiltered COUNT(*) and no facet counts on every page load. (No
+    # date_hierarchy either: registration dates are not indexed and nobody browses patients by them.)
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    readonly_fields = ("mrn", "status", "user", "created_at", "updated_at")
+    # Registration facts: patient_update() does not change them.
+    locked_on_change = ("organization", "registered_at_clinic")
+    service_error_fields = {"clinic": "registered_at_clinic"}
+    actions = ("deactivate_patients", "reactivate_patients")
+
+    _person = ("Person", {"fields": ("first_name", "last_name", "date_of_birth", "sex")})
+    _contact = (
+        "Contact",
+        {"fields": ("phone", "email", "address", "emergency_contact_name", "emergency_contact_phone")},
+    )
+    _insurance = ("Insurance", {"fields": ("insurance_provider", "insurance_policy_number")})
+    add_fieldsets = (
+        ("Registration", {"fields": ("organization", "registered_at_clinic")}),
+        _person,
+        _contact,
+        _insurance,
+    )
+    fieldsets = (
+        ("Record", {"fields": ("mrn", "status", "organization", "registered_at_clinic", "user")}),
+        _person,
+        _contact,
+        _insurance,
+        ("History", {"fields": ("created_at", "updated_at")}),
+    )
+
+    def scope_queryset(self, qs, user):
+        # AND-ed into the same WHERE (no subquery), so the (organization, ...) indexes stay in play.
+        return qs & patients_for(user)
+
+    def get_fieldsets(self, request, obj=None):
+        return self.add_fieldsets if obj is None else self.fieldsets
+
+    def get_list_display(self, request):
+        if request.user.is_superuser:
+            return (*self.list_display, "organization")
+        return self.list_display
+
+    def get_search_results(self, request, queryset, search_term):
+        # Index-backed prefix search shared with the API; no duplicates (no joins).
+        return patient_search(queryset, search_term), False
+
+    def get_changeform_initial_data(self, request):
+        initial = super().get_changeform_initial_data(request)
+        if "registered_at_clinic" not in initial and not request.user.is_superuser:
+            clinic_ids = list(clinics_for(request.user).values_list("pk", flat=True)[:2])
+            if len(clinic_ids) == 1:  # reception at one clinic registers patients there
+                initial["registered_at_clinic"] = clinic_ids[0]
+        return initial
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        if change:
+            # The form already wrote the new values onto `obj`; the service compares with the stored row.
+            current = Patient.objects.get(pk=obj.pk)
+            changed = {name: data[name] for name in EDITABLE_FIELDS if name in form.changed_data}
+            saved = patient_update(actor=request.user, patient=current, **changed)
+        else:
+            fields = {name: data[name] for name in EDITABLE_FIELDS if name in data}
+            saved = patient_create(
+                actor=request.user,
+                organization=data.get("organization") or request.user.organization,
+                registered_at_clinic=data.get("registered_at_clinic"),
+                **fields,
+            )
+        adopt(obj, saved)
+
+    @admin.display(description="name", ordering="last_name")
+    def name(self, obj: Patient) -> str:
+        return f"{obj.last_name}, {obj.first_name}"
+
+    def _set_status(self, request, queryset, status: str, verb: str) -> None:
+        done, unchanged, failures = 0, 0, []
+        for patient in queryset:
+            if patient.status == status:
+                unchanged += 1
+                continue
+            try:
+                patient_set_status(actor=request.user, patient=patient, status=status)
+                done += 1
+            except DomainError as exc:
+                failures.append((str(patient), exc.message))
+        message = f"{verb.capitalize()} {done} patient{'s' if done != 1 else ''}."
+        if unchanged:
+            message += f" {unchanged} already {verb}."
+        report_bulk(
+            self,
+            request,
+            done=done or unchanged,
+            done_message=message,
+            failures=failures,
+            failed_intro=f"Could not change {len(failures)}:",
+        )
+
+    @admin.action(description="Deactivate selected patients", permissions=["change"])
+    def deactivate_patients(self, request, queryset):
+        self._set_status(request, queryset, PatientStatus.INACTIVE, "deactivated")
+
+    @admin.action(description="Reactivate selected patients", permissions=["change"])
+    def reactivate_patients(self, request, queryset):
+        self._set_status(request, queryset, PatientStatus.ACTIVE, "reactivated")

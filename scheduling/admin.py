@@ -1,0 +1,616 @@
+"""Doctors, availability, slots and appointments in the admin. Every write goes through a service.
+
+- Doctor approval: actions calling doctor_set_approval (role admin). Profile fields are plain admin
+  edits (there is no doctor profile service yet); staff may only edit a doctor's availability.
+- Availability rules and exceptions (own pages and inlines on the doctor): availability_* services,
+  which re-plan the doctor's slots. A service's refusal is shown beside the row, not as a 500.
+- Slots: read-only; they come from availability.
+- Appointments: booked with appointment_book (channel "admin"), cancelled with appointment_cancel in
+  bulk; the change page is read-only (seat, slot and status only change through services).
+
+Permissions and scoping: see opd.core.admin_mixins.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.contrib import admin
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied
+from django.db.models import F, Prefetch, Q
+from django.forms import ModelForm
+from django.template.response import TemplateResponse
+from django.utils import timezone
+
+from opd.core.admin_mixins import (
+    ADD,
+    CHANGE,
+    DELETE,
+    VIEW,
+    OpdModelAdmin,
+    OpdTabularInline,
+    ScopedRelatedFilter,
+    ServiceRejected,
+    adopt,
+    in_clinic_time,
+    report_bulk,
+)
+from opd.core.errors import DomainError
+from opd.core.models import Department, Membership, Role
+from opd.core.tenancy import clinic_ids_for, restrict_to_clinics
+
+from .models import (
+    Appointment,
+    ApprovalStatus,
+    AvailabilityException,
+    AvailabilityRule,
+    BookingChannel,
+    Doctor,
+    Slot,
+)
+from .services import (
+    appointment_book,
+    appointment_cancel,
+    availability_exception_create,
+    availability_exception_delete,
+    availability_rule_create,
+    availability_rule_delete,
+    availability_rule_update,
+    doctor_set_approval,
+)
+from .services.availability import RULE_FIELDS
+
+EXCEPTION_FIELDS = (
+    "kind",
+    "date",
+    "start_time",
+    "end_time",
+    "department",
+    "slot_minutes",
+    "capacity",
+    "reason",
+)
+AVAILABILITY_PERMISSIONS = {VIEW, ADD, CHANGE, DELETE}
+# There is no exception update service: an exception is added or removed, never edited.
+EXCEPTION_PERMISSIONS = {VIEW, ADD, DELETE}
+
+
+def scope_doctors(qs, user):
+    """Admins: the organization's doctors. Staff: doctors who work at one of their clinics."""
+    qs = qs.filter(organization_id=user.organization_id)
+    if user.role == Role.ADMIN:
+        return qs
+    ids = clinic_ids_for(user)
+    # Subqueries rather than joins: no duplicate rows, no DISTINCT.
+    in_departments = Doctor.departments.through.objects.filter(department__clinic_id__in=ids)
+    members = Membership.objects.filter(clinic_id__in=ids)
+    return qs.filter(Q(pk__in=in_departments.values("doctor_id")) | Q(user_id__in=members.values("user_id")))
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+class WhenFilter(admin.SimpleListFilter):
+    """Upcoming by default: the rows people work with, and no sorting through years of history.
+    Drilling into the date hierarchy shows every row of that period."""
+
+    title = "when"
+    parameter_name = "when"
+
+    def __init__(self, request, params, model, model_admin):
+        hierarchy = model_admin.date_hierarchy
+        self.drilling = bool(hierarchy) and any(key.startswith(f"{hierarchy}__") for key in params)
+        super().__init__(request, params, model, model_admin)
+
+    def lookups(self, request, model_admin):
+        return [("upcoming", "Upcoming"), ("past", "Past"), ("all", "All")]
+
+    def value(self):
+        return super().value() or ("all" if self.drilling else "upcoming")
+
+    def choices(self, changelist):
+        for lookup, title in self.lookup_choices:
+            yield {
+                "selected": self.value() == lookup,
+                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+                "display": title,
+            }
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        if self.value() == "upcoming":
+            return queryset.filter(end__gt=now)
+        if self.value() == "past":
+            return queryset.filter(end__lte=now)
+        return queryset
+
+
+class HasFreeSeatsFilter(admin.SimpleListFilter):
+    title = "free seats"
+    parameter_name = "free_seats"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Has free seats"), ("no", "Full")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(is_active=True, booked_count__lt=F("capacity"))
+        if self.value() == "no":
+            return queryset.filter(booked_count__gte=F("capacity"))
+        return queryset
+
+
+# Availability -----------------------------------------------------------------------------------------
+
+
+def _rule_changes(form) -> dict:
+    return {name: form.cleaned_data[name] for name in RULE_FIELDS if name in form.changed_data}
+
+
+def _save_rule(request, form, doctor: Doctor, *, delete: bool = False) -> AvailabilityRule | None:
+    rule = form.instance
+    if delete:
+        availability_rule_delete(actor=request.user, rule=AvailabilityRule.objects.get(pk=rule.pk))
+        return None
+    if rule.pk is None:
+        fields = {name: form.cleaned_data[name] for name in RULE_FIELDS if name in form.cleaned_data}
+        return availability_rule_create(actor=request.user, doctor=doctor, **fields)
+    # The form already wrote its values onto form.instance; the service starts from the stored row.
+    current = AvailabilityRule.objects.select_related("doctor").get(pk=rule.pk)
+    return availability_rule_update(actor=request.user, rule=current, **_rule_changes(form))
+
+
+def _save_exception(request, form, doctor: Doctor, *, delete: bool = False) -> AvailabilityException | None:
+    exception = form.instance
+    if delete:
+        availability_exception_delete(
+            actor=request.user, exception=AvailabilityException.objects.get(pk=exception.pk)
+        )
+        return None
+    if exception.pk is None:
+        fields = {name: form.cleaned_data[name] for name in EXCEPTION_FIELDS if name in form.cleaned_data}
+        return availability_exception_create(actor=request.user, doctor=doctor, **fields)
+    raise PermissionDenied  # unreachable: exceptions are not edited (no change permission)
+
+
+class AvailabilityRuleInline(OpdTabularInline):
+    model = AvailabilityRule
+    role_permissions = {Role.ADMIN: AVAILABILITY_PERMISSIONS, Role.STAFF: AVAILABILITY_PERMISSIONS}
+    fields = RULE_FIELDS
+    extra = 0
+
+    def scope_queryset(self, qs, user):
+        return restrict_to_clinics(qs, user, "department__clinic")
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "valid_from":
+            kwargs.setdefault("initial", timezone.localdate)
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+
+class AvailabilityExceptionInline(OpdTabularInline):
+    model = AvailabilityException
+    role_permissions = {Role.ADMIN: EXCEPTION_PERMISSIONS, Role.STAFF: EXCEPTION_PERMISSIONS}
+    fields = EXCEPTION_FIELDS
+    extra = 0
+
+    def scope_queryset(self, qs, user):
+        return scope_exceptions(qs, user).filter(date__gte=timezone.localdate() - dt.timedelta(days=1))
+
+
+def scope_exceptions(qs, user):
+    """Exceptions at the user's clinics, and whole-day leave (no department) of doctors they see."""
+    visible_doctors = scope_doctors(Doctor.objects.all(), user)
+    return qs.filter(
+        Q(department__clinic_id__in=clinic_ids_for(user))
+        | Q(department__isnull=True, doctor__in=visible_doctors.values("pk"))
+    )
+
+
+class DoctorForm(ModelForm):
+    class Meta:
+        model = Doctor
+        fields = ("user", "organization", "specialization", "license_number", "departments")
+
+    def clean(self):
+        cleaned = super().clean()
+        organization = cleaned.get("organization")
+        organization_id = organization.pk if organization else self.instance.organization_id
+        user = cleaned.get("user")
+        if user is not None:
+            if user.organization_id != organization_id:
+                self.add_error("user", "This account belongs to another organization.")
+            elif user.role != Role.DOCTOR:
+                self.add_error("user", "Give this account the doctor role first.")
+        departments = cleaned.get("departments")
+        if departments is not None and organization_id is not None:
+            foreign = [d for d in departments if d.clinic.organization_id != organization_id]
+            if foreign:
+                self.add_error("departments", "These departments belong to another organization.")
+        return cleaned
+
+
+@admin.register(Doctor)
+class DoctorAdmin(OpdModelAdmin):
+    role_permissions = {
+        Role.ADMIN: {VIEW, ADD, CHANGE, "approve"},
+        # Change: staff keep the availability (inlines) of the doctors at their clinics up to date;
+        # the profile itself is read-only to them.
+        Role.STAFF: {VIEW, CHANGE},
+    }
+    form = DoctorForm
+    inlines = (AvailabilityRuleInline, AvailabilityExceptionInline)
+    list_display = ("name", "specialization", "license_number", "approval_status", "approved_at", "works_in")
+    list_filter = ("approval_status", ("departments", ScopedRelatedFilter))
+    search_fields = ("^user__last_name", "^user__first_name", "=user__username", "=license_number")
+    list_select_related = ("user", "organization")
+    str_select_related = ("user",)
+    list_prefetch_related = (
+        Prefetch("departments", queryset=Department.objects.select_related("clinic").order_by("name")),
+    )
+    ordering = ("user__last_name", "user__first_name", "id")
+    autocomplete_fields = ("user", "departments")
+    locked_on_change = ("organization", "user")
+    actions = ("approve_doctors", "suspend_doctors")
+
+    _profile = ("user", "organization", "specialization", "license_number", "departments")
+    add_fieldsets = ((None, {"fields": _profile}),)
+    fieldsets = (
+        ("Profile", {"fields": _profile}),
+        ("Approval", {"fields": ("approval_status", "approved_at")}),
+        ("History", {"fields": ("created_at", "updated_at")}),
+    )
+
+    def scope_queryset(self, qs, user):
+        return scope_doctors(qs, user)
+
+    def get_fieldsets(self, request, obj=None):
+        return self.add_fieldsets if obj is None else self.fieldsets
+
+    def get_readonly_fields(self, request, obj=None):
+        fixed = ("approval_status", "approved_at", "created_at", "updated_at")
+        if not self.allowed(request, ADD):  # staff: the profile is the administrators' business
+            return (*fixed, *self._profile)
+        return fixed
+
+    def get_list_display(self, request):
+        if request.user.is_superuser:
+            return (*self.list_display, "organization")
+        return self.list_display
+
+    def has_approve_permission(self, request) -> bool:
+        return self.allowed(request, "approve")
+
+    @admin.display(description="doctor", ordering="user__last_name")
+    def name(self, obj: Doctor) -> str:
+        return obj.display_name
+
+    @admin.display(description="departments")
+    def works_in(self, obj: Doctor) -> str:
+        return ", ".join(str(d) for d in obj.departments.all())
+
+    def save_model(self, request, obj, form, change):
+        if change and not form.has_changed():
+            return  # only the availability inlines were edited; leave the profile row alone
+        super().save_model(request, obj, form, change)
+
+    def save_formset(self, request, form, formset, change):
+        save = {AvailabilityRule: _save_rule, AvailabilityException: _save_exception}.get(formset.model)
+        if save is None:
+            return super().save_formset(request, form, formset, change)
+        # What formset.save() would record; the admin's change message and history read it.
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        deleted = formset.deleted_forms
+        for row in formset.forms:
+            is_deleted = row in deleted
+            is_new = row.instance.pk is None
+            if (is_deleted and is_new) or (not is_deleted and not row.has_changed()):
+                continue  # an empty extra row, or one left as it was
+            try:
+                saved = save(request, row, formset.instance, delete=is_deleted)
+            except DomainError as exc:
+                raise ServiceRejected(exc, prefix=row.prefix) from exc
+            if is_deleted:
+                formset.deleted_objects.append(row.instance)
+            elif is_new:
+                formset.new_objects.append(saved)
+            else:
+                formset.changed_objects.append((saved, row.changed_data))
+        return None
+
+    def _set_approval(self, request, queryset, status: str, verb: str) -> None:
+        done, unchanged, failures = 0, 0, []
+        for doctor in queryset:
+            if doctor.approval_status == status:
+                unchanged += 1
+                continue
+            try:
+                doctor_set_approval(actor=request.user, doctor=doctor, status=status)
+                done += 1
+            except DomainError as exc:
+                failures.append((str(doctor), exc.message))
+        message = f"{verb.capitalize()} {_plural(done, 'doctor')}."
+        if unchanged:
+            message += f" {unchanged} already {verb}."
+        report_bulk(
+            self,
+            request,
+            done=done or unchanged,
+            done_message=message,
+            failures=failures,
+            failed_intro=f"Could not change {len(failures)}:",
+        )
+
+    @admin.action(description="Approve selected doctors (open their slots)", permissions=["approve"])
+    def approve_doctors(self, request, queryset):
+        self._set_approval(request, queryset, ApprovalStatus.APPROVED, "approved")
+
+    @admin.action(description="Suspend selected doctors (close their free slots)", permissions=["approve"])
+    def suspend_doctors(self, request, queryset):
+        self._set_approval(request, queryset, ApprovalStatus.SUSPENDED, "suspended")
+
+
+class AvailabilityAdminBase(OpdModelAdmin):
+    list_select_related = ("doctor__user", "department__clinic")
+    search_fields = ("^doctor__user__last_name", "^doctor__user__first_name", "department__name")
+    autocomplete_fields = ("doctor",)
+    locked_on_change = ("doctor",)
+
+    @admin.display(description="doctor", ordering="doctor__user__last_name")
+    def doctor_name(self, obj) -> str:
+        return obj.doctor.display_name
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset.select_related("doctor"):
+            self.delete_model(request, obj)
+
+
+@admin.register(AvailabilityRule)
+class AvailabilityRuleAdmin(AvailabilityAdminBase):
+    role_permissions = {Role.ADMIN: AVAILABILITY_PERMISSIONS, Role.STAFF: AVAILABILITY_PERMISSIONS}
+    list_display = (
+        "doctor_name",
+        "weekday",
+        "start_time",
+        "end_time",
+        "department",
+        "slot_minutes",
+        "capacity",
+        "valid_from",
+        "valid_to",
+    )
+    list_filter = ("weekday", ("department", ScopedRelatedFilter), ("doctor", ScopedRelatedFilter))
+    date_hierarchy = "valid_from"
+    ordering = ("doctor__user__last_name", "weekday", "start_time")
+    fields = ("doctor", *RULE_FIELDS)
+
+    def scope_queryset(self, qs, user):
+        return restrict_to_clinics(qs, user, "department__clinic")
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "valid_from":
+            kwargs.setdefault("initial", timezone.localdate)
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            current = AvailabilityRule.objects.select_related("doctor").get(pk=obj.pk)
+            saved = availability_rule_update(actor=request.user, rule=current, **_rule_changes(form))
+        else:
+            fields = {name: form.cleaned_data[name] for name in RULE_FIELDS}
+            saved = availability_rule_create(actor=request.user, doctor=form.cleaned_data["doctor"], **fields)
+        adopt(obj, saved)
+
+    def delete_model(self, request, obj):
+        availability_rule_delete(actor=request.user, rule=obj)
+
+
+@admin.register(AvailabilityException)
+class AvailabilityExceptionAdmin(AvailabilityAdminBase):
+    role_permissions = {Role.ADMIN: EXCEPTION_PERMISSIONS, Role.STAFF: EXCEPTION_PERMISSIONS}
+    list_display = ("date", "doctor_name", "kind", "start_time", "end_time", "department", "reason")
+    list_filter = ("kind", ("doctor", ScopedRelatedFilter))
+    search_fields = (*AvailabilityAdminBase.search_fields, "reason")
+    date_hierarchy = "date"
+    ordering = ("-date", "start_time")
+    fields = ("doctor", *EXCEPTION_FIELDS)
+
+    def scope_queryset(self, qs, user):
+        return scope_exceptions(qs, user)
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            raise PermissionDenied  # unreachable: exceptions are added or removed, not edited
+        fields = {name: form.cleaned_data[name] for name in EXCEPTION_FIELDS}
+        saved = availability_exception_create(
+            actor=request.user, doctor=form.cleaned_data["doctor"], **fields
+        )
+        adopt(obj, saved)
+
+    def delete_model(self, request, obj):
+        availability_exception_delete(actor=request.user, exception=obj)
+
+
+# Slots and appointments -------------------------------------------------------------------------------
+
+
+class ClinicTimeMixin:
+    @admin.display(description="starts (clinic time)", ordering="start")
+    def start_local(self, obj) -> str:
+        return in_clinic_time(obj.start, obj.clinic.time_zone)
+
+    @admin.display(description="ends")
+    def end_local(self, obj) -> str:
+        return f"{timezone.localtime(obj.end, obj.clinic.tz):%H:%M}"
+
+
+@admin.register(Slot)
+class SlotAdmin(ClinicTimeMixin, OpdModelAdmin):
+    """Read-only: slots are planned from availability (slots_generate), never typed in."""
+
+    role_permissions = {Role.ADMIN: {VIEW}, Role.STAFF: {VIEW}}
+    list_display = ("start_local", "end_local", "doctor", "department", "seats", "is_active")
+    list_filter = (
+        WhenFilter,
+        HasFreeSeatsFilter,
+        "is_active",
+        ("clinic", ScopedRelatedFilter),
+        ("department", ScopedRelatedFilter),
+    )
+    search_fields = ("^doctor__user__last_name", "^doctor__user__first_name", "department__name")
+    search_help_text = "Doctor's name, department, or a date (YYYY-MM-DD)."
+    list_select_related = ("doctor__user", "department__clinic", "clinic")
+    str_select_related = ("doctor__user",)
+    date_hierarchy = "date"
+    ordering = ("start", "doctor_id")
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    fields = (
+        "doctor",
+        "department",
+        "clinic",
+        "date",
+        "start_local",
+        "end_local",
+        "capacity",
+        "booked_count",
+        "is_active",
+        "created_at",
+    )
+    readonly_fields = fields
+
+    def scope_queryset(self, qs, user):
+        return restrict_to_clinics(qs, user)
+
+    def get_search_results(self, request, queryset, search_term):
+        if request.GET.get("model_name") == "appointment" and request.GET.get("field_name") == "slot":
+            # Picking a slot to book: only the ones that can still take a booking.
+            queryset = queryset.filter(
+                is_active=True,
+                start__gt=timezone.now(),
+                booked_count__lt=F("capacity"),
+                doctor__approval_status=ApprovalStatus.APPROVED,
+            )
+        try:
+            day = dt.date.fromisoformat(search_term.strip())
+        except ValueError:
+            return super().get_search_results(request, queryset, search_term)
+        return queryset.filter(date=day), False
+
+    @admin.display(description="booked / seats")
+    def seats(self, obj: Slot) -> str:
+        return f"{obj.booked_count} / {obj.capacity}"
+
+
+@admin.register(Appointment)
+class AppointmentAdmin(ClinicTimeMixin, OpdModelAdmin):
+    role_permissions = {Role.ADMIN: {VIEW, ADD, "cancel"}, Role.STAFF: {VIEW, ADD, "cancel"}}
+    list_display = ("start_local", "patient", "doctor", "department", "status", "channel")
+    list_filter = (
+        WhenFilter,
+        "status",
+        "channel",
+        ("clinic", ScopedRelatedFilter),
+        ("department", ScopedRelatedFilter),
+        ("doctor", ScopedRelatedFilter),
+    )
+    search_fields = ("=patient__mrn", "^patient__last_name", "^patient__first_name")
+    search_help_text = "Patient's name (start of it) or exact MRN."
+    list_select_related = ("patient", "doctor__user", "department__clinic", "clinic")
+    date_hierarchy = "start"
+    ordering = ("start", "id")
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    autocomplete_fields = ("patient", "slot")
+    actions = ("cancel_appointments",)
+
+    add_fieldsets = ((None, {"fields": ("patient", "slot", "reason")}),)
+    fieldsets = (
+        (
+            "Appointment",
+            {
+                "fields": (
+                    "patient",
+                    "start_local",
+                    "end_local",
+                    "doctor",
+                    "department",
+                    "clinic",
+                    "slot",
+                    "seat",
+                    "status",
+                    "reason",
+                )
+            },
+        ),
+        ("Booking", {"fields": ("channel", "booked_by", "booked_at", "reschedule_count")}),
+        ("Progress", {"fields": ("checked_in_at", "started_at", "completed_at", "no_show_at")}),
+        ("Cancellation", {"fields": ("cancelled_at", "cancelled_by", "cancellation_reason")}),
+    )
+
+    def scope_queryset(self, qs, user):
+        return restrict_to_clinics(qs, user)
+
+    def get_fieldsets(self, request, obj=None):
+        return self.add_fieldsets if obj is None else self.fieldsets
+
+    def get_readonly_fields(self, request, obj=None):
+        # There is no change permission, so a saved appointment shows every field read-only anyway;
+        # the computed ones must be named here to be shown at all.
+        return () if obj is None else ("start_local", "end_local")
+
+    def has_cancel_permission(self, request) -> bool:
+        return self.allowed(request, "cancel")
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            raise PermissionDenied  # unreachable: the change page is read-only
+        booked = appointment_book(
+            actor=request.user,
+            patient=form.cleaned_data["patient"],
+            slot=form.cleaned_data["slot"],
+            reason=form.cleaned_data.get("reason", ""),
+            channel=BookingChannel.ADMIN,
+        )
+        adopt(obj, booked)
+
+    def _label(self, appointment: Appointment) -> str:
+        return f"{appointment.patient} at {in_clinic_time(appointment.start, appointment.clinic.time_zone)}"
+
+    @admin.action(description="Cancel selected appointments", permissions=["cancel"])
+    def cancel_appointments(self, request, queryset):
+        queryset = queryset.select_related("patient", "clinic", "doctor__user")
+        if request.POST.get("post") != "yes":
+            context = {
+                **self.admin_site.each_context(request),
+                "title": "Cancel appointments",
+                "opts": self.opts,
+                "rows": [(appointment, self._label(appointment)) for appointment in queryset],
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                "media": self.media,
+            }
+            request.current_app = self.admin_site.name
+            return TemplateResponse(
+                request, "admin/scheduling/appointment/cancel_selected_confirmation.html", context
+            )
+        reason = request.POST.get("cancellation_reason", "").strip()[:500] or "Cancelled by the clinic."
+        cancelled, failures = 0, []
+        for appointment in queryset:
+            try:
+                appointment_cancel(
+                    actor=request.user, appointment=appointment, reason=reason, channel=BookingChannel.ADMIN
+                )
+                cancelled += 1
+            except DomainError as exc:
+                failures.append((self._label(appointment), exc.message))
+        report_bulk(
+            self,
+            request,
+            done=cancelled,
+            done_message=f"Cancelled {_plural(cancelled, 'appointment')}.",
+            failures=failures,
+            failed_intro=f"Could not cancel {_plural(len(failures), 'appointment')}:",
+        )
+        return None
