@@ -1,63 +1,127 @@
-# The two commands the README gives: `make run` (try it out, embedded default) and `make test`.
+# `make run` tries the product out (embedded default), `make test` runs the whole suite on MariaDB and
+# Redis, `make serve` runs the production process layout locally on MariaDB and Redis.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
 PORT ?= 8000
 WS_PORT ?= 8001
+BEAT := $(VENV)/bin/celery -A opd beat --loglevel=INFO --scheduler django_celery_beat.schedulers:DatabaseScheduler
 
-.PHONY: run test services serve venv lint format migrate clean-data
+.PHONY: run test services serve venv lint format clean-data
 
 $(VENV)/.installed: requirements/base.txt requirements/prod.txt requirements/dev.txt
-	@command -v pkg-config >/dev/null && dpkg -s libmariadb-dev >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && .ci/install-os-packages.sh; } || true
+	PYTHON=$(PYTHON) .ci/install-os-packages.sh build
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements/dev.txt
 	touch $@
 
 venv: $(VENV)/.installed
 
-## make run: the embedded default (SQLite, in-memory layers, file-system broker) on http://127.0.0.1:8000
+# Fails early, with a message, when something already listens on the port: a server that cannot bind
+# would otherwise leave the others running without it.
+define require_free_port
+if (exec 3<>/dev/tcp/$(HOST)/$(1)) 2>/dev/null; then \
+  echo "Port $(1) on $(HOST) is in use; stop whatever listens there first (or pass PORT=... WS_PORT=...)." >&2; \
+  exit 1; \
+fi
+endef
+
+# Prefix of a recipe that runs servers side by side: `start CMD...` runs one in the background. When
+# any of them exits, or on Ctrl-C (SIGINT) or SIGTERM, the others are stopped and waited for. Only the
+# pids started here are signalled: `kill 0` would also hit whatever script ran make in its process group.
+define supervise
+pids=(); \
+start() { "$$@" & pids+=("$$!"); }; \
+stop() { trap - INT TERM EXIT; kill -TERM "$${pids[@]}" 2>/dev/null; wait; }; \
+trap 'stop; exit 130' INT; trap 'stop; exit 143' TERM; trap stop EXIT
+endef
+
+# Suffix of such a recipe: waits while every server runs, and ends (the EXIT trap stopping the rest)
+# when one of them exits, or when make alone was sent SIGINT. A terminal's Ctrl-C signals the whole
+# process group, which the INT trap handles; but GNU make, signalled by itself, only waits for its
+# children and never tells them. It stops catching the signal once it has had it, which shows in its
+# /proc status (SigCgt), so the recipe can notice that too.
+define wait_servers
+make_sigcgt() { sed -n 's/^SigCgt:\s*//p' /proc/$$PPID/status 2>/dev/null; }; \
+caught=$$(make_sigcgt); \
+while sleep 1; do \
+  for pid in "$${pids[@]}"; do \
+    kill -0 "$$pid" 2>/dev/null && continue; \
+    wait "$$pid"; echo "A server stopped (exit $$?); stopping the others." >&2; exit 1; \
+  done; \
+  [ "$$(make_sigcgt)" = "$$caught" ] || { echo "make was interrupted; stopping the servers." >&2; exit 130; }; \
+done
+endef
+
+## make run: the embedded default (SQLite, local-memory cache, in-memory channel layer, file-system
+## Celery broker) on http://127.0.0.1:8000, with a Celery worker and beat. Ctrl-C stops all three.
 run: export DJANGO_DEBUG ?= true
 run: venv
+	@$(call require_free_port,$(PORT))
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput -v0
-	$(PY) manage.py generate_slots --days 14
 	$(PY) manage.py seed_demo
-	@trap 'kill 0' INT TERM EXIT; \
-	$(VENV)/bin/celery -A opd worker --loglevel=INFO --concurrency=2 & \
-	$(VENV)/bin/celery -A opd beat --loglevel=INFO -s .data/celerybeat-schedule & \
-	$(VENV)/bin/uvicorn opd.asgi:application --host 127.0.0.1 --port $(PORT) & \
-	wait
+	$(PY) manage.py generate_slots
+	@# gossip, mingle and heartbeats broadcast through fan-out queues; the file-system broker never
+	@# deletes a stopped worker's queue, so its messages would pile up on disk from run to run.
+	@$(supervise); \
+	start $(VENV)/bin/celery -A opd worker --loglevel=INFO --concurrency=2 \
+	  --without-gossip --without-mingle --without-heartbeat; \
+	start $(BEAT); \
+	start $(VENV)/bin/uvicorn opd.asgi:application --host $(HOST) --port $(PORT) --lifespan off; \
+	$(wait_servers)
 
 ## make services: start local MariaDB and Redis (idempotent) and print the URLs to use
 services:
 	@.ci/install-os-packages.sh
 	@.ci/services.sh
 
-## make test: the whole suite against real MariaDB and Redis
+## make test: ruff, the migrations check and the whole suite against real MariaDB and Redis
 test: venv
 	@.ci/install-os-packages.sh
-	@set -a; eval "$$(.ci/services.sh)"; set +a; \
-	DJANGO_SETTINGS_MODULE=opd.settings.test $(VENV)/bin/ruff check . && \
-	DJANGO_SETTINGS_MODULE=opd.settings.test $(PY) manage.py makemigrations --check --dry-run >/dev/null && \
-	DJANGO_SETTINGS_MODULE=opd.settings.test $(VENV)/bin/pytest $(PYTEST_ARGS)
+	@urls=$$(.ci/services.sh) || exit 1; set -a; eval "$$urls"; set +a; \
+	export DJANGO_SETTINGS_MODULE=opd.settings.test; \
+	$(VENV)/bin/ruff check . && \
+	$(PY) manage.py makemigrations --check --dry-run && \
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-## make serve: the production layout locally: gunicorn (HTTP) + uvicorn (websockets) + Celery worker and beat
-serve: venv services
-	@set -a; eval "$$(.ci/services.sh)"; set +a; \
-	export DJANGO_DEBUG=$${DJANGO_DEBUG:-true}; \
-	$(PY) manage.py migrate --noinput && $(PY) manage.py collectstatic --noinput -v0 && \
-	$(PY) manage.py generate_slots --days 14 && $(PY) manage.py seed_demo && \
-	trap 'kill 0' INT TERM EXIT; \
-	CONN_MAX_AGE=60 $(VENV)/bin/gunicorn opd.wsgi:application --bind 127.0.0.1:$(PORT) --workers 2 & \
-	CONN_MAX_AGE=0 $(VENV)/bin/uvicorn opd.asgi:application --host 127.0.0.1 --port $(WS_PORT) & \
-	$(VENV)/bin/celery -A opd worker --loglevel=INFO --concurrency=2 & \
-	$(VENV)/bin/celery -A opd beat --loglevel=INFO -s .data/celerybeat-schedule & \
-	wait
+## make serve: the production process layout on MariaDB and Redis, DEBUG off, with the demo data:
+## gunicorn (HTTP, persistent database connections) on :8000, uvicorn (websockets, CONN_MAX_AGE=0) on
+## :8001, Celery worker and beat. Plain HTTP on loopback, so the settings are base.py's with a secret key
+## kept in .data/; behind TLS, DJANGO_SETTINGS_MODULE=opd.settings.production. Gunicorn's control socket
+## is off: its default path is one per user, which a second checkout's gunicorn would take over.
+serve: venv
+	@.ci/install-os-packages.sh
+	@$(call require_free_port,$(PORT)); $(call require_free_port,$(WS_PORT))
+	@urls=$$(.ci/services.sh) || exit 1; set -a; eval "$$urls"; set +a; \
+	export DJANGO_DEBUG=$${DJANGO_DEBUG:-false}; \
+	if [ -z "$${DJANGO_SECRET_KEY:-}" ]; then \
+	  [ -s .data/secret-key ] || (umask 077; $(PY) -c 'import secrets; print(secrets.token_urlsafe(50))' >.data/secret-key); \
+	  export DJANGO_SECRET_KEY=$$(cat .data/secret-key); \
+	fi; \
+	set -e; \
+	$(PY) manage.py migrate --noinput; \
+	$(PY) manage.py collectstatic --noinput -v0; \
+	$(PY) manage.py seed_demo --force; \
+	$(PY) manage.py generate_slots; \
+	set +e; \
+	$(supervise); \
+	start env CONN_MAX_AGE=60 $(VENV)/bin/gunicorn opd.wsgi:application --bind $(HOST):$(PORT) --workers 2 \
+	  --access-logfile - --no-control-socket; \
+	start env CONN_MAX_AGE=0 $(VENV)/bin/uvicorn opd.asgi:application --host $(HOST) --port $(WS_PORT) \
+	  --lifespan off; \
+	start $(VENV)/bin/celery -A opd worker --loglevel=INFO --concurrency=2; \
+	start $(BEAT); \
+	$(wait_servers)
 
 lint: venv
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
 format: venv
 	$(VENV)/bin/ruff format . && $(VENV)/bin/ruff check --fix .
+
+## make clean-data: forget the embedded default's data (SQLite file, file-system broker, collected static)
+clean-data:
+	rm -rf .data/opd.sqlite3 .data/opd.sqlite3-wal .data/opd.sqlite3-shm .data/celery-broker staticfiles

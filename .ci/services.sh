@@ -11,8 +11,9 @@ REDIS_PORT="${OPD_REDIS_PORT:-6379}"
 DB_USER=opd DB_PASS=opd DB_NAME=opd
 mkdir -p "$DATA"
 
+# A query, not `mariadb-admin ping`: ping succeeds even when the application user is refused.
 db_answers() {
-  mariadb-admin --no-defaults -h127.0.0.1 -P"$DB_PORT" -u"$DB_USER" -p"$DB_PASS" ping >/dev/null 2>&1
+  mariadb --no-defaults -h127.0.0.1 -P"$DB_PORT" -u"$DB_USER" -p"$DB_PASS" -e "SELECT 1" "$DB_NAME" >/dev/null 2>&1
 }
 
 if ! db_answers; then
@@ -22,7 +23,8 @@ if ! db_answers; then
       --auth-root-authentication-method=normal --skip-test-db >"$DATA/mariadb-install.log" 2>&1
   fi
   if ! mariadb-admin --no-defaults -S "$SOCK" -uroot ping >/dev/null 2>&1; then
-    mariadbd --no-defaults --user=root --datadir="$DATA/mariadb" --socket="$SOCK" \
+    # setsid: in a session of its own, so Ctrl-C on `make serve` or `make test` does not reach it.
+    setsid mariadbd --no-defaults --user=root --datadir="$DATA/mariadb" --socket="$SOCK" \
       --pid-file="$DATA/mariadb.pid" --port="$DB_PORT" --bind-address=127.0.0.1 --skip-name-resolve \
       --character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci \
       --max-connections=400 --innodb-buffer-pool-size=512M --innodb-flush-log-at-trx-commit=2 \
@@ -31,6 +33,10 @@ if ! db_answers; then
       mariadb-admin --no-defaults -S "$SOCK" -uroot ping >/dev/null 2>&1 && break
       sleep 0.2
     done
+    mariadb-admin --no-defaults -S "$SOCK" -uroot ping >/dev/null 2>&1 || {
+      echo "MariaDB did not start on port $DB_PORT (another server there?); see $DATA/mariadb.err" >&2
+      exit 1
+    }
   fi
   # The application user may create test_opd* databases so pytest-django (and xdist workers) can build theirs.
   mariadb --no-defaults -S "$SOCK" -uroot <<SQL

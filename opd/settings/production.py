@@ -1,8 +1,10 @@
 """Production: everything from the environment; no default secret, database or Redis."""
 
 from .base import *  # noqa: F403
-from .base import DATABASES, DEBUG, REDIS_URL, env
+from .base import DATABASES, DEBUG, REDIS_URL, SECRET_KEY, env
 
+if env.bool("OPD_ALLOW_INSECURE_KEY", default=False) or SECRET_KEY.startswith("insecure-"):
+    raise ImproperlyConfigured("DJANGO_SECRET_KEY is required in production.")  # noqa: F405
 if DEBUG:
     raise ImproperlyConfigured("DJANGO_DEBUG must be false in production.")  # noqa: F405
 if DATABASES["default"]["ENGINE"] != "django.db.backends.mysql" or not REDIS_URL:

@@ -188,3 +188,19 @@ def test_only_approved_doctors_get_slots(staff_user, org, department):
     assert Slot.objects.filter(doctor=doctor, is_active=True).exists()
     doctor_set_approval(actor=staff_user, doctor=doctor, status=ApprovalStatus.SUSPENDED)
     assert not Slot.objects.filter(doctor=doctor, is_active=True).exists()
+
+
+def test_the_beat_task_rolls_the_horizon_forward(staff_user, doctor, department):
+    from scheduling.tasks import roll_slot_horizon
+
+    availability_rule_create(
+        actor=staff_user,
+        doctor=doctor,
+        department=department,
+        weekday=5,
+        start_time=dt.time(9),
+        end_time=dt.time(10),
+    )
+    Slot.objects.filter(doctor=doctor).delete()
+    result = roll_slot_horizon.apply().get()
+    assert result["created"] == Slot.objects.filter(doctor=doctor).count() > 0

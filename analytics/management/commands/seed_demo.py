@@ -1,0 +1,454 @@
+"""Demo data to try the product with: one organization, two clinics in different time zones, approved
+doctors with weekly schedules, 50 patients, a sign-in for each role and a few appointments tomorrow.
+
+Idempotent: everything is looked up by a stable key first, so a second run changes nothing. The
+passwords are fixed and printed, which is acceptable only because this is demo data: the command
+refuses to run with DEBUG off unless --force says this really is a demo database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from opd.core.models import Clinic, Department, Membership, Organization, Role, User
+from patients.models import Patient, Sex
+from patients.services import patient_create
+from scheduling.models import (
+    Appointment,
+    ApprovalStatus,
+    AvailabilityRule,
+    BookingChannel,
+    Doctor,
+    Slot,
+)
+from scheduling.services import (
+    appointment_book,
+    availability_rule_create,
+    doctor_set_approval,
+    slots_generate,
+)
+
+SEED = 1729  # the same names, birthdays and phone numbers on every machine
+PATIENT_COUNT = 50
+DAYS_OF_SLOTS = 14
+APPOINTMENTS_PER_DOCTOR = 3
+SLOT_MINUTES = 15
+
+ORGANIZATION = {"slug": "demo", "name": "Demo Health Group"}
+
+
+@dataclass(frozen=True)
+class ClinicSpec:
+    code: str
+    name: str
+    time_zone: str
+    address: str
+    phone: str
+    departments: tuple[tuple[str, str], ...]
+
+
+CLINICS = (
+    ClinicSpec(
+        "london",
+        "Demo London Clinic",
+        "Europe/London",
+        "1 Example Street, London EC1A 1AA",
+        "+44 20 7946 0000",
+        (("gen", "General medicine"), ("paed", "Paediatrics")),
+    ),
+    ClinicSpec(
+        "kolkata",
+        "Demo Kolkata Clinic",
+        "Asia/Kolkata",
+        "12 Park Street, Kolkata 700016",
+        "+91 33 4000 0000",
+        (("gen", "General medicine"), ("cardio", "Cardiology")),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class DoctorSpec:
+    username: str
+    first_name: str
+    last_name: str
+    clinic: str
+    department: str
+    specialization: str
+    license_number: str
+
+
+DOCTORS = (
+    DoctorSpec("demo-dr-hart", "Amelia", "Hart", "london", "gen", "General practice", "DEMO-GMC-1001"),
+    DoctorSpec("demo-dr-okafor", "Samuel", "Okafor", "london", "paed", "Paediatrics", "DEMO-GMC-1002"),
+    DoctorSpec("demo-dr-sen", "Priya", "Sen", "kolkata", "gen", "General medicine", "DEMO-NMC-2001"),
+    DoctorSpec("demo-dr-banerjee", "Arjun", "Banerjee", "kolkata", "cardio", "Cardiology", "DEMO-NMC-2002"),
+)
+
+# Weekly sessions in clinic local time. Every day has one, so each of the next 14 days has slots.
+WEEKDAY_SESSIONS = ((dt.time(9), dt.time(12, 30)), (dt.time(14), dt.time(17)))
+WEEKEND_SESSIONS = ((dt.time(10), dt.time(13)),)
+
+# Demo credentials: published here on purpose. Never reuse them anywhere real.
+PASSWORDS = {
+    "superuser": "demo-super-2468",
+    Role.ADMIN: "demo-admin-2468",
+    Role.STAFF: "demo-staff-2468",
+    Role.DOCTOR: "demo-doctor-2468",
+    Role.PATIENT: "demo-patient-2468",
+}
+
+NAMES = {
+    # clinic code -> (female first names, male first names, last names)
+    "london": (
+        ["Amelia", "Isla", "Ava", "Mia", "Freya", "Grace", "Lily", "Evie", "Sophie", "Poppy"],
+        ["Oliver", "George", "Harry", "Noah", "Jack", "Leo", "Arthur", "Oscar", "Alfie", "Henry"],
+        ["Smith", "Jones", "Taylor", "Brown", "Wilson", "Davies", "Evans", "Walker", "Wright", "Khan"],
+    ),
+    "kolkata": (
+        ["Ananya", "Diya", "Ishita", "Kavya", "Riya", "Meera", "Pooja", "Sneha", "Tania", "Moumita"],
+        ["Aarav", "Vihaan", "Arjun", "Rohan", "Sourav", "Aditya", "Kunal", "Rahul", "Debashis", "Arnab"],
+        ["Das", "Ghosh", "Chatterjee", "Mukherjee", "Bose", "Roy", "Dutta", "Mitra", "Saha", "Basu"],
+    ),
+}
+
+
+@dataclass
+class Credential:
+    role: str
+    username: str
+    password: str
+    where: str
+
+
+@dataclass
+class Demo:
+    organization: Organization
+    clinics: dict[str, Clinic] = field(default_factory=dict)
+    departments: dict[tuple[str, str], Department] = field(default_factory=dict)
+    doctors: list[Doctor] = field(default_factory=list)
+    patients: list[Patient] = field(default_factory=list)
+    credentials: list[Credential] = field(default_factory=list)
+    admin: User | None = None
+
+
+class Command(BaseCommand):
+    help = (
+        "Load demo data (two clinics, doctors with schedules, 50 patients, a user per role, a few "
+        "appointments) and print the demo sign-ins. Running it again changes nothing."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="Run even though DEBUG is off (the demo users have published passwords).",
+        )
+
+    def handle(self, *args, force: bool = False, **options) -> None:
+        if not settings.DEBUG and not force:
+            raise CommandError(
+                "seed_demo creates users with published demo passwords and DEBUG is off. "
+                "If this really is a demo database, run it again with --force."
+            )
+        with transaction.atomic():
+            demo = seed()
+        self._print_summary(demo)
+        self._print_credentials(demo.credentials)
+
+    def _print_summary(self, demo: Demo) -> None:
+        org = demo.organization
+        horizon = timezone.now() + dt.timedelta(days=DAYS_OF_SLOTS)
+        open_slots = Slot.objects.filter(
+            organization=org, is_active=True, start__gt=timezone.now(), start__lte=horizon
+        ).count()
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo organization '{org.name}': {len(demo.clinics)} clinics, "
+                f"{len(demo.departments)} departments, {len(demo.doctors)} doctors, "
+                f"{Patient.objects.filter(organization=org).count()} patients, "
+                f"{open_slots} slots in the next {DAYS_OF_SLOTS} days, "
+                f"{Appointment.objects.filter(organization=org).count()} appointments."
+            )
+        )
+
+    def _print_credentials(self, credentials: list[Credential]) -> None:
+        headers = ("role", "username", "password", "where")
+        rows = [(c.role, c.username, c.password, c.where) for c in credentials]
+        widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
+        line = "  ".join(f"{{:<{w}}}" for w in widths)
+        self.stdout.write("")
+        self.stdout.write(
+            self.style.WARNING(
+                "WARNING: these are DEMO credentials with published passwords. "
+                "Never load this data into a real system."
+            )
+        )
+        self.stdout.write(line.format(*headers).rstrip())
+        self.stdout.write(line.format(*("-" * w for w in widths)).rstrip())
+        for row in rows:
+            self.stdout.write(line.format(*row).rstrip())
+        self.stdout.write("Sign in at /admin/ (superuser, admin, staff) or /api/ with these.")
+
+
+def seed() -> Demo:
+    org, _ = Organization.objects.get_or_create(
+        slug=ORGANIZATION["slug"], defaults={"name": ORGANIZATION["name"]}
+    )
+    demo = Demo(organization=org)
+    seed_clinics(demo)
+    seed_users(demo)
+    seed_doctors(demo)
+    seed_patients(demo)
+    # Rules plan OPD_SLOT_HORIZON_DAYS ahead; make sure the demo always shows at least two weeks (one
+    # day more, as the horizon counts from today in UTC and a clinic east of UTC may be a day ahead).
+    slots_generate(
+        days=max(settings.OPD_SLOT_HORIZON_DAYS, DAYS_OF_SLOTS + 1),
+        doctors=Doctor.objects.filter(pk__in=[d.pk for d in demo.doctors]),
+    )
+    book_demo_appointments(demo)
+    return demo
+
+
+def seed_clinics(demo: Demo) -> None:
+    for spec in CLINICS:
+        clinic, _ = Clinic.objects.get_or_create(
+            organization=demo.organization,
+            code=spec.code,
+            defaults={
+                "name": spec.name,
+                "time_zone": spec.time_zone,
+                "address": spec.address,
+                "phone": spec.phone,
+                "email": f"{spec.code}@demo.example.org",
+            },
+        )
+        demo.clinics[spec.code] = clinic
+        for code, name in spec.departments:
+            demo.departments[spec.code, code], _ = Department.objects.get_or_create(
+                clinic=clinic, code=code, defaults={"name": name}
+            )
+
+
+def ensure_user(
+    username: str,
+    *,
+    password: str,
+    role: str,
+    organization: Organization | None,
+    first_name: str = "",
+    last_name: str = "",
+    is_staff: bool = False,
+    is_superuser: bool = False,
+    clinics: tuple[Clinic, ...] = (),
+) -> User:
+    """The demo user as specified; writes only what differs, so a second run writes nothing."""
+    wanted = {
+        "role": role,
+        "organization_id": organization.pk if organization else None,
+        "first_name": first_name,
+        "last_name": last_name,
+        "email": f"{username}@demo.example.org",
+        "is_staff": is_staff or is_superuser,
+        "is_superuser": is_superuser,
+        "is_active": True,
+    }
+    user = User.objects.filter(username=username).first()
+    if user is None:
+        user = User(username=username, **wanted)
+        user.set_password(password)
+        user.save()
+    else:
+        changed = [name for name, value in wanted.items() if getattr(user, name) != value]
+        for name in changed:
+            setattr(user, name, wanted[name])
+        # The printed table must be true: put the demo password back if someone changed it.
+        if not user.check_password(password):
+            user.set_password(password)
+            changed.append("password")
+        if changed:
+            user.save(update_fields=changed)
+    for clinic in clinics:
+        Membership.objects.get_or_create(user=user, clinic=clinic)
+    return user
+
+
+def seed_users(demo: Demo) -> None:
+    org = demo.organization
+    ensure_user(
+        "demo-super",
+        password=PASSWORDS["superuser"],
+        role=Role.ADMIN,
+        organization=None,
+        first_name="Demo",
+        last_name="Superuser",
+        is_superuser=True,
+    )
+    demo.credentials.append(Credential("superuser", "demo-super", PASSWORDS["superuser"], "everything"))
+    demo.admin = ensure_user(
+        "demo-admin",
+        password=PASSWORDS[Role.ADMIN],
+        role=Role.ADMIN,
+        organization=org,
+        first_name="Demo",
+        last_name="Administrator",
+        is_staff=True,
+    )
+    demo.credentials.append(Credential("admin", "demo-admin", PASSWORDS[Role.ADMIN], org.name))
+    for code, clinic in demo.clinics.items():
+        username = f"demo-reception-{code}"
+        ensure_user(
+            username,
+            password=PASSWORDS[Role.STAFF],
+            role=Role.STAFF,
+            organization=org,
+            first_name="Reception",
+            last_name=code.title(),
+            is_staff=True,
+            clinics=(clinic,),
+        )
+        demo.credentials.append(Credential("staff", username, PASSWORDS[Role.STAFF], clinic.name))
+
+
+def seed_doctors(demo: Demo) -> None:
+    for spec in DOCTORS:
+        clinic = demo.clinics[spec.clinic]
+        department = demo.departments[spec.clinic, spec.department]
+        user = ensure_user(
+            spec.username,
+            password=PASSWORDS[Role.DOCTOR],
+            role=Role.DOCTOR,
+            organization=demo.organization,
+            first_name=spec.first_name,
+            last_name=spec.last_name,
+            clinics=(clinic,),
+        )
+        doctor, _ = Doctor.objects.get_or_create(
+            user=user,
+            defaults={
+                "organization": demo.organization,
+                "specialization": spec.specialization,
+                "license_number": spec.license_number,
+            },
+        )
+        if not doctor.departments.filter(pk=department.pk).exists():
+            # add() alone would INSERT IGNORE, which spends an auto-increment id on every run.
+            doctor.departments.add(department)
+        add_weekly_sessions(demo, doctor, department)
+        # A new doctor starts pending; approval opens their slots (one re-plan instead of one per rule).
+        doctor_set_approval(actor=demo.admin, doctor=doctor, status=ApprovalStatus.APPROVED)
+        demo.doctors.append(doctor)
+        demo.credentials.append(
+            Credential("doctor", spec.username, PASSWORDS[Role.DOCTOR], f"{clinic.name}, {department.name}")
+        )
+
+
+def add_weekly_sessions(demo: Demo, doctor: Doctor, department: Department) -> None:
+    for weekday in range(7):
+        for start, end in WEEKDAY_SESSIONS if weekday < 5 else WEEKEND_SESSIONS:
+            exists = AvailabilityRule.objects.filter(
+                doctor=doctor, department=department, weekday=weekday, start_time=start, end_time=end
+            ).exists()
+            if not exists:
+                availability_rule_create(
+                    actor=demo.admin,
+                    doctor=doctor,
+                    department=department,
+                    weekday=weekday,
+                    start_time=start,
+                    end_time=end,
+                    slot_minutes=SLOT_MINUTES,
+                )
+
+
+def patient_specs() -> list[dict]:
+    """PATIENT_COUNT deterministic patients, alternating between the clinics."""
+    rng = random.Random(SEED)  # noqa: S311 (demo names, not security)
+    specs = []
+    codes = [spec.code for spec in CLINICS]
+    for n in range(1, PATIENT_COUNT + 1):
+        clinic_code = codes[n % len(codes)]
+        female, male, last = NAMES[clinic_code]
+        sex = rng.choice([Sex.FEMALE, Sex.MALE])
+        specs.append(
+            {
+                "clinic": clinic_code,
+                "first_name": rng.choice(female if sex == Sex.FEMALE else male),
+                "last_name": rng.choice(last),
+                "sex": sex,
+                "date_of_birth": dt.date(1940, 1, 1) + dt.timedelta(days=rng.randrange(80 * 365)),
+                # Ofcom's drama range (07700 900xxx) for London; a made-up range for Kolkata.
+                "phone": f"+44 7700 900{n:03d}" if clinic_code == "london" else f"+91 90000 {n:05d}",
+                "email": f"demo.patient{n:02d}@example.org",
+            }
+        )
+    return specs
+
+
+def seed_patients(demo: Demo) -> None:
+    specs = patient_specs()
+    # The first patient can sign in, so the patient's own views have someone to show.
+    user = ensure_user(
+        "demo-patient",
+        password=PASSWORDS[Role.PATIENT],
+        role=Role.PATIENT,
+        organization=demo.organization,
+        first_name=specs[0]["first_name"],
+        last_name=specs[0]["last_name"],
+    )
+    for n, spec in enumerate(specs):
+        demo.patients.append(ensure_patient(demo, spec, user=user if n == 0 else None))
+    demo.credentials.append(
+        Credential("patient", user.username, PASSWORDS[Role.PATIENT], f"patient {demo.patients[0].mrn}")
+    )
+
+
+def ensure_patient(demo: Demo, spec: dict, *, user: User | None) -> Patient:
+    fields = {name: value for name, value in spec.items() if name != "clinic"}
+    existing = Patient.objects.filter(organization=demo.organization, email=fields["email"]).first()
+    if existing is not None:
+        return existing
+    return patient_create(
+        actor=demo.admin,
+        organization=demo.organization,
+        registered_at_clinic=demo.clinics[spec["clinic"]],
+        user=user,
+        **fields,
+    )
+
+
+def book_demo_appointments(demo: Demo) -> None:
+    """A few appointments on each doctor's next working day from tomorrow, unless the demo has some."""
+    if Appointment.objects.filter(organization=demo.organization).exists():
+        return
+    patients = iter(demo.patients)  # the demo patient first, so their own views show a booking
+    for doctor in demo.doctors:
+        for slot in first_open_slots(doctor, APPOINTMENTS_PER_DOCTOR):
+            appointment_book(
+                actor=None,
+                patient=next(patients),
+                slot=slot,
+                reason="Demo appointment",
+                channel=BookingChannel.SYSTEM,
+            )
+
+
+def first_open_slots(doctor: Doctor, count: int) -> list[Slot]:
+    """`count` open slots, half an hour apart, on the doctor's first day with slots from tomorrow."""
+    clinic = doctor.departments.select_related("clinic").first().clinic
+    tomorrow = timezone.localdate(timezone=clinic.tz) + dt.timedelta(days=1)
+    open_slots = Slot.objects.filter(
+        doctor=doctor, date__gte=tomorrow, is_active=True, booked_count__lt=F("capacity")
+    ).order_by("start")
+    first = open_slots.first()
+    if first is None:
+        return []
+    return list(open_slots.filter(date=first.date))[: count * 2 : 2]

@@ -1,0 +1,218 @@
+"""The management commands: generate_slots and seed_demo."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from io import StringIO
+
+import pytest
+from django.contrib.auth import authenticate
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from opd.core.models import AuditEvent, Clinic, Department, Membership, Organization, Role, User
+from patients.models import Patient
+from scheduling.models import Appointment, ApprovalStatus, AvailabilityRule, Doctor, Slot
+from scheduling.services import availability_rule_create
+from tests.factories import DoctorFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args: str) -> str:
+    out = StringIO()
+    call_command(*args, stdout=out, stderr=StringIO())
+    return out.getvalue()
+
+
+def created(output: str) -> int:
+    return int(re.search(r"created (\d+)", output).group(1))
+
+
+@pytest.fixture
+def scheduled_doctor(staff_user, doctor, department):
+    """A doctor with a weekday session; the service plans the default horizon (28 days) at once."""
+    for weekday in range(5):
+        availability_rule_create(
+            actor=staff_user,
+            doctor=doctor,
+            department=department,
+            weekday=weekday,
+            start_time=dt.time(9),
+            end_time=dt.time(11),
+        )
+    return doctor
+
+
+# generate_slots
+
+
+def test_it_generates_slots_once(scheduled_doctor):
+    before = Slot.objects.count()
+
+    first = run("generate_slots", "--days", "60")
+    second = run("generate_slots", "--days", "60")
+
+    assert created(first) > 0
+    assert Slot.objects.count() == before + created(first)
+    assert created(second) == 0
+    assert "created 0, reactivated 0, deactivated 0, resized 0" in second
+
+
+def test_it_plans_only_the_doctors_named(scheduled_doctor, staff_user, org, department):
+    other = DoctorFactory(user__organization=org, departments=[department])
+    availability_rule_create(
+        actor=staff_user,
+        doctor=other,
+        department=department,
+        weekday=0,
+        start_time=dt.time(14),
+        end_time=dt.time(15),
+    )
+    others_before = Slot.objects.filter(doctor=other).count()
+
+    output = run("generate_slots", "--days", "60", "--doctor", str(scheduled_doctor.pk))
+
+    assert "Planned 1 doctor(s)" in output
+    assert created(output) > 0
+    assert Slot.objects.filter(doctor=other).count() == others_before
+
+
+def test_it_plans_from_the_date_given(scheduled_doctor):
+    start = timezone.now().date() + dt.timedelta(days=100)
+
+    run("generate_slots", "--from", start.isoformat(), "--days", "7")
+
+    far = Slot.objects.filter(doctor=scheduled_doctor, date__gte=start)
+    assert far.exists()
+    assert not far.filter(date__gt=start + dt.timedelta(days=8)).exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--days", "-1"], "between 0 and 366"),
+        (["--days", "367"], "between 0 and 366"),
+        (["--days", "many"], "invalid int value"),
+        (["--from", "2030-02-30"], "YYYY-MM-DD"),
+        (["--from", "tomorrow"], "YYYY-MM-DD"),
+        (["--doctor", "999999"], "No doctor with id 999999"),
+    ],
+    ids=["negative-days", "too-many-days", "days-not-a-number", "no-such-date", "not-a-date", "no-doctor"],
+)
+def test_it_refuses_bad_arguments_and_writes_nothing(scheduled_doctor, args, message):
+    slots, audits = Slot.objects.count(), AuditEvent.objects.count()
+
+    # --days 60 alone would create slots, so an unchanged count shows the refusal came first.
+    with pytest.raises(CommandError, match=message):
+        run("generate_slots", "--days", "60", *args)
+
+    assert (Slot.objects.count(), AuditEvent.objects.count()) == (slots, audits)
+
+
+def test_it_names_every_unknown_doctor(scheduled_doctor):
+    with pytest.raises(CommandError, match="No doctor with id 999998, 999999"):
+        run("generate_slots", "--doctor", str(scheduled_doctor.pk), "999999", "--doctor", "999998")
+
+
+# seed_demo
+
+
+def demo_counts() -> dict[str, int]:
+    models = (
+        Organization,
+        Clinic,
+        Department,
+        User,
+        Membership,
+        Doctor,
+        AvailabilityRule,
+        Patient,
+        Slot,
+        Appointment,
+        AuditEvent,
+    )
+    return {model.__name__: model.objects.count() for model in models}
+
+
+def printed_credentials(output: str) -> dict[str, tuple[str, str]]:
+    """{username: (role, password)} from the table seed_demo prints."""
+    rows = re.findall(r"^(superuser|admin|staff|doctor|patient)\s+(\S+)\s+(\S+)", output, re.MULTILINE)
+    return {username: (role, password) for role, username, password in rows}
+
+
+def test_it_refuses_to_seed_with_debug_off_unless_forced(settings):
+    settings.DEBUG = False
+
+    with pytest.raises(CommandError, match="--force"):
+        run("seed_demo")
+
+    assert not Organization.objects.exists()
+    assert not User.objects.exists()
+
+
+def test_it_seeds_the_demo_once(settings):
+    settings.DEBUG = True
+
+    run("seed_demo")
+    first = demo_counts()
+    run("seed_demo")
+
+    assert demo_counts() == first
+    assert first["Organization"] == 1
+    assert first["Clinic"] == 2
+    assert first["Doctor"] >= 2
+    assert first["Patient"] == 50
+    assert first["Appointment"] > 0
+
+
+def test_it_builds_a_demo_to_try_every_role_with(settings):
+    settings.DEBUG = True
+
+    output = run("seed_demo")
+
+    assert "DEMO credentials" in output
+    clinics = list(Clinic.objects.all())
+    assert len({clinic.time_zone for clinic in clinics}) == 2
+    assert all(Department.objects.filter(clinic=clinic).exists() for clinic in clinics)
+
+    credentials = printed_credentials(output)
+    roles = {role for role, _ in credentials.values()}
+    assert roles == {"superuser", "admin", "staff", "doctor", "patient"}
+    for username, (role, password) in credentials.items():
+        user = authenticate(username=username, password=password)
+        assert user is not None, f"the printed password of {username} does not work"
+        if role in ("superuser", "admin", "staff"):
+            assert user.is_staff, f"{username} cannot use the admin"
+    staff_clinics = {
+        m.clinic_id for m in Membership.objects.filter(user__role=Role.STAFF, user__username__in=credentials)
+    }
+    assert staff_clinics == {clinic.pk for clinic in clinics}
+    patient_user = User.objects.get(username__in=credentials, role=Role.PATIENT)
+    assert Patient.objects.filter(user=patient_user).exists()
+
+
+def test_it_gives_every_demo_doctor_slots_for_the_next_two_weeks(settings):
+    settings.DEBUG = True
+
+    run("seed_demo")
+
+    doctors = Doctor.objects.select_related("user").prefetch_related("departments__clinic")
+    assert doctors.exists()
+    for doctor in doctors:
+        assert doctor.approval_status == ApprovalStatus.APPROVED
+        assert doctor.user.role == Role.DOCTOR
+        clinic = doctor.departments.first().clinic
+        assert Membership.objects.filter(user=doctor.user, clinic=clinic).exists()
+        today = timezone.localdate(timezone=clinic.tz)
+        days_with_slots = set(
+            Slot.objects.filter(doctor=doctor, is_active=True, date__gt=today).values_list("date", flat=True)
+        )
+        wanted = {today + dt.timedelta(days=n) for n in range(1, 15)}
+        assert wanted <= days_with_slots, f"{doctor} has no slots on {sorted(wanted - days_with_slots)}"
+    # The demo appointments were booked through the booking service, on future slots.
+    appointments = Appointment.objects.all()
+    assert appointments.exists()
+    assert all(a.start > timezone.now() for a in appointments)
+    assert AuditEvent.objects.filter(action="appointment.booked").count() == appointments.count()

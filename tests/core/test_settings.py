@@ -1,0 +1,86 @@
+"""Production settings, run as a real process would run them: a fresh interpreter with only the
+environment a deployment sets (nothing inherited from the test settings)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+
+import pytest
+from django.conf import settings
+
+INHERITED_PREFIXES = ("DJANGO_", "OPD_", "CELERY_", "CACHE_", "CHANNELS_", "EMAIL_")
+INHERITED_NAMES = {"DATABASE_URL", "REDIS_URL", "CONN_MAX_AGE"}
+
+
+def production_env(**overrides: str | None) -> dict[str, str]:
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(INHERITED_PREFIXES) and name not in INHERITED_NAMES
+    }
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "opd.settings.production",
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),  # 67 random characters
+            "DATABASE_URL": os.environ.get("DATABASE_URL", "mysql://opd:opd@127.0.0.1:3306/opd"),
+            "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+            "DJANGO_ALLOWED_HOSTS": "opd.example.org,www.opd.example.org",
+        }
+    )
+    for name, value in overrides.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return env
+
+
+def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(  # noqa: S603 (our own manage.py, fixed arguments)
+        [sys.executable, "manage.py", *args],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_it_passes_the_deploy_checks_with_a_production_environment():
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=production_env())
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+def test_it_refuses_to_start_without_a_secret_key():
+    result = manage("check", env=production_env(DJANGO_SECRET_KEY=None))
+
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY is required" in result.stderr
+
+
+def test_it_refuses_the_development_key_even_when_insecure_keys_are_allowed():
+    result = manage("check", env=production_env(DJANGO_SECRET_KEY=None, OPD_ALLOW_INSECURE_KEY="true"))
+
+    assert result.returncode != 0
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"DJANGO_DEBUG": "true"}, "DJANGO_DEBUG must be false in production"),
+        ({"DATABASE_URL": None}, "Production needs DATABASE_URL=mysql://"),
+        ({"REDIS_URL": None}, "Production needs DATABASE_URL=mysql://... and REDIS_URL"),
+    ],
+    ids=["debug-on", "no-database-url", "no-redis-url"],
+)
+def test_it_refuses_to_start_with_development_settings(overrides, message):
+    result = manage("check", env=production_env(**overrides))
+
+    assert result.returncode != 0
+    assert message in result.stderr
