@@ -3,11 +3,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import transaction
 
 from opd.core.audit import audit
-from opd.core.db import retry_on_deadlock
+from opd.core.db import next_in_sequence, retry_on_deadlock
 from opd.core.errors import ValidationFailed
 from opd.core.models import Clinic, Organization, User
 from opd.core.services import validate_model
@@ -34,20 +33,7 @@ def digits_only(value: str) -> str:
 
 
 def _next_mrn(organization_id: int) -> str:
-    """Takes the next number for the organization; the UPDATE holds its MrnSequence row until commit.
-
-    An UPDATE takes the exclusive lock at once; get_or_create + SELECT ... FOR UPDATE would take a
-    shared lock first and deadlock when two registrations upgrade together.
-    """
-    bump = MrnSequence.objects.filter(organization_id=organization_id)
-    if not bump.update(last_value=F("last_value") + 1):
-        try:
-            with transaction.atomic():
-                MrnSequence.objects.create(organization_id=organization_id, last_value=1)
-        except IntegrityError:  # another registration created it first: take the next number
-            bump.update(last_value=F("last_value") + 1)
-    value = bump.values_list("last_value", flat=True).get()
-    return f"P{value:08d}"
+    return f"P{next_in_sequence(MrnSequence, organization_id=organization_id):08d}"
 
 
 @retry_on_deadlock  # the very first registrations of an organization race to create its sequence row

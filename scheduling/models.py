@@ -238,12 +238,23 @@ class Appointment(models.Model):
     )
     cancellation_reason = models.CharField(max_length=500, blank=True)
     reschedule_count = models.PositiveSmallIntegerField(default=0)
+    # The live queue: a token issued at check-in (unique per department and clinic-local day, never
+    # reused) and a priority flag (NEWS2 medium/high, or set by staff) that puts the patient first.
+    token_number = models.PositiveIntegerField(null=True, blank=True)
+    token_date = models.DateField(null=True, blank=True)
+    is_priority = models.BooleanField(default=False)
+    priority_reason = models.CharField(max_length=200, blank=True)
+    called_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["start", "id"]
         constraints = [
             models.UniqueConstraint(fields=["slot", "seat"], name="scheduling_appointment_one_per_seat"),
+            models.UniqueConstraint(
+                fields=["department", "token_date", "token_number"],
+                name="scheduling_appointment_token_unique",
+            ),
             models.CheckConstraint(
                 condition=Q(seat__isnull=True) | Q(seat__gte=1), name="scheduling_appointment_seat_positive"
             ),
@@ -272,3 +283,19 @@ class Appointment(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_STATUSES
+
+
+class TokenCounter(models.Model):
+    """The last token issued in a department on a clinic-local day; its row is locked while one is taken."""
+
+    department = models.ForeignKey(Department, on_delete=models.CASCADE, related_name="+")
+    date = models.DateField()
+    last_value = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["department", "date"], name="scheduling_token_counter_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.department_id} {self.date}: {self.last_value}"

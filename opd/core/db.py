@@ -6,9 +6,10 @@ import functools
 import random
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from django.db import OperationalError, connection
+from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db.models import F, Model
 
 from .errors import Conflict
 
@@ -52,3 +53,21 @@ def retry_on_deadlock(func: Callable[..., T] | None = None, *, attempts: int = 5
         return wrapper
 
     return decorate(func) if func is not None else decorate
+
+
+def next_in_sequence(model: type[Model], **key: Any) -> int:
+    """Take the next number of a counter row (`last_value`) identified by `key`, creating it at 1.
+
+    One UPDATE takes the row's exclusive lock at once and holds it until commit, so two callers never
+    get the same number. (get_or_create + SELECT FOR UPDATE would take a shared lock first and deadlock
+    when two callers upgrade together.) Two callers creating the same row race on its unique key: the
+    loser catches IntegrityError and bumps the winner's row. Call it inside the caller's transaction.
+    """
+    rows = model.objects.filter(**key)
+    if not rows.update(last_value=F("last_value") + 1):
+        try:
+            with transaction.atomic():
+                model.objects.create(**key, last_value=1)
+        except IntegrityError:
+            rows.update(last_value=F("last_value") + 1)
+    return rows.values_list("last_value", flat=True).get()

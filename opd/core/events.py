@@ -21,6 +21,8 @@ _subscribers: dict[str, list[Handler]] = defaultdict(list)
 APPOINTMENT_BOOKED = "appointment.booked"
 APPOINTMENT_CANCELLED = "appointment.cancelled"
 APPOINTMENT_RESCHEDULED = "appointment.rescheduled"
+# Any change to a doctor's live queue (check-in, start, complete, no-show, priority, call, skip, recall).
+QUEUE_CHANGED = "queue.changed"
 
 
 def subscribe(event: str, handler: Handler) -> None:

@@ -72,6 +72,9 @@ class Clinic(models.Model):
     cancellation_cutoff_minutes = models.PositiveIntegerField(
         default=120, help_text="Patients may cancel or reschedule up to this many minutes before the start."
     )
+    checkin_opens_minutes = models.PositiveIntegerField(
+        default=60, help_text="Reception may check a patient in from this many minutes before the start."
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

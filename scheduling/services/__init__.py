@@ -14,13 +14,25 @@ from .booking import (
     appointment_cancel,
     appointment_reschedule,
 )
+from .queue import (
+    appointment_check_in,
+    appointment_complete,
+    appointment_mark_no_show,
+    appointment_set_priority,
+    appointment_start,
+)
 from .slots import slots_generate
 
 __all__ = [
     "appointment_book",
     "appointment_book_first_available",
     "appointment_cancel",
+    "appointment_check_in",
+    "appointment_complete",
+    "appointment_mark_no_show",
     "appointment_reschedule",
+    "appointment_set_priority",
+    "appointment_start",
     "availability_exception_create",
     "availability_exception_delete",
     "availability_rule_create",
