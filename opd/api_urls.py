@@ -7,4 +7,7 @@ urlpatterns = [
     path("", include("patients.api.urls")),
     path("", include("scheduling.api.urls_doctors")),
     path("", include("scheduling.api.urls_booking")),
+    path("", include("scheduling.api.urls_queue")),
+    path("", include("consultations.api.urls")),
+    path("", include("notifications.api.urls")),
 ]

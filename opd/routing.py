@@ -1,3 +1,6 @@
-"""Websocket routes of every app (the live queue arrives with the dashboard)."""
+"""Websocket routes of every app, mounted under /ws/ by opd.asgi."""
 
-websocket_urlpatterns: list = []
+from notifications.routing import websocket_urlpatterns as notification_routes
+from scheduling.routing import websocket_urlpatterns as queue_routes
+
+websocket_urlpatterns: list = [*queue_routes, *notification_routes]

@@ -8,6 +8,7 @@ import uuid
 from django.core.cache import cache
 from django.db import connection
 from django.http import JsonResponse
+from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -63,3 +64,8 @@ def readyz(request):
     if failing:
         body["failing"] = failing
     return JsonResponse(body, status=503 if failing else 200)
+
+
+@require_GET
+def home(request):
+    return render(request, "home.html")

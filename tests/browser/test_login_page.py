@@ -1,0 +1,18 @@
+import pytest
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_it_signs_a_user_in_through_the_login_form(live_server, page, login, staff_user, screenshot):
+    login(page, staff_user)
+    assert page.get_by_role("button", name=f"Log out {staff_user.username}").is_visible()
+    screenshot(page, "login-done")
+
+
+def test_it_says_beside_the_form_when_the_password_is_wrong(live_server, page, staff_user):
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.get_by_label("Username").fill(staff_user.username)
+    page.get_by_label("Password").fill("not-the-password")
+    page.get_by_role("button", name="Log in").click()
+    assert page.get_by_role("alert").first.is_visible()
+    assert "/accounts/login/" in page.url
