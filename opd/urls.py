@@ -10,6 +10,7 @@ urlpatterns = [
     path("readyz", core_views.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("portal/", include("opd.portal.urls")),
     path("queue/", include("scheduling.urls")),
     path("consultations/", include("consultations.urls")),
     path("api/v1/", include("opd.api_urls")),

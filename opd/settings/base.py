@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "consultations",
     "notifications",
     "analytics",
+    "opd.portal",
 ]
 
 MIDDLEWARE = [
