@@ -10,24 +10,15 @@ from opd.core.models import Clinic, Organization
 from opd.core.tenancy import clinics_for, organizations_for
 
 from ..models import Patient, PatientStatus
+from ..services import EDITABLE_FIELDS
 
 PATIENT_FIELDS = [
     "id",
     "mrn",
     "organization",
     "registered_at_clinic",
-    "first_name",
-    "last_name",
     "full_name",
-    "date_of_birth",
-    "sex",
-    "phone",
-    "email",
-    "address",
-    "emergency_contact_name",
-    "emergency_contact_phone",
-    "insurance_provider",
-    "insurance_policy_number",
+    *EDITABLE_FIELDS,
     "status",
     "created_at",
     "updated_at",
