@@ -11,11 +11,16 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from opd.core.ws_auth import TokenAuthMiddleware  # noqa: E402
 from opd.routing import websocket_urlpatterns  # noqa: E402
 
+# Websockets: the Origin must be one of ALLOWED_HOSTS (so another site's page cannot use a visitor's
+# session; other clients send an Origin header too), then the session cookie or an API token signs in.
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_urlpatterns)))
+        ),
     }
 )

@@ -23,6 +23,11 @@ class Doctor(models.Model):
     departments = models.ManyToManyField(Department, related_name="doctors", blank=True)
     specialization = models.CharField(max_length=120)
     license_number = models.CharField(max_length=64)
+    room = models.CharField(
+        max_length=40,
+        blank=True,
+        help_text="Consulting room or desk, shown on the waiting-room display (for example “Room 3”).",
+    )
     approval_status = models.CharField(
         max_length=16, choices=ApprovalStatus.choices, default=ApprovalStatus.PENDING
     )
@@ -245,6 +250,9 @@ class Appointment(models.Model):
     is_priority = models.BooleanField(default=False)
     priority_reason = models.CharField(max_length=200, blank=True)
     called_at = models.DateTimeField(null=True, blank=True)
+    # The place in the doctor's waiting line, as digits that sort in queue order (services.queue.queue_key):
+    # priority band, appointment time, check-in time, id. A skip re-keys the patient just behind the next one.
+    queue_key = models.CharField(max_length=200, blank=True, default="")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -275,6 +283,7 @@ class Appointment(models.Model):
             models.Index(fields=["doctor", "start"], name="scheduling_appt_doctor_start"),
             models.Index(fields=["clinic", "start"], name="scheduling_appt_clinic_start"),
             models.Index(fields=["organization", "status", "start"], name="scheduling_appt_org_status"),
+            models.Index(fields=["doctor", "status", "queue_key"], name="scheduling_appt_doctor_queue"),
         ]
 
     def __str__(self) -> str:
@@ -283,6 +292,13 @@ class Appointment(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_STATUSES
+
+    @property
+    def token_label(self) -> str | None:
+        """Tokens restart per department each day, so screens show the department's code with them."""
+        if self.token_number is None:
+            return None
+        return f"{self.department.code.upper()}-{self.token_number}"
 
 
 class TokenCounter(models.Model):
@@ -299,3 +315,14 @@ class TokenCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.department_id} {self.date}: {self.last_value}"
+
+
+class QueueVersion(models.Model):
+    """How many changes a live queue ("doctor:<id>" or "clinic:<id>") has seen; bumped in the same
+    transaction as each change, so a version number always names one committed state of the queue."""
+
+    queue = models.CharField(max_length=40, unique=True)
+    last_value = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.queue}: {self.last_value}"

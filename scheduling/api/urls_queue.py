@@ -1,1 +1,17 @@
-urlpatterns: list = []
+"""/api/v1/: check-in and the doctor's queue actions, and the queue snapshots (scheduling.api.queue)."""
+
+from django.urls import path
+
+from . import queue
+
+urlpatterns = [
+    path("appointments/<str:pk>/check-in/", queue.CheckInView.as_view(), name="appointment-check-in"),
+    path("appointments/<str:pk>/start/", queue.StartView.as_view(), name="appointment-start"),
+    path("appointments/<str:pk>/complete/", queue.CompleteView.as_view(), name="appointment-complete"),
+    path("appointments/<str:pk>/no-show/", queue.NoShowView.as_view(), name="appointment-no-show"),
+    path("appointments/<str:pk>/skip/", queue.SkipView.as_view(), name="appointment-skip"),
+    path("appointments/<str:pk>/recall/", queue.RecallView.as_view(), name="appointment-recall"),
+    path("doctors/<str:pk>/queue/", queue.DoctorQueueView.as_view(), name="doctor-queue"),
+    path("doctors/<str:pk>/queue/call-next/", queue.CallNextView.as_view(), name="doctor-queue-call-next"),
+    path("clinics/<str:pk>/queue/", queue.ClinicQueueView.as_view(), name="clinic-queue"),
+]

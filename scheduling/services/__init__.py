@@ -18,8 +18,11 @@ from .queue import (
     appointment_check_in,
     appointment_complete,
     appointment_mark_no_show,
+    appointment_recall,
     appointment_set_priority,
+    appointment_skip,
     appointment_start,
+    queue_call_next,
 )
 from .slots import slots_generate
 
@@ -30,8 +33,10 @@ __all__ = [
     "appointment_check_in",
     "appointment_complete",
     "appointment_mark_no_show",
+    "appointment_recall",
     "appointment_reschedule",
     "appointment_set_priority",
+    "appointment_skip",
     "appointment_start",
     "availability_exception_create",
     "availability_exception_delete",
@@ -39,5 +44,6 @@ __all__ = [
     "availability_rule_delete",
     "availability_rule_update",
     "doctor_set_approval",
+    "queue_call_next",
     "slots_generate",
 ]

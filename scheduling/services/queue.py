@@ -1,12 +1,29 @@
-"""The day's queue: check-in with a token, then start, complete, no-show, priority.
+"""The day's queue: check-in with a token, call next, start, complete, no-show, skip, recall, priority.
 
-Every transition locks the appointment row, re-checks its state, then writes with update_fields;
-the queue change is published after commit (opd.core.events.QUEUE_CHANGED) for live screens.
+A doctor's waiting line holds today's checked-in patients who have not been called, in this order:
+priority first (NEWS2 medium or high, or a staff flag), then appointment time, then check-in time. Each
+appointment keeps its place as `queue_key`, a string of digits that sorts in that order (queue_key()),
+so the order is one ORDER BY and a skip is one write. "Calling" a patient sets called_at (they are asked
+to the doctor's room); starting the consultation moves them to in_consultation.
+
+Locks, always in this order: the doctor row (call-next only: one doctor's calls go one at a time) ->
+appointment rows -> the department's TokenCounter (check-in) -> QueueVersion rows, in name order.
+
+Versions: every change bumps the version of each live queue it touches ("doctor:<id>" for the doctor,
+"clinic:<id>" for the waiting room) in the same transaction, and publishes QUEUE_CHANGED with the new
+versions after commit. Because the counter row is locked until commit, versions follow commit order and
+each names one committed state; an event that never arrives shows up as a gap (scheduling.realtime).
+
+Department pool: `queue_call_next(pool=True)` may take the first patient waiting in any of the doctor's
+departments, whoever they were booked with. The appointment then moves to the calling doctor (its seat
+stays in the slot it was booked in), so the consultation, the record and the statistics name the doctor
+who saw the patient. Without `pool` a doctor calls only their own patients.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 
 from django.db import transaction
 from django.utils import timezone
@@ -17,7 +34,11 @@ from opd.core.db import next_in_sequence, retry_on_deadlock
 from opd.core.errors import Conflict, PermissionDenied
 from opd.core.models import Role, User
 
-from ..models import Appointment, AppointmentStatus, TokenCounter
+from ..models import Appointment, AppointmentStatus, Doctor, QueueVersion, TokenCounter
+from ..selectors import CLINIC_QUEUE, DOCTOR_QUEUE, queue_name, serving, waiting_line
+
+# How many times call-next looks again when every candidate was taken under it.
+MAX_CALL_ROUNDS = 10
 
 
 def _lock(appointment: Appointment) -> Appointment:
@@ -28,6 +49,18 @@ def _refuse_state(appt: Appointment, verb: str) -> Conflict:
     return Conflict(
         f"An appointment that is {appt.get_status_display().lower()} cannot be {verb}.", code="invalid_state"
     )
+
+
+def _stamp(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).strftime("%Y%m%d%H%M%S%f")
+
+
+def queue_key(appt: Appointment) -> str:
+    """Digits that sort in queue order: band (0 priority, 1 the rest), appointment time, check-in time
+    (UTC, fixed width) and id as the last tie-break. Any key that extends another sorts right after it
+    and before every key that is greater, which is how a skip puts a patient just behind another."""
+    band = "0" if appt.is_priority else "1"
+    return f"{band}{_stamp(appt.start)}{_stamp(appt.checked_in_at or appt.start)}{appt.pk:012d}"
 
 
 def check_doctor_owns(actor: User | None, appt: Appointment) -> None:
@@ -41,7 +74,24 @@ def check_doctor_owns(actor: User | None, appt: Appointment) -> None:
         raise PermissionDenied("This appointment is assigned to another doctor.")
 
 
-def _changed(appt: Appointment, action: str, actor: User | None, **data) -> None:
+def _bump_versions(queues: Iterable[str]) -> dict[str, int]:
+    """Next version of each queue. Call inside the change's transaction: the counter rows stay locked
+    until commit, always taken in name order so two changes never wait on each other in a cycle."""
+    return {queue: next_in_sequence(QueueVersion, queue=queue) for queue in sorted(set(queues))}
+
+
+def _queues_of(appt: Appointment, doctor_ids: Iterable[int] = ()) -> list[str]:
+    return [
+        queue_name(CLINIC_QUEUE, appt.clinic_id),
+        *(queue_name(DOCTOR_QUEUE, pk) for pk in {appt.doctor_id, *doctor_ids}),
+    ]
+
+
+def _changed(
+    appt: Appointment, action: str, actor: User | None, *, doctor_ids: Iterable[int] = (), **data
+) -> None:
+    """Audit the change, bump the versions of the queues it touches (the appointment's doctor and clinic,
+    and `doctor_ids`, e.g. the doctor a pooled patient was taken from), publish after commit."""
     audit(actor=actor, action=f"appointment.{action}", obj=appt, organization_id=appt.organization_id, **data)
     events.publish(
         events.QUEUE_CHANGED,
@@ -50,6 +100,7 @@ def _changed(appt: Appointment, action: str, actor: User | None, **data) -> None
         clinic_id=appt.clinic_id,
         department_id=appt.department_id,
         action=action,
+        versions=_bump_versions(_queues_of(appt, doctor_ids)),
     )
 
 
@@ -82,14 +133,89 @@ def appointment_check_in(
         appt.token_date = day
         appt.status = AppointmentStatus.CHECKED_IN
         appt.checked_in_at = now
-        appt.save(update_fields=["token_number", "token_date", "status", "checked_in_at", "updated_at"])
+        appt.queue_key = queue_key(appt)
+        appt.save(
+            update_fields=["token_number", "token_date", "status", "checked_in_at", "queue_key", "updated_at"]
+        )
         _changed(appt, "checked_in", actor, token=appt.token_number)
     return appt
 
 
 @retry_on_deadlock
-def appointment_start(*, actor: User | None, appointment: Appointment) -> Appointment:
-    """The doctor starts seeing a checked-in patient. Starting one already in consultation is a no-op."""
+def queue_call_next(
+    *, actor: User | None, doctor: Doctor, pool: bool = False, now: dt.datetime | None = None
+) -> Appointment:
+    """Call the first patient of the doctor's waiting line (with `pool`, of their departments' line).
+
+    Locks the doctor row, so two clicks of one doctor run one after the other and the second finds a
+    patient already called (409). Candidates are then locked one at a time with SKIP LOCKED, so two
+    doctors calling from one department at once take different patients; when every candidate is held
+    by someone else it waits for the first and looks again, so "nobody waiting" is never said wrongly.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        doctor = Doctor.objects.select_for_update().select_related("user").get(pk=doctor.pk)
+        if (
+            actor is not None
+            and not actor.is_superuser
+            and actor.role == Role.DOCTOR
+            and doctor.user_id != actor.pk
+        ):
+            raise PermissionDenied("Doctors call their own next patient.")
+        busy = serving(doctor, now=now).order_by("-called_at").first()
+        if busy is not None:
+            if busy.status == AppointmentStatus.IN_CONSULTATION:
+                message = f"Token {busy.token_number} is still in consultation: complete it first."
+            else:
+                message = (
+                    f"Token {busy.token_number} is already called: start, skip or mark them as no-show first."
+                )
+            raise Conflict(message, code="already_serving")
+        appt = None
+        for _ in range(MAX_CALL_ROUNDS):
+            candidates = list(waiting_line(doctor, now=now, pool=pool).values_list("pk", flat=True)[:20])
+            if not candidates:
+                break
+            for pk in candidates:
+                appt = _lock_waiting(pk, skip_locked=True)
+                if appt is not None:
+                    break
+            if appt is None:
+                # Every candidate is being called by someone else: wait for the first, then look again.
+                # The condition sits in the locking read so a row called meanwhile is let go at once.
+                appt = _lock_waiting(candidates[0], skip_locked=False)
+            if appt is not None:
+                break
+        if appt is None:
+            raise Conflict("Nobody is waiting.", code="queue_empty")
+        taken_from = appt.doctor_id
+        appt.called_at = now
+        fields = ["called_at", "updated_at"]
+        if appt.doctor_id != doctor.pk:
+            appt.doctor = doctor
+            fields.append("doctor")
+        appt.save(update_fields=fields)
+        data = {"token": appt.token_number}
+        if taken_from != doctor.pk:
+            data["taken_from_doctor"] = taken_from
+        _changed(appt, "called", actor, doctor_ids=[taken_from], **data)
+    return appt
+
+
+def _lock_waiting(pk: int, *, skip_locked: bool) -> Appointment | None:
+    return (
+        Appointment.objects.select_for_update(skip_locked=skip_locked)
+        .filter(pk=pk, status=AppointmentStatus.CHECKED_IN, called_at__isnull=True)
+        .first()
+    )
+
+
+@retry_on_deadlock
+def appointment_start(
+    *, actor: User | None, appointment: Appointment, now: dt.datetime | None = None
+) -> Appointment:
+    """The doctor starts seeing a checked-in patient (called or not). Starting one already in
+    consultation is a no-op."""
     with transaction.atomic():
         appt = _lock(appointment)
         check_doctor_owns(actor, appt)
@@ -98,14 +224,16 @@ def appointment_start(*, actor: User | None, appointment: Appointment) -> Appoin
         if appt.status != AppointmentStatus.CHECKED_IN:
             raise _refuse_state(appt, "started")
         appt.status = AppointmentStatus.IN_CONSULTATION
-        appt.started_at = timezone.now()
+        appt.started_at = now or timezone.now()
         appt.save(update_fields=["status", "started_at", "updated_at"])
         _changed(appt, "started", actor)
     return appt
 
 
 @retry_on_deadlock
-def appointment_complete(*, actor: User | None, appointment: Appointment) -> Appointment:
+def appointment_complete(
+    *, actor: User | None, appointment: Appointment, now: dt.datetime | None = None
+) -> Appointment:
     """Finish a consultation. Call it inside the consultation's own transaction to complete both at once."""
     with transaction.atomic():
         appt = _lock(appointment)
@@ -113,14 +241,16 @@ def appointment_complete(*, actor: User | None, appointment: Appointment) -> App
         if appt.status != AppointmentStatus.IN_CONSULTATION:
             raise _refuse_state(appt, "completed")
         appt.status = AppointmentStatus.COMPLETED
-        appt.completed_at = timezone.now()
+        appt.completed_at = now or timezone.now()
         appt.save(update_fields=["status", "completed_at", "updated_at"])
         _changed(appt, "completed", actor)
     return appt
 
 
 @retry_on_deadlock
-def appointment_mark_no_show(*, actor: User | None, appointment: Appointment) -> Appointment:
+def appointment_mark_no_show(
+    *, actor: User | None, appointment: Appointment, now: dt.datetime | None = None
+) -> Appointment:
     """A patient who did not come (or left before being seen). The seat stays counted: the time has passed."""
     with transaction.atomic():
         appt = _lock(appointment)
@@ -128,9 +258,51 @@ def appointment_mark_no_show(*, actor: User | None, appointment: Appointment) ->
         if appt.status not in (AppointmentStatus.BOOKED, AppointmentStatus.CHECKED_IN):
             raise _refuse_state(appt, "marked as no-show")
         appt.status = AppointmentStatus.NO_SHOW
-        appt.no_show_at = timezone.now()
+        appt.no_show_at = now or timezone.now()
         appt.save(update_fields=["status", "no_show_at", "updated_at"])
         _changed(appt, "no_show", actor)
+    return appt
+
+
+@retry_on_deadlock
+def appointment_skip(*, actor: User | None, appointment: Appointment) -> Appointment:
+    """Send a called (or waiting) patient back behind the next one in the doctor's line, for instance
+    when they are not there when called. With nobody behind them they stay first, no longer called.
+
+    Locks the appointment row; the patient it goes behind is only read (their key does not change)."""
+    with transaction.atomic():
+        appt = _lock(appointment)
+        check_doctor_owns(actor, appt)
+        if appt.status != AppointmentStatus.CHECKED_IN:
+            raise _refuse_state(appt, "skipped")
+        line = waiting_line(appt.doctor, now=timezone.now()).exclude(pk=appt.pk)
+        behind = line.filter(queue_key__gt=appt.queue_key).values_list("queue_key", flat=True).first()
+        if behind is not None:
+            appt.queue_key = f"{behind}0"
+            if len(appt.queue_key) > Appointment._meta.get_field("queue_key").max_length:
+                raise Conflict("This patient was skipped too many times today.", code="too_many_skips")
+        appt.called_at = None
+        appt.save(update_fields=["queue_key", "called_at", "updated_at"])
+        _changed(appt, "skipped", actor, token=appt.token_number)
+    return appt
+
+
+@retry_on_deadlock
+def appointment_recall(
+    *, actor: User | None, appointment: Appointment, now: dt.datetime | None = None
+) -> Appointment:
+    """Call a called patient again: the waiting-room display announces the token once more."""
+    with transaction.atomic():
+        appt = _lock(appointment)
+        check_doctor_owns(actor, appt)
+        if appt.status != AppointmentStatus.CHECKED_IN or appt.called_at is None:
+            raise Conflict(
+                "Only a patient who has been called and not yet seen can be called again.",
+                code="invalid_state",
+            )
+        appt.called_at = now or timezone.now()
+        appt.save(update_fields=["called_at", "updated_at"])
+        _changed(appt, "recalled", actor, token=appt.token_number)
     return appt
 
 
@@ -138,13 +310,37 @@ def appointment_mark_no_show(*, actor: User | None, appointment: Appointment) ->
 def appointment_set_priority(
     *, actor: User | None, appointment: Appointment, is_priority: bool, reason: str = ""
 ) -> Appointment:
-    """Flag (or unflag) a patient to be seen first: NEWS2 medium/high, or a staff decision."""
+    """Flag (or unflag) a patient to be seen first: NEWS2 medium/high, or a staff decision. A waiting
+    patient takes the place the rules give them (a skip is forgotten)."""
     with transaction.atomic():
         appt = _lock(appointment)
         if appt.is_priority == is_priority and appt.priority_reason == reason:
             return appt
         appt.is_priority = is_priority
         appt.priority_reason = reason if is_priority else ""
-        appt.save(update_fields=["is_priority", "priority_reason", "updated_at"])
+        fields = ["is_priority", "priority_reason", "updated_at"]
+        if appt.status == AppointmentStatus.CHECKED_IN:
+            appt.queue_key = queue_key(appt)
+            fields.append("queue_key")
+        appt.save(update_fields=fields)
         _changed(appt, "priority", actor, is_priority=is_priority, reason=reason)
     return appt
+
+
+@retry_on_deadlock
+def queue_note_booking(*, appointment_id: int, action: str, doctor_ids: Iterable[int] = ()) -> None:
+    """A booking, cancellation or move changed who is expected today: bump the queues and publish, as
+    for any queue change. Called (by scheduling.realtime) after the booking committed."""
+    with transaction.atomic():
+        appt = Appointment.objects.filter(pk=appointment_id).first()
+        if appt is None:
+            return
+        events.publish(
+            events.QUEUE_CHANGED,
+            appointment_id=appt.pk,
+            doctor_id=appt.doctor_id,
+            clinic_id=appt.clinic_id,
+            department_id=appt.department_id,
+            action=action,
+            versions=_bump_versions(_queues_of(appt, doctor_ids)),
+        )

@@ -29,8 +29,10 @@ ARTIFACTS = pathlib.Path(__file__).resolve().parents[2] / "test-artifacts"
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    # Module scope, not session: Playwright's sync API keeps an event loop on this thread while it
+    # runs, and async_to_sync (websocket tests on the same xdist worker) refuses to run beside one.
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from io import StringIO
+from unittest import mock
 
 import pytest
 from django.contrib.auth import authenticate
@@ -13,7 +14,8 @@ from django.utils import timezone
 
 from opd.core.models import AuditEvent, Clinic, Department, Membership, Organization, Role, User
 from patients.models import Patient
-from scheduling.models import Appointment, ApprovalStatus, AvailabilityRule, Doctor, Slot
+from scheduling.models import Appointment, AppointmentStatus, ApprovalStatus, AvailabilityRule, Doctor, Slot
+from scheduling.selectors import clinic_queue_snapshot, doctor_queue_snapshot
 from scheduling.services import availability_rule_create
 from tests.factories import DoctorFactory
 
@@ -216,3 +218,53 @@ def test_it_gives_every_demo_doctor_slots_for_the_next_two_weeks(settings):
     assert appointments.exists()
     assert all(a.start > timezone.now() for a in appointments)
     assert AuditEvent.objects.filter(action="appointment.booked").count() == appointments.count()
+
+
+def test_it_fills_todays_queue_for_every_doctor(settings):
+    settings.DEBUG = True
+    # Mid-morning in London, late afternoon in Kolkata: one clinic inside a weekly session, the other
+    # near its end (the command adds a session from now there).
+    morning = dt.datetime.combine(
+        timezone.now().date() + dt.timedelta(days=1), dt.time(10, 37), tzinfo=dt.UTC
+    )
+
+    with mock.patch("django.utils.timezone.now", return_value=morning):
+        output = run("seed_demo")
+        first = demo_counts()
+        snapshots = {doctor.pk: doctor_queue_snapshot(doctor) for doctor in Doctor.objects.all()}
+        run("seed_demo")
+        assert demo_counts() == first
+
+    assert "Today's queues:" in output
+    assert len(snapshots) == 4
+    for snapshot in snapshots.values():
+        counts = snapshot["counts"]
+        assert counts["in_consultation"] == 1, counts
+        assert counts["completed"] == 3, counts
+        assert counts["no_show"] == 1, counts
+        assert counts["waiting"] >= 2, counts
+        assert counts["expected"] >= 1, counts
+        # Tokens were issued in order of arrival, one per patient who came.
+        entries = [snapshot["current"], *snapshot["waiting"], *snapshot["done"]]
+        assert sorted(e["token"] for e in entries) == list(range(1, len(entries) + 1))
+        # Seen patients give the doctor a running average, and the waits follow from it.
+        assert snapshot["average_sample"] == 3
+        assert 10 <= snapshot["average_consultation_minutes"] <= 14
+        assert (
+            snapshot["waiting"][1]["estimated_wait_minutes"]
+            > snapshot["waiting"][0]["estimated_wait_minutes"]
+        )
+        assert snapshot["version"] > 0
+        assert snapshot["doctor"]["room"].startswith("Room ")
+    for clinic in Clinic.objects.all():
+        with mock.patch("django.utils.timezone.now", return_value=morning):
+            board = clinic_queue_snapshot(clinic)
+        assert len(board["doctors"]) == 2
+        assert all(line["waiting"] for line in board["doctors"])
+    # Everyone went through the services: every check-in, call and visit is in the audit trail.
+    assert (
+        AuditEvent.objects.filter(action="appointment.checked_in").count()
+        == Appointment.objects.filter(token_number__isnull=False).count()
+    )
+    assert AuditEvent.objects.filter(action="appointment.completed").count() == 12
+    assert Appointment.objects.filter(status=AppointmentStatus.NO_SHOW).count() == 4

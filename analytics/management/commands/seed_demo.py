@@ -1,5 +1,7 @@
 """Demo data to try the product with: one organization, two clinics in different time zones, approved
-doctors with weekly schedules, 50 patients, a sign-in for each role and a few appointments tomorrow.
+doctors with weekly schedules, 50 patients, a sign-in for each role, a few appointments tomorrow, and
+today's live queue for every doctor (patients checked in with tokens, one in consultation, some seen,
+one no-show), so the dashboard and the waiting room open on a working day.
 
 Idempotent: everything is looked up by a stable key first, so a second run changes nothing. The
 passwords are fixed and printed, which is acceptable only because this is demo data: the command
@@ -18,21 +20,32 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from opd.core.errors import Conflict
 from opd.core.models import Clinic, Department, Membership, Organization, Role, User
 from patients.models import Patient, Sex
 from patients.services import patient_create
 from scheduling.models import (
     Appointment,
+    AppointmentStatus,
     ApprovalStatus,
+    AvailabilityException,
     AvailabilityRule,
     BookingChannel,
     Doctor,
+    ExceptionKind,
     Slot,
 )
+from scheduling.selectors import local_day_bounds
 from scheduling.services import (
     appointment_book,
+    appointment_check_in,
+    appointment_complete,
+    appointment_mark_no_show,
+    appointment_start,
+    availability_exception_create,
     availability_rule_create,
     doctor_set_approval,
+    queue_call_next,
     slots_generate,
 )
 
@@ -43,6 +56,8 @@ APPOINTMENTS_PER_DOCTOR = 3
 SLOT_MINUTES = 15
 
 ORGANIZATION = {"slug": "demo", "name": "Demo Health Group"}
+# Reception may check patients in from two hours before their appointment (the clinics' setting).
+CHECKIN_OPENS_MINUTES = 120
 
 
 @dataclass(frozen=True)
@@ -84,13 +99,22 @@ class DoctorSpec:
     department: str
     specialization: str
     license_number: str
+    room: str
 
 
 DOCTORS = (
-    DoctorSpec("demo-dr-hart", "Amelia", "Hart", "london", "gen", "General practice", "DEMO-GMC-1001"),
-    DoctorSpec("demo-dr-okafor", "Samuel", "Okafor", "london", "paed", "Paediatrics", "DEMO-GMC-1002"),
-    DoctorSpec("demo-dr-sen", "Priya", "Sen", "kolkata", "gen", "General medicine", "DEMO-NMC-2001"),
-    DoctorSpec("demo-dr-banerjee", "Arjun", "Banerjee", "kolkata", "cardio", "Cardiology", "DEMO-NMC-2002"),
+    DoctorSpec(
+        "demo-dr-hart", "Amelia", "Hart", "london", "gen", "General practice", "DEMO-GMC-1001", "Room 1"
+    ),
+    DoctorSpec(
+        "demo-dr-okafor", "Samuel", "Okafor", "london", "paed", "Paediatrics", "DEMO-GMC-1002", "Room 2"
+    ),
+    DoctorSpec(
+        "demo-dr-sen", "Priya", "Sen", "kolkata", "gen", "General medicine", "DEMO-NMC-2001", "Room 11"
+    ),
+    DoctorSpec(
+        "demo-dr-banerjee", "Arjun", "Banerjee", "kolkata", "cardio", "Cardiology", "DEMO-NMC-2002", "Room 12"
+    ),
 )
 
 # Weekly sessions in clinic local time. Every day has one, so each of the next 14 days has slots.
@@ -179,6 +203,17 @@ class Command(BaseCommand):
                 f"{Appointment.objects.filter(organization=org).count()} appointments."
             )
         )
+        waiting = 0
+        for doctor in demo.doctors:
+            clinic = doctor.departments.select_related("clinic").first().clinic
+            start, end = local_day_bounds(clinic, timezone.now())
+            waiting += Appointment.objects.filter(
+                doctor=doctor, start__gte=start, start__lt=end, status=AppointmentStatus.CHECKED_IN
+            ).count()
+        self.stdout.write(
+            f"Today's queues: {waiting} patients checked in and waiting or called. Doctors see theirs at "
+            "/queue/dashboard/, reception the waiting rooms at /queue/waiting-rooms/."
+        )
 
     def _print_credentials(self, credentials: list[Credential]) -> None:
         headers = ("role", "username", "password", "where")
@@ -215,6 +250,7 @@ def seed() -> Demo:
         doctors=Doctor.objects.filter(pk__in=[d.pk for d in demo.doctors]),
     )
     book_demo_appointments(demo)
+    fill_todays_queues(demo)
     return demo
 
 
@@ -229,6 +265,7 @@ def seed_clinics(demo: Demo) -> None:
                 "address": spec.address,
                 "phone": spec.phone,
                 "email": f"{spec.code}@demo.example.org",
+                "checkin_opens_minutes": CHECKIN_OPENS_MINUTES,
             },
         )
         demo.clinics[spec.code] = clinic
@@ -337,8 +374,12 @@ def seed_doctors(demo: Demo) -> None:
                 "organization": demo.organization,
                 "specialization": spec.specialization,
                 "license_number": spec.license_number,
+                "room": spec.room,
             },
         )
+        if not doctor.room:  # a demo from before rooms were shown; an admin's own choice is kept
+            doctor.room = spec.room
+            doctor.save(update_fields=["room"])
         if not doctor.departments.filter(pk=department.pk).exists():
             # add() alone would INSERT IGNORE, which spends an auto-increment id on every run.
             doctor.departments.add(department)
@@ -452,3 +493,145 @@ def first_open_slots(doctor: Doctor, count: int) -> list[Slot]:
     if first is None:
         return []
     return list(open_slots.filter(date=first.date))[: count * 2 : 2]
+
+
+# Today's live queue --------------------------------------------------------------------------------------
+#
+# Bookings are only taken for slots that have not started, so today's patients are booked into the next
+# free slots from now; the morning is then replayed through the queue services with explicit times before
+# now: arrivals (check-in, tokens in order of arrival), the doctor calling, seeing and completing patients,
+# one called patient who never came (no-show), and the patient in consultation now. A clinic whose check-in
+# window is too short for some of them leaves those booked ("expected later").
+
+QUEUE_PATIENTS = 10
+# The doctor's morning, in order: a consultation of so many minutes, or a called patient who never came.
+MORNING = (12, "no-show", 10, 14)
+LIVE_SESSION_REASON = "Demo: today's live queue (seed_demo)"
+TODAY_REASON = "Demo: today's queue"
+# Today's patients are booked into slots starting within this much from now (inside the check-in window).
+QUEUE_HORIZON = dt.timedelta(hours=3)
+LAST_START = dt.time(23, 30)
+
+
+def fill_todays_queues(demo: Demo) -> None:
+    patients = demo.patients[len(demo.doctors) * APPOINTMENTS_PER_DOCTOR :] + demo.patients
+    for index, doctor in enumerate(demo.doctors):
+        department = doctor.departments.select_related("clinic").first()
+        fill_todays_queue(
+            demo, doctor, department, patients[index * QUEUE_PATIENTS : (index + 1) * QUEUE_PATIENTS]
+        )
+
+
+def fill_todays_queue(demo: Demo, doctor: Doctor, department: Department, patients: list[Patient]) -> None:
+    clinic = department.clinic
+    now = timezone.now().replace(second=0, microsecond=0)
+    day_start, day_end = local_day_bounds(clinic, now)
+    today = Appointment.objects.filter(doctor=doctor, start__gte=day_start, start__lt=day_end)
+    under_way = today.exclude(status__in=(AppointmentStatus.BOOKED, AppointmentStatus.CANCELLED))
+    if under_way.exists() or today.filter(reason=TODAY_REASON).exists():
+        return  # today's queue is under way (an earlier run, or real use)
+    slots = free_slots_today(demo, doctor, department, now, day_end)
+    booked = []
+    for slot, patient in zip(slots, patients, strict=False):
+        try:
+            booked.append(
+                appointment_book(
+                    actor=None,
+                    patient=patient,
+                    slot=slot,
+                    reason="Demo: today",
+                    channel=BookingChannel.SYSTEM,
+                )
+            )
+        except Conflict:
+            continue  # this patient is busy then (their own booking); leave the slot free
+    replay_morning(doctor, booked, now=now, earliest=day_start + dt.timedelta(minutes=1))
+
+
+def free_slots_today(
+    demo: Demo, doctor: Doctor, department: Department, now: dt.datetime, day_end
+) -> list[Slot]:
+    """The next free slots today, adding an extra session from now when the weekly ones do not cover it."""
+
+    def free() -> list[Slot]:
+        return list(
+            Slot.objects.filter(
+                doctor=doctor,
+                start__gt=now + dt.timedelta(minutes=2),
+                start__lt=min(day_end, now + QUEUE_HORIZON),
+                is_active=True,
+                booked_count__lt=F("capacity"),
+            ).order_by("start")[:QUEUE_PATIENTS]
+        )
+
+    slots = free()
+    local_now = timezone.localtime(now, department.clinic.tz)
+    # The next quarter hour (on the weekly sessions' grid), at least two minutes away.
+    start = (local_now + dt.timedelta(minutes=2 + 14)).replace(second=0, microsecond=0)
+    start = start.replace(minute=start.minute - start.minute % 15)
+    exists = AvailabilityException.objects.filter(
+        doctor=doctor, date=local_now.date(), kind=ExceptionKind.EXTRA, reason=LIVE_SESSION_REASON
+    ).exists()
+    if (
+        len(slots) < QUEUE_PATIENTS
+        and not exists
+        and start.date() == local_now.date()
+        and start.time() < LAST_START
+    ):
+        end = min(start + QUEUE_HORIZON, start.replace(hour=23, minute=45))
+        availability_exception_create(
+            actor=demo.admin,
+            doctor=doctor,
+            kind=ExceptionKind.EXTRA,
+            date=local_now.date(),
+            start_time=start.time(),
+            end_time=end.time(),
+            department=department,
+            slot_minutes=SLOT_MINUTES,
+            reason=LIVE_SESSION_REASON,
+        )
+        slots = free()
+    return slots
+
+
+def replay_morning(doctor: Doctor, appointments: list[Appointment], *, now: dt.datetime, earliest) -> None:
+    minute = dt.timedelta(minutes=1)
+    opens = dt.timedelta(minutes=doctor.departments.first().clinic.checkin_opens_minutes)
+    # Arrivals every eight minutes from 70 minutes ago, never before check-in opens for the appointment.
+    arrivals = []
+    for n, appt in enumerate(appointments[:-1]):  # the last one arrives later today
+        at = max(now - dt.timedelta(minutes=70 - 8 * n), appt.start - opens + minute, earliest)
+        if at <= now - minute:
+            arrivals.append((at, appt))
+    if not arrivals:
+        return
+
+    def arrive_until(moment: dt.datetime) -> None:
+        while arrivals and arrivals[0][0] <= moment:
+            at, appt = arrivals.pop(0)
+            appointment_check_in(actor=None, appointment=appt, now=at)
+
+    # The doctor's clock, planned so the patient now in consultation started about six minutes ago.
+    planned = sum(step + 3 if isinstance(step, int) else 4 for step in MORNING)
+    clock = max(now - dt.timedelta(minutes=planned + 7), arrivals[0][0] + 2 * minute)
+    for step in (*MORNING, "in consultation"):
+        arrive_until(clock)
+        if clock >= now - 2 * minute:
+            break
+        try:
+            called = queue_call_next(actor=doctor.user, doctor=doctor, now=clock)
+        except Conflict:
+            break  # nobody has arrived yet
+        if step == "no-show":
+            appointment_mark_no_show(actor=doctor.user, appointment=called, now=clock + 3 * minute)
+            clock += 4 * minute
+            continue
+        started = appointment_start(actor=doctor.user, appointment=called, now=clock + minute)
+        if step == "in consultation":
+            break
+        done = clock + (1 + step) * minute
+        if done >= now - minute:
+            break  # still with the doctor
+        appointment_complete(actor=doctor.user, appointment=started, now=done)
+        clock = done + 2 * minute
+    arrive_until(now - minute)

@@ -1,14 +1,10 @@
-"""Doctors, availability, slots and appointments in the admin. Every write goes through a service.
+"""Doctors and their availability in the admin.
 
-- Doctor approval: actions calling doctor_set_approval (role admin). Profile fields are plain admin
-  edits (there is no doctor profile service yet); staff may only edit a doctor's availability.
+- Doctor approval: actions calling doctor_set_approval (role admin). Profile fields (and the room shown on
+  the waiting-room display) are plain admin edits (there is no doctor profile service yet); staff may
+  only edit a doctor's availability.
 - Availability rules and exceptions (own pages and inlines on the doctor): availability_* services,
   which re-plan the doctor's slots. A service's refusal is shown beside the row, not as a 500.
-- Slots: read-only; they come from availability.
-- Appointments: booked with appointment_book (channel "admin"), cancelled with appointment_cancel in
-  bulk; the change page is read-only (seat, slot and status only change through services).
-
-Permissions and scoping: see opd.core.admin_mixins.
 """
 
 from __future__ import annotations
@@ -16,11 +12,9 @@ from __future__ import annotations
 import datetime as dt
 
 from django.contrib import admin
-from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
-from django.db.models import F, Prefetch, Q
+from django.db.models import Prefetch, Q
 from django.forms import ModelForm
-from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from opd.core.admin_mixins import (
@@ -33,25 +27,14 @@ from opd.core.admin_mixins import (
     ScopedRelatedFilter,
     ServiceRejected,
     adopt,
-    in_clinic_time,
     report_bulk,
 )
 from opd.core.errors import DomainError
 from opd.core.models import Department, Membership, Role
 from opd.core.tenancy import clinic_ids_for, restrict_to_clinics
 
-from .models import (
-    Appointment,
-    ApprovalStatus,
-    AvailabilityException,
-    AvailabilityRule,
-    BookingChannel,
-    Doctor,
-    Slot,
-)
-from .services import (
-    appointment_book,
-    appointment_cancel,
+from ..models import ApprovalStatus, AvailabilityException, AvailabilityRule, Doctor
+from ..services import (
     availability_exception_create,
     availability_exception_delete,
     availability_rule_create,
@@ -59,7 +42,8 @@ from .services import (
     availability_rule_update,
     doctor_set_approval,
 )
-from .services.availability import RULE_FIELDS
+from ..services.availability import RULE_FIELDS
+from .common import plural
 
 EXCEPTION_FIELDS = (
     "kind",
@@ -86,60 +70,6 @@ def scope_doctors(qs, user):
     in_departments = Doctor.departments.through.objects.filter(department__clinic_id__in=ids)
     members = Membership.objects.filter(clinic_id__in=ids)
     return qs.filter(Q(pk__in=in_departments.values("doctor_id")) | Q(user_id__in=members.values("user_id")))
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
-class WhenFilter(admin.SimpleListFilter):
-    """Upcoming by default: the rows people work with, and no sorting through years of history.
-    Drilling into the date hierarchy shows every row of that period."""
-
-    title = "when"
-    parameter_name = "when"
-
-    def __init__(self, request, params, model, model_admin):
-        hierarchy = model_admin.date_hierarchy
-        self.drilling = bool(hierarchy) and any(key.startswith(f"{hierarchy}__") for key in params)
-        super().__init__(request, params, model, model_admin)
-
-    def lookups(self, request, model_admin):
-        return [("upcoming", "Upcoming"), ("past", "Past"), ("all", "All")]
-
-    def value(self):
-        return super().value() or ("all" if self.drilling else "upcoming")
-
-    def choices(self, changelist):
-        for lookup, title in self.lookup_choices:
-            yield {
-                "selected": self.value() == lookup,
-                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
-                "display": title,
-            }
-
-    def queryset(self, request, queryset):
-        now = timezone.now()
-        if self.value() == "upcoming":
-            return queryset.filter(end__gt=now)
-        if self.value() == "past":
-            return queryset.filter(end__lte=now)
-        return queryset
-
-
-class HasFreeSeatsFilter(admin.SimpleListFilter):
-    title = "free seats"
-    parameter_name = "free_seats"
-
-    def lookups(self, request, model_admin):
-        return [("yes", "Has free seats"), ("no", "Full")]
-
-    def queryset(self, request, queryset):
-        if self.value() == "yes":
-            return queryset.filter(is_active=True, booked_count__lt=F("capacity"))
-        if self.value() == "no":
-            return queryset.filter(booked_count__gte=F("capacity"))
-        return queryset
 
 
 # Availability -----------------------------------------------------------------------------------------
@@ -212,7 +142,7 @@ def scope_exceptions(qs, user):
 class DoctorForm(ModelForm):
     class Meta:
         model = Doctor
-        fields = ("user", "organization", "specialization", "license_number", "departments")
+        fields = ("user", "organization", "specialization", "license_number", "departments", "room")
 
     def clean(self):
         cleaned = super().clean()
@@ -242,7 +172,15 @@ class DoctorAdmin(OpdModelAdmin):
     }
     form = DoctorForm
     inlines = (AvailabilityRuleInline, AvailabilityExceptionInline)
-    list_display = ("name", "specialization", "license_number", "approval_status", "approved_at", "works_in")
+    list_display = (
+        "name",
+        "specialization",
+        "license_number",
+        "room",
+        "approval_status",
+        "approved_at",
+        "works_in",
+    )
     list_filter = ("approval_status", ("departments", ScopedRelatedFilter))
     search_fields = ("^user__last_name", "^user__first_name", "=user__username", "=license_number")
     list_select_related = ("user", "organization")
@@ -255,7 +193,7 @@ class DoctorAdmin(OpdModelAdmin):
     locked_on_change = ("organization", "user")
     actions = ("approve_doctors", "suspend_doctors")
 
-    _profile = ("user", "organization", "specialization", "license_number", "departments")
+    _profile = ("user", "organization", "specialization", "license_number", "departments", "room")
     add_fieldsets = ((None, {"fields": _profile}),)
     fieldsets = (
         ("Profile", {"fields": _profile}),
@@ -331,7 +269,7 @@ class DoctorAdmin(OpdModelAdmin):
                 done += 1
             except DomainError as exc:
                 failures.append((str(doctor), exc.message))
-        message = f"{verb.capitalize()} {_plural(done, 'doctor')}."
+        message = f"{verb.capitalize()} {plural(done, 'doctor')}."
         if unchanged:
             message += f" {unchanged} already {verb}."
         report_bulk(
@@ -431,186 +369,3 @@ class AvailabilityExceptionAdmin(AvailabilityAdminBase):
 
     def delete_model(self, request, obj):
         availability_exception_delete(actor=request.user, exception=obj)
-
-
-# Slots and appointments -------------------------------------------------------------------------------
-
-
-class ClinicTimeMixin:
-    @admin.display(description="starts (clinic time)", ordering="start")
-    def start_local(self, obj) -> str:
-        return in_clinic_time(obj.start, obj.clinic.time_zone)
-
-    @admin.display(description="ends")
-    def end_local(self, obj) -> str:
-        return f"{timezone.localtime(obj.end, obj.clinic.tz):%H:%M}"
-
-
-@admin.register(Slot)
-class SlotAdmin(ClinicTimeMixin, OpdModelAdmin):
-    """Read-only: slots are planned from availability (slots_generate), never typed in."""
-
-    role_permissions = {Role.ADMIN: {VIEW}, Role.STAFF: {VIEW}}
-    list_display = ("start_local", "end_local", "doctor", "department", "seats", "is_active")
-    list_filter = (
-        WhenFilter,
-        HasFreeSeatsFilter,
-        "is_active",
-        ("clinic", ScopedRelatedFilter),
-        ("department", ScopedRelatedFilter),
-    )
-    search_fields = ("^doctor__user__last_name", "^doctor__user__first_name", "department__name")
-    search_help_text = "Doctor's name, department, or a date (YYYY-MM-DD)."
-    list_select_related = ("doctor__user", "department__clinic", "clinic")
-    str_select_related = ("doctor__user",)
-    date_hierarchy = "date"
-    ordering = ("start", "doctor_id")
-    show_full_result_count = False
-    show_facets = admin.ShowFacets.NEVER
-    fields = (
-        "doctor",
-        "department",
-        "clinic",
-        "date",
-        "start_local",
-        "end_local",
-        "capacity",
-        "booked_count",
-        "is_active",
-        "created_at",
-    )
-    readonly_fields = fields
-
-    def scope_queryset(self, qs, user):
-        return restrict_to_clinics(qs, user)
-
-    def get_search_results(self, request, queryset, search_term):
-        if request.GET.get("model_name") == "appointment" and request.GET.get("field_name") == "slot":
-            # Picking a slot to book: only the ones that can still take a booking.
-            queryset = queryset.filter(
-                is_active=True,
-                start__gt=timezone.now(),
-                booked_count__lt=F("capacity"),
-                doctor__approval_status=ApprovalStatus.APPROVED,
-            )
-        try:
-            day = dt.date.fromisoformat(search_term.strip())
-        except ValueError:
-            return super().get_search_results(request, queryset, search_term)
-        return queryset.filter(date=day), False
-
-    @admin.display(description="booked / seats")
-    def seats(self, obj: Slot) -> str:
-        return f"{obj.booked_count} / {obj.capacity}"
-
-
-@admin.register(Appointment)
-class AppointmentAdmin(ClinicTimeMixin, OpdModelAdmin):
-    role_permissions = {Role.ADMIN: {VIEW, ADD, "cancel"}, Role.STAFF: {VIEW, ADD, "cancel"}}
-    list_display = ("start_local", "patient", "doctor", "department", "status", "channel")
-    list_filter = (
-        WhenFilter,
-        "status",
-        "channel",
-        ("clinic", ScopedRelatedFilter),
-        ("department", ScopedRelatedFilter),
-        ("doctor", ScopedRelatedFilter),
-    )
-    search_fields = ("=patient__mrn", "^patient__last_name", "^patient__first_name")
-    search_help_text = "Patient's name (start of it) or exact MRN."
-    list_select_related = ("patient", "doctor__user", "department__clinic", "clinic")
-    date_hierarchy = "start"
-    ordering = ("start", "id")
-    show_full_result_count = False
-    show_facets = admin.ShowFacets.NEVER
-    autocomplete_fields = ("patient", "slot")
-    actions = ("cancel_appointments",)
-
-    add_fieldsets = ((None, {"fields": ("patient", "slot", "reason")}),)
-    fieldsets = (
-        (
-            "Appointment",
-            {
-                "fields": (
-                    "patient",
-                    "start_local",
-                    "end_local",
-                    "doctor",
-                    "department",
-                    "clinic",
-                    "slot",
-                    "seat",
-                    "status",
-                    "reason",
-                )
-            },
-        ),
-        ("Booking", {"fields": ("channel", "booked_by", "booked_at", "reschedule_count")}),
-        ("Progress", {"fields": ("checked_in_at", "started_at", "completed_at", "no_show_at")}),
-        ("Cancellation", {"fields": ("cancelled_at", "cancelled_by", "cancellation_reason")}),
-    )
-
-    def scope_queryset(self, qs, user):
-        return restrict_to_clinics(qs, user)
-
-    def get_fieldsets(self, request, obj=None):
-        return self.add_fieldsets if obj is None else self.fieldsets
-
-    def get_readonly_fields(self, request, obj=None):
-        # There is no change permission, so a saved appointment shows every field read-only anyway;
-        # the computed ones must be named here to be shown at all.
-        return () if obj is None else ("start_local", "end_local")
-
-    def has_cancel_permission(self, request) -> bool:
-        return self.allowed(request, "cancel")
-
-    def save_model(self, request, obj, form, change):
-        if change:
-            raise PermissionDenied  # unreachable: the change page is read-only
-        booked = appointment_book(
-            actor=request.user,
-            patient=form.cleaned_data["patient"],
-            slot=form.cleaned_data["slot"],
-            reason=form.cleaned_data.get("reason", ""),
-            channel=BookingChannel.ADMIN,
-        )
-        adopt(obj, booked)
-
-    def _label(self, appointment: Appointment) -> str:
-        return f"{appointment.patient} at {in_clinic_time(appointment.start, appointment.clinic.time_zone)}"
-
-    @admin.action(description="Cancel selected appointments", permissions=["cancel"])
-    def cancel_appointments(self, request, queryset):
-        queryset = queryset.select_related("patient", "clinic", "doctor__user")
-        if request.POST.get("post") != "yes":
-            context = {
-                **self.admin_site.each_context(request),
-                "title": "Cancel appointments",
-                "opts": self.opts,
-                "rows": [(appointment, self._label(appointment)) for appointment in queryset],
-                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-                "media": self.media,
-            }
-            request.current_app = self.admin_site.name
-            return TemplateResponse(
-                request, "admin/scheduling/appointment/cancel_selected_confirmation.html", context
-            )
-        reason = request.POST.get("cancellation_reason", "").strip()[:500] or "Cancelled by the clinic."
-        cancelled, failures = 0, []
-        for appointment in queryset:
-            try:
-                appointment_cancel(
-                    actor=request.user, appointment=appointment, reason=reason, channel=BookingChannel.ADMIN
-                )
-                cancelled += 1
-            except DomainError as exc:
-                failures.append((self._label(appointment), exc.message))
-        report_bulk(
-            self,
-            request,
-            done=cancelled,
-            done_message=f"Cancelled {_plural(cancelled, 'appointment')}.",
-            failures=failures,
-            failed_intro=f"Could not cancel {_plural(len(failures), 'appointment')}:",
-        )
-        return None

@@ -1,0 +1,276 @@
+"""Pages of the live queue: the doctor's dashboard (and a doctor's queue for staff), the waiting rooms.
+
+Server-rendered first: the queue is HTML and every action is a plain POST form that calls the service and
+redirects back with a message, so the pages work without JavaScript. static/js/queue.js adds the live
+part: it listens on the queue's websocket and re-fetches the fragments below when the queue changes.
+
+Who may see what (scheduling.selectors.doctor_queue_access / clinic_queue_access): a doctor their own
+queue; admins and staff the queues of doctors at their clinics and their clinics' waiting rooms. Doctors
+call next, start and complete; staff may also skip, call again and mark no-shows.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
+
+from opd.core.errors import DomainError, NotFound, PermissionDenied
+from opd.core.models import Role
+
+from .models import Appointment, ApprovalStatus, Doctor
+from .selectors import (
+    CLINIC_QUEUE,
+    DOCTOR_QUEUE,
+    appointments_for,
+    clinic_day,
+    clinic_queue_access,
+    doctor_clinics,
+    doctor_day,
+    doctor_queue_access,
+    queue_clinics_for,
+    queue_name,
+    queue_state,
+    queue_version,
+)
+from .services import (
+    appointment_check_in,
+    appointment_complete,
+    appointment_mark_no_show,
+    appointment_recall,
+    appointment_skip,
+    appointment_start,
+    queue_call_next,
+)
+
+# Action name in the URL -> (service, who may, message). Who: "doctor" the appointment's doctor, "clinic"
+# that doctor or admins and staff, "staff" admins and staff. A doctor only acts on their own patients.
+ACTIONS = {
+    "check-in": (appointment_check_in, "staff", "Checked in with token {token}."),
+    "start": (appointment_start, "doctor", "Consultation started with token {token}."),
+    "complete": (appointment_complete, "doctor", "Token {token} completed."),
+    "no-show": (appointment_mark_no_show, "clinic", "Token {token} marked as no-show."),
+    "skip": (appointment_skip, "clinic", "Token {token} moved behind the next patient."),
+    "recall": (appointment_recall, "clinic", "Token {token} called again."),
+}
+
+
+def _is_clinic_staff(user) -> bool:
+    return user.is_superuser or user.role in (Role.ADMIN, Role.STAFF)
+
+
+def _access(check, user, pk: int):
+    try:
+        return check(user, pk)
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+    except PermissionDenied as exc:
+        raise DjangoPermissionDenied(exc.message) from exc
+
+
+def _panel_url(appointment: Appointment | None) -> str | None:
+    """The consultations app's panel (vitals, NEWS2, notes) for the patient with the doctor, if that app
+    provides one. Reversed by name only: scheduling does not import consultations."""
+    if appointment is None:
+        return None
+    try:
+        return reverse("consultations:panel", args=[appointment.pk])
+    except NoReverseMatch:
+        return None
+
+
+def _socket(kind: str, pk: int) -> dict[str, str]:
+    return {"ws_path": f"/ws/queue/{kind}/{pk}/", "ws_base": settings.WEBSOCKET_BASE_URL}
+
+
+def _doctor_context(request: HttpRequest, doctor: Doctor) -> dict:
+    now = timezone.now()
+    # The version first: the rows read after it are at least that new (a later event refreshes them).
+    version = queue_version(queue_name(DOCTOR_QUEUE, doctor.pk))
+    line = doctor_day(doctor, now=now)
+    clinics = doctor_clinics(doctor)
+    focus = line.current or (line.called[0] if line.called else None)
+    clinic = clinics[0] if clinics else None
+    is_doctor = doctor.user_id == request.user.pk or request.user.is_superuser
+    colleagues = (
+        Doctor.objects.filter(
+            departments__in=doctor.departments.all(), approval_status=ApprovalStatus.APPROVED
+        )
+        .exclude(pk=doctor.pk)
+        .exists()
+    )
+    return {
+        "doctor": doctor,
+        "line": line,
+        "version": version,
+        "now": now,
+        "clinic": clinic,
+        "day_label": f"{timezone.localtime(now, clinic.tz):%a %d %b %Y}" if clinic else "",
+        "focus": focus,
+        # Also with the doctor, besides the one shown first (someone started out of turn, say).
+        "others": [a for a in (*line.in_consultation, *line.called) if a is not focus],
+        # What the current-patient fragment shows; queue.js re-fetches it only when this changes.
+        "focus_key": (
+            f"{focus.pk}:{queue_state(focus)}:{focus.called_at}" if focus else f"none:{len(line.waiting)}"
+        ),
+        "panel_url": _panel_url(focus),
+        "is_doctor": is_doctor,
+        "can_pool": is_doctor and colleagues,
+        "page_url": _page_url(doctor, request),
+        "board_url": reverse("queue:doctor-board", args=[doctor.pk]),
+        "current_url": reverse("queue:doctor-current", args=[doctor.pk]),
+        **_socket(DOCTOR_QUEUE, doctor.pk),
+    }
+
+
+def _page_url(doctor: Doctor, request: HttpRequest) -> str:
+    if doctor.user_id == request.user.pk:
+        return reverse("queue:dashboard")
+    return reverse("queue:doctor", args=[doctor.pk])
+
+
+@login_required
+@require_GET
+def dashboard(request: HttpRequest) -> HttpResponse:
+    """The signed-in doctor's queue today. Staff and admins are sent to their waiting rooms."""
+    doctor = Doctor.objects.select_related("user").filter(user=request.user).first()
+    if doctor is None:
+        if _is_clinic_staff(request.user):
+            return redirect("queue:waiting-rooms")
+        raise DjangoPermissionDenied("Only doctors have a queue.")
+    return render(request, "scheduling/dashboard.html", _doctor_context(request, doctor))
+
+
+@login_required
+@require_GET
+def doctor_queue(request: HttpRequest, pk: int) -> HttpResponse:
+    doctor = _access(doctor_queue_access, request.user, pk)
+    if doctor.user_id == request.user.pk:
+        return redirect("queue:dashboard")
+    return render(request, "scheduling/dashboard.html", _doctor_context(request, doctor))
+
+
+@login_required
+@require_GET
+def doctor_board(request: HttpRequest, pk: int) -> HttpResponse:
+    """Fragment: the waiting line, expected and done lists (re-fetched by queue.js)."""
+    doctor = _access(doctor_queue_access, request.user, pk)
+    return render(request, "scheduling/_board.html", _doctor_context(request, doctor))
+
+
+@login_required
+@require_GET
+def doctor_current(request: HttpRequest, pk: int) -> HttpResponse:
+    """Fragment: the patient with the doctor (re-fetched by queue.js only when that patient changes)."""
+    doctor = _access(doctor_queue_access, request.user, pk)
+    return render(request, "scheduling/_current.html", _doctor_context(request, doctor))
+
+
+def _back(request: HttpRequest, fallback: str) -> HttpResponse:
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(target, {request.get_host()}, require_https=request.is_secure()):
+        target = fallback
+    return redirect(target)
+
+
+@login_required
+@require_POST
+def call_next(request: HttpRequest, pk: int) -> HttpResponse:
+    doctor = _access(doctor_queue_access, request.user, pk)
+    if doctor.user_id != request.user.pk and not request.user.is_superuser:
+        raise DjangoPermissionDenied("Doctors call their own next patient.")
+    try:
+        called = queue_call_next(actor=request.user, doctor=doctor, pool=request.POST.get("pool") == "1")
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        called = Appointment.objects.select_related("patient", "department").get(pk=called.pk)
+        messages.success(request, f"Called token {called.token_label}: {called.patient.full_name}.")
+    return _back(request, reverse("queue:dashboard"))
+
+
+@login_required
+@require_POST
+def appointment_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    if action not in ACTIONS:
+        raise Http404("No such action.")
+    service, who, done = ACTIONS[action]
+    user = request.user
+    appointment = (
+        appointments_for(user).select_related("doctor", "department").filter(pk=pk).first()
+        if user.is_superuser or user.role in (Role.ADMIN, Role.STAFF, Role.DOCTOR)
+        else None
+    )
+    if appointment is None:
+        raise Http404("No such appointment.")
+    is_own = appointment.doctor.user_id == user.pk or user.is_superuser
+    is_staff = user.is_superuser or user.role in (Role.ADMIN, Role.STAFF)
+    allowed = {"doctor": is_own, "staff": is_staff}.get(who, is_own or is_staff)
+    if not allowed:
+        raise DjangoPermissionDenied("You may not do this to this appointment.")
+    fallback = (
+        reverse("queue:dashboard")
+        if appointment.doctor.user_id == user.pk
+        else reverse("queue:doctor", args=[appointment.doctor_id])
+    )
+    try:
+        changed = service(actor=user, appointment=appointment)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        label = changed.token_label or f"#{changed.pk}"
+        messages.success(request, done.format(token=label))
+    return _back(request, fallback)
+
+
+@login_required
+@require_GET
+def waiting_rooms(request: HttpRequest) -> HttpResponse:
+    """Reception's start page: each clinic's waiting-room display, and each doctor's queue today."""
+    if not _is_clinic_staff(request.user):
+        raise DjangoPermissionDenied("Only clinic staff open waiting-room displays.")
+    now = timezone.now()
+    rooms = []
+    for clinic in queue_clinics_for(request.user):
+        lines, called = clinic_day(clinic, now=now)
+        rooms.append({"clinic": clinic, "lines": lines, "called": called})
+    admin_url = reverse("admin:scheduling_appointment_changelist")
+    return render(
+        request, "scheduling/waiting_rooms.html", {"rooms": rooms, "now": now, "admin_url": admin_url}
+    )
+
+
+def _waiting_room_context(request: HttpRequest, pk: int) -> dict:
+    clinic = _access(clinic_queue_access, request.user, pk)
+    now = timezone.now()
+    version = queue_version(queue_name(CLINIC_QUEUE, clinic.pk))
+    lines, called = clinic_day(clinic, now=now)
+    return {
+        "clinic": clinic,
+        "lines": lines,
+        "called": called,
+        "version": version,
+        "now": now,
+        "board_url": reverse("queue:waiting-room-board", args=[clinic.pk]),
+        **_socket(CLINIC_QUEUE, clinic.pk),
+    }
+
+
+@login_required
+@require_GET
+def waiting_room(request: HttpRequest, pk: int) -> HttpResponse:
+    """The waiting-room display: tokens called and each room's next tokens, big; never a patient's name."""
+    return render(request, "scheduling/waiting_room.html", _waiting_room_context(request, pk))
+
+
+@login_required
+@require_GET
+def waiting_room_board(request: HttpRequest, pk: int) -> HttpResponse:
+    return render(request, "scheduling/_waiting_room_board.html", _waiting_room_context(request, pk))

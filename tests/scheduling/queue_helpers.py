@@ -1,0 +1,123 @@
+"""Building a live queue for tests: today's checked-in patients, in a clinic where it is daytime now.
+
+A clinic's queue is its local today. Tests that book "in 20 minutes" would cross midnight in the evening,
+so `daytime()` moves the clinic to a time zone where it is between 07:00 and 17:00 right now.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import uuid
+import zoneinfo
+
+from django.utils import timezone
+
+from opd.core.models import Clinic
+from scheduling.models import Appointment, Slot
+from scheduling.services import appointment_book, appointment_check_in, appointment_set_priority
+from tests.factories import PatientFactory, SlotFactory
+
+# Every three hours round the world: one of them is always in working hours.
+ZONES = (
+    "Europe/London",
+    "Europe/Moscow",
+    "Asia/Dubai",
+    "Asia/Kolkata",
+    "Asia/Shanghai",
+    "Asia/Tokyo",
+    "Pacific/Guadalcanal",
+    "Pacific/Kiritimati",
+    "Pacific/Honolulu",
+    "America/Anchorage",
+    "America/Los_Angeles",
+    "America/Chicago",
+    "America/New_York",
+    "America/Sao_Paulo",
+    "Atlantic/Azores",
+)
+_minutes = itertools.count(5)
+
+
+def daytime_zone() -> str:
+    now = timezone.now()
+    for name in ZONES:
+        if 7 <= now.astimezone(zoneinfo.ZoneInfo(name)).hour < 17:
+            return name
+    raise AssertionError("no time zone in working hours")
+
+
+def daytime(*clinics: Clinic) -> None:
+    zone = daytime_zone()
+    for clinic in clinics:
+        clinic.time_zone = zone
+        clinic.save(update_fields=["time_zone"])
+
+
+def booked(actor, doctor, department, *, minutes: int | None = None, patient=None) -> Appointment:
+    """A booking today, `minutes` from now (each call a new slot by default)."""
+    minutes = minutes if minutes is not None else next(_minutes) % 55 + 3
+    start = timezone.now().replace(second=0, microsecond=0) + dt.timedelta(minutes=minutes)
+    slot = Slot.objects.filter(doctor=doctor, start=start).first() or SlotFactory(
+        doctor=doctor, department=department, capacity=4, start=start
+    )
+    patient = patient or PatientFactory(organization=department.clinic.organization)
+    return appointment_book(actor=actor, patient=patient, slot=slot)
+
+
+def waiting(
+    actor, doctor, department, *, minutes: int | None = None, priority: str = "", **kwargs
+) -> Appointment:
+    """A patient checked in now (with a token), waiting for `doctor`."""
+    appt = appointment_check_in(
+        actor=actor, appointment=booked(actor, doctor, department, minutes=minutes, **kwargs)
+    )
+    if priority:
+        appt = appointment_set_priority(actor=actor, appointment=appt, is_priority=True, reason=priority)
+    return appt
+
+
+def isolate_channel_layer(settings) -> str:
+    """Use the Redis channel layer with a prefix of this test's own, so parallel test runs (and other
+    suites sharing the Redis server) never hear each other's groups. Returns the prefix."""
+    prefix = f"opd-test-{uuid.uuid4().hex[:12]}"
+    assert settings.REDIS_URL, "websocket tests run on the Redis channel layer"
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [settings.REDIS_URL], "prefix": prefix},
+        }
+    }
+    return prefix
+
+
+def session_cookie(user) -> str:
+    """A signed-in session for `user`, as a Cookie header value."""
+    from django.conf import settings
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+
+
+def websocket_communicator_class():
+    """channels' WebsocketCommunicator. Its package's __init__ also imports the live-server test case,
+    which needs daphne (a server we do not use: uvicorn serves our websockets); without daphne, load the
+    communicator's own module without that __init__."""
+    try:
+        from channels.testing import WebsocketCommunicator
+    except ModuleNotFoundError as exc:
+        if exc.name != "daphne":
+            raise
+        import sys
+        import types
+        from pathlib import Path
+
+        import channels
+
+        package = types.ModuleType("channels.testing")
+        package.__path__ = [str(Path(channels.__file__).parent / "testing")]
+        sys.modules["channels.testing"] = package
+        from channels.testing.websocket import WebsocketCommunicator
+    return WebsocketCommunicator

@@ -1,0 +1,220 @@
+"""The queue's pages without JavaScript: the dashboard, its forms, a doctor's queue for staff, the displays."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import NoReverseMatch, reverse
+
+from opd.core.models import Role
+from scheduling.models import Appointment, AppointmentStatus
+from scheduling.services import appointment_start, queue_call_next
+from tests.factories import DoctorFactory, UserFactory
+
+from .queue_helpers import booked, daytime, waiting
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _daytime(clinic):
+    daytime(clinic)
+
+
+@pytest.fixture
+def signed_in(client):
+    def sign_in(user):
+        client.force_login(user)
+        return client
+
+    return sign_in
+
+
+def text(response) -> str:
+    assert response.status_code == 200, response.status_code
+    return response.content.decode()
+
+
+def test_the_doctor_sees_the_days_queue(signed_in, staff_user, doctor, department):
+    first = waiting(staff_user, doctor, department, minutes=10, priority="NEWS2 medium (5)")
+    later = booked(staff_user, doctor, department, minutes=50)
+
+    page = text(signed_in(doctor.user).get(reverse("queue:dashboard")))
+
+    assert "Today's queue" in page
+    assert first.patient.full_name in page
+    assert f"GEN-{first.token_number}" in page
+    assert "NEWS2 medium (5)" in page
+    assert later.patient.full_name in page  # expected later
+    assert 'data-ws-path="/ws/queue/doctor/' in page
+    assert 'data-version="2"' in page  # check-in and priority
+    assert "Call next patient" in page
+
+
+def test_the_doctor_calls_starts_and_completes_with_plain_forms(signed_in, staff_user, doctor, department):
+    appt = waiting(staff_user, doctor, department)
+    client = signed_in(doctor.user)
+    dashboard = reverse("queue:dashboard")
+
+    response = client.post(reverse("queue:call-next", args=[doctor.pk]), {"next": dashboard}, follow=True)
+    assert f"Called token GEN-{appt.token_number}" in text(response)
+    assert "Start consultation" in text(response)
+
+    action = reverse("queue:appointment-action", args=[appt.pk, "start"])
+    assert "Complete consultation" in text(client.post(action, {"next": dashboard}, follow=True))
+    client.post(reverse("queue:appointment-action", args=[appt.pk, "complete"]), {"next": dashboard})
+    assert Appointment.objects.get(pk=appt.pk).status == AppointmentStatus.COMPLETED
+
+
+def test_a_refused_action_comes_back_as_a_message(signed_in, doctor):
+    response = signed_in(doctor.user).post(reverse("queue:call-next", args=[doctor.pk]), follow=True)
+
+    assert "Nobody is waiting." in text(response)
+
+
+def test_it_never_redirects_to_another_site(signed_in, staff_user, doctor, department):
+    waiting(staff_user, doctor, department)
+
+    response = signed_in(doctor.user).post(
+        reverse("queue:call-next", args=[doctor.pk]), {"next": "https://evil.example/"}
+    )
+
+    assert response.status_code == 302
+    assert response["Location"] == reverse("queue:dashboard")
+
+
+def test_reception_follows_a_doctors_queue_and_may_skip_but_not_treat(
+    signed_in, staff_user, doctor, department
+):
+    appt = waiting(staff_user, doctor, department)
+    queue_call_next(actor=doctor.user, doctor=doctor)
+    client = signed_in(staff_user)
+
+    page = text(client.get(reverse("queue:doctor", args=[doctor.pk])))
+    assert appt.patient.full_name in page
+    assert "Skip (behind the next)" in page
+    assert "Start consultation" not in page
+    assert "Call next patient" not in page
+
+    assert client.post(reverse("queue:appointment-action", args=[appt.pk, "start"])).status_code == 403
+    assert client.post(reverse("queue:call-next", args=[doctor.pk])).status_code == 403
+    client.post(reverse("queue:appointment-action", args=[appt.pk, "skip"]))
+    assert Appointment.objects.get(pk=appt.pk).called_at is None
+
+
+def test_reception_checks_in_from_a_doctors_queue(signed_in, staff_user, doctor, department):
+    appt = booked(staff_user, doctor, department)
+
+    response = signed_in(staff_user).post(
+        reverse("queue:appointment-action", args=[appt.pk, "check-in"]), follow=True
+    )
+
+    assert "Checked in with token GEN-1." in text(response)
+    assert Appointment.objects.get(pk=appt.pk).status == AppointmentStatus.CHECKED_IN
+
+
+def test_who_may_open_which_queue(signed_in, org, staff_user, patient, doctor, department, other_org_doctor):
+    colleague = DoctorFactory(user__organization=org, departments=[department])
+    appt = waiting(staff_user, doctor, department)
+
+    assert signed_in(staff_user).get(reverse("queue:dashboard")).url == reverse("queue:waiting-rooms")
+    assert signed_in(patient.user).get(reverse("queue:dashboard")).status_code == 403
+    assert signed_in(colleague.user).get(reverse("queue:doctor", args=[doctor.pk])).status_code == 403
+    assert signed_in(staff_user).get(reverse("queue:doctor", args=[other_org_doctor.pk])).status_code == 404
+    assert signed_in(doctor.user).get(reverse("queue:doctor", args=[doctor.pk])).url == reverse(
+        "queue:dashboard"
+    )
+    for action in ("skip", "start", "no-show"):
+        url = reverse("queue:appointment-action", args=[appt.pk, action])
+        assert signed_in(colleague.user).post(url).status_code == 403
+    assert (
+        signed_in(doctor.user)
+        .post(reverse("queue:appointment-action", args=[appt.pk, "check-in"]))
+        .status_code
+        == 403
+    )
+    assert (
+        signed_in(doctor.user).post(reverse("queue:appointment-action", args=[appt.pk, "dance"])).status_code
+        == 404
+    )
+
+
+def test_the_pages_need_a_sign_in(client, doctor, clinic):
+    for url in (
+        reverse("queue:dashboard"),
+        reverse("queue:doctor-board", args=[doctor.pk]),
+        reverse("queue:waiting-room", args=[clinic.pk]),
+    ):
+        response = client.get(url)
+        assert response.status_code == 302
+        assert response.url.startswith(reverse("login"))
+
+
+def test_the_consultation_panel_is_embedded_when_the_consultations_app_has_one(
+    signed_in, staff_user, doctor, department
+):
+    appt = waiting(staff_user, doctor, department)
+    appointment_start(actor=doctor.user, appointment=appt)
+
+    page = text(signed_in(doctor.user).get(reverse("queue:dashboard")))
+
+    try:
+        panel = reverse("consultations:panel", args=[appt.pk])
+    except NoReverseMatch:
+        assert "hx-get" not in page
+    else:
+        assert f'hx-get="{panel}"' in page
+        assert 'hx-trigger="load"' in page
+
+
+def test_the_fragments_carry_what_the_script_compares(signed_in, staff_user, doctor, department):
+    appt = waiting(staff_user, doctor, department)
+    client = signed_in(doctor.user)
+
+    board = text(client.get(reverse("queue:doctor-board", args=[doctor.pk])))
+    current = text(client.get(reverse("queue:doctor-current", args=[doctor.pk])))
+
+    assert board.lstrip().startswith('<section id="queue-board"')
+    assert 'data-focus-key="none:1"' in board
+    assert appt.patient.full_name in board
+    assert current.lstrip().startswith('<section id="queue-current"')
+    assert 'data-key="none:1"' in current
+
+
+def test_the_waiting_room_shows_tokens_and_rooms_never_names(
+    signed_in, staff_user, doctor, department, clinic
+):
+    doctor.room = "Room 3"
+    doctor.save(update_fields=["room"])
+    first = waiting(staff_user, doctor, department, minutes=10, priority="NEWS2 high (8)")
+    second = waiting(staff_user, doctor, department, minutes=20)
+    queue_call_next(actor=doctor.user, doctor=doctor)
+
+    page = text(signed_in(staff_user).get(reverse("queue:waiting-room", args=[clinic.pk])))
+
+    assert f"GEN-{first.token_number}" in page
+    assert f"GEN-{second.token_number}" in page
+    assert "Room 3" in page
+    for appt in (first, second):
+        assert appt.patient.last_name not in page
+        assert appt.patient.mrn not in page
+    assert "NEWS2" not in page
+    assert 'data-ws-path="/ws/queue/clinic/' in page
+
+
+def test_reception_lists_its_waiting_rooms(signed_in, staff_user, doctor, department, clinic, other_clinic):
+    waiting(staff_user, doctor, department)
+
+    page = text(signed_in(staff_user).get(reverse("queue:waiting-rooms")))
+
+    assert clinic.name in page
+    assert other_clinic.name not in page  # not a member there
+    assert reverse("queue:waiting-room", args=[clinic.pk]) in page
+    assert reverse("queue:doctor", args=[doctor.pk]) in page
+
+
+def test_only_clinic_staff_open_waiting_rooms(signed_in, doctor, clinic, org):
+    admin = UserFactory(role=Role.ADMIN, organization=org, is_staff=True)
+
+    assert signed_in(doctor.user).get(reverse("queue:waiting-rooms")).status_code == 403
+    assert signed_in(doctor.user).get(reverse("queue:waiting-room", args=[clinic.pk])).status_code == 403
+    assert signed_in(admin).get(reverse("queue:waiting-room", args=[clinic.pk])).status_code == 200

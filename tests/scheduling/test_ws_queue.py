@@ -1,0 +1,293 @@
+"""The queue's websockets, through the real ASGI application and the Redis channel layer.
+
+Each test is one coroutine run with async_to_sync; database work inside it goes through sync_to_async,
+which runs it in the test's own thread and connection. transaction=True, so changes really commit and
+their on_commit events really go out through Redis to the consumer.
+"""
+
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.layers import get_channel_layer
+from rest_framework.authtoken.models import Token
+
+from opd.asgi import application
+from opd.core import events
+from scheduling import realtime
+from scheduling.services import appointment_check_in, appointment_start, queue_call_next
+from tests.factories import DoctorFactory
+
+from .queue_helpers import (
+    booked,
+    daytime,
+    isolate_channel_layer,
+    session_cookie,
+    waiting,
+    websocket_communicator_class,
+)
+
+WebsocketCommunicator = websocket_communicator_class()
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+TIMEOUT = 5
+
+
+@pytest.fixture(autouse=True)
+def _setup(settings, clinic):
+    daytime(clinic)
+    isolate_channel_layer(settings)
+
+
+def run(scenario) -> None:
+    async_to_sync(scenario)()
+
+
+def socket(path: str, *, user=None, cookie: str | None = None, subprotocols=None) -> WebsocketCommunicator:
+    headers = [(b"origin", b"http://testserver")]
+    if user is not None:
+        cookie = session_cookie(user)
+    if cookie:
+        headers.append((b"cookie", cookie.encode()))
+    return WebsocketCommunicator(application, path, headers=headers, subprotocols=subprotocols)
+
+
+async def close_code(communicator: WebsocketCommunicator) -> int:
+    """Connect and return the code the server closed with at once."""
+    connected, _ = await communicator.connect(timeout=TIMEOUT)
+    assert connected
+    message = await communicator.receive_output(timeout=TIMEOUT)
+    assert message["type"] == "websocket.close", message
+    return message["code"]
+
+
+async def opened(communicator: WebsocketCommunicator) -> dict:
+    connected, _ = await communicator.connect(timeout=TIMEOUT)
+    assert connected
+    snapshot = await communicator.receive_json_from(timeout=TIMEOUT)
+    assert snapshot["type"] == "snapshot", snapshot
+    return snapshot
+
+
+# Who may connect
+
+
+def test_it_refuses_anonymous_patients_colleagues_and_other_tenants(
+    org, doctor, department, clinic, patient, staff_user, other_org_doctor, other_org_clinic
+):
+    colleague = DoctorFactory(user__organization=org, departments=[department])
+    doctor_path = f"/ws/queue/doctor/{doctor.pk}/"
+    clinic_path = f"/ws/queue/clinic/{clinic.pk}/"
+    cases = [
+        (socket(doctor_path), 4401),
+        (socket(clinic_path), 4401),
+        (socket(doctor_path, cookie="sessionid=not-a-session"), 4401),
+        (socket(doctor_path, user=patient.user), 4403),
+        (socket(doctor_path, user=colleague.user), 4403),
+        (socket(clinic_path, user=doctor.user), 4403),
+        (socket(f"/ws/queue/doctor/{other_org_doctor.pk}/", user=staff_user), 4404),
+        (socket(f"/ws/queue/clinic/{other_org_clinic.pk}/", user=staff_user), 4404),
+        (socket("/ws/queue/doctor/999999/", user=doctor.user), 4404),
+    ]
+
+    async def scenario():
+        for communicator, code in cases:
+            assert await close_code(communicator) == code, communicator.scope
+            await communicator.disconnect()
+
+    run(scenario)
+
+
+def test_it_refuses_a_page_from_another_site(doctor):
+    communicator = WebsocketCommunicator(
+        application,
+        f"/ws/queue/doctor/{doctor.pk}/",
+        headers=[(b"origin", b"https://evil.example"), (b"cookie", session_cookie(doctor.user).encode())],
+    )
+
+    async def scenario():
+        connected, _ = await communicator.connect(timeout=TIMEOUT)
+        assert not connected
+
+    run(scenario)
+
+
+def test_it_signs_in_with_an_api_token_in_the_query_or_the_subprotocol(staff_user, doctor):
+    token = Token.objects.create(user=staff_user).key
+    path = f"/ws/queue/doctor/{doctor.pk}/"
+
+    by_query = socket(f"{path}?token={token}")
+    by_header = socket(path, subprotocols=["opd-token", token])
+
+    async def scenario():
+        assert (await opened(by_query))["queue"] == f"doctor:{doctor.pk}"
+        await by_query.disconnect()
+
+        connected, subprotocol = await by_header.connect(timeout=TIMEOUT)
+        assert connected
+        assert subprotocol == "opd-token"  # a browser insists on hearing one it offered
+        assert (await by_header.receive_json_from(timeout=TIMEOUT))["type"] == "snapshot"
+        await by_header.disconnect()
+
+        assert await close_code(socket(f"{path}?token=not-a-token")) == 4401
+
+    run(scenario)
+
+
+# Snapshot and events
+
+
+def test_it_sends_the_same_snapshot_as_the_api_on_connect(api_as, staff_user, doctor, department, clinic):
+    waiting(staff_user, doctor, department, minutes=10)
+    waiting(staff_user, doctor, department, minutes=20)
+    by_api = api_as(doctor.user).get(f"/api/v1/doctors/{doctor.pk}/queue/").json()
+    clinic_by_api = api_as(staff_user).get(f"/api/v1/clinics/{clinic.pk}/queue/").json()
+
+    mine = socket(f"/ws/queue/doctor/{doctor.pk}/", user=doctor.user)
+    room = socket(f"/ws/queue/clinic/{clinic.pk}/", user=staff_user)
+
+    async def scenario():
+        message = await opened(mine)
+        await mine.disconnect()
+        clinic_message = await opened(room)
+        await room.disconnect()
+        return message, clinic_message
+
+    message, clinic_message = async_to_sync(scenario)()
+
+    assert (
+        message["version"] == message["snapshot"]["version"] == by_api["version"] == 4
+    )  # 2 bookings, 2 check-ins
+    for sent, answered in ((message["snapshot"], by_api), (clinic_message["snapshot"], clinic_by_api)):
+        sent.pop("generated_at")
+        answered.pop("generated_at")
+        assert sent == answered
+    assert len(message["snapshot"]["waiting"]) == 2
+
+
+def test_it_sends_every_change_in_order_with_the_next_version(staff_user, doctor, department, clinic):
+    first = booked(staff_user, doctor, department, minutes=10)
+    second = booked(staff_user, doctor, department, minutes=20)
+
+    mine = socket(f"/ws/queue/doctor/{doctor.pk}/", user=doctor.user)
+    room = socket(f"/ws/queue/clinic/{clinic.pk}/", user=staff_user)
+
+    async def scenario():
+        start = (await opened(mine))["version"]
+        room_start = (await opened(room))["version"]
+
+        await sync_to_async(appointment_check_in)(actor=staff_user, appointment=first)
+        await sync_to_async(appointment_check_in)(actor=staff_user, appointment=second)
+        called = await sync_to_async(queue_call_next)(actor=doctor.user, doctor=doctor)
+        await sync_to_async(appointment_start)(actor=doctor.user, appointment=called)
+
+        received = [await mine.receive_json_from(timeout=TIMEOUT) for _ in range(4)]
+        assert [m["type"] for m in received] == ["event"] * 4
+        assert [m["version"] for m in received] == [start + 1, start + 2, start + 3, start + 4]
+        assert [m["action"] for m in received] == ["checked_in", "checked_in", "called", "started"]
+        assert [m["appointment_id"] for m in received] == [first.pk, second.pk, first.pk, first.pk]
+        assert received[0]["entry"]["token"] == 1
+        assert received[0]["entry"]["patient"]["name"] == first.patient.full_name
+        assert received[3]["entry"]["state"] == "in_consultation"
+        assert await mine.receive_nothing(timeout=0.3)
+
+        on_screen = [await room.receive_json_from(timeout=TIMEOUT) for _ in range(4)]
+        assert [m["version"] for m in on_screen] == [room_start + n for n in (1, 2, 3, 4)]
+        assert on_screen[2]["entry"]["token_label"] == "GEN-1"
+        assert all("patient" not in m["entry"] for m in on_screen)
+        await mine.disconnect()
+        await room.disconnect()
+
+    run(scenario)
+
+
+def test_a_missed_event_is_replaced_by_a_fresh_snapshot(staff_user, doctor, department):
+    first = booked(staff_user, doctor, department, minutes=10)
+    second = booked(staff_user, doctor, department, minutes=20)
+
+    mine = socket(f"/ws/queue/doctor/{doctor.pk}/", user=doctor.user)
+
+    async def scenario():
+        start = (await opened(mine))["version"]
+        # The first check-in's message is lost (as if its process died after commit)...
+        events.unsubscribe(events.QUEUE_CHANGED, realtime.on_queue_changed)
+        try:
+            await sync_to_async(appointment_check_in)(actor=staff_user, appointment=first)
+        finally:
+            events.subscribe(events.QUEUE_CHANGED, realtime.on_queue_changed)
+        assert await mine.receive_nothing(timeout=0.3)
+        # ...so the next one would leave a gap: the consumer sends the whole queue instead.
+        await sync_to_async(appointment_check_in)(actor=staff_user, appointment=second)
+        message = await mine.receive_json_from(timeout=TIMEOUT)
+        assert message["type"] == "snapshot"
+        assert message["version"] == start + 2
+        assert [e["appointment_id"] for e in message["snapshot"]["waiting"]] == [first.pk, second.pk]
+        await mine.disconnect()
+
+    run(scenario)
+
+
+def test_a_client_that_saw_a_gap_asks_for_a_snapshot(staff_user, doctor, department):
+    waiting(staff_user, doctor, department)
+
+    mine = socket(f"/ws/queue/doctor/{doctor.pk}/", user=doctor.user)
+
+    async def scenario():
+        first = await opened(mine)
+        await mine.send_json_to({"type": "resync"})
+        again = await mine.receive_json_from(timeout=TIMEOUT)
+        assert again["type"] == "snapshot"
+        assert again["version"] == first["version"]
+        assert again["snapshot"]["waiting"] == first["snapshot"]["waiting"]
+        await mine.send_json_to({"type": "ping"})
+        assert await mine.receive_json_from(timeout=TIMEOUT) == {"type": "pong", "version": first["version"]}
+        await mine.send_json_to({"type": "dance"})
+        assert (await mine.receive_json_from(timeout=TIMEOUT))["code"] == "unknown_message"
+        await mine.disconnect()
+
+    run(scenario)
+
+
+def test_an_old_event_arriving_late_is_dropped(staff_user, doctor, department):
+    waiting(staff_user, doctor, department)
+
+    mine = socket(f"/ws/queue/doctor/{doctor.pk}/", user=doctor.user)
+
+    async def scenario():
+        version = (await opened(mine))["version"]
+        message = {"type": "queue.event", "queue": f"doctor:{doctor.pk}", "version": version, "action": "x"}
+        await get_channel_layer().group_send(
+            realtime.group_name(f"doctor:{doctor.pk}"), {**message, "appointment_id": 1, "entry": None}
+        )
+        assert await mine.receive_nothing(timeout=0.3)
+        await mine.disconnect()
+
+    run(scenario)
+
+
+def test_an_api_call_reaches_the_doctors_and_the_waiting_rooms_sockets(
+    api_as, staff_user, doctor, department, clinic
+):
+    appt = booked(staff_user, doctor, department)
+    reception = api_as(staff_user)
+
+    mine = socket(f"/ws/queue/doctor/{doctor.pk}/", user=doctor.user)
+    room = socket(f"/ws/queue/clinic/{clinic.pk}/", user=staff_user)
+
+    async def scenario():
+        version = (await opened(mine))["version"]
+        await opened(room)
+
+        response = await sync_to_async(reception.post)(f"/api/v1/appointments/{appt.pk}/check-in/")
+        assert response.status_code == 200, response.content
+
+        event = await mine.receive_json_from(timeout=TIMEOUT)
+        assert (event["type"], event["action"], event["version"]) == ("event", "checked_in", version + 1)
+        assert event["entry"]["state"] == "waiting"
+        shown = await room.receive_json_from(timeout=TIMEOUT)
+        assert (shown["action"], shown["entry"]["token_label"]) == ("checked_in", "GEN-1")
+        await mine.disconnect()
+        await room.disconnect()
+
+    run(scenario)
