@@ -1,4 +1,20 @@
-"""Pages of the clinical record (consultation panel, printable prescription)."""
+"""Pages of the clinical record (consultation panel, printable prescription), mounted at /consultations/."""
+
+from django.urls import path
+
+from . import views
 
 app_name = "consultations"
-urlpatterns: list = []
+urlpatterns = [
+    path("appointments/<int:appointment_id>/panel/", views.panel, name="panel"),
+    path("appointments/<int:appointment_id>/panel/open/", views.panel_open, name="panel-open"),
+    path("appointments/<int:appointment_id>/panel/vitals/", views.panel_vitals, name="panel-vitals"),
+    path("appointments/<int:appointment_id>/panel/notes/", views.panel_notes, name="panel-notes"),
+    path(
+        "appointments/<int:appointment_id>/panel/prescription/",
+        views.panel_prescription,
+        name="panel-prescription",
+    ),
+    path("appointments/<int:appointment_id>/panel/complete/", views.panel_complete, name="panel-complete"),
+    path("prescriptions/<int:pk>/print/", views.prescription_print, name="prescription-print"),
+]

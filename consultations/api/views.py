@@ -1,0 +1,423 @@
+"""Consultations, prescriptions, results, care notes and the patient's history under /api/v1/.
+
+Who may call (tenancy is each view's scoped queryset: another organization's ids are 404):
+* consultations, prescriptions, results: read by doctors (records of their clinics) and patients (their
+  own, completed consultations only); written by doctors, and only for appointments assigned to them.
+  Staff and admins are refused (403): they see scheduling data and care notes, not clinical notes.
+* care notes: read by admins, staff and doctors at their clinics; written by staff and doctors; edited
+  by their author; never deleted. Patients are refused.
+* /patients/{id}/history/: doctors and the patient themself; staff and admins are refused.
+"""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.generics import GenericAPIView
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import SAFE_METHODS, BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from opd.core.api.permissions import has_role
+from opd.core.errors import NotFound, ValidationFailed
+from opd.core.models import Role
+from patients.models import Patient
+from patients.selectors import patients_for
+from scheduling.api.serializers import ErrorSerializer
+
+from ..filters import CareNoteFilter, ConsultationFilter, PrescriptionFilter, ResultFilter
+from ..models import VITAL_FIELDS, CareNote, Consultation, Prescription, Result
+from ..selectors import (
+    care_note_details,
+    care_notes_for,
+    consultation_details,
+    consultations_for,
+    history_entries,
+    may_read_care_notes,
+    may_read_clinical_records,
+    patient_history,
+    prescription_details,
+    prescriptions_for,
+    result_details,
+    results_for,
+)
+from ..services import (
+    addendum_create,
+    care_note_create,
+    care_note_update,
+    consultation_complete,
+    consultation_open,
+    consultation_update,
+    prescription_create,
+    prescription_delete,
+    prescription_update,
+    result_create,
+)
+from .serializers import (
+    AddendumCreateSerializer,
+    AddendumSerializer,
+    CareNoteCreateSerializer,
+    CareNoteSerializer,
+    CareNoteUpdateSerializer,
+    ConsultationOpenSerializer,
+    ConsultationSerializer,
+    ConsultationUpdateSerializer,
+    HistoryEntrySerializer,
+    PrescriptionCreateSerializer,
+    PrescriptionSerializer,
+    PrescriptionUpdateSerializer,
+    ResultCreateSerializer,
+    ResultSerializer,
+)
+
+CLINICAL_READERS_ONLY = "Clinical notes, prescriptions and results are open to doctors and to the patient."
+DOCTORS_ONLY = "Only doctors write consultations, prescriptions and results."
+
+
+class ClinicalRecordAccess(BasePermission):
+    """Read: doctors and patients (scoped). Write: doctors."""
+
+    message = CLINICAL_READERS_ONLY
+
+    def has_permission(self, request, view) -> bool:
+        if not may_read_clinical_records(request.user):
+            self.message = CLINICAL_READERS_ONLY
+            return False
+        if request.method in SAFE_METHODS:
+            return True
+        self.message = DOCTORS_ONLY
+        return has_role(request.user, Role.DOCTOR)
+
+
+class CareNoteAccess(BasePermission):
+    """Read: admins, staff and doctors (at their clinics). Write: staff and doctors."""
+
+    message = "Care notes are open to clinic staff and doctors."
+
+    def has_permission(self, request, view) -> bool:
+        if not may_read_care_notes(request.user):
+            return False
+        if request.method in SAFE_METHODS:
+            return True
+        self.message = "Only clinic staff and doctors write care notes."
+        return has_role(request.user, Role.STAFF, Role.DOCTOR)
+
+
+class HistoryAccess(BasePermission):
+    message = "A patient's history is open to doctors and to the patient."
+
+    def has_permission(self, request, view) -> bool:
+        return may_read_clinical_records(request.user)
+
+
+def _errors(*codes: int) -> dict[int, OpenApiResponse]:
+    meaning = {
+        400: "Invalid input; `fields` names each problem. Nothing was written.",
+        401: "Not signed in.",
+        403: "The role may not do this, or the record is another doctor's.",
+        404: "Unknown, or not visible to this user (also for ids in the body, named in `fields`).",
+        405: "Not allowed on this resource.",
+        409: "Conflict: the appointment already has a consultation, or the state forbids it "
+        "(a completed consultation is read-only).",
+    }
+    return {code: OpenApiResponse(ErrorSerializer, description=meaning[code]) for code in codes}
+
+
+READ_ERRORS = (401, 403, 404)
+WRITE_ERRORS = (400, 401, 403, 404, 409)
+
+
+def _input(view, serializer_class, request: Request, **kwargs) -> dict:
+    serializer = serializer_class(data=request.data, context=view.get_serializer_context(), **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _vitals_named(exc: ValidationFailed) -> ValidationFailed:
+    """The service names model fields; the API's body has the readings under `vitals`."""
+    fields = {f"vitals.{key}" if key in VITAL_FIELDS else key: value for key, value in exc.fields.items()}
+    if not fields:
+        return exc
+    first, messages = next(iter(fields.items()))
+    return ValidationFailed(f"{first}: {messages[0]}", fields=fields)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List consultations", responses={200: ConsultationSerializer, **_errors(400, 401, 403)}
+    ),
+    retrieve=extend_schema(
+        summary="Show a consultation", responses={200: ConsultationSerializer, **_errors(*READ_ERRORS)}
+    ),
+)
+class ConsultationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """A doctor's record of one appointment: notes, vitals with NEWS2, addenda once completed."""
+
+    queryset = Consultation.objects.none()  # the schema's hint; rows come from get_queryset
+    serializer_class = ConsultationSerializer
+    filterset_class = ConsultationFilter
+    permission_classes = [ClinicalRecordAccess]
+    http_method_names = ["get", "post", "patch", "head", "options"]
+
+    def get_queryset(self) -> QuerySet[Consultation]:
+        if getattr(self, "swagger_fake_view", False):
+            return Consultation.objects.none()
+        return consultation_details(consultations_for(self.request.user))
+
+    def _answer(self, consultation: Consultation, status_code: int = status.HTTP_200_OK) -> Response:
+        fresh = self.get_queryset().get(pk=consultation.pk)
+        return Response(
+            ConsultationSerializer(fresh, context=self.get_serializer_context()).data, status=status_code
+        )
+
+    @extend_schema(
+        summary="Open the consultation of an appointment",
+        description="The appointment must be checked in (or already in consultation) and assigned to you; "
+        "opening it moves the appointment to in consultation. A second attempt answers 409.",
+        request=ConsultationOpenSerializer,
+        responses={201: ConsultationSerializer, **_errors(*WRITE_ERRORS)},
+    )
+    def create(self, request: Request) -> Response:
+        data = _input(self, ConsultationOpenSerializer, request)
+        consultation = consultation_open(actor=request.user, appointment=data["appointment"])
+        return self._answer(consultation, status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Edit a draft consultation",
+        description="Notes and `vitals` (each reading optional; null clears it). Writing vitals recomputes "
+        "NEWS2; a medium or high band marks the appointment as priority in the live queue. A completed "
+        "consultation answers 409: add an addendum instead.",
+        request=ConsultationUpdateSerializer,
+        responses={200: ConsultationSerializer, **_errors(*WRITE_ERRORS)},
+    )
+    def partial_update(self, request: Request, pk: str | None = None) -> Response:
+        consultation = self.get_object()
+        data = _input(self, ConsultationUpdateSerializer, request, partial=True)
+        try:
+            consultation = consultation_update(actor=request.user, consultation=consultation, **data)
+        except ValidationFailed as exc:
+            raise _vitals_named(exc) from exc
+        return self._answer(consultation)
+
+    @extend_schema(
+        summary="Complete a consultation",
+        description="Completes the consultation and its appointment together and issues its prescriptions. "
+        "Afterwards the consultation is read-only.",
+        request=None,
+        responses={200: ConsultationSerializer, **_errors(*WRITE_ERRORS)},
+    )
+    @action(detail=True, methods=["post"])
+    def complete(self, request: Request, pk: str | None = None) -> Response:
+        consultation = consultation_complete(actor=request.user, consultation=self.get_object())
+        return self._answer(consultation)
+
+    @extend_schema(
+        summary="Add an addendum to a completed consultation",
+        description="A correction or later note (author and time recorded); the original never changes.",
+        request=AddendumCreateSerializer,
+        responses={201: AddendumSerializer, **_errors(*WRITE_ERRORS)},
+    )
+    @action(detail=True, methods=["post"])
+    def addenda(self, request: Request, pk: str | None = None) -> Response:
+        consultation = self.get_object()
+        data = _input(self, AddendumCreateSerializer, request)
+        addendum = addendum_create(actor=request.user, consultation=consultation, text=data["text"])
+        return Response(AddendumSerializer(addendum).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List prescriptions", responses={200: PrescriptionSerializer, **_errors(400, 401, 403)}
+    ),
+    retrieve=extend_schema(
+        summary="Show a prescription", responses={200: PrescriptionSerializer, **_errors(*READ_ERRORS)}
+    ),
+)
+class PrescriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Medication lines written during a consultation; issued (and read-only) once it is completed."""
+
+    queryset = Prescription.objects.none()
+    serializer_class = PrescriptionSerializer
+    filterset_class = PrescriptionFilter
+    permission_classes = [ClinicalRecordAccess]
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def get_queryset(self) -> QuerySet[Prescription]:
+        if getattr(self, "swagger_fake_view", False):
+            return Prescription.objects.none()
+        return prescription_details(prescriptions_for(self.request.user))
+
+    def _answer(self, prescription: Prescription, status_code: int = status.HTTP_200_OK) -> Response:
+        fresh = self.get_queryset().get(pk=prescription.pk)
+        return Response(
+            PrescriptionSerializer(fresh, context=self.get_serializer_context()).data, status=status_code
+        )
+
+    @extend_schema(
+        summary="Write a prescription",
+        description="On a draft consultation of yours; issued when the consultation is completed.",
+        request=PrescriptionCreateSerializer,
+        responses={201: PrescriptionSerializer, **_errors(*WRITE_ERRORS)},
+    )
+    def create(self, request: Request) -> Response:
+        data = _input(self, PrescriptionCreateSerializer, request)
+        prescription = prescription_create(
+            actor=request.user, consultation=data["consultation"], items=data["items"], notes=data["notes"]
+        )
+        return self._answer(prescription, status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Change a draft prescription",
+        request=PrescriptionUpdateSerializer,
+        responses={200: PrescriptionSerializer, **_errors(*WRITE_ERRORS)},
+    )
+    def partial_update(self, request: Request, pk: str | None = None) -> Response:
+        prescription = self.get_object()
+        data = _input(self, PrescriptionUpdateSerializer, request, partial=True)
+        prescription = prescription_update(
+            actor=request.user, prescription=prescription, items=data.get("items"), notes=data.get("notes")
+        )
+        return self._answer(prescription)
+
+    @extend_schema(
+        summary="Withdraw a prescription that was never issued",
+        responses={204: None, **_errors(*WRITE_ERRORS)},
+    )
+    def destroy(self, request: Request, pk: str | None = None) -> Response:
+        prescription_delete(actor=request.user, prescription=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List results and records", responses={200: ResultSerializer, **_errors(400, 401, 403)}
+    ),
+    retrieve=extend_schema(
+        summary="Show a result", responses={200: ResultSerializer, **_errors(*READ_ERRORS)}
+    ),
+)
+class ResultViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Lab and imaging results and other records filed with a consultation. Never edited."""
+
+    queryset = Result.objects.none()
+    serializer_class = ResultSerializer
+    filterset_class = ResultFilter
+    permission_classes = [ClinicalRecordAccess]
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    http_method_names = ["get", "post", "head", "options"]
+
+    def get_queryset(self) -> QuerySet[Result]:
+        if getattr(self, "swagger_fake_view", False):
+            return Result.objects.none()
+        return result_details(results_for(self.request.user))
+
+    @extend_schema(
+        summary="File a result",
+        description="With a consultation of yours (draft or completed). The abnormal flag is computed from "
+        "the value and the reference range. Send multipart/form-data to attach a PDF, PNG or JPEG file.",
+        request={"application/json": ResultCreateSerializer, "multipart/form-data": ResultCreateSerializer},
+        responses={201: ResultSerializer, **_errors(*WRITE_ERRORS)},
+    )
+    def create(self, request: Request) -> Response:
+        data = dict(_input(self, ResultCreateSerializer, request))
+        result = result_create(actor=request.user, **data)
+        fresh = self.get_queryset().get(pk=result.pk)
+        return Response(ResultSerializer(fresh, context=self.get_serializer_context()).data, status=201)
+
+    @extend_schema(
+        summary="Download a result's attachment",
+        responses={
+            (200, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY, description="The file."),
+            **_errors(*READ_ERRORS),
+        },
+    )
+    @action(detail=True, methods=["get"])
+    def attachment(self, request: Request, pk: str | None = None) -> FileResponse:
+        result = self.get_object()
+        if not result.attachment:
+            raise NotFound("This result has no attachment.")
+        response = FileResponse(
+            result.attachment.open("rb"),
+            as_attachment=True,
+            filename=result.attachment_name or "attachment",
+            content_type=result.attachment_content_type or "application/octet-stream",
+        )
+        response["Cache-Control"] = "private, no-store"
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List care notes", responses={200: CareNoteSerializer, **_errors(400, 401, 403)}
+    ),
+    retrieve=extend_schema(
+        summary="Show a care note", responses={200: CareNoteSerializer, **_errors(*READ_ERRORS)}
+    ),
+)
+class CareNoteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Nurses' and staff's notes about a patient at a clinic: observation, medication, hygiene, ..."""
+
+    queryset = CareNote.objects.none()
+    serializer_class = CareNoteSerializer
+    filterset_class = CareNoteFilter
+    permission_classes = [CareNoteAccess]
+    http_method_names = ["get", "post", "patch", "head", "options"]
+
+    def get_queryset(self) -> QuerySet[CareNote]:
+        if getattr(self, "swagger_fake_view", False):
+            return CareNote.objects.none()
+        return care_note_details(care_notes_for(self.request.user))
+
+    def _answer(self, note: CareNote, status_code: int = status.HTTP_200_OK) -> Response:
+        fresh = self.get_queryset().get(pk=note.pk)
+        return Response(
+            CareNoteSerializer(fresh, context=self.get_serializer_context()).data, status=status_code
+        )
+
+    @extend_schema(
+        summary="Write a care note",
+        request=CareNoteCreateSerializer,
+        responses={201: CareNoteSerializer, **_errors(*WRITE_ERRORS)},
+    )
+    def create(self, request: Request) -> Response:
+        data = _input(self, CareNoteCreateSerializer, request)
+        note = care_note_create(actor=request.user, **data)
+        return self._answer(note, status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Correct a care note (its author only)",
+        request=CareNoteUpdateSerializer,
+        responses={200: CareNoteSerializer, **_errors(*WRITE_ERRORS)},
+    )
+    def partial_update(self, request: Request, pk: str | None = None) -> Response:
+        note = self.get_object()
+        data = _input(self, CareNoteUpdateSerializer, request, partial=True)
+        note = care_note_update(actor=request.user, care_note=note, **data)
+        return self._answer(note)
+
+
+class PatientHistoryView(GenericAPIView):
+    """The patient's timeline, newest first: appointments, consultations (with vitals and NEWS2),
+    prescriptions, results and (for clinicians) care notes. A fixed number of queries per page."""
+
+    queryset = Patient.objects.none()
+    serializer_class = HistoryEntrySerializer
+    permission_classes = [HistoryAccess]
+
+    @extend_schema(
+        summary="A patient's history",
+        responses={200: HistoryEntrySerializer(many=True), **_errors(*READ_ERRORS)},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        patient = patients_for(request.user).filter(pk=pk).first()
+        if patient is None:
+            raise NotFound("No such patient.")
+        page = self.paginate_queryset(patient_history(request.user, patient))
+        entries = history_entries(request.user, list(page))
+        return self.get_paginated_response(self.get_serializer(entries, many=True).data)

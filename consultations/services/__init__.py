@@ -1,0 +1,37 @@
+"""Every write of the clinical record. The API, the pages and the admin call these and nothing else.
+
+Who may write:
+* consultations, their prescriptions and results: the doctor the appointment is assigned to
+  (superusers too, for the admin); everyone else 403;
+* addenda: the consultation's doctor, once it is completed (before that the draft itself is edited);
+* care notes: staff and doctors at the clinic; edits by their author only.
+"""
+
+from .care_notes import care_note_create, care_note_update
+from .consultations import (
+    CONSULTATION_FIELDS,
+    OPENABLE,
+    addendum_create,
+    consultation_complete,
+    consultation_open,
+    consultation_update,
+)
+from .prescriptions import ITEM_FIELDS, prescription_create, prescription_delete, prescription_update
+from .results import result_create, result_is_abnormal
+
+__all__ = [
+    "CONSULTATION_FIELDS",
+    "ITEM_FIELDS",
+    "OPENABLE",
+    "addendum_create",
+    "care_note_create",
+    "care_note_update",
+    "consultation_complete",
+    "consultation_open",
+    "consultation_update",
+    "prescription_create",
+    "prescription_delete",
+    "prescription_update",
+    "result_create",
+    "result_is_abnormal",
+]

@@ -1,0 +1,208 @@
+"""Consultations: open (with the appointment's start), edit a draft (NEWS2 and queue priority), complete
+(with the appointment), and addenda once completed.
+
+Locks, always in this order: the appointment row, then the consultation row (scheduling's queue
+services also take the appointment first, so a consultation write and a queue change never wait on
+each other in a cycle). Locking queries never join: MariaDB's FOR UPDATE would lock the joined rows too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from opd.core.audit import audit
+from opd.core.db import retry_on_deadlock
+from opd.core.errors import Conflict
+from opd.core.models import User
+from opd.core.services import validate_model
+from scheduling.models import Appointment, AppointmentStatus
+from scheduling.services import appointment_complete, appointment_set_priority, appointment_start
+from scheduling.services.queue import check_doctor_owns
+
+from .. import news2
+from ..models import (
+    NEWS2_SCORE_FIELDS,
+    NOTE_FIELDS,
+    VITAL_FIELDS,
+    Addendum,
+    Consultation,
+    ConsultationStatus,
+    News2Band,
+    Prescription,
+)
+from .common import (
+    SET_BY_SERVICE,
+    check_doctor,
+    check_draft,
+    check_fields,
+    check_owner,
+    check_same_organization,
+    lock,
+)
+
+OPENABLE = (AppointmentStatus.CHECKED_IN, AppointmentStatus.IN_CONSULTATION)
+CONSULTATION_FIELDS = NOTE_FIELDS + VITAL_FIELDS
+PRIORITY_BANDS = (News2Band.MEDIUM, News2Band.HIGH)
+
+
+def _already_open(appointment_id: int) -> Conflict:
+    existing = Consultation.objects.filter(appointment_id=appointment_id).values_list("pk", flat=True).first()
+    return Conflict(
+        f"This appointment already has a consultation (#{existing}); open that one instead.",
+        fields={"appointment": "Already has a consultation."},
+        code="consultation_exists",
+    )
+
+
+@retry_on_deadlock
+def consultation_open(*, actor: User, appointment: Appointment) -> Consultation:
+    """Open the consultation of a checked-in appointment (or one already in consultation) and start it.
+
+    Locks the appointment row: two clicks queue on it and the second finds the first's consultation
+    (409). The unique key on consultation.appointment is the backstop; its IntegrityError is a 409 too.
+    """
+    check_doctor(actor)
+    try:
+        with transaction.atomic():
+            appt = Appointment.objects.select_for_update().get(pk=appointment.pk)
+            check_same_organization(actor, appt.organization_id, "appointment")
+            check_doctor_owns(actor, appt)
+            if Consultation.objects.filter(appointment_id=appt.pk).exists():
+                raise _already_open(appt.pk)
+            if appt.status not in OPENABLE:
+                raise Conflict(
+                    "A consultation is opened for a checked-in patient; this appointment is "
+                    f"{appt.get_status_display().lower()}.",
+                    fields={"appointment": f"The appointment is {appt.get_status_display().lower()}."},
+                    code="invalid_state",
+                )
+            appt = appointment_start(actor=actor, appointment=appt)
+            consultation = Consultation.objects.create(
+                organization_id=appt.organization_id,
+                clinic_id=appt.clinic_id,
+                appointment=appt,
+                doctor_id=appt.doctor_id,
+                patient_id=appt.patient_id,
+                started_at=timezone.now(),
+            )
+            audit(
+                actor=actor,
+                action="consultation.opened",
+                obj=consultation,
+                organization_id=consultation.organization_id,
+                appointment=appt.pk,
+            )
+    except IntegrityError as exc:
+        if Consultation.objects.filter(appointment_id=appointment.pk).exists():
+            raise _already_open(appointment.pk) from exc
+        raise
+    return consultation
+
+
+def _apply_news2(consultation: Consultation) -> None:
+    score = news2.score(consultation.observations)
+    if score is None:
+        for name in (*NEWS2_SCORE_FIELDS, "news2_spo2_scale", "news2_total"):
+            setattr(consultation, name, None)
+        consultation.news2_band = ""
+        return
+    for name, value in score.sub_scores.items():
+        setattr(consultation, f"news2_{name}", value)
+    consultation.news2_spo2_scale = score.spo2_scale
+    consultation.news2_total = score.total
+    consultation.news2_band = score.band
+
+
+@retry_on_deadlock
+def consultation_update(*, actor: User, consultation: Consultation, **changes: Any) -> Consultation:
+    """Edit a draft's notes and vitals. Writing vitals recomputes and stores NEWS2; a medium or high
+    band marks the appointment as priority for the live queue in the same transaction. (A lower band
+    later does not unmark it: staff may have flagged the patient for another reason.)"""
+    check_fields(changes, CONSULTATION_FIELDS)
+    with transaction.atomic():
+        appointment, current = lock(consultation)
+        check_owner(actor, current)
+        check_draft(current)
+        if isinstance(changes.get("diagnosis_code"), str):
+            changes["diagnosis_code"] = changes["diagnosis_code"].strip().upper()
+        for text_field in ("chief_complaint", "history", "examination", "assessment", "plan"):
+            if isinstance(changes.get(text_field), str):
+                changes[text_field] = changes[text_field].strip()
+        changed = [name for name, value in changes.items() if getattr(current, name) != value]
+        if not changed:
+            return current
+        for name in changed:
+            setattr(current, name, changes[name])
+        validate_model(current, exclude=SET_BY_SERVICE)
+        update_fields = [*changed, "updated_at"]
+        vitals_changed = any(name in VITAL_FIELDS for name in changed)
+        if vitals_changed:
+            current.vitals_recorded_at = timezone.now()
+            _apply_news2(current)
+            update_fields += ["vitals_recorded_at", *NEWS2_SCORE_FIELDS, "news2_spo2_scale", "news2_total"]
+            update_fields.append("news2_band")
+        current.save(update_fields=update_fields)
+        if vitals_changed and current.news2_band in PRIORITY_BANDS:
+            appointment_set_priority(
+                actor=actor,
+                appointment=appointment,
+                is_priority=True,
+                reason=f"NEWS2 {current.news2_band} ({current.news2_total})",
+            )
+        audit(
+            actor=actor,
+            action="consultation.updated",
+            obj=current,
+            organization_id=current.organization_id,
+            fields=changed,
+            news2_total=current.news2_total,
+            news2_band=current.news2_band,
+        )
+    return current
+
+
+@retry_on_deadlock
+def consultation_complete(*, actor: User, consultation: Consultation) -> Consultation:
+    """Complete the consultation and its appointment in one transaction, issuing its prescriptions.
+    If the appointment cannot be completed, nothing is: the consultation stays a draft."""
+    with transaction.atomic():
+        appointment, current = lock(consultation)
+        check_owner(actor, current)
+        check_draft(current)
+        now = timezone.now()
+        current.status = ConsultationStatus.COMPLETED
+        current.completed_at = now
+        current.save(update_fields=["status", "completed_at", "updated_at"])
+        Prescription.objects.filter(consultation=current, issued_at__isnull=True).update(
+            issued_at=now, updated_at=now
+        )
+        appointment_complete(actor=actor, appointment=appointment)
+        audit(
+            actor=actor, action="consultation.completed", obj=current, organization_id=current.organization_id
+        )
+    return current
+
+
+def addendum_create(*, actor: User, consultation: Consultation, text: str) -> Addendum:
+    """Append a correction or later note to a completed consultation; the original never changes."""
+    check_owner(actor, consultation)
+    if consultation.status != ConsultationStatus.COMPLETED:
+        raise Conflict(
+            "The consultation is still a draft: edit it directly. Addenda are for completed ones.",
+            code="consultation_draft",
+        )
+    addendum = Addendum(consultation=consultation, author=actor, text=(text or "").strip())
+    validate_model(addendum, exclude=SET_BY_SERVICE)
+    with transaction.atomic():
+        addendum.save()
+        audit(
+            actor=actor,
+            action="consultation.addendum",
+            obj=consultation,
+            organization_id=consultation.organization_id,
+            addendum=addendum.pk,
+        )
+    return addendum

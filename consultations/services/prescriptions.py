@@ -1,0 +1,132 @@
+"""Prescriptions: medication lines written on a draft consultation, issued when it is completed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from opd.core.audit import audit
+from opd.core.db import retry_on_deadlock
+from opd.core.errors import ValidationFailed
+from opd.core.models import User
+from opd.core.services import validate_model
+
+from ..models import Consultation, Prescription, PrescriptionItem
+from .common import SET_BY_SERVICE, check_draft, check_owner, lock
+
+ITEM_FIELDS = ("medication", "strength", "dose", "route", "frequency", "duration", "quantity", "instructions")
+
+
+def _build_items(items: list[dict[str, Any]]) -> list[PrescriptionItem]:
+    if not items:
+        raise ValidationFailed(
+            "A prescription needs at least one medication line.",
+            fields={"items": "Add at least one medication line."},
+        )
+    built, errors = [], {}
+    for index, data in enumerate(items):
+        unknown = set(data) - set(ITEM_FIELDS)
+        if unknown:
+            errors.update({f"items.{index}.{name}": ["Unknown field."] for name in sorted(unknown)})
+            continue
+        item = PrescriptionItem(position=index + 1, **data)
+        try:
+            validate_model(item, exclude=("prescription", "position"))
+        except ValidationFailed as exc:
+            errors.update({f"items.{index}.{name}": messages for name, messages in exc.fields.items()})
+        built.append(item)
+    if errors:
+        first, messages = next(iter(errors.items()))
+        raise ValidationFailed(f"{first}: {messages[0]}", fields=errors)
+    return built
+
+
+def _save_items(prescription: Prescription, items: list[PrescriptionItem]) -> None:
+    for item in items:
+        item.prescription = prescription
+    PrescriptionItem.objects.bulk_create(items)
+
+
+@retry_on_deadlock
+def prescription_create(
+    *, actor: User, consultation: Consultation, items: list[dict[str, Any]], notes: str = ""
+) -> Prescription:
+    """Write a prescription (one or more medication lines) on a draft consultation; it is issued when
+    the consultation is completed."""
+    built = _build_items(items)
+    with transaction.atomic():
+        _appointment, current = lock(consultation)
+        check_owner(actor, current)
+        check_draft(current)
+        prescription = Prescription(
+            organization_id=current.organization_id,
+            clinic_id=current.clinic_id,
+            consultation=current,
+            patient_id=current.patient_id,
+            doctor_id=current.doctor_id,
+            notes=(notes or "").strip(),
+        )
+        validate_model(prescription, exclude=SET_BY_SERVICE)
+        prescription.save()
+        _save_items(prescription, built)
+        audit(
+            actor=actor,
+            action="prescription.created",
+            obj=prescription,
+            organization_id=prescription.organization_id,
+            consultation=current.pk,
+            lines=len(built),
+        )
+    return prescription
+
+
+@retry_on_deadlock
+def prescription_update(
+    *,
+    actor: User,
+    prescription: Prescription,
+    items: list[dict[str, Any]] | None = None,
+    notes: str | None = None,
+) -> Prescription:
+    """Replace a draft prescription's lines and/or notes (only while its consultation is a draft)."""
+    built = _build_items(items) if items is not None else None
+    with transaction.atomic():
+        _appointment, consultation = lock(prescription.consultation)
+        check_owner(actor, consultation)
+        check_draft(consultation)
+        current = Prescription.objects.select_for_update().get(pk=prescription.pk)
+        if notes is not None:
+            current.notes = notes.strip()
+            validate_model(current, exclude=SET_BY_SERVICE)
+            current.save(update_fields=["notes", "updated_at"])
+        if built is not None:
+            current.items.all().delete()
+            _save_items(current, built)
+            current.save(update_fields=["updated_at"])
+        audit(
+            actor=actor,
+            action="prescription.updated",
+            obj=current,
+            organization_id=current.organization_id,
+            lines=len(built) if built is not None else None,
+        )
+    return current
+
+
+@retry_on_deadlock
+def prescription_delete(*, actor: User, prescription: Prescription) -> None:
+    """Withdraw a prescription that was never issued (its consultation is still a draft)."""
+    with transaction.atomic():
+        _appointment, consultation = lock(prescription.consultation)
+        check_owner(actor, consultation)
+        check_draft(consultation)
+        audit(
+            actor=actor,
+            action="prescription.deleted",
+            obj=prescription,
+            organization_id=prescription.organization_id,
+            consultation=consultation.pk,
+        )
+        PrescriptionItem.objects.filter(prescription_id=prescription.pk).delete()
+        Prescription.objects.filter(pk=prescription.pk).delete()

@@ -1,0 +1,236 @@
+"""Pages of the clinical record: the consultation panel of an appointment and the printable prescription.
+
+The panel is one fragment (templates/consultations/panel.html) that the doctor's dashboard loads with
+hx-get and whose forms post back with hx-post, each answered with the re-rendered fragment. Without
+htmx the same URLs are a full page: GET renders it inside the base layout, a successful POST redirects
+back to it, a refused one shows the page again with the messages beside the fields.
+
+Access: the panel is the appointment's doctor's only (403 for everyone else who can see the
+appointment, 404 for anyone who cannot). The printable prescription is for doctors of the clinic
+(the prescribing doctor among them) and for the patient once it is issued; staff are refused.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_GET, require_POST
+
+from opd.core.admin_mixins import attach_domain_error
+from opd.core.errors import DomainError
+from opd.core.models import Role
+from scheduling.models import Appointment
+from scheduling.selectors import appointments_for
+
+from .forms import NotesForm, PrescriptionLineForm, VitalsForm
+from .models import Consultation, Prescription
+from .selectors import (
+    appointment_details,
+    consultation_details,
+    consultations_for,
+    may_read_clinical_records,
+    prescription_details,
+    prescriptions_for,
+)
+from .services import (
+    ITEM_FIELDS,
+    OPENABLE,
+    consultation_complete,
+    consultation_open,
+    consultation_update,
+    prescription_create,
+    prescription_update,
+)
+
+NEWS2_LABELS = {
+    "respiratory_rate": "Respiration rate",
+    "spo2": "SpO2",
+    "air_or_oxygen": "Air or oxygen",
+    "systolic_bp": "Systolic blood pressure",
+    "pulse": "Pulse",
+    "consciousness": "Consciousness",
+    "temperature": "Temperature",
+}
+
+
+def _is_htmx(request: HttpRequest) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def _panel_appointment(request: HttpRequest, appointment_id: int) -> Appointment:
+    appointment = appointment_details(appointments_for(request.user)).filter(pk=appointment_id).first()
+    if appointment is None:
+        raise Http404("No such appointment.")
+    if request.user.role != Role.DOCTOR or appointment.doctor.user_id != request.user.pk:
+        raise PermissionDenied("Only the appointment's doctor works in its consultation panel.")
+    return appointment
+
+
+def _consultation_of(request: HttpRequest, appointment: Appointment) -> Consultation | None:
+    return consultation_details(consultations_for(request.user)).filter(appointment=appointment).first()
+
+
+def _prescriptions_of(request: HttpRequest, consultation: Consultation | None) -> list[Prescription]:
+    if consultation is None:
+        return []
+    return list(prescription_details(prescriptions_for(request.user)).filter(consultation=consultation))
+
+
+def _render_panel(
+    request: HttpRequest,
+    appointment: Appointment,
+    *,
+    forms: dict | None = None,
+    error: str = "",
+) -> HttpResponse:
+    consultation = _consultation_of(request, appointment)
+    auto_id = f"a{appointment.pk}-%s"
+    forms = forms or {}
+    if consultation is not None and consultation.is_draft:
+        forms.setdefault("vitals_form", VitalsForm(instance=consultation, auto_id=auto_id))
+        forms.setdefault("notes_form", NotesForm(instance=consultation, auto_id=auto_id))
+        forms.setdefault("line_form", PrescriptionLineForm(auto_id=auto_id))
+    news2_rows = []
+    if consultation is not None and consultation.news2_sub_scores is not None:
+        news2_rows = [(NEWS2_LABELS[name], score) for name, score in consultation.news2_sub_scores.items()]
+    context = {
+        "appointment": appointment,
+        "consultation": consultation,
+        "prescriptions": _prescriptions_of(request, consultation),
+        "can_open": consultation is None and appointment.status in OPENABLE,
+        "news2_rows": news2_rows,
+        "news2_missing": [NEWS2_LABELS[name] for name in consultation.news2_missing] if consultation else [],
+        "error": error,
+        **forms,
+    }
+    template = "consultations/panel.html" if _is_htmx(request) else "consultations/panel_page.html"
+    response = render(request, template, context)
+    # One URL, two answers (fragment or page): caches and the back button must tell them apart.
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+def _reloaded(request: HttpRequest, appointment: Appointment) -> Appointment:
+    return _panel_appointment(request, appointment.pk)
+
+
+def _after_write(request: HttpRequest, appointment: Appointment) -> HttpResponse:
+    if _is_htmx(request):
+        return _render_panel(request, appointment)
+    return redirect("consultations:panel", appointment_id=appointment.pk)
+
+
+@login_required
+@require_GET
+def panel(request: HttpRequest, appointment_id: int) -> HttpResponse:
+    return _render_panel(request, _panel_appointment(request, appointment_id))
+
+
+@login_required
+@require_POST
+def panel_open(request: HttpRequest, appointment_id: int) -> HttpResponse:
+    appointment = _panel_appointment(request, appointment_id)
+    try:
+        consultation_open(actor=request.user, appointment=appointment)
+    except DomainError as exc:
+        return _render_panel(request, _reloaded(request, appointment), error=exc.message)
+    return _after_write(request, _reloaded(request, appointment))
+
+
+def _existing_consultation(request: HttpRequest, appointment: Appointment) -> Consultation:
+    consultation = _consultation_of(request, appointment)
+    if consultation is None:
+        raise Http404("This appointment has no consultation yet.")
+    return consultation
+
+
+def _refused(form, exc: DomainError) -> str:
+    """Field messages go beside the fields; a refusal of the whole write (a state) goes on top."""
+    if exc.fields:
+        attach_domain_error(form, exc)
+        return ""
+    return exc.message
+
+
+def _update_from(request: HttpRequest, appointment_id: int, form_class, form_key: str) -> HttpResponse:
+    appointment = _panel_appointment(request, appointment_id)
+    consultation = _existing_consultation(request, appointment)
+    form = form_class(request.POST, auto_id=f"a{appointment.pk}-%s")
+    error = ""
+    if form.is_valid():
+        try:
+            consultation_update(actor=request.user, consultation=consultation, **form.cleaned_data)
+        except DomainError as exc:
+            error = _refused(form, exc)
+        else:
+            return _after_write(request, _reloaded(request, appointment))
+    return _render_panel(request, _reloaded(request, appointment), forms={form_key: form}, error=error)
+
+
+@login_required
+@require_POST
+def panel_vitals(request: HttpRequest, appointment_id: int) -> HttpResponse:
+    return _update_from(request, appointment_id, VitalsForm, "vitals_form")
+
+
+@login_required
+@require_POST
+def panel_notes(request: HttpRequest, appointment_id: int) -> HttpResponse:
+    return _update_from(request, appointment_id, NotesForm, "notes_form")
+
+
+@login_required
+@require_POST
+def panel_prescription(request: HttpRequest, appointment_id: int) -> HttpResponse:
+    """Add a medication line to the consultation's prescription (started with the first line)."""
+    appointment = _panel_appointment(request, appointment_id)
+    consultation = _existing_consultation(request, appointment)
+    form = PrescriptionLineForm(request.POST, auto_id=f"a{appointment.pk}-%s")
+    error = ""
+    if form.is_valid():
+        line = {name: form.cleaned_data[name] for name in ITEM_FIELDS}
+        existing = _prescriptions_of(request, consultation)
+        try:
+            if existing:
+                current = existing[0]
+                lines = [{name: getattr(item, name) for name in ITEM_FIELDS} for item in current.items.all()]
+                prescription_update(actor=request.user, prescription=current, items=[*lines, line])
+            else:
+                prescription_create(actor=request.user, consultation=consultation, items=[line])
+        except DomainError as exc:
+            error = _refused(form, _line_error(exc))
+        else:
+            return _after_write(request, _reloaded(request, appointment))
+    return _render_panel(request, _reloaded(request, appointment), forms={"line_form": form}, error=error)
+
+
+def _line_error(exc: DomainError) -> DomainError:
+    """items.N.dose -> dose: the panel's form is the one line being added."""
+    fields = {key.rsplit(".", 1)[-1]: value for key, value in exc.fields.items()}
+    return type(exc)(exc.message, fields=fields, code=exc.code)
+
+
+@login_required
+@require_POST
+def panel_complete(request: HttpRequest, appointment_id: int) -> HttpResponse:
+    appointment = _panel_appointment(request, appointment_id)
+    consultation = _existing_consultation(request, appointment)
+    try:
+        consultation_complete(actor=request.user, consultation=consultation)
+    except DomainError as exc:
+        return _render_panel(request, _reloaded(request, appointment), error=exc.message)
+    return _after_write(request, _reloaded(request, appointment))
+
+
+@login_required
+@require_GET
+def prescription_print(request: HttpRequest, pk: int) -> HttpResponse:
+    if not may_read_clinical_records(request.user):
+        raise PermissionDenied("Prescriptions are open to doctors and to the patient.")
+    prescription = prescription_details(prescriptions_for(request.user)).filter(pk=pk).first()
+    if prescription is None:
+        raise Http404("No such prescription.")
+    return render(request, "consultations/prescription_print.html", {"prescription": prescription})

@@ -1,0 +1,94 @@
+"""The consultation panel in Debian's Chromium: htmx posts (with the CSRF token) swap the fragment in place.
+
+Playwright's sync API allows one instance per thread, and tests/browser keeps a session-wide one in the
+main thread; this test drives its own browser from a thread of its own so the two never meet.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.urls import reverse
+
+from consultations.models import Consultation
+from tests.browser.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+
+from .factories import checked_in_appointment
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+
+def in_own_thread(work) -> None:
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:
+            failure.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(timeout=120)
+    assert not thread.is_alive(), "the browser scenario did not finish"
+    if failure:
+        raise failure[0]
+
+
+def test_a_doctor_opens_records_vitals_and_sees_the_news2_without_reloading(
+    live_server, doctor, department, patient
+):
+    appointment = checked_in_appointment(doctor=doctor, department=department, patient=patient)
+    panel = f"{live_server.url}{reverse('consultations:panel', args=[appointment.pk])}"
+    prefix = f"#a{appointment.pk}-"
+    seen: dict = {}
+
+    def scenario() -> None:
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(10_000)
+            page.goto(f"{live_server.url}/accounts/login/?next={panel}")
+            page.get_by_label("Username").fill(doctor.user.get_username())
+            page.get_by_label("Password").fill("pass-word-123")
+            page.get_by_role("button", name="Log in").click()
+            page.get_by_role("button", name="Open consultation").wait_for()
+            page.evaluate("window.__same_page = true")  # gone if the browser navigated instead of swapping
+
+            page.get_by_role("button", name="Open consultation").click()
+            page.get_by_role("button", name="Save vitals").wait_for()
+            for field, value in {
+                "respiratory_rate": "22",
+                "spo2": "95",
+                "systolic_bp": "100",
+                "diastolic_bp": "60",
+                "pulse": "95",
+                "temperature": "38.5",
+            }.items():
+                page.fill(f"{prefix}{field}", value)
+            page.select_option(f"{prefix}on_supplemental_oxygen", "true")
+            page.select_option(f"{prefix}consciousness", "A")
+            page.get_by_role("button", name="Save vitals").click()
+            page.locator(".news2 .badge").wait_for()
+            seen["band"] = page.locator(".news2 .badge").inner_text()
+            seen["total"] = page.locator(".news2-total").inner_text()
+            seen["same_page"] = page.evaluate("window.__same_page")
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "consultation-panel-news2.png"), full_page=True)
+
+            page.fill(f"{prefix}pulse", "400")
+            page.get_by_role("button", name="Save vitals").click()
+            page.locator(f"{prefix}pulse_error").wait_for()
+            seen["error"] = page.locator(f"{prefix}pulse_error").inner_text()
+            browser.close()
+
+    in_own_thread(scenario)
+
+    assert seen["band"] == "High"
+    assert seen["total"] == "9"
+    assert seen["same_page"] is True
+    assert "between 20 and 300" in seen["error"]
+    assert Consultation.objects.get(appointment=appointment).pulse == 95
