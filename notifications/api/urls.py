@@ -1,1 +1,10 @@
-urlpatterns: list = []
+"""/api/v1/notifications/ (with /{id}/resend/)."""
+
+from rest_framework.routers import SimpleRouter
+
+from . import views
+
+router = SimpleRouter()
+router.register("notifications", views.NotificationViewSet, basename="notification")
+
+urlpatterns = router.urls

@@ -1,0 +1,42 @@
+"""Every write of the notifications app. Doors (event subscribers, tasks, API, admin, commands) call these."""
+
+from .appointments import (
+    appointment_notify_booked,
+    appointment_notify_cancelled,
+    appointment_notify_rescheduled,
+    recipients_for,
+    reminders_cancel_for_appointment,
+    reminders_plan_for_appointment,
+)
+from .delivery import (
+    SendOutcome,
+    enqueue_send,
+    new_notification,
+    notification_enqueue,
+    notification_resend,
+    notification_send,
+    notifications_dispatch_due,
+    notifications_enqueue,
+)
+from .housekeeping import appointments_sweep_no_shows
+from .preferences import clinic_notification_settings_set, contact_preference_set
+
+__all__ = [
+    "SendOutcome",
+    "appointment_notify_booked",
+    "appointment_notify_cancelled",
+    "appointment_notify_rescheduled",
+    "appointments_sweep_no_shows",
+    "clinic_notification_settings_set",
+    "contact_preference_set",
+    "enqueue_send",
+    "new_notification",
+    "notification_enqueue",
+    "notification_resend",
+    "notification_send",
+    "notifications_dispatch_due",
+    "notifications_enqueue",
+    "recipients_for",
+    "reminders_cancel_for_appointment",
+    "reminders_plan_for_appointment",
+]

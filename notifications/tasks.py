@@ -1,0 +1,70 @@
+"""Celery tasks: each takes ids (or nothing), and calls a service.
+
+Beat (django-celery-beat, DatabaseScheduler) runs the periodic ones; see the schedule in the README.
+Time limits: the send task's hard limit (90 s) is below the notification lease (OPD_NOTIFICATION_LEASE_
+SECONDS, 300 s by default), and every limit here is below the broker's visibility timeout (3600 s), so a
+task still running is never handed to a second worker by the broker.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+from .archival import archival_run
+from .services import appointments_sweep_no_shows, notification_send, notifications_dispatch_due
+
+logger = logging.getLogger(__name__)
+
+# A task that found its row not yet due (a duplicate, or a lease still held) looks again at most this
+# often; after that the dispatcher is the one to wake the row.
+NOT_DUE_RETRIES = 3
+
+
+@shared_task(
+    name="notifications.send",
+    bind=True,
+    acks_late=True,
+    max_retries=None,  # the attempts counter in the row decides when a message has failed
+    soft_time_limit=60,
+    time_limit=90,
+)
+def send_notification(self, notification_id: int) -> str:
+    """Send one message (notification_send claims it, so duplicates of this task are harmless).
+
+    A failed attempt is retried with exponential backoff: the service records the error and the time of
+    the next attempt in the row, and the task re-queues itself for then."""
+    outcome = notification_send(notification_id=notification_id)
+    # Eager (unit tests): no re-queue, which would run at once and recurse; the dispatcher picks it up.
+    may_look_again = outcome.status == "retry" or self.request.retries < NOT_DUE_RETRIES
+    if outcome.retry_in is not None and may_look_again and not self.request.is_eager:
+        raise self.retry(countdown=outcome.retry_in)
+    return outcome.status
+
+
+@shared_task(name="notifications.dispatch_due", soft_time_limit=50, time_limit=60)
+def dispatch_due_notifications() -> int:
+    """Every minute: enqueue reminders that have come due, and re-enqueue sends whose task was lost."""
+    taken = notifications_dispatch_due()
+    if taken:
+        logger.info("dispatched %s due notifications", len(taken))
+    return len(taken)
+
+
+@shared_task(name="notifications.sweep_no_shows", soft_time_limit=240, time_limit=300)
+def sweep_no_shows() -> int:
+    """Every few minutes: booked appointments that ended (plus grace) without a check-in become no-shows."""
+    marked = appointments_sweep_no_shows()
+    if marked:
+        logger.info("marked %s appointments as no-show", marked)
+    return marked
+
+
+@shared_task(name="notifications.archive", soft_time_limit=1700, time_limit=1800)
+def archive_old_records() -> dict:
+    """Nightly: move rows past the retention into the archive, stopping between batches after 25 minutes
+    (the next night carries on)."""
+    report = archival_run(max_seconds=1500)
+    logger.info("archived %s groups, %s rows: %s", report.groups, report.total, dict(report.rows))
+    return {"groups": report.groups, "rows": dict(report.rows)}
