@@ -68,4 +68,22 @@ def readyz(request):
 
 @require_GET
 def home(request):
-    return render(request, "home.html")
+    """The landing page: what the clinics offer (open clinics and their open departments) and the way in.
+
+    Visitors see every open clinic (a clinic group runs one organization); signed-in users their own
+    organization's, or their clinics'.
+    """
+    from django.db.models import Prefetch
+
+    from opd.core.models import Clinic, Department
+    from opd.core.tenancy import clinics_for
+
+    clinics = clinics_for(request.user) if request.user.is_authenticated else Clinic.objects.all()
+    clinics = clinics.filter(is_active=True).prefetch_related(
+        Prefetch(
+            "departments",
+            queryset=Department.objects.filter(is_active=True).order_by("name"),
+            to_attr="open_departments",
+        )
+    )
+    return render(request, "home.html", {"clinics": clinics.order_by("name")[:50]})

@@ -1,2 +1,27 @@
+"""The patient portal under /portal/ (namespace "portal")."""
+
+from django.urls import path
+
+from . import views
+
 app_name = "portal"
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("after-login/", views.after_login, name="after-login"),
+    path("signup/", views.signup, name="signup"),
+    path("find/", views.find, name="find"),
+    path("book/<int:slot_id>/", views.book, name="book"),
+    path(
+        "book/first-available/<int:department_id>/",
+        views.book_first_available,
+        name="book-first-available",
+    ),
+    path("appointments/", views.appointments, name="appointments"),
+    path("appointments/<int:pk>/", views.appointment_detail, name="appointment"),
+    path("appointments/<int:pk>/confirmed/", views.confirmation, name="confirmation"),
+    path("appointments/<int:pk>/calendar.ics", views.appointment_calendar, name="appointment-ics"),
+    path("appointments/<int:pk>/cancel/", views.cancel, name="cancel"),
+    path("appointments/<int:pk>/reschedule/", views.reschedule, name="reschedule"),
+    path("record/", views.record, name="record"),
+    path("profile/", views.profile, name="profile"),
+]

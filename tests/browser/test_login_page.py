@@ -5,6 +5,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def test_it_signs_a_user_in_through_the_login_form(live_server, page, login, staff_user, screenshot):
     login(page, staff_user)
+    assert page.url.endswith("/admin/")  # staff are sent to their own pages
+    page.goto(f"{live_server.url}/")
     assert page.get_by_role("button", name=f"Log out {staff_user.username}").is_visible()
     screenshot(page, "login-done")
 

@@ -1,0 +1,189 @@
+"""What a signed-in patient sees in the portal. Every read starts from a scheduling selector scoped to
+the user (slots_for, appointments_for), so another patient's rows are never reachable from here."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.db.models import Count, Prefetch, QuerySet
+from django.utils import timezone
+
+from consultations.models import Consultation
+from consultations.selectors import (
+    consultation_details,
+    consultations_for,
+    prescription_details,
+    prescriptions_for,
+    result_details,
+    results_for,
+)
+from notifications.models import ContactPreference
+from opd.core.models import Clinic, Department, User
+from patients.models import Patient
+from scheduling.models import ACTIVE_STATUSES, Appointment, AppointmentStatus, Doctor, Slot
+from scheduling.selectors import appointments_for, bookable_slot_q, slots_for
+
+CALENDAR_DAYS = 14
+# A department's busiest day stays well below this; the cap keeps one page bounded whatever happens.
+MAX_SLOTS_PER_DAY = 200
+
+
+@dataclass(frozen=True)
+class CalendarDay:
+    date: dt.date
+    open_count: int
+
+
+def open_slots(
+    user: User,
+    *,
+    department: Department,
+    doctor: Doctor | None = None,
+    exclude_slot_id: int | None = None,
+    now: dt.datetime | None = None,
+) -> QuerySet[Slot]:
+    """Slots the user could book now in the department (optionally one doctor) within the calendar
+    window: today and the next 13 days in the clinic's time zone."""
+    now = now or timezone.now()
+    first_day = timezone.localtime(now, department.clinic.tz).date()
+    qs = slots_for(user).filter(
+        bookable_slot_q(now),
+        department=department,
+        date__gte=first_day,
+        date__lt=first_day + dt.timedelta(days=CALENDAR_DAYS),
+    )
+    if doctor is not None:
+        qs = qs.filter(doctor=doctor)
+    if exclude_slot_id is not None:
+        qs = qs.exclude(pk=exclude_slot_id)
+    return qs
+
+
+def calendar(qs: QuerySet[Slot], clinic: Clinic, now: dt.datetime | None = None) -> list[CalendarDay]:
+    """The 14 clinic-local days of the window, each with its number of open slots (one query)."""
+    now = now or timezone.now()
+    first_day = timezone.localtime(now, clinic.tz).date()
+    counts = dict(qs.order_by().values("date").annotate(n=Count("id")).values_list("date", "n"))
+    return [
+        CalendarDay(date=day, open_count=counts.get(day, 0))
+        for day in (first_day + dt.timedelta(days=i) for i in range(CALENDAR_DAYS))
+    ]
+
+
+def slots_on(qs: QuerySet[Slot], day: dt.date) -> list[Slot]:
+    """The day's open slots, grouped by doctor then time, with what the page shows in the same query."""
+    return list(
+        qs.filter(date=day)
+        .select_related("doctor__user", "department", "clinic")
+        .order_by("doctor__user__last_name", "doctor__user__first_name", "doctor_id", "start")[
+            :MAX_SLOTS_PER_DAY
+        ]
+    )
+
+
+def nearest_open_slots(user: User, slot: Slot, *, limit: int = 5) -> list[Slot]:
+    """Open slots in the same department whose start is closest to `slot`'s, soonest first."""
+    base = (
+        slots_for(user)
+        .filter(bookable_slot_q(timezone.now()), department_id=slot.department_id)
+        .exclude(pk=slot.pk)
+        .select_related("doctor__user", "department", "clinic")
+    )
+    later = list(base.filter(start__gte=slot.start).order_by("start", "doctor_id")[:limit])
+    earlier = list(base.filter(start__lt=slot.start).order_by("-start", "doctor_id")[:limit])
+    closest = sorted(later + earlier, key=lambda s: (abs(s.start - slot.start), s.start))[:limit]
+    return sorted(closest, key=lambda s: (s.start, s.doctor_id))
+
+
+def first_open_day(user: User, department: Department) -> dt.date | None:
+    return (
+        slots_for(user)
+        .filter(bookable_slot_q(timezone.now()), department=department)
+        .order_by("start")
+        .values_list("date", flat=True)
+        .first()
+    )
+
+
+def my_appointments(user: User) -> QuerySet[Appointment]:
+    return appointments_for(user).select_related("clinic", "department", "doctor__user")
+
+
+def split_appointments(
+    user: User, now: dt.datetime | None = None
+) -> tuple[QuerySet[Appointment], QuerySet[Appointment]]:
+    """(upcoming, past): upcoming holds active appointments not yet over, soonest first; past holds the
+    rest (over, completed, cancelled, missed), latest first."""
+    now = now or timezone.now()
+    mine = my_appointments(user)
+    upcoming = mine.filter(status__in=ACTIVE_STATUSES, end__gt=now).order_by("start", "id")
+    past = mine.exclude(status__in=ACTIVE_STATUSES, end__gt=now).order_by("-start", "-id")
+    return upcoming, past
+
+
+def clinical_record(user: User, patient: Patient) -> QuerySet[Consultation]:
+    """The patient's completed consultations, newest first, each with the prescriptions and results
+    filed with it. Read through the consultations app's selectors, which show a patient only their own
+    completed records; a fixed number of queries per page."""
+    return (
+        consultation_details(consultations_for(user).filter(patient=patient))
+        .select_related("appointment__department")
+        .prefetch_related(
+            Prefetch(
+                "prescriptions",
+                queryset=prescription_details(prescriptions_for(user)).order_by("created_at", "id"),
+                to_attr="shared_prescriptions",
+            ),
+            Prefetch(
+                "results",
+                queryset=result_details(results_for(user)).order_by("created_at", "id"),
+                to_attr="shared_results",
+            ),
+        )
+        .order_by("-completed_at", "-id")
+    )
+
+
+def contact_preference_of(patient: Patient) -> ContactPreference:
+    """The patient's saved preferences, or the defaults (every channel) when none are saved yet."""
+    return ContactPreference.objects.filter(patient=patient).first() or ContactPreference(patient=patient)
+
+
+@dataclass(frozen=True)
+class ChangeWindow:
+    """Whether the patient may still cancel or reschedule online, and until when."""
+
+    allowed: bool
+    closes_at: dt.datetime
+    cutoff_minutes: int
+    reason: str = ""
+
+
+def cutoff_label(minutes: int) -> str:
+    hours, rest = divmod(minutes, 60)
+    if hours and rest:
+        return f"{hours} h {rest} min"
+    return f"{hours} hour{'s' if hours != 1 else ''}" if hours else f"{rest} minutes"
+
+
+def change_window(appointment: Appointment, now: dt.datetime | None = None) -> ChangeWindow:
+    """The same rule the booking service enforces (Clinic.cancellation_cutoff_minutes), told in advance
+    so the page can say why the buttons are gone. The service stays the judge when a form is posted."""
+    now = now or timezone.now()
+    minutes = appointment.clinic.cancellation_cutoff_minutes
+    closes_at = appointment.start - dt.timedelta(minutes=minutes)
+    if appointment.status != AppointmentStatus.BOOKED:
+        reason = (
+            f"An appointment that is {appointment.get_status_display().lower()} cannot be changed online."
+        )
+        return ChangeWindow(False, closes_at, minutes, reason)
+    if now >= closes_at:
+        phone = appointment.clinic.phone
+        call = f"please call the clinic on {phone}" if phone else "please call the clinic"
+        reason = (
+            f"Online changes close {cutoff_label(minutes)} before the start, so this appointment can no "
+            f"longer be cancelled or rescheduled here; {call}."
+        )
+        return ChangeWindow(False, closes_at, minutes, reason)
+    return ChangeWindow(True, closes_at, minutes)

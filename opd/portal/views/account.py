@@ -1,0 +1,108 @@
+"""Sign up, where each role lands after logging in, and the patient's profile."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.views.decorators.http import require_GET, require_http_methods
+
+from notifications.services import contact_preference_set
+from opd.core.errors import DomainError
+from opd.core.models import Role
+from patients.services import patient_update
+
+from ..forms import PreferencesForm, ProfileForm, SignupForm, add_domain_error
+from ..selectors import contact_preference_of, split_appointments
+from ..services import patient_register
+from .common import patient_required
+
+
+@login_required
+@require_GET
+def after_login(request: HttpRequest) -> HttpResponse:
+    """Where LOGIN_REDIRECT_URL points: each role to its own pages."""
+    user = request.user
+    if user.is_patient:
+        upcoming, _ = split_appointments(user)
+        return redirect("portal:appointments" if upcoming.exists() else "portal:find")
+    if user.is_superuser or user.role in (Role.ADMIN, Role.STAFF):
+        return redirect("admin:index")
+    if user.role == Role.DOCTOR:
+        try:
+            return redirect(reverse("queue:dashboard"))
+        except NoReverseMatch:
+            return redirect("home")
+    return redirect("home")
+
+
+@patient_required
+@require_GET
+def index(request: HttpRequest) -> HttpResponse:
+    return redirect("portal:appointments")
+
+
+@require_http_methods(["GET", "POST"])
+def signup(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        return redirect("portal:after-login")
+    form = SignupForm(request.POST) if request.method == "POST" else SignupForm()
+    if form.is_bound and form.is_valid():
+        try:
+            patient = patient_register(**form.service_arguments())
+        except DomainError as exc:
+            add_domain_error(form, exc, SignupForm.SERVICE_FIELDS)
+        else:
+            login(request, patient.user, backend="django.contrib.auth.backends.ModelBackend")
+            messages.success(
+                request, f"Welcome, {patient.first_name}. Your account is ready: book a visit below."
+            )
+            return redirect("portal:find")
+    return render(request, "registration/signup.html", {"form": form}, status=400 if form.is_bound else 200)
+
+
+PROFILE_FIELDS = ("phone", "email", "address", "emergency_contact_name", "emergency_contact_phone")
+PREFERENCE_FIELDS = ("email_enabled", "sms_enabled", "in_app_enabled", "preferred_channel")
+
+
+@patient_required
+@require_http_methods(["GET", "POST"])
+def profile(request: HttpRequest) -> HttpResponse:
+    """Two forms on one page, told apart by the `section` they post: contact details (patients'
+    patient_update) and message preferences (notifications' contact_preference_set)."""
+    patient = request.patient
+    section = request.POST.get("section") if request.method == "POST" else None
+    if request.method == "POST" and section not in ("contact", "preferences"):
+        return redirect("portal:profile")
+    if section == "contact":
+        contact_form = ProfileForm(request.POST)
+    else:
+        contact_form = ProfileForm(initial={name: getattr(patient, name) for name in PROFILE_FIELDS})
+    if section == "preferences":
+        preferences_form = PreferencesForm(request.POST, prefix="prefs")
+    else:
+        preference = contact_preference_of(patient)
+        initial = {name: getattr(preference, name) for name in PREFERENCE_FIELDS}
+        preferences_form = PreferencesForm(initial=initial, prefix="prefs")
+    status = 200
+    if section:
+        form = contact_form if section == "contact" else preferences_form
+        status = 400
+        if form.is_valid():
+            try:
+                if section == "contact":
+                    patient_update(actor=request.user, patient=patient, **form.cleaned_data)
+                else:
+                    contact_preference_set(actor=request.user, patient=patient, **form.cleaned_data)
+            except DomainError as exc:
+                add_domain_error(form, exc)
+                status = exc.status
+            else:
+                saved = "contact details" if section == "contact" else "message preferences"
+                messages.success(request, f"Your {saved} are saved.")
+                return redirect("portal:profile")
+    context = {"patient": patient, "form": contact_form, "preferences_form": preferences_form}
+    return render(request, "portal/profile.html", context, status=status)

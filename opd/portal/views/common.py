@@ -1,0 +1,90 @@
+"""What the portal's pages share: the patients-only gate, running a write once per form, the calendar."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+
+from opd.core.idempotency import fingerprint, run_idempotent
+from opd.core.templatetags.opd import local_time
+from patients.selectors import patients_for
+from scheduling.models import ACTIVE_STATUSES, Appointment, BookingChannel, Slot
+
+from ..forms import TokenForm
+from ..selectors import CalendarDay, my_appointments
+
+PORTAL = BookingChannel.PORTAL
+
+
+def patient_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Signed in, a patient, with a patient record; `request.patient` is that record."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.is_patient:
+            # Staff, admins and doctors have their own pages; the portal is not for them.
+            return redirect("portal:after-login")
+        patient = patients_for(request.user).first()
+        if patient is None:
+            return render(request, "portal/no_record.html", status=403)
+        request.patient = patient
+        return view(request, *args, **kwargs)
+
+    return login_required(wrapper)
+
+
+def run_once(
+    request: HttpRequest, form: TokenForm, *, scope: str, about: tuple, write: Callable[[], Appointment]
+) -> int:
+    """Run `write` once per form token and return the id of the appointment it touched.
+
+    The token is the idempotency key (opd.core.idempotency): a second submit of the same form waits for
+    the first, then gets its answer instead of a second effect. `about` (what the form acts on) makes
+    the fingerprint, so a token replayed against something else is refused. A refusal (DomainError)
+    stores nothing: the patient may fix the reason and submit the same form again.
+    """
+
+    def perform() -> tuple[int, dict]:
+        return 200, {"appointment": write().pk}
+
+    outcome = run_idempotent(
+        user=request.user,
+        scope=f"portal.{scope}",
+        key=form.cleaned_data["token"],
+        digest=fingerprint(f"portal.{scope}", *about),
+        perform=perform,
+    )
+    return outcome.body["appointment"]
+
+
+def overlap_message(request: HttpRequest, start: dt.datetime, end: dt.datetime) -> str | None:
+    """The booking service names the clash in UTC; the patient gets their own appointment, clinic time."""
+    clash = (
+        my_appointments(request.user).filter(status__in=ACTIVE_STATUSES, start__lt=end, end__gt=start).first()
+    )
+    if clash is None:
+        return None
+    return (
+        f"You already have an appointment then ({local_time(clash.start, clash.clinic)}, "
+        f"{clash.department.name}); choose another time or change that appointment first."
+    )
+
+
+def pick_day(days: list[CalendarDay], wanted: dt.date | None) -> dt.date | None:
+    """The wanted day if it has open times, else the first day that has."""
+    open_days = [d.date for d in days if d.open_count]
+    if wanted in open_days:
+        return wanted
+    return open_days[0] if open_days else None
+
+
+def by_doctor(slots: list[Slot]) -> list[tuple[Any, list[Slot]]]:
+    """A day's slots (ordered by doctor) as (doctor, [slots]) groups for the page."""
+    return [(doctor, list(group)) for doctor, group in itertools.groupby(slots, key=lambda s: s.doctor)]
