@@ -1,0 +1,175 @@
+"""Statistics under /api/v1/analytics/, and a trivial endpoint that measures the framework's ceiling.
+
+Who may call: admins (their organization), staff (their clinics) and doctors (their own figures);
+patients are refused (403). A clinic, department or doctor outside the caller's scope answers 404 naming
+the parameter. Every endpoint answers JSON, or CSV with ?format=csv.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from opd.core.api.permissions import IsClinician
+from scheduling.api.serializers import ErrorSerializer
+
+from .. import selectors
+from .renderers import CSVRenderer
+from .serializers import (
+    CareNotesDailySerializer,
+    DailyStatisticsSerializer,
+    News2DailySerializer,
+    PingSerializer,
+    StatsQuerySerializer,
+)
+
+DAILY_COLUMNS = selectors.DAILY_COLUMNS
+NEWS2_COLUMNS = selectors.NEWS2_COLUMNS
+CARE_NOTE_COLUMNS = selectors.CARE_NOTE_COLUMNS
+
+FILTERS = [
+    OpenApiParameter(
+        "date_from", OpenApiTypes.DATE, description="First day, YYYY-MM-DD (default: 29 days before date_to)."
+    ),
+    OpenApiParameter("date_to", OpenApiTypes.DATE, description="Last day, inclusive (default: today)."),
+    OpenApiParameter("clinic", int, many=True, description="Clinic ids: repeat, or separate with commas."),
+    OpenApiParameter("department", int, description="Department id."),
+    OpenApiParameter("doctor", int, description="Doctor id (doctors: only their own)."),
+    OpenApiParameter("format", str, enum=["json", "csv"], description="csv: the days as a CSV file."),
+]
+
+
+def _errors() -> dict[int, OpenApiResponse]:
+    return {
+        400: OpenApiResponse(ErrorSerializer, description="Invalid parameter; `fields` names it."),
+        401: OpenApiResponse(ErrorSerializer, description="Not signed in."),
+        403: OpenApiResponse(ErrorSerializer, description="Patients have no statistics."),
+        404: OpenApiResponse(
+            ErrorSerializer, description="A clinic, department or doctor outside your scope."
+        ),
+    }
+
+
+def parse_query(request: Request) -> tuple[selectors.StatsScope, object, object]:
+    """The scope and range a request asks for (validation errors: 400; foreign ids: 404)."""
+    query = StatsQuerySerializer(data=request.query_params)
+    query.is_valid(raise_exception=True)
+    data = query.validated_data
+    scope = selectors.resolve_scope(
+        request.user,
+        clinic_ids=data.get("clinic"),
+        department_id=data.get("department"),
+        doctor_id=data.get("doctor"),
+    )
+    date_from, date_to = selectors.validate_range(data.get("date_from"), data.get("date_to"))
+    return scope, date_from, date_to
+
+
+def _envelope(scope: selectors.StatsScope, date_from, date_to, days: list[dict]) -> dict:
+    return {
+        "date_from": date_from.isoformat(),
+        "date_to": date_to.isoformat(),
+        "clinics": scope.clinic_ids,
+        "department": scope.department_id,
+        "doctor": scope.doctor_id,
+        "days": days,
+    }
+
+
+class StatisticsView(APIView):
+    permission_classes = [IsClinician]
+    renderer_classes = [JSONRenderer, CSVRenderer]
+    columns: list[str] = []
+    csv_name = "statistics"
+
+    def rows(self, scope, date_from, date_to) -> list[dict]:
+        raise NotImplementedError
+
+    def get(self, request: Request) -> Response:
+        scope, date_from, date_to = parse_query(request)
+        days = self.rows(scope, date_from, date_to)
+        # Rows are plain dicts already shaped like the schema: serializing a thousand of them through
+        # DRF fields would cost more than reading them from the cache.
+        body = _envelope(scope, date_from, date_to, [{k: row[k] for k in self.columns} for row in days])
+        return Response(self.extend(body, days))
+
+    def extend(self, body: dict, days: list[dict]) -> dict:
+        return body
+
+
+class DailyStatisticsView(StatisticsView):
+    """Appointments by status, new and returning patients, no-show and cancellation rates, waiting time
+    (average and 90th percentile), consultation time and utilization, per clinic-local day."""
+
+    columns = DAILY_COLUMNS
+    csv_name = "daily-statistics"
+
+    def rows(self, scope, date_from, date_to):
+        return selectors.daily_statistics(scope, date_from, date_to)
+
+    def extend(self, body, days):
+        summary = selectors.summarize(days)
+        body["summary"] = {k: summary[k] for k in DAILY_COLUMNS}
+        return body
+
+    @extend_schema(
+        summary="Daily appointment statistics",
+        parameters=FILTERS,
+        responses={(200, "application/json"): DailyStatisticsSerializer, (200, "text/csv"): str, **_errors()},
+    )
+    def get(self, request: Request) -> Response:
+        return super().get(request)
+
+
+class News2DailyView(StatisticsView):
+    """Consultations by NEWS2 clinical-risk band, per day the vitals were recorded."""
+
+    columns = NEWS2_COLUMNS
+    csv_name = "news2-daily"
+
+    def rows(self, scope, date_from, date_to):
+        return selectors.news2_daily(scope, date_from, date_to)
+
+    @extend_schema(
+        summary="NEWS2 bands seen per day",
+        parameters=FILTERS,
+        responses={(200, "application/json"): News2DailySerializer, (200, "text/csv"): str, **_errors()},
+    )
+    def get(self, request: Request) -> Response:
+        return super().get(request)
+
+
+class CareNotesDailyView(StatisticsView):
+    """Care notes per category per day (clinic local). The department filter narrows to its clinic; with
+    a doctor filter, the notes that doctor wrote."""
+
+    columns = CARE_NOTE_COLUMNS
+    csv_name = "care-notes-daily"
+
+    def rows(self, scope, date_from, date_to):
+        return selectors.care_notes_daily(scope, date_from, date_to)
+
+    @extend_schema(
+        summary="Care notes per category per day",
+        parameters=FILTERS,
+        responses={(200, "application/json"): CareNotesDailySerializer, (200, "text/csv"): str, **_errors()},
+    )
+    def get(self, request: Request) -> Response:
+        return super().get(request)
+
+
+class PingView(APIView):
+    """The framework's ceiling for benchmarks: DRF routing, negotiation and rendering, no authentication
+    and no database. Anyone may call it."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(summary="Ping (DRF ceiling)", responses={200: PingSerializer})
+    def get(self, request: Request) -> Response:
+        return Response({"status": "ok"})

@@ -1,0 +1,101 @@
+"""The results as a Markdown table (bench-results/latest.md)."""
+
+from __future__ import annotations
+
+
+def ratio(value: float | None, ceiling: float | None) -> str:
+    if not value or not ceiling:
+        return "-"
+    return f"{value / ceiling:.2f}x"
+
+
+def render(results: dict) -> str:
+    m = results["machine"]
+    c = results["ceiling"]
+    s = results["stats"]
+    lines = [
+        f"# Benchmark ({results['finished_at']})",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory']} RAM; {m['os']}; Python {m['python']}; "
+        f"MariaDB {m['mariadb']}; Redis {m['redis']}. Load average at start "
+        f"{', '.join(f'{v:.2f}' for v in m['load_average_at_start'])}.",
+        f"Data: {results['data']['appointments']:,} appointments, {results['data']['care_notes']:,} care notes "
+        f"over {s['daily_all']['days']} days (seeded in {results['data']['seed_seconds'] or 'an earlier run'}"
+        f"{' s' if results['data']['seed_seconds'] else ''}). HTTP: gunicorn, 2 sync workers, CONN_MAX_AGE=60. "
+        f"Indexes asked of scheduling, present: {', '.join(results['indexes'])}.",
+        "",
+        "| figure | value | ratio to the DRF ceiling | target |",
+        "|---|---|---|---|",
+        f"| DRF ceiling: GET /api/v1/analytics/ping/ (wrk, 32 conns) | {c['rps']:.0f} req/s, p50 {c['single_p50_ms']:.1f} ms | 1.00x | - |",
+    ]
+    for key, title in (
+        ("daily_all", "Daily statistics, whole history"),
+        ("care_notes_all", "Care notes per day, whole history"),
+        ("news2_all", "NEWS2 bands per day, whole history"),
+        ("daily_30d", "Daily statistics, last 30 days"),
+    ):
+        row = s[key]
+        cold_ok = "yes" if row["cold_ms"] < 1000 else "NO"
+        warm_ok = "yes" if row["warm_p95_ms"] < 100 else "NO"
+        lines.append(
+            f"| {title} ({row['days']} days), cold (cache cleared) | {row['cold_ms']:.0f} ms | "
+            f"{ratio(row['cold_ms'], c['single_p50_ms'])} | < 1 s: {cold_ok} |"
+        )
+        lines.append(
+            f"| {title}, warm | p50 {row['warm_p50_ms']:.1f} ms, p95 {row['warm_p95_ms']:.1f} ms | "
+            f"{ratio(row['warm_p50_ms'], c['single_p50_ms'])} | < 100 ms: {warm_ok} |"
+        )
+    sl = results["slots"]
+    lines.append(
+        f"| Slot listing GET /api/v1/slots/ (one clinic-day, wrk, 32 conns) | {sl['rps']:.0f} req/s, "
+        f"p50 {sl['p50_ms']:.1f} ms, p99 {sl['p99_ms']:.1f} ms | {ratio(sl['rps'], c['rps'])} | - |"
+    )
+    b = results["booking"]
+    ok = "yes" if (b["all"]["p95_ms"] or 1e9) < 50 else "NO"
+    lines.append(
+        f"| Booking POST /api/v1/appointments/, {b['clients']} concurrent clients on {b['slots']} slots "
+        f"({b['seats']} seats), {b['seconds']} s | {b['bookings_per_second']} bookings/s "
+        f"({b['requests_per_second']} req/s); all p50 {b['all']['p50_ms']:.1f} / p95 {b['all']['p95_ms']:.1f} / "
+        f"p99 {b['all']['p99_ms']:.1f} ms; booked p95 {b['booked_latency']['p95_ms']:.1f} ms | "
+        f"{ratio(b['requests_per_second'], c['rps'])} | p95 < 50 ms: {ok} |"
+    )
+    pc = results["paced"]
+    ok = "yes" if (pc["all"]["p95_ms"] or 1e9) < 50 else "NO"
+    lines.append(
+        f"| Booking, the same {pc['clients']} clients each booking every {pc['interval_s']} s "
+        f"({pc['offered_per_second']}/s offered, half the closed-loop rate), {pc['seconds']} s | "
+        f"{pc['booked']} booked; p50 {pc['all']['p50_ms']:.1f} / p95 {pc['all']['p95_ms']:.1f} / "
+        f"p99 {pc['all']['p99_ms']:.1f} ms | {ratio(pc['all']['p50_ms'], c['single_p50_ms'])} | p95 < 50 ms: {ok} |"
+    )
+    r = results["race"]
+    lines.append(
+        f"| Race: {r['clients']} clients at once for {r['seats']} seats | {r['booked']} booked, "
+        f"{r['outcomes']}; p95 {r['all']['p95_ms']:.1f} ms | - | exactly {r['seats']} booked: "
+        f"{'yes' if r['booked'] == r['seats'] else 'NO'} |"
+    )
+    p = results["proof"]
+    clean = all(
+        p[k] == 0
+        for k in (
+            "slots_booked_count_over_capacity",
+            "slots_booked_count_not_equal_seats_held",
+            "slots_seats_held_over_capacity",
+            "duplicate_seats",
+            "overbooked_slots_in_database",
+        )
+    )
+    lines.append(
+        f"| No overbooking (database check after both runs) | {p['slots']} slots, {p['seats_held']} seats held; "
+        f"over capacity {p['slots_booked_count_over_capacity']}, booked_count != seats held "
+        f"{p['slots_booked_count_not_equal_seats_held']}, duplicate seats {p['duplicate_seats']}, overbooked "
+        f"anywhere {p['overbooked_slots_in_database']} | - | all 0: {'yes' if clean else 'NO'} |"
+    )
+    lines += [
+        "",
+        "Cold computation of the whole history, by part (in-process, ms): "
+        + ", ".join(f"{k} {v}" for k, v in results["breakdown"].items())
+        + ".",
+        "",
+        "Ratios: throughputs are divided by the ceiling's req/s; latencies by the ceiling's single-client p50.",
+    ]
+    return "\n".join(lines) + "\n"

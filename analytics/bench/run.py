@@ -1,0 +1,350 @@
+"""The benchmark: run by `manage.py bench` in its own environment (the bench database and Redis DB).
+
+1. Migrate, and seed the bench database once (analytics.seeding: >= 1M appointments and care notes).
+2. Start gunicorn (2 sync workers, persistent connections) on a free port, as `make serve` runs HTTP.
+3. Measure through HTTP: the trivial DRF endpoint (the ceiling), daily statistics cold (cache cleared)
+   and warm over the whole history and over 30 days, slot listing with wrk, and a booking storm of 100
+   concurrent clients contending for the same slots, then a 100-client race for 20 seats, and prove
+   from the database that nothing was overbooked.
+4. Print a table; write bench-results/latest.md and latest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .data import (
+    RECOMMENDED_INDEXES,
+    bench_users,
+    contention_slots,
+    ensure_schema_and_data,
+    existing_indexes,
+    history_range,
+    log,
+    overbooking_proof,
+)
+from .report import render
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "bench-results"
+
+SPECS = {}
+SPEC = {  # >= 1M appointments and >= 1M care notes (two years of four busy clinics)
+    "organizations": 1,
+    "clinics": 4,
+    "doctors": 12,
+    "patients": 200_000,
+    "days": 730,
+    "seed": 42,
+    "batch_size": 5000,
+    "prefix": "bench",
+}
+SPECS["full"] = SPEC
+# A quick run of the whole harness (minutes, not the figures to quote).
+SPECS["small"] = {**SPEC, "clinics": 2, "doctors": 6, "patients": 10_000, "days": 30}
+PATIENTS_PER_CLIENT = 60
+STORM_CAPACITY = 5
+
+
+def setup_django() -> None:
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "analytics.bench.settings")
+    django.setup()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def machine() -> dict:
+    cpu = "unknown"
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    memory = "unknown"
+    with contextlib.suppress(OSError), open("/proc/meminfo") as f:
+        kb = int(f.readline().split()[1])
+        memory = f"{kb / 1024 / 1024:.1f} GiB"
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT VERSION()")
+        db_version = cursor.fetchone()[0]
+    from django_redis import get_redis_connection
+
+    redis_version = get_redis_connection("default").info().get("redis_version", "?")
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory": memory,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "mariadb": db_version,
+        "redis": redis_version,
+        "load_average_at_start": os.getloadavg(),
+    }
+
+
+def median(values: list[float]) -> float:
+    return round(statistics.median(values), 1)
+
+
+def timed_get(host: str, port: int, path: str, token: str) -> float:
+    from .loadgen import get_timings
+
+    return get_timings(host, port, path, {"Authorization": f"Token {token}"}, 1).latencies_ms[0]
+
+
+def stats_figures(host: str, port: int, token: str, first: dt.date, last: dt.date, runs: int) -> dict:
+    from analytics import caching
+
+    from .loadgen import get_timings
+
+    out = {}
+    month = max(first, last - dt.timedelta(days=29))
+    for label, date_from in (("all", first), ("30d", month)):
+        for kind, path in (
+            ("daily", "/api/v1/analytics/daily/"),
+            ("care_notes", "/api/v1/analytics/care-notes/daily/"),
+            ("news2", "/api/v1/analytics/news2/daily/"),
+        ):
+            url = f"{path}?date_from={date_from}&date_to={last}"
+            cold = []
+            for _ in range(runs):
+                caching.clear_all()
+                cold.append(timed_get(host, port, url, token))
+            warm = get_timings(host, port, url, {"Authorization": f"Token {token}"}, 30).summary()
+            out[f"{kind}_{label}"] = {
+                "days": (last - date_from).days + 1,
+                "cold_ms": median(cold),
+                "cold_runs_ms": [round(v, 1) for v in cold],
+                "warm_p50_ms": round(warm["p50_ms"], 1),
+                "warm_p95_ms": round(warm["p95_ms"], 1),
+            }
+            log(
+                f"stats {kind} {label}: cold {out[f'{kind}_{label}']['cold_ms']} ms, warm p50 {warm['p50_ms']:.1f} ms"
+            )
+    return out
+
+
+def selector_breakdown(org_id: int, first: dt.date, last: dt.date) -> dict:
+    """Where a cold computation of the whole history spends its time (in this process, no HTTP)."""
+    from analytics.selectors import clinical, daily, scope_for_organization
+
+    scope = scope_for_organization(org_id)
+    parts = {
+        "appointments_by_status": daily._appointment_aggregates,
+        "first_visits": daily._new_patient_counts,
+        "slots": daily._slot_aggregates,
+        "news2": clinical._compute_news2,
+        "care_notes": clinical._compute_care_notes,
+    }
+    out = {}
+    for name, fn in parts.items():
+        started = time.perf_counter()
+        fn(scope, first, last)
+        out[name] = round((time.perf_counter() - started) * 1000, 1)
+    started = time.perf_counter()
+    daily._wait_p90(scope, first, last)
+    out["wait_p90 (included in appointments_by_status)"] = round((time.perf_counter() - started) * 1000, 1)
+    return out
+
+
+def start_server(port: int) -> subprocess.Popen:
+    env = {**os.environ, "CONN_MAX_AGE": "60", "DJANGO_SETTINGS_MODULE": "analytics.bench.settings"}
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    process = subprocess.Popen(  # noqa: S603 (our own binary and arguments)
+        [
+            str(gunicorn),
+            "opd.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--no-control-socket",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return process
+        if process.poll() is not None:
+            raise SystemExit("gunicorn exited at start")
+        time.sleep(0.2)
+    process.terminate()
+    raise SystemExit("gunicorn did not start listening")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--reseed", action="store_true")
+    parser.add_argument("--seconds", type=int, default=10, help="Length of each load run.")
+    parser.add_argument("--clients", type=int, default=100)
+    parser.add_argument("--cold-runs", type=int, default=3)
+    parser.add_argument("--scale", choices=sorted(SPECS), default="full")
+    parser.add_argument(
+        "--without-recommended-indexes",
+        action="store_true",
+        help="Measure the schema as migrated, without the indexes asked of the scheduling app.",
+    )
+    args = parser.parse_args(argv)
+    setup_django()
+
+    from django.db import connections
+
+    from analytics import caching
+
+    from .loadgen import StormPlan, get_timings, storm, wrk
+
+    info = machine()
+    data = ensure_schema_and_data(
+        args.reseed, SPECS[args.scale], recommended=not args.without_recommended_indexes
+    )
+    users = bench_users(data["organization_id"])
+    first, last = history_range(data["organization_id"])
+    log("computing the cold breakdown")
+    caching.clear_all()
+    breakdown = selector_breakdown(data["organization_id"], first, last)
+    log(f"breakdown: {breakdown}")
+
+    clinic_id = users["clinic_ids"][0]
+    storm_slots = contention_slots(data["organization_id"], clinic_id, per_doctor=40, capacity=STORM_CAPACITY)
+    race_slots = contention_slots(data["organization_id"], clinic_id, per_doctor=1, capacity=2)[:10]
+    from patients.models import Patient
+
+    patient_ids = list(
+        Patient.objects.filter(organization_id=data["organization_id"])
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    per_client = PATIENTS_PER_CLIENT
+    needed = args.clients * (per_client + 20 + 1)
+    if len(patient_ids) < needed:
+        raise SystemExit(
+            f"{args.clients} clients need {needed:,} patients; the bench database has {len(patient_ids):,}."
+        )
+    storm_patients = [patient_ids[i * per_client : (i + 1) * per_client] for i in range(args.clients)]
+    offset = args.clients * per_client
+    paced_patients = [patient_ids[offset + i * 20 : offset + (i + 1) * 20] for i in range(args.clients)]
+    offset += args.clients * 20
+    race_patients = [[patient_ids[offset + i]] for i in range(args.clients)]
+    connections.close_all()  # the load generator forks; children must not share these sockets
+
+    port = free_port()
+    log(f"starting gunicorn on 127.0.0.1:{port}")
+    server = start_server(port)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        ping = wrk(f"{base}/api/v1/analytics/ping/", headers={}, seconds=args.seconds)
+        ping_single = get_timings("127.0.0.1", port, "/api/v1/analytics/ping/", {}, 200).summary()
+        ceiling = {**{k: v for k, v in ping.items() if k != "raw"}, "single_p50_ms": ping_single["p50_ms"]}
+        log(f"ceiling: {ceiling['rps']:.0f} req/s")
+
+        stats = stats_figures("127.0.0.1", port, users["admin"], first, last, args.cold_runs)
+
+        slot_day = last - dt.timedelta(days=(last.weekday() - 0) % 7)  # a Monday: a full day
+        slots = wrk(
+            f"{base}/api/v1/slots/?clinic={clinic_id}&date_from={slot_day}&date_to={slot_day}",
+            headers={"Authorization": f"Token {users['staff']}"},
+            seconds=args.seconds,
+        )
+        slots.pop("raw")
+        log(f"slot listing: {slots['rps']:.0f} req/s")
+
+        booking = storm(
+            StormPlan(
+                "127.0.0.1",
+                port,
+                users["staff"],
+                storm_slots,
+                storm_patients,
+                seconds=args.seconds,
+                processes=4,
+            )
+        )
+        booking.update(slots=len(storm_slots), seats=len(storm_slots) * STORM_CAPACITY)
+        log(
+            f"booking, closed loop: {booking['bookings_per_second']} bookings/s, p95 {booking['all']['p95_ms']:.1f} ms"
+        )
+
+        # The same 100 clients as people at desks: each books every `interval` seconds, offering half of
+        # the throughput the closed loop reached (so the figure is latency, not queueing).
+        capacity = max(booking["bookings_per_second"] or 1, 1)
+        interval = round(args.clients / (capacity / 2), 2)
+        paced_slots = contention_slots(
+            data["organization_id"], clinic_id, per_doctor=40, capacity=STORM_CAPACITY
+        )
+        paced = storm(
+            StormPlan(
+                "127.0.0.1",
+                port,
+                users["staff"],
+                paced_slots,
+                paced_patients,
+                seconds=max(args.seconds * 2, interval * 4),
+                processes=4,
+                interval=interval,
+            )
+        )
+        paced.update(
+            slots=len(paced_slots), interval_s=interval, offered_per_second=round(args.clients / interval, 1)
+        )
+        log(f"booking, open loop every {interval} s: p95 {paced['all']['p95_ms']:.1f} ms")
+
+        race = storm(
+            StormPlan("127.0.0.1", port, users["staff"], race_slots, race_patients, race=True, processes=4)
+        )
+        race.update(slots=len(race_slots), seats=len(race_slots) * 2)
+        log(f"race: {race['booked']} booked of {race['seats']} seats, outcomes {race['outcomes']}")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    proof = overbooking_proof(storm_slots + paced_slots + race_slots)
+    log(f"proof: {proof}")
+    results = {
+        "finished_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": {**info, "load_average_at_end": os.getloadavg()},
+        "data": data,
+        "ceiling": ceiling,
+        "stats": stats,
+        "breakdown": breakdown,
+        "slots": slots,
+        "booking": booking,
+        "paced": paced,
+        "race": race,
+        "proof": proof,
+        "indexes": [name for (_table, name) in RECOMMENDED_INDEXES if name in existing_indexes(_table)]
+        or ["none"],
+    }
+    table = render(results)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.md").write_text(table)
+    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2, default=str))
+    print()
+    print(table)
+    log(f"written {RESULTS / 'latest.md'} and latest.json")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""Statistics are cached per day and recomputed when something on that day changes."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from analytics import caching, selectors
+from opd.core import events
+from scheduling.models import Appointment, AppointmentStatus
+from scheduling.services import appointment_book, appointment_cancel, appointment_reschedule
+from tests.factories import PatientFactory
+
+from .conftest import MON, make_appointment, make_slot
+
+pytestmark = pytest.mark.django_db
+
+
+def appointments_on(scope, day: dt.date) -> int:
+    (row,) = selectors.daily_statistics(scope, day, day)
+    return row["appointments"]
+
+
+def test_it_serves_a_day_from_the_cache_until_the_day_changes(world, admin_user):
+    scope = selectors.resolve_scope(admin_user, clinic_ids=[world.clinic.pk])
+    assert appointments_on(scope, MON) == 5
+
+    # A row written behind the services' back publishes nothing: the cached figure stands...
+    extra = make_appointment(world.slots["s2"], world.patients[6], AppointmentStatus.CANCELLED, None)
+    assert appointments_on(scope, MON) == 5
+
+    # ...until an event says the appointment's day changed.
+    caching.on_appointment_event(appointment_id=extra.pk)
+    assert appointments_on(scope, MON) == 6
+
+
+def test_a_change_recomputes_only_that_clinic_and_day(world, admin_user, django_assert_max_num_queries):
+    scope = selectors.resolve_scope(admin_user)
+    selectors.daily_statistics(scope, MON - dt.timedelta(days=3), MON + dt.timedelta(days=3))
+
+    with django_assert_max_num_queries(0):
+        selectors.daily_statistics(scope, MON - dt.timedelta(days=3), MON + dt.timedelta(days=3))
+    caching.bump(world.clinic.pk, MON)
+    # One day is missing now: one query per figure family (appointments, p90, first visits, slots).
+    with django_assert_max_num_queries(5):
+        rows = selectors.daily_statistics(scope, MON - dt.timedelta(days=3), MON + dt.timedelta(days=3))
+    assert rows[3]["appointments"] == 6
+
+
+def test_every_appointment_event_invalidates(world):
+    for event in (
+        events.APPOINTMENT_BOOKED,
+        events.APPOINTMENT_CANCELLED,
+        events.APPOINTMENT_RESCHEDULED,
+        events.QUEUE_CHANGED,
+    ):
+        assert caching.on_appointment_event in events._subscribers[event]
+
+
+def test_booking_cancelling_and_rescheduling_change_the_figures(
+    world, admin_user, staff_user, doctor, department, django_capture_on_commit_callbacks
+):
+    tomorrow = timezone.localdate(timezone=world.clinic.tz) + dt.timedelta(days=1)
+    after = tomorrow + dt.timedelta(days=1)
+    first = make_slot(doctor, department, tomorrow, "09:00", 1)
+    second = make_slot(doctor, department, after, "09:00", 1)
+    scope = selectors.resolve_scope(admin_user, clinic_ids=[world.clinic.pk])
+    assert appointments_on(scope, tomorrow) == 0  # cached, for a minute
+
+    with django_capture_on_commit_callbacks(execute=True):
+        booked = appointment_book(
+            actor=staff_user, patient=PatientFactory(organization=world.org), slot=first
+        )
+    (row,) = selectors.daily_statistics(scope, tomorrow, tomorrow)
+    assert (row["appointments"], row["booked"], row["seats_booked"], row["utilization"]) == (1, 1, 1, 1.0)
+
+    assert appointments_on(scope, after) == 0
+    with django_capture_on_commit_callbacks(execute=True):
+        appointment_reschedule(actor=staff_user, appointment=booked, slot=second)
+    # The appointment left tomorrow (its old day) for the day after.
+    assert (appointments_on(scope, tomorrow), appointments_on(scope, after)) == (0, 1)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        appointment_cancel(actor=staff_user, appointment=Appointment.objects.get(pk=booked.pk))
+    (row,) = selectors.daily_statistics(scope, after, after)
+    assert (row["appointments"], row["cancelled"], row["seats_booked"]) == (1, 1, 0)
+
+
+def test_keys_name_the_database(world):
+    from django.db import connection
+
+    assert caching.namespace().endswith(f":{connection.settings_dict['NAME']}")
+    assert caching.version_key(world.clinic.pk, MON).startswith(caching.namespace())
