@@ -9,7 +9,7 @@ PORT ?= 8000
 WS_PORT ?= 8001
 BEAT := $(VENV)/bin/celery -A opd beat --loglevel=INFO --scheduler django_celery_beat.schedulers:DatabaseScheduler
 
-.PHONY: run test services serve venv lint format clean-data
+.PHONY: run test services serve venv lint format clean-data bench
 
 $(VENV)/.installed: requirements/base.txt requirements/prod.txt requirements/dev.txt
 	PYTHON=$(PYTHON) .ci/install-os-packages.sh build
@@ -125,3 +125,10 @@ format: venv
 ## make clean-data: forget the embedded default's data (SQLite file, file-system broker, collected static)
 clean-data:
 	rm -rf .data/opd.sqlite3 .data/opd.sqlite3-wal .data/opd.sqlite3-shm .data/celery-broker staticfiles
+
+## make bench: the benchmark on MariaDB and Redis (seeds test_opd_bench the first time, ~4 min);
+## prints a table and writes bench-results/latest.md and latest.json. Not part of `make test`.
+bench: venv
+	@.ci/install-os-packages.sh
+	@urls=$$(.ci/services.sh) || exit 1; set -a; eval "$$urls"; set +a; \
+	$(PY) manage.py bench $(BENCH_ARGS)

@@ -18,6 +18,7 @@ if [ "${1:-all}" != build ]; then
   command -v mariadbd >/dev/null || need+=(mariadb-server)
   command -v redis-server >/dev/null || need+=(redis-server)
   [ -x /usr/bin/chromium ] || need+=(chromium)
+  command -v wrk >/dev/null || need+=(wrk)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 

@@ -27,7 +27,7 @@ if ! db_answers; then
     setsid mariadbd --no-defaults --user=root --datadir="$DATA/mariadb" --socket="$SOCK" \
       --pid-file="$DATA/mariadb.pid" --port="$DB_PORT" --bind-address=127.0.0.1 --skip-name-resolve \
       --character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci \
-      --max-connections=400 --innodb-buffer-pool-size=512M --innodb-flush-log-at-trx-commit=2 \
+      --max-connections=400 --innodb-buffer-pool-size=1G --innodb-flush-log-at-trx-commit=2 \
       --log-error="$DATA/mariadb.err" >/dev/null 2>&1 &
     for _ in $(seq 1 100); do
       mariadb-admin --no-defaults -S "$SOCK" -uroot ping >/dev/null 2>&1 && break

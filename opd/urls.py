@@ -13,6 +13,7 @@ urlpatterns = [
     path("portal/", include("opd.portal.urls")),
     path("queue/", include("scheduling.urls")),
     path("consultations/", include("consultations.urls")),
+    path("analytics/", include("analytics.urls")),
     path("api/v1/", include("opd.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -157,6 +158,21 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 6 * 3600,
         "options": {"expires": 3600},
     },
+    "notifications.dispatch_due": {
+        "task": "notifications.dispatch_due",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
+    "notifications.sweep_no_shows": {
+        "task": "notifications.sweep_no_shows",
+        "schedule": 300.0,
+        "options": {"expires": 240},
+    },
+    "notifications.archive": {
+        "task": "notifications.archive",
+        "schedule": crontab(hour=2, minute=30),
+        "options": {"expires": 3 * 3600},
+    },
 }
 CELERY_TIMEZONE = "UTC"
 
@@ -186,7 +202,10 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "/"
+LOGIN_REDIRECT_URL = (
+    "portal:after-login"  # patients to the portal, doctors to the dashboard, staff to the admin
+)
+PASSWORD_RESET_TIMEOUT = 60 * 60 * 24
 LOGOUT_REDIRECT_URL = "/"
 
 # I18N / TIME
@@ -248,6 +267,31 @@ SPECTACULAR_SETTINGS = {
 # DOMAIN
 # How far ahead slots are materialized, and how many days of availability `generate_slots` looks at.
 OPD_SLOT_HORIZON_DAYS = env.int("OPD_SLOT_HORIZON_DAYS", default=28)
+# Absolute links in e-mails (report downloads, portal links).
+OPD_BASE_URL = env("OPD_BASE_URL", default="http://127.0.0.1:8000")
+
+# NOTIFICATIONS
+OPD_NOTIFICATIONS_QUEUE = env("OPD_NOTIFICATIONS_QUEUE", default="")  # "" = Celery's default queue
+OPD_NOTIFICATION_MAX_ATTEMPTS = env.int("OPD_NOTIFICATION_MAX_ATTEMPTS", default=5)
+OPD_NOTIFICATION_RETRY_BACKOFF_SECONDS = env.float("OPD_NOTIFICATION_RETRY_BACKOFF_SECONDS", default=30)
+OPD_NOTIFICATION_RETRY_BACKOFF_MAX = env.float("OPD_NOTIFICATION_RETRY_BACKOFF_MAX", default=3600)
+# A claimed send is taken over by another worker after this; keep it above the send task's 90 s limit.
+OPD_NOTIFICATION_LEASE_SECONDS = env.int("OPD_NOTIFICATION_LEASE_SECONDS", default=300)
+OPD_NOTIFICATION_REDISPATCH_SECONDS = env.int("OPD_NOTIFICATION_REDISPATCH_SECONDS", default=120)
+OPD_REMINDER_LEAD_MINUTES = env.list("OPD_REMINDER_LEAD_MINUTES", cast=int, default=[1440, 120])
+OPD_NO_SHOW_GRACE_MINUTES = env.int("OPD_NO_SHOW_GRACE_MINUTES", default=30)
+OPD_EMAIL_TIMEOUT = env.float("OPD_EMAIL_TIMEOUT", default=30)
+OPD_SMS_BACKEND = env("OPD_SMS_BACKEND", default="notifications.backends.FileSmsBackend")
+OPD_SMS_FILE_DIR = env("OPD_SMS_FILE_DIR", default=str(DATA_DIR / "sms"))
+OPD_SMS_HTTP_URL = env("OPD_SMS_HTTP_URL", default="")
+OPD_SMS_HTTP_TOKEN = env("OPD_SMS_HTTP_TOKEN", default="")
+OPD_SMS_HTTP_TIMEOUT = env.float("OPD_SMS_HTTP_TIMEOUT", default=10)
+OPD_SMS_SENDER = env("OPD_SMS_SENDER", default="OPD")
+OPD_ARCHIVE_RETENTION_DAYS = env.int("OPD_ARCHIVE_RETENTION_DAYS", default=1826)  # about 5 years
+OPD_ARCHIVE_BATCH_SIZE = env.int("OPD_ARCHIVE_BATCH_SIZE", default=200)
+
+# CLINICAL RECORD
+OPD_RESULT_ATTACHMENT_MAX_BYTES = env.int("OPD_RESULT_ATTACHMENT_MAX_BYTES", default=10 * 1024 * 1024)
 
 # LOGGING
 LOGGING = {

@@ -1,6 +1,7 @@
 """Test settings: the real MariaDB and Redis from `make services` (DATABASE_URL, REDIS_URL)."""
 
 import os
+import tempfile
 
 os.environ.setdefault("OPD_ALLOW_INSECURE_KEY", "true")
 os.environ.setdefault("CACHE_KEY_PREFIX", "opd-test")
@@ -24,3 +25,7 @@ DATABASES["default"]["TEST"] = {
 # Static files straight from the apps (no collectstatic before tests).
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+# Tasks run in the test process unless a test starts real workers (those switch this off themselves);
+# otherwise every committed booking would leave send tasks on the shared Redis queue.
+CELERY_TASK_ALWAYS_EAGER = os.environ.get("CELERY_TASK_ALWAYS_EAGER", "true").lower() == "true"
+OPD_SMS_FILE_DIR = tempfile.mkdtemp(prefix="opd-test-sms-")

@@ -337,12 +337,19 @@ def test_it_shows_each_role_the_models_it_works_with(as_user, admin_user, staff_
         "scheduling.availabilityexception",
         "scheduling.slot",
         "scheduling.appointment",
+        "consultations.carenote",
+        "notifications.notification",
+        "notifications.contactpreference",
+        "notifications.clinicnotificationsettings",
     }
     admin_index = as_user(admin_user).get(reverse("admin:index"))
     assert _models_on_index(admin_index) - _models_on_index(staff_index) == {
         "core.organization",
         "core.user",
         "core.auditevent",
+        "notifications.archivedrecord",
+        "analytics.reportdefinition",
+        "analytics.reportrun",
     }
 
 
