@@ -7,6 +7,8 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 WS_PORT ?= 8001
+# Two xdist workers: one per core on the 2-core CI machine.
+PYTEST_ARGS ?= -n 2
 BEAT := $(VENV)/bin/celery -A opd beat --loglevel=INFO --scheduler django_celery_beat.schedulers:DatabaseScheduler
 
 .PHONY: run test services serve venv lint format clean-data bench
