@@ -99,6 +99,7 @@ serve: venv
 	@$(call require_free_port,$(PORT)); $(call require_free_port,$(WS_PORT))
 	@urls=$$(.ci/services.sh) || exit 1; set -a; eval "$$urls"; set +a; \
 	export DJANGO_DEBUG=$${DJANGO_DEBUG:-false}; \
+	export WEBSOCKET_BASE_URL=$${WEBSOCKET_BASE_URL:-ws://$(HOST):$(WS_PORT)}; \
 	if [ -z "$${DJANGO_SECRET_KEY:-}" ]; then \
 	  [ -s .data/secret-key ] || (umask 077; $(PY) -c 'import secrets; print(secrets.token_urlsafe(50))' >.data/secret-key); \
 	  export DJANGO_SECRET_KEY=$$(cat .data/secret-key); \

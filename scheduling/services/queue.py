@@ -42,7 +42,9 @@ MAX_CALL_ROUNDS = 10
 
 
 def _lock(appointment: Appointment) -> Appointment:
-    return Appointment.objects.select_for_update().select_related("clinic").get(pk=appointment.pk)
+    # No select_related: on MariaDB a locking read with a join locks the joined rows too, and every
+    # queue change of a clinic would then wait on its one Clinic row.
+    return Appointment.objects.select_for_update().get(pk=appointment.pk)
 
 
 def _refuse_state(appt: Appointment, verb: str) -> Conflict:

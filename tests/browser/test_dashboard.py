@@ -70,6 +70,8 @@ def test_the_dashboard_shows_a_check_in_made_elsewhere_without_reloading(
     # The doctor calls the first patient and starts the consultation (plain forms).
     page.get_by_role("button", name="Call next patient").click()
     page.get_by_role("button", name="Start consultation").click()
+    # Each form reloads the page: wait for the new one (and its socket) before going on.
+    page.get_by_role("button", name="Complete consultation").wait_for()
     page.wait_for_selector(LIVE)
     assert page.locator("#queue-current .now-who h2").inner_text() == first.patient.full_name
     assert page.locator(f"#appointment-{arriving.pk}").count() == 0
@@ -102,6 +104,7 @@ def test_the_dashboard_shows_a_check_in_made_elsewhere_without_reloading(
 
     page.get_by_role("button", name="Complete consultation").click()
     page.get_by_role("button", name="Call next patient").click()
+    page.get_by_text("Called, on the way").wait_for()
     called = page.locator("#queue-current .token-lg").inner_text()
     display.locator(".calling.is-latest .calling-token", has_text=called).wait_for(state="visible")
     for appointment in (first, arriving):
