@@ -120,3 +120,30 @@ def test_the_command_refuses_to_seed_the_same_prefix_twice():
     call_command("seed_scale", *args, stdout=io.StringIO())
     with pytest.raises(CommandError, match="already exist"):
         call_command("seed_scale", *args, stdout=io.StringIO())
+
+
+def test_seed_demo_takes_the_scale_options_and_adds_generated_history(settings):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from opd.core.models import Organization
+    from scheduling.models import Appointment
+
+    settings.DEBUG = True
+    out = StringIO()
+    call_command(
+        "seed_demo",
+        "--organizations=1",
+        "--clinics=1",
+        "--doctors=2",
+        "--patients=40",
+        "--days=5",
+        "--prefix=demoscale",
+        "--no-color",
+        stdout=out,
+    )
+    scaled = Organization.objects.get(slug__startswith="demoscale-")
+    assert Organization.objects.filter(slug="demo").exists()  # the ordinary demo is there too
+    assert Appointment.objects.filter(organization=scaled).count() > 0
+    assert "appointments" in out.getvalue()
