@@ -16,9 +16,8 @@ from opd.core.admin_mixins import (
     OpdModelAdmin,
     ScopedRelatedFilter,
     adopt,
-    report_bulk,
+    bulk_change,
 )
-from opd.core.errors import DomainError
 from opd.core.models import Role
 from opd.core.tenancy import clinics_for
 
@@ -114,26 +113,14 @@ class PatientAdmin(OpdModelAdmin):
         return f"{obj.last_name}, {obj.first_name}"
 
     def _set_status(self, request, queryset, status: str, verb: str) -> None:
-        done, unchanged, failures = 0, 0, []
-        for patient in queryset:
-            if patient.status == status:
-                unchanged += 1
-                continue
-            try:
-                patient_set_status(actor=request.user, patient=patient, status=status)
-                done += 1
-            except DomainError as exc:
-                failures.append((str(patient), exc.message))
-        message = f"{verb.capitalize()} {done} patient{'s' if done != 1 else ''}."
-        if unchanged:
-            message += f" {unchanged} already {verb}."
-        report_bulk(
+        bulk_change(
             self,
             request,
-            done=done or unchanged,
-            done_message=message,
-            failures=failures,
-            failed_intro=f"Could not change {len(failures)}:",
+            queryset,
+            noun="patient",
+            verb=verb,
+            already=lambda patient: patient.status == status,
+            change=lambda patient: patient_set_status(actor=request.user, patient=patient, status=status),
         )
 
     @admin.action(description="Deactivate selected patients", permissions=["change"])

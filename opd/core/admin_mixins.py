@@ -34,7 +34,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import zoneinfo
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from django.contrib import admin, messages
 from django.contrib.admin.sites import NotRegistered
@@ -337,3 +337,38 @@ def report_bulk(
         modeladmin.message_user(request, f"{failed_intro} {details}", messages.ERROR)
     if not done and not failures:
         modeladmin.message_user(request, "Nothing needed changing.", messages.INFO)
+
+
+def bulk_change(
+    modeladmin,
+    request,
+    queryset: QuerySet,
+    *,
+    noun: str,
+    verb: str,
+    already: Callable[[Model], bool],
+    change: Callable[[Model], object],
+) -> None:
+    """A bulk action that calls a service for each selected row: rows already in the wanted state are
+    counted, not changed; a refusal (DomainError) is reported with its reason and the rest go on."""
+    done, unchanged, failures = 0, 0, []
+    for obj in queryset:
+        if already(obj):
+            unchanged += 1
+            continue
+        try:
+            change(obj)
+            done += 1
+        except DomainError as exc:
+            failures.append((str(obj), exc.message))
+    message = f"{verb.capitalize()} {done} {noun}{'' if done == 1 else 's'}."
+    if unchanged:
+        message += f" {unchanged} already {verb}."
+    report_bulk(
+        modeladmin,
+        request,
+        done=done or unchanged,
+        done_message=message,
+        failures=failures,
+        failed_intro=f"Could not change {len(failures)}:",
+    )

@@ -27,7 +27,7 @@ from opd.core.admin_mixins import (
     ScopedRelatedFilter,
     ServiceRejected,
     adopt,
-    report_bulk,
+    bulk_change,
 )
 from opd.core.errors import DomainError
 from opd.core.models import Department, Membership, Role
@@ -43,7 +43,6 @@ from ..services import (
     doctor_set_approval,
 )
 from ..services.availability import RULE_FIELDS
-from .common import plural
 
 EXCEPTION_FIELDS = (
     "kind",
@@ -259,26 +258,14 @@ class DoctorAdmin(OpdModelAdmin):
         return None
 
     def _set_approval(self, request, queryset, status: str, verb: str) -> None:
-        done, unchanged, failures = 0, 0, []
-        for doctor in queryset:
-            if doctor.approval_status == status:
-                unchanged += 1
-                continue
-            try:
-                doctor_set_approval(actor=request.user, doctor=doctor, status=status)
-                done += 1
-            except DomainError as exc:
-                failures.append((str(doctor), exc.message))
-        message = f"{verb.capitalize()} {plural(done, 'doctor')}."
-        if unchanged:
-            message += f" {unchanged} already {verb}."
-        report_bulk(
+        bulk_change(
             self,
             request,
-            done=done or unchanged,
-            done_message=message,
-            failures=failures,
-            failed_intro=f"Could not change {len(failures)}:",
+            queryset,
+            noun="doctor",
+            verb=verb,
+            already=lambda doctor: doctor.approval_status == status,
+            change=lambda doctor: doctor_set_approval(actor=request.user, doctor=doctor, status=status),
         )
 
     @admin.action(description="Approve selected doctors (open their slots)", permissions=["approve"])
