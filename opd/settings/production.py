@@ -1,9 +1,9 @@
 """Production: everything from the environment; no default secret, database or Redis."""
 
 from .base import *  # noqa: F403
-from .base import DATABASES, DEBUG, REDIS_URL, SECRET_KEY, env
+from .base import DATABASES, DEBUG, DEVELOPMENT_SECRET_KEY, REDIS_URL, SECRET_KEY, env
 
-if env.bool("OPD_ALLOW_INSECURE_KEY", default=False) or SECRET_KEY.startswith("insecure-"):
+if SECRET_KEY == DEVELOPMENT_SECRET_KEY:
     raise ImproperlyConfigured("DJANGO_SECRET_KEY is required in production.")  # noqa: F405
 if DEBUG:
     raise ImproperlyConfigured("DJANGO_DEBUG must be false in production.")  # noqa: F405

@@ -3,7 +3,6 @@
 import os
 import tempfile
 
-os.environ.setdefault("OPD_ALLOW_INSECURE_KEY", "true")
 os.environ.setdefault("CACHE_KEY_PREFIX", "opd-test")
 os.environ.setdefault("CHANNELS_PREFIX", "opd-test")
 

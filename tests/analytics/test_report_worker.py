@@ -52,7 +52,6 @@ def worker(tmp_path, settings, not_eager):
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.analytics.worker_settings",
-        "OPD_ALLOW_INSECURE_KEY": "true",
         "DATABASE_URL": database_url(),
         # django-environ drops the first slash of the path: four slashes for an absolute one.
         "EMAIL_URL": f"filemail:///{mail_dir}",

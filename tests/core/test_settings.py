@@ -64,8 +64,10 @@ def test_it_refuses_to_start_without_a_secret_key():
     assert "DJANGO_SECRET_KEY is required" in result.stderr
 
 
-def test_it_refuses_the_development_key_even_when_insecure_keys_are_allowed():
-    result = manage("check", env=production_env(DJANGO_SECRET_KEY=None, OPD_ALLOW_INSECURE_KEY="true"))
+def test_it_refuses_the_published_development_key():
+    from opd.settings.base import DEVELOPMENT_SECRET_KEY
+
+    result = manage("check", env=production_env(DJANGO_SECRET_KEY=DEVELOPMENT_SECRET_KEY))
 
     assert result.returncode != 0
 

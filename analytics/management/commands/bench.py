@@ -63,7 +63,6 @@ class Command(BaseCommand):
             "CACHE_KEY_PREFIX": "bench",
             "CHANNELS_PREFIX": "bench",
             "DJANGO_SETTINGS_MODULE": "analytics.bench.settings",
-            "OPD_ALLOW_INSECURE_KEY": "true",
             "DJANGO_DEBUG": "false",
         }
         command = [
