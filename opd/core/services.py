@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils import timezone
 
 from .errors import ValidationFailed
+from .models import IdempotencyRecord
 
 
 def validate_model(instance: models.Model, *, exclude: Iterable[str] | None = None) -> None:
@@ -20,3 +23,17 @@ def validate_model(instance: models.Model, *, exclude: Iterable[str] | None = No
         }
         first_field, first_msgs = next(iter(fields.items()))
         raise ValidationFailed(f"{first_field}: {first_msgs[0]}", fields=fields) from exc
+
+
+def idempotency_records_purge(*, older_than: dt.timedelta, batch_size: int = 1000) -> int:
+    """Delete stored Idempotency-Key answers older than `older_than`, in small batches so no long
+    transaction holds the table. A client retrying after that gets its request evaluated afresh."""
+    cutoff = timezone.now() - older_than
+    removed = 0
+    while True:
+        ids = list(
+            IdempotencyRecord.objects.filter(created_at__lt=cutoff).values_list("pk", flat=True)[:batch_size]
+        )
+        if not ids:
+            return removed
+        removed += IdempotencyRecord.objects.filter(pk__in=ids).delete()[0]

@@ -156,6 +156,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 6 * 3600,
         "options": {"expires": 3600},
     },
+    "core.purge_idempotency_records": {
+        "task": "core.purge_idempotency_records",
+        "schedule": 3600.0,
+        "options": {"expires": 1800},
+    },
     "notifications.dispatch_due": {
         "task": "notifications.dispatch_due",
         "schedule": 60.0,
@@ -265,6 +270,8 @@ SPECTACULAR_SETTINGS = {
 # DOMAIN
 # How far ahead slots are materialized, and how many days of availability `generate_slots` looks at.
 OPD_SLOT_HORIZON_DAYS = env.int("OPD_SLOT_HORIZON_DAYS", default=28)
+# How long a stored Idempotency-Key answer is replayed before hourly housekeeping removes it.
+OPD_IDEMPOTENCY_KEY_HOURS = env.int("OPD_IDEMPOTENCY_KEY_HOURS", default=24)
 # Absolute links in e-mails (report downloads, portal links).
 OPD_BASE_URL = env("OPD_BASE_URL", default="http://127.0.0.1:8000")
 
