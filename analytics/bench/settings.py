@@ -1,4 +1,4 @@
-"""Settings of the processes the benchmark starts: the project's, with the analytics URLs mounted."""
+"""Settings of the processes the benchmark starts: the project's, with quieter logging."""
 
 import warnings
 
@@ -7,7 +7,6 @@ from opd.settings.base import *  # noqa: F403
 # The servers run without collectstatic (nothing static is measured).
 warnings.filterwarnings("ignore", message="No directory at")
 
-ROOT_URLCONF = "analytics.bench.urls"
 # Quiet servers: 409s are the expected answer of a contended booking, not news.
 LOGGING = {
     "version": 1,

@@ -45,11 +45,6 @@ EARLIER = dt.date(2025, 12, 1)
 
 
 @pytest.fixture(autouse=True)
-def _analytics_mounted(settings):
-    settings.ROOT_URLCONF = "tests.analytics.urls"
-
-
-@pytest.fixture(autouse=True)
 def _fresh_statistics_cache():
     # Row ids restart after a flush, so an entry cached by an earlier test could name the same clinic.
     caching.clear_all()

@@ -51,7 +51,7 @@ def worker(tmp_path, settings, not_eager):
     settings.MEDIA_ROOT = str(media)
     env = {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.analytics.worker_settings",
+        "DJANGO_SETTINGS_MODULE": "opd.settings.base",
         "DATABASE_URL": database_url(),
         # django-environ drops the first slash of the path: four slashes for an absolute one.
         "EMAIL_URL": f"filemail:///{mail_dir}",

@@ -112,7 +112,6 @@ def test_it_stamps_the_file_with_the_given_time(booked):
     assert "DTSTAMP:20300102T030405Z\r\n" in body
 
 
-@pytest.mark.urls("tests.portal.urls_api")
 class TestTheApi:
     def test_it_serves_the_file_to_the_patient_with_a_token(self, api_as, patient, booked, open_slot):
         response = api_as(patient.user).get(API.format(booked.pk), HTTP_ACCEPT="text/calendar")
