@@ -94,18 +94,7 @@ class ClinicAdmin(OpdModelAdmin):
     ordering = ("organization__name", "name")
     readonly_fields = ("created_at",)
     locked_on_change = ("organization", "time_zone")
-    fields = (
-        "organization",
-        "name",
-        "code",
-        "time_zone",
-        "address",
-        "phone",
-        "email",
-        "cancellation_cutoff_minutes",
-        "is_active",
-        "created_at",
-    )
+    fields = (*ClinicForm.Meta.fields, "created_at")
 
     def scope_queryset(self, qs, user):
         return qs & clinics_for(user)
