@@ -51,6 +51,12 @@ def bump(clinic_id: int, day: dt.date) -> None:
     cache.set(version_key(clinic_id, day), time.time_ns(), timeout=None)
 
 
+def closed_before() -> dt.date:
+    """The first day that may still change as time passes: days before it are over in every zone (the
+    day before yesterday in UTC is over from UTC-12 to UTC+14)."""
+    return timezone.now().date() - dt.timedelta(days=1)
+
+
 def _signature(scope: StatsScope, day: dt.date, versions: dict[str, int]) -> str:
     tokens = ".".join(str(versions.get(version_key(c, day), 0)) for c in scope.clinic_ids)
     if len(tokens) > 64:
@@ -77,10 +83,9 @@ def cached_days(
     missing = [day for day in days if keys[day] not in found]
     if missing:
         computed = compute(min(missing), max(missing))
-        # A day is closed once it is over everywhere (the day before yesterday in UTC covers every zone).
-        closed_before = timezone.now().date() - dt.timedelta(days=1)
-        closed = {keys[d]: computed[d] for d in missing if d < closed_before}
-        open_ = {keys[d]: computed[d] for d in missing if d >= closed_before}
+        first_open = closed_before()
+        closed = {keys[d]: computed[d] for d in missing if d < first_open}
+        open_ = {keys[d]: computed[d] for d in missing if d >= first_open}
         if closed:
             cache.set_many(closed, timeout=closed_seconds)
         if open_:
@@ -90,16 +95,23 @@ def cached_days(
 
 
 def on_appointment_event(*, appointment_id: int, previous_slot_id: int | None = None, **_: object) -> None:
-    """Event handler: the appointment's (clinic, day) changed; after a reschedule, the old slot's too."""
+    """Event handler: the appointment's (clinic, day) changed; after a reschedule, the old slot's too.
+    Stored figures of a closed day are marked stale as well (analytics.summaries)."""
     from scheduling.models import Appointment, Slot
 
+    from .summaries import daily_summaries_mark_changed
+
+    changed = []
     row = Appointment.objects.filter(pk=appointment_id).values_list("clinic_id", "slot__date").first()
     if row:
-        bump(*row)
+        changed.append(row)
     if previous_slot_id:
         old = Slot.objects.filter(pk=previous_slot_id).values_list("clinic_id", "date").first()
         if old:
-            bump(*old)
+            changed.append(old)
+    for clinic_id, day in changed:
+        bump(clinic_id, day)
+    daily_summaries_mark_changed(appointment_id=appointment_id, days=changed)
 
 
 def clear_all() -> None:

@@ -157,3 +157,91 @@ class ReportRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.definition} #{self.pk} ({self.get_status_display().lower()})"
+
+
+class DailyStat(models.Model):
+    """The additive figures of one clinic-local day for one (department, doctor) of a clinic: what the
+    daily statistics sum for a closed day instead of reading its appointments again.
+
+    Derived data, rebuilt by analytics.summaries.daily_summaries_refresh; a day is read from here only
+    while its SummaryDay says it is fresh.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    clinic = models.ForeignKey("core.Clinic", on_delete=models.CASCADE, related_name="+")
+    department = models.ForeignKey("core.Department", on_delete=models.CASCADE, related_name="+")
+    doctor = models.ForeignKey("scheduling.Doctor", on_delete=models.CASCADE, related_name="+")
+    date = models.DateField()
+    appointments = models.PositiveIntegerField(default=0)
+    booked = models.PositiveIntegerField(default=0)
+    checked_in = models.PositiveIntegerField(default=0)
+    in_consultation = models.PositiveIntegerField(default=0)
+    completed = models.PositiveIntegerField(default=0)
+    cancelled = models.PositiveIntegerField(default=0)
+    no_show = models.PositiveIntegerField(default=0)
+    new_patients = models.PositiveIntegerField(default=0)
+    wait_count = models.PositiveIntegerField(default=0)
+    wait_seconds = models.BigIntegerField(default=0)
+    consultation_count = models.PositiveIntegerField(default=0)
+    consultation_seconds = models.BigIntegerField(default=0)
+    capacity = models.PositiveIntegerField(default=0)
+    seats_booked = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["clinic", "date", "department", "doctor"], name="analytics_dailystat_unique"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["organization", "date", "clinic"], name="analytics_dailystat_org_date"),
+        ]
+
+    def __str__(self) -> str:
+        return f"clinic {self.clinic_id} {self.date} doctor {self.doctor_id}"
+
+
+class DailyWait(models.Model):
+    """One measured wait (check-in to start, in seconds) of a closed day: the 90th percentile of any
+    scope's day is taken over these in SQL, as it is over appointments for open days."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    clinic = models.ForeignKey("core.Clinic", on_delete=models.CASCADE, related_name="+")
+    department = models.ForeignKey("core.Department", on_delete=models.CASCADE, related_name="+")
+    doctor = models.ForeignKey("scheduling.Doctor", on_delete=models.CASCADE, related_name="+")
+    date = models.DateField()
+    seconds = models.IntegerField()
+
+    class Meta:
+        indexes = [
+            # Covers the percentile query: range on (organization, date), clinic filtered in the index.
+            models.Index(
+                fields=["organization", "date", "clinic", "seconds"], name="analytics_dailywait_org_date"
+            ),
+            models.Index(fields=["clinic", "date"], name="analytics_dailywait_clinic"),
+        ]
+
+    def __str__(self) -> str:
+        return f"clinic {self.clinic_id} {self.date}: {self.seconds} s"
+
+
+class SummaryDay(models.Model):
+    """Whether the stored figures of (clinic, day) are current.
+
+    `computed_from` is the database's clock when the refresh began reading; `changed_at` the database's
+    clock when something on that day last changed (set after the change committed). The day is fresh
+    while nothing changed since its figures were read: changed_at is NULL or before computed_from.
+    """
+
+    clinic = models.ForeignKey("core.Clinic", on_delete=models.CASCADE, related_name="+")
+    date = models.DateField()
+    computed_from = models.DateTimeField()
+    changed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["clinic", "date"], name="analytics_summaryday_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"clinic {self.clinic_id} {self.date}"

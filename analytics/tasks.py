@@ -6,6 +6,7 @@ from celery import shared_task
 from django.conf import settings
 
 from .services import report_run_build, report_run_claim, report_run_fail
+from .summaries import daily_summaries_refresh_due
 
 MAX_RETRIES = 3
 # The first retry's delay; each next one doubles it.
@@ -31,3 +32,10 @@ def build_report(self, definition_id: int) -> int | None:
             raise self.retry(exc=exc, countdown=RETRY_SECONDS * 2**self.request.retries) from exc
         raise
     return run.pk
+
+
+@shared_task(name="analytics.refresh_summaries", soft_time_limit=1500, time_limit=1800)
+def refresh_summaries() -> int:
+    """Every few minutes: store the daily figures of closed days that have none yet or changed since.
+    Returns how many clinic-days were stored (after a quiet night: one per clinic)."""
+    return daily_summaries_refresh_due()

@@ -12,6 +12,10 @@ Definitions (all per clinic-local day of the appointment's start):
 * wait (check-in to start of the consultation) and consultation (start to completion), in minutes:
   average over appointments with both times; wait_p90 is PERCENTILE_CONT(0.9).
 * capacity, seats_booked, utilization: seats of active slots that day, seats held, and their ratio.
+
+Closed days (over in every zone) whose stored figures are current are read from analytics' summary
+tables (DailyStat, DailyWait; see analytics.summaries), a few thousand rows for years of history; the
+other days are computed from the appointments. Both ways give the same figures.
 """
 
 from __future__ import annotations
@@ -19,13 +23,14 @@ from __future__ import annotations
 import datetime as dt
 
 from django.db import connection
-from django.db.models import Count, Min, Sum
+from django.db.models import Count, F, Min, Q, Sum
 
 from scheduling.models import Appointment, AppointmentStatus, Slot
 
 from .. import caching
 from ..expressions import LocalDate, SecondsBetween, SortedConcat, percentile_from_sorted_concat
-from .scope import StatsScope, days_between
+from ..models import DailyStat, DailyWait, SummaryDay
+from .scope import StatsScope, day_runs, days_between
 
 # First visits are found either for the patients seen in the range (cheap for a short range or a small
 # scope) or for every patient at once (a loose index scan of the (patient, status, start) index, ~0.5 s
@@ -51,6 +56,20 @@ DAILY_COLUMNS = [
     "capacity",
     "seats_booked",
     "utilization",
+]
+
+
+# The figures of a day that add up across clinics, departments and doctors (DailyStat's columns).
+ADDITIVE = [
+    "appointments",
+    *STATUSES,
+    "new_patients",
+    "wait_count",
+    "wait_seconds",
+    "consultation_count",
+    "consultation_seconds",
+    "capacity",
+    "seats_booked",
 ]
 
 
@@ -96,33 +115,91 @@ def finish_day(row: dict) -> dict:
 def summarize(rows: list[dict]) -> dict:
     """The range's totals from its days (sums of counts; averages weighted by their counts). The p90 of a
     range is not derived from daily p90s, so the summary leaves it out."""
-    keys = [
-        "appointments",
-        *STATUSES,
-        "new_patients",
-        "returning_patients",
-        "wait_count",
-        "wait_seconds",
-        "consultation_count",
-        "consultation_seconds",
-        "capacity",
-        "seats_booked",
-    ]
-    total = {key: sum(row[key] for row in rows) for key in keys}
+    total = {key: sum(row[key] for row in rows) for key in ADDITIVE}
+    total["returning_patients"] = total[AppointmentStatus.COMPLETED] - total["new_patients"]
     total["date"] = None
     total["wait_p90_seconds"] = None
     return finish_day(total)
 
 
+# Beyond this many separate runs of days to compute from appointments, one run spans them all.
+MAX_LIVE_RUNS = 8
+
+
 def _compute_daily(scope: StatsScope, date_from: dt.date, date_to: dt.date) -> dict[dt.date, dict]:
+    """Stored days from the summary tables, the others from the appointments."""
+    stored = stored_days(scope, date_from, date_to)
+    out: dict[dt.date, dict] = {}
+    live = [d for d in days_between(date_from, date_to) if d not in stored]
+    for first, last in day_runs(live, max_runs=MAX_LIVE_RUNS):
+        out.update(_compute_live(scope, first, last))
+    if stored:
+        out.update(_read_stored(scope, stored))
+    return out
+
+
+def fresh_summary_q() -> Q:
+    """SummaryDay rows whose figures are current: nothing changed since they were read."""
+    return Q(changed_at__isnull=True) | Q(changed_at__lt=F("computed_from"))
+
+
+def stored_days(scope: StatsScope, date_from: dt.date, date_to: dt.date) -> set[dt.date]:
+    """The days of the range whose stored figures are current for every clinic of the scope."""
+    last_closed = caching.closed_before() - dt.timedelta(days=1)
+    if not scope.clinics or date_from > last_closed:
+        return set()
+    rows = (
+        SummaryDay.objects.filter(
+            fresh_summary_q(),
+            clinic_id__in=scope.clinic_ids,
+            date__gte=date_from,
+            date__lte=min(date_to, last_closed),
+        )
+        .values("date")
+        .annotate(n=Count("clinic_id"))
+        .filter(n=len(scope.clinics))
+        .order_by()
+    )
+    return {row["date"] for row in rows}
+
+
+def _stored_rows(model, scope: StatsScope, days: set[dt.date]):
+    q = Q(organization_id__in=scope.organization_ids, clinic_id__in=scope.clinic_ids)
+    if scope.department_id is not None:
+        q &= Q(department_id=scope.department_id)
+    if scope.doctor_id is not None:
+        q &= Q(doctor_id=scope.doctor_id)
+    return model.objects.filter(q, date__gte=min(days), date__lte=max(days)).order_by()
+
+
+def _read_stored(scope: StatsScope, days: set[dt.date]) -> dict[dt.date, dict]:
+    """The days' figures summed from DailyStat, their wait p90 from DailyWait (two queries)."""
+    out = {day: empty_day(day) for day in days}
+    sums = _stored_rows(DailyStat, scope, days).values("date").annotate(**{k: Sum(k) for k in ADDITIVE})
+    for row in sums:
+        if row["date"] in out:
+            out[row["date"]].update({k: int(row[k] or 0) for k in ADDITIVE})
+    waits = _stored_rows(DailyWait, scope, days).annotate(day=F("date"))
+    for day, p90 in _p90_by_day(waits, F("seconds")).items():
+        if day in out:
+            out[day]["wait_p90_seconds"] = p90
+    for row in out.values():
+        row["returning_patients"] = row[AppointmentStatus.COMPLETED] - row["new_patients"]
+        finish_day(row)
+    return out
+
+
+def _compute_live(scope: StatsScope, date_from: dt.date, date_to: dt.date) -> dict[dt.date, dict]:
     out = {day: empty_day(day) for day in days_between(date_from, date_to)}
     if not scope.clinics:
         return out
-    for day, values in _appointment_aggregates(scope, date_from, date_to).items():
+    for (day,), values in _appointment_aggregates(scope, date_from, date_to).items():
         out[day].update(values)
-    for day, count in _new_patient_counts(scope, date_from, date_to).items():
+    for day, p90 in _wait_p90(scope, date_from, date_to).items():
+        out[day]["wait_p90_seconds"] = p90
+    for (day,), count in _new_patient_counts(scope, date_from, date_to).items():
         out[day]["new_patients"] = count
-    for day, values in _slot_aggregates(scope, date_from, date_to).items():
+    for (day,), values in _slot_aggregates(scope, date_from, date_to).items():
         out[day].update(values)
     for row in out.values():
         row["returning_patients"] = row[AppointmentStatus.COMPLETED] - row["new_patients"]
@@ -150,14 +227,16 @@ WAIT = ("checked_in_at", "started_at")
 CONSULTATION = ("started_at", "completed_at")
 
 
-def _appointment_aggregates(scope: StatsScope, date_from: dt.date, date_to: dt.date) -> dict[dt.date, dict]:
-    """Counts per status and the sums behind the averages: grouped by (day, status) in SQL, which is
-    about half the cost of one conditional count per status over a million rows; the few rows per day
-    are then laid side by side."""
+def _appointment_aggregates(
+    scope: StatsScope, date_from: dt.date, date_to: dt.date, by: tuple[str, ...] = ()
+) -> dict[tuple, dict]:
+    """Counts per status and the sums behind the averages, per (day, *by): grouped by (day, *by, status)
+    in SQL, which is about half the cost of one conditional count per status over a million rows; the
+    few rows per group are then laid side by side."""
     wait, consultation = SecondsBetween(*WAIT), SecondsBetween(*CONSULTATION)
     grouped = (
         _appointments_by_day(scope, date_from, date_to)
-        .values("day", "status")
+        .values("day", *by, "status")
         .annotate(
             n=Count("id"),
             wait_count=Count(wait),
@@ -166,37 +245,42 @@ def _appointment_aggregates(scope: StatsScope, date_from: dt.date, date_to: dt.d
             consultation_seconds=Sum(consultation),
         )
     )
-    out: dict[dt.date, dict] = {}
+    sums = ("wait_count", "wait_seconds", "consultation_count", "consultation_seconds")
+    out: dict[tuple, dict] = {}
     for row in grouped:
-        if not date_from <= _as_date(row["day"]) <= date_to:
+        day = _as_date(row["day"])
+        if not date_from <= day <= date_to:
             continue
-        day = out.setdefault(
-            _as_date(row["day"]),
-            {
-                "appointments": 0,
-                "wait_count": 0,
-                "wait_seconds": 0,
-                "consultation_count": 0,
-                "consultation_seconds": 0,
-            },
-        )
-        day[row["status"]] = row["n"]
-        day["appointments"] += row["n"]
-        for key in ("wait_count", "wait_seconds", "consultation_count", "consultation_seconds"):
-            day[key] += int(row[key] or 0)
-    for day, p90 in _wait_p90(scope, date_from, date_to).items():
-        out.setdefault(day, {})["wait_p90_seconds"] = p90
+        group = out.setdefault((day, *(row[f] for f in by)), {"appointments": 0, **dict.fromkeys(sums, 0)})
+        group[row["status"]] = row["n"]
+        group["appointments"] += row["n"]
+        for key in sums:
+            group[key] += int(row[key] or 0)
     return out
 
 
+def wait_rows(scope: StatsScope, date_from: dt.date, date_to: dt.date):
+    """(day, organization, clinic, department, doctor, seconds) of every measured wait in the scope's
+    UTC bounds (callers keep the days in range): what DailyWait stores."""
+    return (
+        _appointments_by_day(scope, date_from, date_to)
+        .filter(checked_in_at__isnull=False, started_at__isnull=False)
+        .annotate(seconds=SecondsBetween(*WAIT))
+        .values_list("day", "organization_id", "clinic_id", "department_id", "doctor_id", "seconds")
+    )
+
+
 def _wait_p90(scope: StatsScope, date_from: dt.date, date_to: dt.date) -> dict[dt.date, float]:
-    """PERCENTILE_CONT(0.9) of the waits of each day, in SQL."""
     rows = _appointments_by_day(scope, date_from, date_to).filter(
         checked_in_at__isnull=False, started_at__isnull=False
     )
-    wait = SecondsBetween(*WAIT)
+    return _in_range(_p90_by_day(rows, SecondsBetween(*WAIT)), date_from, date_to)
+
+
+def _p90_by_day(rows, wait) -> dict[dt.date, float]:
+    """PERCENTILE_CONT(0.9) of `wait` over each `day` of `rows` (a queryset with a `day`), in SQL."""
     if connection.vendor != "mysql":
-        return _in_range(_p90_ranked(rows, wait), date_from, date_to)
+        return _p90_ranked(rows, wait)
     # MariaDB/MySQL: each day's waits sorted into one string by GROUP_CONCAT, the two values around the
     # 90th percentile picked out of it and interpolated by the outer query; the lists never leave the
     # database. (PERCENTILE_CONT as a window function needs a sort of every row: 4x slower here.)
@@ -208,9 +292,7 @@ def _wait_p90(scope: StatsScope, date_from: dt.date, date_to: dt.date) -> dict[d
         # A day's waits joined as text; the server default (1 MB) would hold ~150k of them.
         cursor.execute("SET SESSION group_concat_max_len = 67108864")
         cursor.execute(outer, params)
-        return _in_range(
-            {_as_date(day): float(value) for day, value in cursor.fetchall()}, date_from, date_to
-        )
+        return {_as_date(day): float(value) for day, value in cursor.fetchall()}
 
 
 def _in_range(values: dict[dt.date, object], date_from: dt.date, date_to: dt.date) -> dict:
@@ -246,17 +328,20 @@ def _p90_ranked(qs, wait) -> dict[dt.date, float]:
         return {_as_date(day): float(value) for day, value in cursor.fetchall()}
 
 
-def _new_patient_counts(scope: StatsScope, date_from: dt.date, date_to: dt.date) -> dict[dt.date, int]:
+def _new_patient_counts(
+    scope: StatsScope, date_from: dt.date, date_to: dt.date, by: tuple[str, ...] = ()
+) -> dict[tuple, int]:
     """Completed visits in scope that were the patient's first completed visit (anywhere in the
-    organization), per day. A patient's first visit is MIN(start) over their completed visits, read
+    organization), per (day, *by). A patient's first visit is MIN(start) over their completed visits, read
     from the (patient, status, start) index."""
     lo, hi = scope.utc_bounds(date_from, date_to)
     visits = (
         _appointments_by_day(scope, date_from, date_to)
         .filter(status=AppointmentStatus.COMPLETED)
-        .values("day", "patient_id", "start")
+        .values("day", "patient_id", "start", *by)
         .order_by()
     )
+    group = ", ".join(["v.day", *(f"v.{field}" for field in by)])
     firsts = Appointment.objects.filter(status=AppointmentStatus.COMPLETED).order_by()
     clinic_days = ((date_to - date_from).days + 1) * len(scope.clinics)
     if scope.department_id is not None or scope.doctor_id is not None:
@@ -269,9 +354,7 @@ def _new_patient_counts(scope: StatsScope, date_from: dt.date, date_to: dt.date)
     firsts_sql, firsts_params = firsts.query.sql_with_params()
     on = "f.patient_id = v.patient_id AND f.first = v.start"  # the visit *is* its patient's first
     if short:
-        sql = (
-            f"SELECT v.day, COUNT(*) FROM ({visits_sql}) v INNER JOIN ({firsts_sql}) f ON {on} GROUP BY v.day"  # noqa: S608 (Django's SQL, with parameters)
-        )
+        sql = f"SELECT {group}, COUNT(*) FROM ({visits_sql}) v INNER JOIN ({firsts_sql}) f ON {on} GROUP BY {group}"  # noqa: S608 (Django's SQL, with parameters)
         params = [*visits_params, *firsts_params]
     else:
         # Every patient's first visit (one loose index scan), then each one's appointment found through
@@ -279,23 +362,31 @@ def _new_patient_counts(scope: StatsScope, date_from: dt.date, date_to: dt.date)
         # (MariaDB merges the visits' derived table; STRAIGHT_JOIN keeps this order). Measured on the bench
         # database: 1.0 s instead of 2.0 s for two years of four clinics.
         join = "STRAIGHT_JOIN" if connection.vendor == "mysql" else "INNER JOIN"
-        sql = f"SELECT v.day, COUNT(*) FROM ({firsts_sql}) f {join} ({visits_sql}) v ON {on} GROUP BY v.day"  # noqa: S608
+        sql = (
+            f"SELECT {group}, COUNT(*) FROM ({firsts_sql}) f {join} ({visits_sql}) v ON {on} GROUP BY {group}"  # noqa: S608
+        )
         params = [*firsts_params, *visits_params]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return _in_range({_as_date(day): n for day, n in cursor.fetchall()}, date_from, date_to)
+        rows = [(_as_date(day), *rest) for day, *rest in cursor.fetchall()]
+    return {tuple(row[:-1]): row[-1] for row in rows if date_from <= row[0] <= date_to}
 
 
-def _slot_aggregates(scope: StatsScope, date_from: dt.date, date_to: dt.date) -> dict[dt.date, dict]:
+def _slot_aggregates(
+    scope: StatsScope, date_from: dt.date, date_to: dt.date, by: tuple[str, ...] = ()
+) -> dict[tuple, dict]:
     lo, hi = scope.utc_bounds(date_from, date_to)
     rows = (
         Slot.objects.filter(scope.appointment_q(), is_active=True, start__gte=lo, start__lt=hi)
-        .values("date")
+        .values("date", *by)
         .annotate(capacity=Sum("capacity"), seats_booked=Sum("booked_count"))
         .order_by()
     )
     return {
-        row["date"]: {"capacity": int(row["capacity"] or 0), "seats_booked": int(row["seats_booked"] or 0)}
+        (row["date"], *(row[f] for f in by)): {
+            "capacity": int(row["capacity"] or 0),
+            "seats_booked": int(row["seats_booked"] or 0),
+        }
         for row in rows
         if date_from <= row["date"] <= date_to
     }

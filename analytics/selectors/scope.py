@@ -155,3 +155,17 @@ def validate_range(date_from: dt.date | None, date_to: dt.date | None) -> tuple[
 
 def days_between(date_from: dt.date, date_to: dt.date) -> list[dt.date]:
     return [date_from + dt.timedelta(days=n) for n in range((date_to - date_from).days + 1)]
+
+
+def day_runs(days: list[dt.date], *, max_runs: int | None = None) -> list[tuple[dt.date, dt.date]]:
+    """Ascending days as runs of consecutive days [(first, last)]; one run spanning them all when there
+    are more than `max_runs`."""
+    runs: list[tuple[dt.date, dt.date]] = []
+    for day in days:
+        if runs and runs[-1][1] == day - dt.timedelta(days=1):
+            runs[-1] = (runs[-1][0], day)
+        else:
+            runs.append((day, day))
+    if max_runs is not None and len(runs) > max_runs:
+        return [(runs[0][0], runs[-1][1])]
+    return runs

@@ -171,6 +171,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 300.0,
         "options": {"expires": 240},
     },
+    "analytics.refresh_summaries": {
+        "task": "analytics.refresh_summaries",
+        "schedule": 600.0,
+        "options": {"expires": 540},
+    },
     "notifications.archive": {
         "task": "notifications.archive",
         "schedule": crontab(hour=2, minute=30),

@@ -43,8 +43,9 @@ def test_a_change_recomputes_only_that_clinic_and_day(world, admin_user, django_
     with django_assert_max_num_queries(0):
         selectors.daily_statistics(scope, MON - dt.timedelta(days=3), MON + dt.timedelta(days=3))
     caching.bump(world.clinic.pk, MON)
-    # One day is missing now: one query per figure family (appointments, p90, first visits, slots).
-    with django_assert_max_num_queries(5):
+    # One day is missing now: whether it has stored figures (it has none), then one query per figure
+    # family (appointments, p90 and its session setting, first visits, slots).
+    with django_assert_max_num_queries(6):
         rows = selectors.daily_statistics(scope, MON - dt.timedelta(days=3), MON + dt.timedelta(days=3))
     assert rows[3]["appointments"] == 6
 

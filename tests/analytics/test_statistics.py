@@ -9,11 +9,29 @@ import pytest
 from analytics import selectors
 from analytics.expressions import SecondsBetween, offset_periods
 from analytics.selectors import daily
+from analytics.summaries import daily_summaries_refresh_due
 from opd.core.errors import NotFound, PermissionDenied
 
 from .conftest import EARLIER, MON, TUE
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(params=["from appointments", "from stored figures"])
+def world(request, world):
+    """Every figure twice: computed from the appointments, and read from the stored daily figures of
+    these (closed) days after beat's refresh has run."""
+    if request.param == "from stored figures":
+        assert daily_summaries_refresh_due() > 0
+        everything = daily.StatsScope(
+            clinics=(
+                (world.clinic.pk, world.clinic.time_zone),
+                (world.other_clinic.pk, world.other_clinic.time_zone),
+            ),
+            organization_ids=(world.org.pk,),
+        )
+        assert daily.stored_days(everything, EARLIER, TUE) == set(selectors.days_between(EARLIER, TUE))
+    return world
 
 
 def by_date(rows):

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import time
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from analytics.seeding import ScaleSpec, seed_scale
+from analytics.summaries import daily_summaries_refresh_due
 
 
 def _positive(value: str) -> int:
@@ -74,6 +76,13 @@ def run_scale(command: BaseCommand, options: dict, *, progress: bool = True) -> 
             f"{report.appointments:,} appointments ({statuses}), {report.consultations:,} consultations, "
             f"{report.care_notes:,} care notes in {report.seconds:.1f}s."
         )
+    )
+    # The history was written in bulk, without the events that keep the stored daily figures current:
+    # store them now, as beat's refresh would.
+    started = time.perf_counter()
+    days = daily_summaries_refresh_due()
+    command.stdout.write(
+        f"Stored the daily figures of {days:,} clinic-days in {time.perf_counter() - started:.1f}s."
     )
 
 

@@ -1,0 +1,184 @@
+"""Stored daily figures of closed days, so that statistics over years read thousands of rows, not millions.
+
+A closed day (over in every zone, see caching.closed_before) rarely changes again. For each clinic and
+closed day, daily_summaries_refresh stores the additive figures per (department, doctor) in DailyStat and
+every measured wait in DailyWait, computed by the same SQL as the live statistics, and records in
+SummaryDay when it began reading. The daily statistics read a day from there while it is fresh for every
+clinic in scope (analytics.selectors.daily), and compute it from the appointments otherwise.
+
+Staleness: the appointment events (booking, cancellation, move, every queue change) mark a closed day
+changed (daily_summaries_mark_changed); beat's analytics.refresh_summaries stores the closed days that
+have no figures yet (each night's new day, a new clinic) or stale ones, every few minutes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from django.db import connection, transaction
+from django.db.models import Min, Q
+from django.db.models.functions import Now
+
+from opd.core.db import retry_on_deadlock
+from opd.core.errors import NotFound
+from opd.core.models import Clinic
+from scheduling.models import Appointment, AppointmentStatus, Slot
+
+from .caching import closed_before
+from .models import DailyStat, DailyWait, SummaryDay
+from .selectors import daily
+from .selectors.scope import StatsScope, day_runs, days_between
+
+logger = logging.getLogger(__name__)
+
+GROUPED_BY = ("department_id", "doctor_id")
+
+
+def last_closed_day() -> dt.date:
+    return closed_before() - dt.timedelta(days=1)
+
+
+@retry_on_deadlock
+def daily_summaries_refresh(*, clinic_id: int, date_from: dt.date, date_to: dt.date) -> int:
+    """Store the figures of one clinic's closed days in [date_from, date_to] (later days are left out:
+    they still change). Returns how many days were stored.
+
+    Locks the clinic row, so two refreshes of a clinic take turns. The SummaryDay rows are stamped with
+    the database's clock *before* the figures are read, and stay locked until commit: a change that
+    commits meanwhile marks its day after that stamp (its marker waits for the lock), so the day reads
+    as stale, never as current with the change missing.
+    """
+    date_to = min(date_to, last_closed_day())
+    if date_from > date_to:
+        return 0
+    with transaction.atomic():
+        clinic = Clinic.objects.select_for_update().filter(pk=clinic_id).first()
+        if clinic is None:
+            raise NotFound("Unknown clinic.", fields={"clinic": "Unknown clinic."})
+        in_range = {"clinic_id": clinic.pk, "date__gte": date_from, "date__lte": date_to}
+        days = days_between(date_from, date_to)
+        have = set(SummaryDay.objects.filter(**in_range).values_list("date", flat=True))
+        placeholder = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)  # replaced by the stamp just below
+        SummaryDay.objects.bulk_create(
+            [SummaryDay(clinic=clinic, date=d, computed_from=placeholder) for d in days if d not in have],
+            batch_size=1000,
+        )
+        SummaryDay.objects.filter(**in_range).update(computed_from=Now())
+
+        scope = StatsScope(
+            clinics=((clinic.pk, clinic.time_zone),), organization_ids=(clinic.organization_id,)
+        )
+        groups: dict[tuple, dict] = {}
+        for key, values in daily._appointment_aggregates(scope, date_from, date_to, GROUPED_BY).items():
+            groups.setdefault(key, {}).update(values)
+        for key, count in daily._new_patient_counts(scope, date_from, date_to, GROUPED_BY).items():
+            groups.setdefault(key, {})["new_patients"] = count
+        for key, values in daily._slot_aggregates(scope, date_from, date_to, GROUPED_BY).items():
+            groups.setdefault(key, {}).update(values)
+
+        DailyStat.objects.filter(**in_range).delete()
+        DailyStat.objects.bulk_create(
+            [
+                DailyStat(
+                    organization_id=clinic.organization_id,
+                    clinic_id=clinic.pk,
+                    date=day,
+                    department_id=department_id,
+                    doctor_id=doctor_id,
+                    **values,
+                )
+                for (day, department_id, doctor_id), values in groups.items()
+            ],
+            batch_size=1000,
+        )
+        DailyWait.objects.filter(**in_range).delete()
+        _store_waits(scope, date_from, date_to)
+    return len(days)
+
+
+def _store_waits(scope: StatsScope, date_from: dt.date, date_to: dt.date) -> None:
+    """INSERT ... SELECT: the waits go from the appointments to DailyWait without leaving the database
+    (under READ COMMITTED the SELECT is a consistent read and locks no appointment)."""
+    sql, params = daily.wait_rows(scope, date_from, date_to).query.sql_with_params()
+    table = connection.ops.quote_name(DailyWait._meta.db_table)
+    insert = (
+        f"INSERT INTO {table} (date, organization_id, clinic_id, department_id, doctor_id, seconds) "  # noqa: S608 (Django's SQL, with parameters)
+        f"SELECT w.day, w.organization_id, w.clinic_id, w.department_id, w.doctor_id, w.seconds "
+        f"FROM ({sql}) w WHERE w.day >= %s AND w.day <= %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(insert, [*params, date_from.isoformat(), date_to.isoformat()])
+
+
+def daily_summaries_refresh_due(*, clinic_ids: list[int] | None = None) -> int:
+    """Store every closed day that has no current figures, for each clinic (all, or `clinic_ids`), from
+    its organization's first day with slots. Returns how many clinic-days were stored."""
+    last = last_closed_day()
+    clinics = Clinic.objects.order_by("pk")
+    if clinic_ids is not None:
+        clinics = clinics.filter(pk__in=clinic_ids)
+    firsts: dict[int, dt.date | None] = {}
+    stored = 0
+    for clinic in clinics:
+        if clinic.organization_id not in firsts:
+            firsts[clinic.organization_id] = _first_day(clinic.organization_id)
+        first = firsts[clinic.organization_id]
+        if first is None or first > last:
+            continue
+        fresh = set(
+            SummaryDay.objects.filter(
+                daily.fresh_summary_q(), clinic_id=clinic.pk, date__gte=first, date__lte=last
+            ).values_list("date", flat=True)
+        )
+        due = [day for day in days_between(first, last) if day not in fresh]
+        for run_from, run_to in day_runs(due):
+            stored += daily_summaries_refresh(clinic_id=clinic.pk, date_from=run_from, date_to=run_to)
+    if stored:
+        logger.info("stored the daily figures of %s clinic-days", stored)
+    return stored
+
+
+def _first_day(organization_id: int) -> dt.date | None:
+    """The organization's first day with slots, read per clinic from the (clinic, date, start) index."""
+    firsts = [
+        Slot.objects.filter(clinic_id=pk).aggregate(first=Min("date"))["first"]
+        for pk in Clinic.objects.filter(organization_id=organization_id).values_list("pk", flat=True)
+    ]
+    firsts = [day for day in firsts if day is not None]
+    return min(firsts) if firsts else None
+
+
+def daily_summaries_mark_changed(*, appointment_id: int, days: list[tuple[int, dt.date]]) -> int:
+    """Mark the stored figures of these (clinic, day)s changed, where the day is closed. Called after the
+    change committed, by the appointment event handler (caching.on_appointment_event).
+
+    A visit completed late can also change a later day: the patient's next completed visit is then no
+    longer their first, so that day's count of new patients moves too."""
+    first_open = closed_before()
+    closed = [(clinic_id, day) for clinic_id, day in days if day < first_open]
+    if not closed:
+        return 0
+    appointment = (
+        Appointment.objects.filter(pk=appointment_id, status=AppointmentStatus.COMPLETED)
+        .values("organization_id", "patient_id", "start")
+        .first()
+    )
+    if appointment is not None:
+        later = (
+            Appointment.objects.filter(
+                organization_id=appointment["organization_id"],
+                patient_id=appointment["patient_id"],
+                status=AppointmentStatus.COMPLETED,
+                start__gt=appointment["start"],
+            )
+            .order_by("start")
+            .values_list("clinic_id", "slot__date")
+            .first()
+        )
+        if later is not None and later[1] < first_open:
+            closed.append(later)
+    which = Q()
+    for clinic_id, day in closed:
+        which |= Q(clinic_id=clinic_id, date=day)
+    return SummaryDay.objects.filter(which).update(changed_at=Now())
