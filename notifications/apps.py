@@ -11,11 +11,13 @@ class NotificationsConfig(AppConfig):
         from opd.core import events
 
         from .services import (
-            appointment_notify_booked,
+            appointment_booked_queue_messages,
             appointment_notify_cancelled,
             appointment_notify_rescheduled,
         )
 
-        events.subscribe(events.APPOINTMENT_BOOKED, appointment_notify_booked)
+        # A booking's messages are planned by a worker (the hot path answers sooner); cancellations and
+        # moves are rare and plan theirs at once, so their reminders stop before anything else can send.
+        events.subscribe(events.APPOINTMENT_BOOKED, appointment_booked_queue_messages)
         events.subscribe(events.APPOINTMENT_CANCELLED, appointment_notify_cancelled)
         events.subscribe(events.APPOINTMENT_RESCHEDULED, appointment_notify_rescheduled)

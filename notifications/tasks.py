@@ -13,7 +13,12 @@ import logging
 from celery import shared_task
 
 from .archival import archival_run
-from .services import appointments_sweep_no_shows, notification_send, notifications_dispatch_due
+from .services import (
+    appointment_notify_booked,
+    appointments_sweep_no_shows,
+    notification_send,
+    notifications_dispatch_due,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +46,13 @@ def send_notification(self, notification_id: int) -> str:
     if outcome.retry_in is not None and may_look_again and not self.request.is_eager:
         raise self.retry(countdown=outcome.retry_in)
     return outcome.status
+
+
+@shared_task(name="notifications.plan_booking_messages", acks_late=True, soft_time_limit=50, time_limit=60)
+def plan_booking_messages(appointment_id: int) -> int:
+    """After a booking: write its confirmation and reminders (deduplicated, so a redelivered task changes
+    nothing) and queue the confirmation's sends. Returns how many messages the appointment has planned."""
+    return len(appointment_notify_booked(appointment_id=appointment_id))
 
 
 @shared_task(name="notifications.dispatch_due", soft_time_limit=50, time_limit=60)

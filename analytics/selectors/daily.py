@@ -21,6 +21,7 @@ other days are computed from the appointments. Both ways give the same figures.
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 from django.db import connection
 from django.db.models import Count, F, Min, Q, Sum
@@ -173,19 +174,63 @@ def _stored_rows(model, scope: StatsScope, days: set[dt.date]):
 
 
 def _read_stored(scope: StatsScope, days: set[dt.date]) -> dict[dt.date, dict]:
-    """The days' figures summed from DailyStat, their wait p90 from DailyWait (two queries)."""
+    """The days' figures summed from DailyStat, their wait p90 picked from DailyWait."""
     out = {day: empty_day(day) for day in days}
     sums = _stored_rows(DailyStat, scope, days).values("date").annotate(**{k: Sum(k) for k in ADDITIVE})
     for row in sums:
         if row["date"] in out:
             out[row["date"]].update({k: int(row[k] or 0) for k in ADDITIVE})
-    waits = _stored_rows(DailyWait, scope, days).annotate(day=F("date"))
-    for day, p90 in _p90_by_day(waits, F("seconds")).items():
-        if day in out:
-            out[day]["wait_p90_seconds"] = p90
+    counts = {day: row["wait_count"] for day, row in out.items() if row["wait_count"]}
+    for day, p90 in _stored_p90(scope, counts).items():
+        out[day]["wait_p90_seconds"] = p90
     for row in out.values():
         row["returning_patients"] = row[AppointmentStatus.COMPLETED] - row["new_patients"]
         finish_day(row)
+    return out
+
+
+# Days per statement of _stored_p90 (SQLite allows 500 terms in a compound SELECT).
+P90_DAYS_PER_QUERY = 400
+
+
+def _stored_p90(scope: StatsScope, counts: dict[dt.date, int]) -> dict[dt.date, float]:
+    """PERCENTILE_CONT(0.9) of each day's stored waits, knowing how many there are (`counts`).
+
+    The two waits around rank 0.9 * (n - 1) are read straight off the (organization, date, seconds, ...)
+    index from the top: one `ORDER BY seconds DESC LIMIT 2 OFFSET n - 1 - rank` per day, about a tenth
+    of the day's entries and no sort, joined by UNION ALL into a few statements; the database
+    interpolates between them. Sorting every wait of two years instead costs ~0.9 s per million.
+    """
+    table = connection.ops.quote_name(DailyWait._meta.db_table)
+    where = ["organization_id IN ({})", "clinic_id IN ({})", "date = %s"]
+    base: list = [scope.organization_ids, scope.clinic_ids]
+    if scope.department_id is not None:
+        where.append("department_id = %s")
+    if scope.doctor_id is not None:
+        where.append("doctor_id = %s")
+    out: dict[dt.date, float] = {}
+    days = sorted(counts)
+    for start in range(0, len(days), P90_DAYS_PER_QUERY):
+        parts, params = [], []
+        for day in days[start : start + P90_DAYS_PER_QUERY]:
+            rank = 0.9 * (counts[day] - 1)
+            high = math.ceil(rank)
+            fraction = rank - math.floor(rank)
+            # Descending, the wait of rank `high` is at offset n - 1 - high; the next is rank high - 1.
+            take = 2 if fraction else 1
+            condition = " AND ".join(where).format(
+                ", ".join(["%s"] * len(scope.organization_ids)), ", ".join(["%s"] * len(scope.clinic_ids))
+            )
+            parts.append(
+                f"SELECT %s AS day, MIN(s) + %s * (MAX(s) - MIN(s)) AS p90 FROM ("  # noqa: S608 (fixed SQL, values as parameters)
+                f"SELECT seconds AS s FROM {table} WHERE {condition} "
+                f"ORDER BY seconds DESC LIMIT {take} OFFSET {counts[day] - 1 - high}) t{len(parts)}"
+            )
+            params += [day.isoformat(), fraction, *base[0], *base[1], day.isoformat()]
+            params += [v for v in (scope.department_id, scope.doctor_id) if v is not None]
+        with connection.cursor() as cursor:
+            cursor.execute(" UNION ALL ".join(parts), params)
+            out.update({_as_date(day): float(p90) for day, p90 in cursor.fetchall() if p90 is not None})
     return out
 
 

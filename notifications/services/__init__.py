@@ -1,6 +1,7 @@
 """Every write of the notifications app. Doors (event subscribers, tasks, API, admin, commands) call these."""
 
 from .appointments import (
+    appointment_booked_queue_messages,
     appointment_notify_booked,
     appointment_notify_cancelled,
     appointment_notify_rescheduled,
@@ -23,6 +24,7 @@ from .preferences import clinic_notification_settings_set, contact_preference_se
 
 __all__ = [
     "SendOutcome",
+    "appointment_booked_queue_messages",
     "appointment_notify_booked",
     "appointment_notify_cancelled",
     "appointment_notify_rescheduled",

@@ -11,11 +11,13 @@ Dedup keys: notifications.keys.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from opd.core.templatetags.opd import local_time
 from patients.models import Patient
@@ -26,6 +28,8 @@ from ..keys import appointment_key, version_prefix
 from ..models import Channel, ClinicNotificationSettings, ContactPreference, Kind, Notification
 from ..rendering import appointment_context, lead_text, render_message
 from .delivery import _cancel_queued, new_notification, notifications_enqueue
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -146,10 +150,26 @@ def reminders_cancel_for_appointment(*, appointment_id: int, keep_current: bool 
     return _cancel_queued(queryset=qs, reason=reason)
 
 
+def appointment_booked_queue_messages(*, appointment_id: int, **_event) -> None:
+    """APPOINTMENT_BOOKED: have a worker plan the confirmation and reminders (appointment_notify_booked),
+    so the booking's answer does not wait for rendering and writing them. If the broker cannot take the
+    task, they are planned here and now instead: the patient is told either way."""
+    from ..tasks import plan_booking_messages  # the task module imports the services
+
+    try:
+        plan_booking_messages.apply_async(args=[appointment_id], queue=conf.queue())
+    except BrokerUnavailable:
+        logger.warning(
+            "broker unavailable: planning appointment %s's messages in the request", appointment_id
+        )
+        appointment_notify_booked(appointment_id=appointment_id)
+
+
 def appointment_notify_booked(*, appointment_id: int, **_event) -> list[Notification]:
-    """APPOINTMENT_BOOKED: a confirmation on each of the patient's channels, and the reminders."""
+    """A confirmation on each of the patient's channels, and the reminders. Planned by a worker after the
+    booking; an appointment cancelled by then gets neither (its cancellation says what happened)."""
     appointment = _load(appointment_id)
-    if appointment is None:
+    if appointment is None or appointment.status == AppointmentStatus.CANCELLED:
         return []
     recipients = recipients_for(appointment.patient)
     rows = _messages(

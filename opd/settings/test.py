@@ -6,11 +6,13 @@ import tempfile
 os.environ.setdefault("CACHE_KEY_PREFIX", "opd-test")
 os.environ.setdefault("CHANNELS_PREFIX", "opd-test")
 
+from django.core.exceptions import ImproperlyConfigured
+
 from .base import *  # noqa: F403
 from .base import DATABASES, REDIS_URL
 
 if not (os.environ.get("DATABASE_URL") and REDIS_URL) and not os.environ.get("OPD_TEST_EMBEDDED"):
-    raise ImproperlyConfigured(  # noqa: F405
+    raise ImproperlyConfigured(
         "Tests run on MariaDB and Redis: run them with `make test`, or export the URLs `make services` prints."
     )
 

@@ -50,8 +50,8 @@ def test_stored_days_read_like_the_appointments_for_every_scope(world, admin_use
     for scope, expected in zip(scopes, live, strict=True):
         assert stored(scope) == set(selectors.days_between(EARLIER, WED))
         caching.clear_all()
-        # Which days are stored, their sums, their waits' p90 (and its session setting): no appointment read.
-        with CaptureQueriesContext(connection) as queries, django_assert_num_queries(4):
+        # Which days are stored, their sums, their waits' p90: no appointment read.
+        with CaptureQueriesContext(connection) as queries, django_assert_num_queries(3):
             rows = selectors.daily_statistics(scope, EARLIER, WED)
         assert not [q for q in queries if "scheduling_appointment" in q["sql"]]
         assert {row["date"]: row for row in rows} == expected

@@ -8,6 +8,8 @@ that the test counts, so "exactly once" is counted where the message comes out, 
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import time
 import uuid
 
@@ -27,7 +29,7 @@ from scheduling.services import appointment_book, appointment_cancel
 from tests.factories import PatientFactory
 
 from .conftest import future_slot, sms_lines
-from .worker import Beat, Worker, purge_queue
+from .worker import Beat, Worker, process_env, purge_queue
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -42,6 +44,15 @@ def wait_for(condition, timeout: float = WAIT, what: str = "condition"):
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def planned(appointment, kind: str, **fields) -> Notification:
+    """The appointment's message of this kind, once a worker has planned it (bookings' messages are
+    planned off the request)."""
+    return wait_for(
+        lambda: Notification.objects.filter(appointment=appointment, kind=kind, **fields).first(),
+        what=f"{kind} planned",
+    )
 
 
 def closed_port() -> int:
@@ -171,7 +182,7 @@ def test_a_due_reminder_is_sent_once_when_dispatch_runs_twice_on_two_workers(
     harness.start(2, queue=queue)
     sms_only(patient, staff_user)
     appointment = appointment_book(actor=staff_user, patient=patient, slot=future_slot(doctor, department))
-    reminder = Notification.objects.get(appointment=appointment, kind=Kind.REMINDER, lead_minutes=1440)
+    reminder = planned(appointment, Kind.REMINDER, lead_minutes=1440)
     # The day-before reminder comes due.
     Notification.objects.filter(pk=reminder.pk).update(next_attempt_at=timezone.now())
 
@@ -188,7 +199,7 @@ def test_a_due_reminder_is_sent_once_when_dispatch_runs_twice_on_two_workers(
     reminder.refresh_from_db()
     assert reminder.attempts == 1
     assert len(lines_for(harness, reminder)) == 1
-    assert [line["kind"] for line in sms_lines(harness.sms)] == ["booking_confirmation", "reminder"]
+    assert sorted(line["kind"] for line in sms_lines(harness.sms)) == ["booking_confirmation", "reminder"]
     two_hours = Notification.objects.get(appointment=appointment, kind=Kind.REMINDER, lead_minutes=120)
     assert two_hours.status == Status.QUEUED
 
@@ -204,7 +215,7 @@ def test_a_worker_killed_mid_send_leaves_the_message_to_another_which_sends_it_o
 
     harness.use_queue(first_queue)
     appointment = appointment_book(actor=staff_user, patient=patient, slot=future_slot(doctor, department))
-    confirmation = Notification.objects.get(appointment=appointment, kind=Kind.BOOKING_CONFIRMATION)
+    confirmation = planned(appointment, Kind.BOOKING_CONFIRMATION)
     wait_for(lambda: Notification.objects.get(pk=confirmation.pk).status == Status.SENDING, what="claimed")
     first.kill()  # SIGKILL in the middle of the send: no outcome recorded, no acknowledgement
     harness.hold_file.unlink()
@@ -244,7 +255,7 @@ def test_a_failing_backend_ends_failed_after_n_attempts_with_the_error_recorded(
     sms_only(patient, staff_user)
 
     appointment = appointment_book(actor=staff_user, patient=patient, slot=future_slot(doctor, department))
-    confirmation = Notification.objects.get(appointment=appointment, kind=Kind.BOOKING_CONFIRMATION)
+    confirmation = planned(appointment, Kind.BOOKING_CONFIRMATION)
     wait_for(lambda: Notification.objects.get(pk=confirmation.pk).status == Status.FAILED, what="failed")
 
     failed = Notification.objects.get(pk=confirmation.pk)
@@ -263,9 +274,11 @@ def test_cancelled_appointments_get_no_reminder(harness, org, doctor, department
     for patient in (told, missed):
         sms_only(patient, staff_user)
     cancelled = appointment_book(actor=staff_user, patient=told, slot=future_slot(doctor, department))
+    planned(cancelled, Kind.REMINDER)
     appointment_cancel(actor=staff_user, appointment=cancelled, reason="Clinic closed")
     # A cancellation whose event never reached us (subscriber down): its reminders stay queued.
     unnoticed = appointment_book(actor=staff_user, patient=missed, slot=future_slot(doctor, department))
+    planned(unnoticed, Kind.REMINDER)
     monkeypatch.setitem(events._subscribers, events.APPOINTMENT_CANCELLED, [])
     appointment_cancel(actor=staff_user, appointment=unnoticed)
 
@@ -295,7 +308,7 @@ def test_beat_runs_the_dispatcher_by_itself(harness, patient, doctor, department
     harness.start(1, queue=queue)
     sms_only(patient, staff_user)
     appointment = appointment_book(actor=staff_user, patient=patient, slot=future_slot(doctor, department))
-    reminder = Notification.objects.get(appointment=appointment, kind=Kind.REMINDER, lead_minutes=1440)
+    reminder = planned(appointment, Kind.REMINDER, lead_minutes=1440)
     Notification.objects.filter(pk=reminder.pk).update(next_attempt_at=timezone.now())
 
     # Every second instead of every minute; nobody calls the dispatcher: beat does.
@@ -314,3 +327,31 @@ def test_beat_runs_the_dispatcher_by_itself(harness, patient, doctor, department
 
     assert PeriodicTask.objects.filter(task="notifications.dispatch_due").exists()
     assert len(lines_for(harness, reminder)) == 1
+
+
+def test_a_booking_made_while_the_broker_is_down_still_plans_its_messages(
+    harness, patient, doctor, department, staff_user
+):
+    """The booking's messages are planned by a worker; when the task cannot be queued, the booking's own
+    process plans them (and the dispatcher queues their sends once the broker is back)."""
+    slot = future_slot(doctor, department)
+    script = (
+        "import django; django.setup()\n"
+        "from opd.core.models import User\n"
+        "from patients.models import Patient\n"
+        "from scheduling.models import Slot\n"
+        "from scheduling.services import appointment_book\n"
+        f"a = appointment_book(actor=User.objects.get(pk={staff_user.pk}), "
+        f"patient=Patient.objects.get(pk={patient.pk}), slot=Slot.objects.get(pk={slot.pk}))\n"
+        "print(a.pk)\n"
+    )
+    env = process_env({}, CELERY_BROKER_URL=f"redis://127.0.0.1:{closed_port()}/0")
+    done = subprocess.run(  # noqa: S603 (our interpreter, our script)
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+    assert done.returncode == 0, done.stderr
+    appointment_id = int(done.stdout.split()[-1])
+    kinds = set(Notification.objects.filter(appointment_id=appointment_id).values_list("kind", flat=True))
+    assert kinds == {Kind.BOOKING_CONFIRMATION, Kind.REMINDER}
+    assert "broker unavailable" in done.stderr

@@ -34,6 +34,23 @@ def broker_url() -> str:
     return app.conf.broker_url
 
 
+def process_env(overrides: dict, **environ: str) -> dict:
+    """The environment of a process that works on this test's database and Redis, with these settings."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.notifications.worker_settings",
+        "DATABASE_URL": database_url(),
+        "CELERY_BROKER_URL": broker_url(),
+        "OPD_TEST_WORKER_SETTINGS": json.dumps(overrides),
+        "PYTHONPATH": str(settings.BASE_DIR),
+        "CONN_MAX_AGE": "0",
+        # A worker executes what it receives; eager mode (test settings may turn it on) would make it
+        # run the tasks it queues (dispatch -> send) inline instead of through the broker.
+        "CELERY_TASK_ALWAYS_EAGER": "false",
+        **environ,
+    }
+
+
 class Worker:
     """One `celery worker --pool=solo` process; `start()` returns once it consumes its queue."""
 
@@ -63,18 +80,7 @@ class Worker:
         ]
 
     def spawn(self) -> Worker:
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "tests.notifications.worker_settings",
-            "DATABASE_URL": database_url(),
-            "CELERY_BROKER_URL": broker_url(),
-            "OPD_TEST_WORKER_SETTINGS": json.dumps(self.overrides),
-            "PYTHONPATH": str(settings.BASE_DIR),
-            "CONN_MAX_AGE": "0",
-            # A worker executes what it receives; eager mode (test settings may turn it on) would make it
-            # run the tasks it queues (dispatch -> send) inline instead of through the broker.
-            "CELERY_TASK_ALWAYS_EAGER": "false",
-        }
+        env = process_env(self.overrides)
         command = [sys.executable, "-m", "celery", "-A", "opd", *self.arguments()]
         log = self.logfile.open("ab")
         self.process = subprocess.Popen(  # noqa: S603 (our own worker, fixed arguments)
