@@ -159,18 +159,37 @@ class ReportRun(models.Model):
         return f"{self.definition} #{self.pk} ({self.get_status_display().lower()})"
 
 
-class DailyStat(models.Model):
-    """The additive figures of one clinic-local day for one (department, doctor) of a clinic: what the
-    daily statistics sum for a closed day instead of reading its appointments again.
+# The stored figures are derived data: their rows reference clinics, doctors and so on without foreign-key
+# constraints in the database, whose checks would hold shared locks on those rows while a refresh writes
+# (stalling an admin's edit of a clinic or a doctor's approval for as long).
+DERIVED = {"db_constraint": False}
 
-    Derived data, rebuilt by analytics.summaries.daily_summaries_refresh; a day is read from here only
-    while its SummaryDay says it is fresh.
+
+class StatLevel(models.TextChoices):
+    DOCTOR = "doctor", "One doctor in one department of a clinic"
+    CLINIC = "clinic", "A whole clinic"
+    ORGANIZATION = "organization", "A whole organization"
+
+
+class DailyStat(models.Model):
+    """The figures of one closed clinic-local day, stored at three levels so that the daily statistics
+    sum thousands of rows instead of reading a million appointments: per (clinic, department, doctor),
+    per clinic and per organization. The clinic and organization rows also hold the day's wait p90,
+    which cannot be summed. Derived data, rebuilt by analytics.summaries.daily_summaries_refresh; read
+    only while SummaryDay says the day is current for every clinic in scope.
     """
 
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
-    clinic = models.ForeignKey("core.Clinic", on_delete=models.CASCADE, related_name="+")
-    department = models.ForeignKey("core.Department", on_delete=models.CASCADE, related_name="+")
-    doctor = models.ForeignKey("scheduling.Doctor", on_delete=models.CASCADE, related_name="+")
+    level = models.CharField(max_length=12, choices=StatLevel.choices)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+", **DERIVED)
+    clinic = models.ForeignKey(
+        "core.Clinic", on_delete=models.CASCADE, null=True, related_name="+", **DERIVED
+    )
+    department = models.ForeignKey(
+        "core.Department", on_delete=models.CASCADE, null=True, related_name="+", **DERIVED
+    )
+    doctor = models.ForeignKey(
+        "scheduling.Doctor", on_delete=models.CASCADE, null=True, related_name="+", **DERIVED
+    )
     date = models.DateField()
     appointments = models.PositiveIntegerField(default=0)
     booked = models.PositiveIntegerField(default=0)
@@ -182,6 +201,7 @@ class DailyStat(models.Model):
     new_patients = models.PositiveIntegerField(default=0)
     wait_count = models.PositiveIntegerField(default=0)
     wait_seconds = models.BigIntegerField(default=0)
+    wait_p90_seconds = models.FloatField(null=True, blank=True)
     consultation_count = models.PositiveIntegerField(default=0)
     consultation_seconds = models.BigIntegerField(default=0)
     capacity = models.PositiveIntegerField(default=0)
@@ -192,30 +212,55 @@ class DailyStat(models.Model):
             models.UniqueConstraint(
                 fields=["clinic", "date", "department", "doctor"], name="analytics_dailystat_unique"
             ),
+            models.CheckConstraint(
+                condition=(
+                    Q(
+                        level=StatLevel.DOCTOR,
+                        clinic__isnull=False,
+                        department__isnull=False,
+                        doctor__isnull=False,
+                    )
+                    | Q(
+                        level=StatLevel.CLINIC,
+                        clinic__isnull=False,
+                        department__isnull=True,
+                        doctor__isnull=True,
+                    )
+                    | Q(
+                        level=StatLevel.ORGANIZATION,
+                        clinic__isnull=True,
+                        department__isnull=True,
+                        doctor__isnull=True,
+                    )
+                ),
+                name="analytics_dailystat_level_keys",
+            ),
         ]
         indexes = [
-            models.Index(fields=["organization", "date", "clinic"], name="analytics_dailystat_org_date"),
+            models.Index(
+                fields=["organization", "level", "date", "clinic"], name="analytics_dailystat_org_date"
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"clinic {self.clinic_id} {self.date} doctor {self.doctor_id}"
+        return f"{self.level} {self.clinic_id or self.organization_id} {self.date}"
 
 
 class DailyWait(models.Model):
     """One measured wait (check-in to start, in seconds) of a closed day: the 90th percentile of any
     scope's day is taken over these in SQL, as it is over appointments for open days."""
 
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
-    clinic = models.ForeignKey("core.Clinic", on_delete=models.CASCADE, related_name="+")
-    department = models.ForeignKey("core.Department", on_delete=models.CASCADE, related_name="+")
-    doctor = models.ForeignKey("scheduling.Doctor", on_delete=models.CASCADE, related_name="+")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+", **DERIVED)
+    clinic = models.ForeignKey("core.Clinic", on_delete=models.CASCADE, related_name="+", **DERIVED)
+    department = models.ForeignKey("core.Department", on_delete=models.CASCADE, related_name="+", **DERIVED)
+    doctor = models.ForeignKey("scheduling.Doctor", on_delete=models.CASCADE, related_name="+", **DERIVED)
     date = models.DateField()
     seconds = models.IntegerField()
 
     class Meta:
         indexes = [
             # Each day's waits in order, read from the top for the 90th percentile (selectors.daily.
-            # _stored_p90); the scope's columns are in the index, so no row is visited.
+            # stored_wait_p90); the scope's columns are in the index, so no row is visited.
             models.Index(
                 fields=["organization", "date", "seconds", "clinic", "department", "doctor"],
                 name="analytics_dailywait_org_date",
@@ -247,3 +292,16 @@ class SummaryDay(models.Model):
 
     def __str__(self) -> str:
         return f"clinic {self.clinic_id} {self.date}"
+
+
+class SummaryLock(models.Model):
+    """One row per organization that refreshes of its stored figures lock, so they take turns. (Locking
+    the organization row itself would stall every change of an appointment's status there: InnoDB checks
+    the foreign key of an index that starts with the organization, taking a shared lock on that row.)"""
+
+    organization = models.OneToOneField(
+        Organization, on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return f"summaries of organization {self.organization_id}"

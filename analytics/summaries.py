@@ -1,9 +1,9 @@
 """Stored daily figures of closed days, so that statistics over years read thousands of rows, not millions.
 
 A closed day (over in every zone, see caching.closed_before) rarely changes again. For each clinic and
-closed day, daily_summaries_refresh stores the additive figures per (department, doctor) in DailyStat and
-every measured wait in DailyWait, computed by the same SQL as the live statistics, and records in
-SummaryDay when it began reading. The daily statistics read a day from there while it is fresh for every
+closed day, daily_summaries_refresh stores the figures in DailyStat per (department, doctor), per clinic
+and per organization (the last two with the day's wait p90) and every measured wait in DailyWait,
+computed by the same SQL as the live statistics, and records in SummaryDay when it began reading. The daily statistics read a day from there while it is fresh for every
 clinic in scope (analytics.selectors.daily), and compute it from the appointments otherwise.
 
 Staleness: the appointment events (booking, cancellation, move, every queue change) mark a closed day
@@ -17,7 +17,7 @@ import datetime as dt
 import logging
 
 from django.db import connection, transaction
-from django.db.models import Min, Q
+from django.db.models import Min, Q, Sum
 from django.db.models.functions import Now
 
 from opd.core.db import retry_on_deadlock
@@ -26,7 +26,7 @@ from opd.core.models import Clinic
 from scheduling.models import Appointment, AppointmentStatus, Slot
 
 from .caching import closed_before
-from .models import DailyStat, DailyWait, SummaryDay
+from .models import DailyStat, DailyWait, StatLevel, SummaryDay, SummaryLock
 from .selectors import daily
 from .selectors.scope import StatsScope, day_runs, days_between
 
@@ -44,7 +44,7 @@ def daily_summaries_refresh(*, clinic_id: int, date_from: dt.date, date_to: dt.d
     """Store the figures of one clinic's closed days in [date_from, date_to] (later days are left out:
     they still change). Returns how many days were stored.
 
-    Locks the clinic row, so two refreshes of a clinic take turns. The SummaryDay rows are stamped with
+    Locks the organization's SummaryLock row, so two refreshes in an organization take turns. The SummaryDay rows are stamped with
     the database's clock *before* the figures are read, and stay locked until commit: a change that
     commits meanwhile marks its day after that stamp (its marker waits for the lock), so the day reads
     as stale, never as current with the change missing.
@@ -53,9 +53,14 @@ def daily_summaries_refresh(*, clinic_id: int, date_from: dt.date, date_to: dt.d
     if date_from > date_to:
         return 0
     with transaction.atomic():
-        clinic = Clinic.objects.select_for_update().filter(pk=clinic_id).first()
+        clinic = Clinic.objects.filter(pk=clinic_id).first()
         if clinic is None:
             raise NotFound("Unknown clinic.", fields={"clinic": "Unknown clinic."})
+        # One organization's refreshes take turns: each rewrites the organization's totals of its days.
+        SummaryLock.objects.bulk_create(
+            [SummaryLock(organization_id=clinic.organization_id)], ignore_conflicts=True
+        )
+        SummaryLock.objects.select_for_update().get(organization_id=clinic.organization_id)
         in_range = {"clinic_id": clinic.pk, "date__gte": date_from, "date__lte": date_to}
         days = days_between(date_from, date_to)
         have = set(SummaryDay.objects.filter(**in_range).values_list("date", flat=True))
@@ -76,25 +81,63 @@ def daily_summaries_refresh(*, clinic_id: int, date_from: dt.date, date_to: dt.d
             groups.setdefault(key, {})["new_patients"] = count
         for key, values in daily._slot_aggregates(scope, date_from, date_to, GROUPED_BY).items():
             groups.setdefault(key, {}).update(values)
+        totals: dict[dt.date, dict] = {}
+        for (day, _department_id, _doctor_id), values in groups.items():
+            total = totals.setdefault(day, dict.fromkeys(daily.ADDITIVE, 0))
+            for key in daily.ADDITIVE:
+                total[key] += values.get(key, 0)
 
         DailyStat.objects.filter(**in_range).delete()
+        DailyWait.objects.filter(**in_range).delete()
+        _store_waits(scope, date_from, date_to)
+        p90 = daily.stored_wait_p90(scope, {d: t["wait_count"] for d, t in totals.items() if t["wait_count"]})
+        common = {"organization_id": clinic.organization_id, "clinic_id": clinic.pk}
         DailyStat.objects.bulk_create(
             [
                 DailyStat(
-                    organization_id=clinic.organization_id,
-                    clinic_id=clinic.pk,
-                    date=day,
-                    department_id=department_id,
-                    doctor_id=doctor_id,
-                    **values,
+                    level=StatLevel.DOCTOR, date=day, department_id=dep, doctor_id=doc, **common, **values
                 )
-                for (day, department_id, doctor_id), values in groups.items()
+                for (day, dep, doc), values in groups.items()
+            ]
+            + [
+                DailyStat(level=StatLevel.CLINIC, date=day, wait_p90_seconds=p90.get(day), **common, **total)
+                for day, total in totals.items()
             ],
             batch_size=1000,
         )
-        DailyWait.objects.filter(**in_range).delete()
-        _store_waits(scope, date_from, date_to)
+        _store_organization_totals(clinic.organization_id, date_from, date_to)
     return len(days)
+
+
+def _store_organization_totals(organization_id: int, date_from: dt.date, date_to: dt.date) -> None:
+    """The organization's rows for these days: its clinics' rows summed, and the p90 over all their
+    waits. Caller holds the organization's lock."""
+    in_range = {"organization_id": organization_id, "date__gte": date_from, "date__lte": date_to}
+    DailyStat.objects.filter(level=StatLevel.ORGANIZATION, **in_range).delete()
+    sums = list(
+        DailyStat.objects.filter(level=StatLevel.CLINIC, **in_range)
+        .values("date")
+        .annotate(**{key: Sum(key) for key in daily.ADDITIVE})
+        .order_by()
+    )
+    clinics = Clinic.objects.filter(organization_id=organization_id).order_by("pk")
+    scope = StatsScope(
+        clinics=tuple(clinics.values_list("pk", "time_zone")), organization_ids=(organization_id,)
+    )
+    p90 = daily.stored_wait_p90(scope, {row["date"]: row["wait_count"] for row in sums if row["wait_count"]})
+    DailyStat.objects.bulk_create(
+        [
+            DailyStat(
+                level=StatLevel.ORGANIZATION,
+                organization_id=organization_id,
+                date=row["date"],
+                wait_p90_seconds=p90.get(row["date"]),
+                **{key: int(row[key] or 0) for key in daily.ADDITIVE},
+            )
+            for row in sums
+        ],
+        batch_size=1000,
+    )
 
 
 def _store_waits(scope: StatsScope, date_from: dt.date, date_to: dt.date) -> None:

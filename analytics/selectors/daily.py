@@ -24,13 +24,14 @@ import datetime as dt
 import math
 
 from django.db import connection
-from django.db.models import Count, F, Min, Q, Sum
+from django.db.models import Count, F, Max, Min, Q, Sum
 
+from opd.core.models import Clinic
 from scheduling.models import Appointment, AppointmentStatus, Slot
 
 from .. import caching
 from ..expressions import LocalDate, SecondsBetween, SortedConcat, percentile_from_sorted_concat
-from ..models import DailyStat, DailyWait, SummaryDay
+from ..models import DailyStat, DailyWait, StatLevel, SummaryDay
 from .scope import StatsScope, day_runs, days_between
 
 # First visits are found either for the patients seen in the range (cheap for a short range or a small
@@ -164,36 +165,58 @@ def stored_days(scope: StatsScope, date_from: dt.date, date_to: dt.date) -> set[
     return {row["date"] for row in rows}
 
 
-def _stored_rows(model, scope: StatsScope, days: set[dt.date]):
-    q = Q(organization_id__in=scope.organization_ids, clinic_id__in=scope.clinic_ids)
-    if scope.department_id is not None:
-        q &= Q(department_id=scope.department_id)
-    if scope.doctor_id is not None:
-        q &= Q(doctor_id=scope.doctor_id)
-    return model.objects.filter(q, date__gte=min(days), date__lte=max(days)).order_by()
+def _stored_level(scope: StatsScope) -> tuple[str, bool]:
+    """Which DailyStat rows answer the scope, and whether their wait p90 is the scope's: the doctor rows
+    under a department or doctor filter; an organization's row when the scope is all of its clinics; a
+    clinic's row for one clinic; the clinics' rows (the p90 then comes from DailyWait) otherwise."""
+    if scope.department_id is not None or scope.doctor_id is not None:
+        return StatLevel.DOCTOR, False
+    if len(scope.organization_ids) == 1:
+        everything = Clinic.objects.filter(organization_id=scope.organization_ids[0]).values_list(
+            "pk", flat=True
+        )
+        if set(everything) == set(scope.clinic_ids):
+            return StatLevel.ORGANIZATION, True
+    return StatLevel.CLINIC, len(scope.clinics) == 1
 
 
 def _read_stored(scope: StatsScope, days: set[dt.date]) -> dict[dt.date, dict]:
-    """The days' figures summed from DailyStat, their wait p90 picked from DailyWait."""
+    """The days' figures from DailyStat at the scope's level; the p90 from the same rows where they are
+    the scope's, else picked from DailyWait."""
     out = {day: empty_day(day) for day in days}
-    sums = _stored_rows(DailyStat, scope, days).values("date").annotate(**{k: Sum(k) for k in ADDITIVE})
-    for row in sums:
+    level, has_p90 = _stored_level(scope)
+    rows = DailyStat.objects.filter(
+        organization_id__in=scope.organization_ids, level=level, date__gte=min(days), date__lte=max(days)
+    )
+    if level != StatLevel.ORGANIZATION:
+        rows = rows.filter(clinic_id__in=scope.clinic_ids)
+    if scope.department_id is not None:
+        rows = rows.filter(department_id=scope.department_id)
+    if scope.doctor_id is not None:
+        rows = rows.filter(doctor_id=scope.doctor_id)
+    sums = {key: Sum(key) for key in ADDITIVE}
+    if has_p90:
+        sums["wait_p90_seconds"] = Max("wait_p90_seconds")  # one row per day at this level
+    for row in rows.values("date").annotate(**sums).order_by():
         if row["date"] in out:
             out[row["date"]].update({k: int(row[k] or 0) for k in ADDITIVE})
-    counts = {day: row["wait_count"] for day, row in out.items() if row["wait_count"]}
-    for day, p90 in _stored_p90(scope, counts).items():
-        out[day]["wait_p90_seconds"] = p90
+            if has_p90:
+                out[row["date"]]["wait_p90_seconds"] = row["wait_p90_seconds"]
+    if not has_p90:
+        counts = {day: row["wait_count"] for day, row in out.items() if row["wait_count"]}
+        for day, p90 in stored_wait_p90(scope, counts).items():
+            out[day]["wait_p90_seconds"] = p90
     for row in out.values():
         row["returning_patients"] = row[AppointmentStatus.COMPLETED] - row["new_patients"]
         finish_day(row)
     return out
 
 
-# Days per statement of _stored_p90 (SQLite allows 500 terms in a compound SELECT).
+# Days per statement of stored_wait_p90 (SQLite allows 500 terms in a compound SELECT).
 P90_DAYS_PER_QUERY = 400
 
 
-def _stored_p90(scope: StatsScope, counts: dict[dt.date, int]) -> dict[dt.date, float]:
+def stored_wait_p90(scope: StatsScope, counts: dict[dt.date, int]) -> dict[dt.date, float]:
     """PERCENTILE_CONT(0.9) of each day's stored waits, knowing how many there are (`counts`).
 
     The two waits around rank 0.9 * (n - 1) are read straight off the (organization, date, seconds, ...)

@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from analytics import caching, selectors, summaries
-from analytics.models import DailyStat, DailyWait, SummaryDay
+from analytics.models import DailyStat, DailyWait, StatLevel, SummaryDay
 from analytics.selectors import daily
 from analytics.tasks import refresh_summaries
 from opd.core.errors import NotFound
@@ -42,28 +42,55 @@ def test_stored_days_read_like_the_appointments_for_every_scope(world, admin_use
         selectors.resolve_scope(admin_user, clinic_ids=[world.clinic.pk]),
         selectors.resolve_scope(admin_user, department_id=world.department.pk),
         selectors.resolve_scope(admin_user, doctor_id=world.north_doctor.pk),
+        # Two organizations (a superuser's view): clinic rows summed, the p90 picked from the waits.
+        daily.StatsScope(
+            clinics=tuple(
+                sorted(
+                    (c.pk, c.time_zone) for c in (world.clinic, world.other_clinic, world.other_org_clinic)
+                )
+            ),
+            organization_ids=tuple(sorted({world.org.pk, world.other_org_clinic.organization_id})),
+        ),
     ]
-    live = [figures(scope) for scope in scopes]
+    # The other organization's figures are stored from its own first day with slots, Monday.
+    starts = [EARLIER] * 4 + [MON]
+    live = [figures(scope, start) for scope, start in zip(scopes, starts, strict=True)]
 
     summaries.daily_summaries_refresh_due()
 
-    for scope, expected in zip(scopes, live, strict=True):
-        assert stored(scope) == set(selectors.days_between(EARLIER, WED))
+    for scope, start, expected in zip(scopes, starts, live, strict=True):
+        assert stored(scope, start) == set(selectors.days_between(start, WED))
         caching.clear_all()
-        # Which days are stored, their sums, their waits' p90: no appointment read.
+        # Which days are stored, (which rows answer the scope, or) the p90 from the waits, the sums: no
+        # appointment read.
         with CaptureQueriesContext(connection) as queries, django_assert_num_queries(3):
-            rows = selectors.daily_statistics(scope, EARLIER, WED)
+            rows = selectors.daily_statistics(scope, start, WED)
         assert not [q for q in queries if "scheduling_appointment" in q["sql"]]
         assert {row["date"]: row for row in rows} == expected
 
 
-def test_it_stores_one_row_per_doctor_and_day_and_every_wait(world):
+def test_it_stores_each_day_per_doctor_clinic_and_organization_and_every_wait(world):
     summaries.daily_summaries_refresh(clinic_id=world.clinic.pk, date_from=MON, date_to=TUE)
+    summaries.daily_summaries_refresh(clinic_id=world.other_clinic.pk, date_from=MON, date_to=TUE)
 
-    rows = DailyStat.objects.filter(clinic=world.clinic).order_by("date")
+    rows = DailyStat.objects.filter(clinic=world.clinic, level=StatLevel.DOCTOR).order_by("date")
     assert [(r.date, r.doctor_id, r.appointments, r.completed, r.new_patients, r.capacity) for r in rows] == [
         (MON, world.doctor.pk, 5, 3, 2, 4),
         (TUE, world.doctor.pk, 3, 1, 0, 4),
+    ]
+    clinic = DailyStat.objects.filter(clinic=world.clinic, level=StatLevel.CLINIC).order_by("date")
+    # Monday's waits 10, 20, 30 minutes: rank 0.9 * 2 = 1.8, so 20 + 0.8 * 10 = 28 minutes.
+    assert [(r.date, r.appointments, r.wait_p90_seconds) for r in clinic] == [
+        (MON, 5, 28 * 60.0),
+        (TUE, 3, 5 * 60.0),
+    ]
+    organization = DailyStat.objects.filter(organization=world.org, level=StatLevel.ORGANIZATION).order_by(
+        "date"
+    )
+    # With north's 15 minutes on Monday: 10, 15, 20, 30 -> rank 2.7: 20 + 0.7 * 10 = 27 minutes.
+    assert [(r.date, r.appointments, r.completed, r.wait_p90_seconds) for r in organization] == [
+        (MON, 6, 4, 27 * 60.0),
+        (TUE, 3, 1, 5 * 60.0),
     ]
     waits = DailyWait.objects.filter(clinic=world.clinic).order_by("date", "seconds")
     assert [(w.date, w.seconds // 60) for w in waits] == [(MON, 10), (MON, 20), (MON, 30), (TUE, 5)]
@@ -159,7 +186,7 @@ def test_the_command_refreshes_due_days_or_a_range(world, capsys):
         "--date-to",
         "2026-01-12",
     )
-    assert DailyStat.objects.get(clinic=world.clinic, date=MON).appointments == 5
+    assert DailyStat.objects.get(clinic=world.clinic, date=MON, level=StatLevel.CLINIC).appointments == 5
 
 
 @pytest.mark.parametrize(
