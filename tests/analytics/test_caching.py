@@ -1,4 +1,4 @@
-"""Statistics are cached per day and recomputed when something on that day changes."""
+"""Statistics are cached per month and recomputed when something on a day of that month changes."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from scheduling.models import Appointment, AppointmentStatus
 from scheduling.services import appointment_book, appointment_cancel, appointment_reschedule
 from tests.factories import PatientFactory
 
-from .conftest import MON, make_appointment, make_slot
+from .conftest import EARLIER, MON, TUE, make_appointment, make_slot
 
 pytestmark = pytest.mark.django_db
 
@@ -36,18 +36,31 @@ def test_it_serves_a_day_from_the_cache_until_the_day_changes(world, admin_user)
     assert appointments_on(scope, MON) == 6
 
 
-def test_a_change_recomputes_only_that_clinic_and_day(world, admin_user, django_assert_max_num_queries):
+def test_a_change_recomputes_only_that_clinic_and_month(world, admin_user, django_assert_max_num_queries):
     scope = selectors.resolve_scope(admin_user)
     selectors.daily_statistics(scope, MON - dt.timedelta(days=3), MON + dt.timedelta(days=3))
 
     with django_assert_max_num_queries(0):
         selectors.daily_statistics(scope, MON - dt.timedelta(days=3), MON + dt.timedelta(days=3))
     caching.bump(world.clinic.pk, MON)
-    # One day is missing now: whether it has stored figures (it has none), then one query per figure
-    # family (appointments, p90 and its session setting, first visits, slots).
+    # January is missing now: which of its days have stored figures (none), then one query per figure
+    # family (appointments, p90 and its session setting, first visits, slots) for the whole month.
     with django_assert_max_num_queries(6):
         rows = selectors.daily_statistics(scope, MON - dt.timedelta(days=3), MON + dt.timedelta(days=3))
     assert rows[3]["appointments"] == 6
+
+
+def test_a_change_leaves_other_clinics_and_months_cached(world, admin_user, django_assert_max_num_queries):
+    central = selectors.resolve_scope(admin_user, clinic_ids=[world.clinic.pk])
+    north = selectors.resolve_scope(admin_user, clinic_ids=[world.other_clinic.pk])
+    for scope in (central, north):
+        selectors.daily_statistics(scope, EARLIER, TUE)
+
+    caching.bump(world.clinic.pk, MON)
+
+    with django_assert_max_num_queries(0):
+        selectors.daily_statistics(north, EARLIER, TUE)
+        selectors.daily_statistics(central, EARLIER, dt.date(2025, 12, 31))
 
 
 def test_every_appointment_event_invalidates(world):
