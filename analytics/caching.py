@@ -118,23 +118,34 @@ def cached_days(
     return [found[keys[month_of(day)]][day] for day in days]
 
 
-def on_appointment_event(*, appointment_id: int, previous_slot_id: int | None = None, **_: object) -> None:
-    """Event handler: the appointment's (clinic, day) changed; after a reschedule, the old slot's too.
-    Stored figures of a closed day are marked stale as well (analytics.summaries)."""
+def on_appointment_event(
+    *,
+    appointment_id: int,
+    previous_slot_id: int | None = None,
+    clinic_id: int | None = None,
+    day: dt.date | None = None,
+    **_: object,
+) -> None:
+    """Event handler: the appointment's (clinic, day) changed (read from the event when it says, from the
+    row otherwise); after a reschedule, the old slot's too. Stored figures of a closed day are marked
+    stale as well (analytics.summaries)."""
     from scheduling.models import Appointment, Slot
 
     from .summaries import daily_summaries_mark_changed
 
     changed = []
-    row = Appointment.objects.filter(pk=appointment_id).values_list("clinic_id", "slot__date").first()
-    if row:
-        changed.append(row)
+    if clinic_id is not None and day is not None:
+        changed.append((clinic_id, day))
+    else:
+        row = Appointment.objects.filter(pk=appointment_id).values_list("clinic_id", "slot__date").first()
+        if row:
+            changed.append(row)
     if previous_slot_id:
         old = Slot.objects.filter(pk=previous_slot_id).values_list("clinic_id", "date").first()
         if old:
             changed.append(old)
-    for clinic_id, day in changed:
-        bump(clinic_id, day)
+    for changed_clinic, changed_day in changed:
+        bump(changed_clinic, changed_day)
     daily_summaries_mark_changed(appointment_id=appointment_id, days=changed)
 
 

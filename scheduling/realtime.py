@@ -14,6 +14,7 @@ a clinic queue.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import functools
 import logging
 import threading
@@ -94,10 +95,22 @@ def _is_today(appt_start, clinic) -> bool:
     return start <= appt_start < end
 
 
+# No clinic's "today" holds an instant further than this from now (a local day lasts at most 25 hours
+# and zones lie within 14 hours of UTC).
+NOT_TODAY_ANYWHERE = dt.timedelta(hours=40)
+
+
 def on_booking_changed(
-    *, action: str, appointment_id: int, previous_slot_id: int | None = None, **_: Any
+    *,
+    action: str,
+    appointment_id: int,
+    previous_slot_id: int | None = None,
+    start: dt.datetime | None = None,
+    **_: Any,
 ) -> None:
     """A booking, cancellation or move that concerns today changes who the doctor expects."""
+    if previous_slot_id is None and start is not None and abs(start - timezone.now()) > NOT_TODAY_ANYWHERE:
+        return  # most bookings are for another day: no need to read the row to know
     appt = Appointment.objects.select_related("clinic").filter(pk=appointment_id).first()
     if appt is None:
         return

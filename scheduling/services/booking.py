@@ -141,7 +141,14 @@ def _create(*, actor, patient, slot, reason, channel) -> Appointment:
         slot=slot.pk,
         channel=channel,
     )
-    events.publish(events.APPOINTMENT_BOOKED, appointment_id=appointment.pk)
+    # Where and when, so subscribers need not read the row back to know which day changed.
+    events.publish(
+        events.APPOINTMENT_BOOKED,
+        appointment_id=appointment.pk,
+        clinic_id=slot.clinic_id,
+        day=slot.date,
+        start=slot.start,
+    )
     return appointment
 
 
