@@ -18,3 +18,4 @@ class AnalyticsConfig(AppConfig):
             events.QUEUE_CHANGED,
         ):
             events.subscribe(event, caching.on_appointment_event)
+        events.subscribe(events.CLINICAL_DAY_CHANGED, caching.on_clinical_day_changed)

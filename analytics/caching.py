@@ -29,9 +29,6 @@ if TYPE_CHECKING:
 KEY_VERSION = "a2"  # bump when the cached rows change shape
 CLOSED_DAY_SECONDS = 30 * 24 * 3600
 OPEN_DAY_SECONDS = 60
-# Figures whose changes publish no event (care notes can be written or re-categorised later) are kept
-# a quarter of an hour even for closed days.
-UNEVENTED_CLOSED_DAY_SECONDS = 15 * 60
 
 
 def namespace() -> str:
@@ -82,8 +79,6 @@ def cached_days(
     scope: StatsScope,
     days: list[dt.date],
     compute: Callable[[dt.date, dt.date], dict[dt.date, dict]],
-    *,
-    closed_seconds: int = CLOSED_DAY_SECONDS,
 ) -> list[dict]:
     """The rows of `days` (ascending), from the cached months where current; each run of consecutive
     missing months is computed with one call of `compute(first_day, last_day)` and stored per month."""
@@ -110,7 +105,7 @@ def cached_days(
             chunk = {day: row for day, row in computed.items() if month_of(day) == month}
             (closed if _month_end(month) < first_open else open_)[keys[month]] = chunk
         if closed:
-            cache.set_many(closed, timeout=closed_seconds)
+            cache.set_many(closed, timeout=CLOSED_DAY_SECONDS)
         if open_:
             cache.set_many(open_, timeout=OPEN_DAY_SECONDS)
         found.update(closed)
@@ -147,6 +142,14 @@ def on_appointment_event(
     for changed_clinic, changed_day in changed:
         bump(changed_clinic, changed_day)
     daily_summaries_mark_changed(appointment_id=appointment_id, days=changed)
+
+
+def on_clinical_day_changed(*, clinic_id: int, day: dt.date, **_: object) -> None:
+    """Event handler: vitals written again or a care note re-categorised moved a figure of that day."""
+    from .summaries import daily_summaries_mark_changed
+
+    bump(clinic_id, day)
+    daily_summaries_mark_changed(appointment_id=None, days=[(clinic_id, day)])
 
 
 def clear_all() -> None:

@@ -206,6 +206,18 @@ class DailyStat(models.Model):
     consultation_seconds = models.BigIntegerField(default=0)
     capacity = models.PositiveIntegerField(default=0)
     seats_booked = models.PositiveIntegerField(default=0)
+    # Consultations by NEWS2 band, on the day their vitals were recorded (department: the appointment's).
+    news2_low = models.PositiveIntegerField(default=0)
+    news2_low_medium = models.PositiveIntegerField(default=0)
+    news2_medium = models.PositiveIntegerField(default=0)
+    news2_high = models.PositiveIntegerField(default=0)
+    # Care notes by category: clinic and organization rows only (notes belong to clinics).
+    care_observation = models.PositiveIntegerField(default=0)
+    care_medication = models.PositiveIntegerField(default=0)
+    care_hygiene = models.PositiveIntegerField(default=0)
+    care_nutrition = models.PositiveIntegerField(default=0)
+    care_incident = models.PositiveIntegerField(default=0)
+    care_other = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints = [

@@ -27,12 +27,15 @@ from scheduling.models import Appointment, AppointmentStatus, Slot
 
 from .caching import closed_before
 from .models import DailyStat, DailyWait, StatLevel, SummaryDay, SummaryLock
-from .selectors import daily
+from .selectors import clinical, daily
+from .selectors.clinical import CARE_STORED, NEWS2_STORED
 from .selectors.scope import StatsScope, day_runs, days_between
 
 logger = logging.getLogger(__name__)
 
 GROUPED_BY = ("department_id", "doctor_id")
+# Every summed column of DailyStat: appointment figures, NEWS2 bands, care note categories.
+STORED = [*daily.ADDITIVE, *NEWS2_STORED.values(), *CARE_STORED.values()]
 
 
 def last_closed_day() -> dt.date:
@@ -81,11 +84,17 @@ def daily_summaries_refresh(*, clinic_id: int, date_from: dt.date, date_to: dt.d
             groups.setdefault(key, {})["new_patients"] = count
         for key, values in daily._slot_aggregates(scope, date_from, date_to, GROUPED_BY).items():
             groups.setdefault(key, {}).update(values)
+        news2 = clinical.news2_counts(scope, date_from, date_to, ("appointment__department_id", "doctor_id"))
+        for key, counts in news2.items():
+            groups.setdefault(key, {}).update({NEWS2_STORED[band]: n for band, n in counts.items()})
         totals: dict[dt.date, dict] = {}
         for (day, _department_id, _doctor_id), values in groups.items():
-            total = totals.setdefault(day, dict.fromkeys(daily.ADDITIVE, 0))
-            for key in daily.ADDITIVE:
-                total[key] += values.get(key, 0)
+            total = totals.setdefault(day, dict.fromkeys(STORED, 0))
+            for key, value in values.items():
+                total[key] += value
+        for day, counts in clinical.care_note_counts(scope, date_from, date_to).items():
+            total = totals.setdefault(day, dict.fromkeys(STORED, 0))
+            total.update({CARE_STORED[category]: n for category, n in counts.items()})
 
         DailyStat.objects.filter(**in_range).delete()
         DailyWait.objects.filter(**in_range).delete()
@@ -117,7 +126,7 @@ def _store_organization_totals(organization_id: int, date_from: dt.date, date_to
     sums = list(
         DailyStat.objects.filter(level=StatLevel.CLINIC, **in_range)
         .values("date")
-        .annotate(**{key: Sum(key) for key in daily.ADDITIVE})
+        .annotate(**{key: Sum(key) for key in STORED})
         .order_by()
     )
     clinics = Clinic.objects.filter(organization_id=organization_id).order_by("pk")
@@ -132,7 +141,7 @@ def _store_organization_totals(organization_id: int, date_from: dt.date, date_to
                 organization_id=organization_id,
                 date=row["date"],
                 wait_p90_seconds=p90.get(row["date"]),
-                **{key: int(row[key] or 0) for key in daily.ADDITIVE},
+                **{key: int(row[key] or 0) for key in STORED},
             )
             for row in sums
         ],
@@ -192,7 +201,7 @@ def _first_day(organization_id: int) -> dt.date | None:
     return min(firsts) if firsts else None
 
 
-def daily_summaries_mark_changed(*, appointment_id: int, days: list[tuple[int, dt.date]]) -> int:
+def daily_summaries_mark_changed(*, appointment_id: int | None, days: list[tuple[int, dt.date]]) -> int:
     """Mark the stored figures of these (clinic, day)s changed, where the day is closed. Called after the
     change committed, by the appointment event handler (caching.on_appointment_event).
 
@@ -206,6 +215,8 @@ def daily_summaries_mark_changed(*, appointment_id: int, days: list[tuple[int, d
         Appointment.objects.filter(pk=appointment_id, status=AppointmentStatus.COMPLETED)
         .values("organization_id", "patient_id", "start")
         .first()
+        if appointment_id is not None
+        else None
     )
     if appointment is not None:
         later = (

@@ -165,11 +165,11 @@ def stored_days(scope: StatsScope, date_from: dt.date, date_to: dt.date) -> set[
     return {row["date"] for row in rows}
 
 
-def _stored_level(scope: StatsScope) -> tuple[str, bool]:
+def _stored_level(scope: StatsScope, *, use_filters: bool = True) -> tuple[str, bool]:
     """Which DailyStat rows answer the scope, and whether their wait p90 is the scope's: the doctor rows
     under a department or doctor filter; an organization's row when the scope is all of its clinics; a
     clinic's row for one clinic; the clinics' rows (the p90 then comes from DailyWait) otherwise."""
-    if scope.department_id is not None or scope.doctor_id is not None:
+    if use_filters and (scope.department_id is not None or scope.doctor_id is not None):
         return StatLevel.DOCTOR, False
     if len(scope.organization_ids) == 1:
         everything = Clinic.objects.filter(organization_id=scope.organization_ids[0]).values_list(
@@ -180,20 +180,28 @@ def _stored_level(scope: StatsScope) -> tuple[str, bool]:
     return StatLevel.CLINIC, len(scope.clinics) == 1
 
 
-def _read_stored(scope: StatsScope, days: set[dt.date]) -> dict[dt.date, dict]:
-    """The days' figures from DailyStat at the scope's level; the p90 from the same rows where they are
-    the scope's, else picked from DailyWait."""
-    out = {day: empty_day(day) for day in days}
-    level, has_p90 = _stored_level(scope)
+def stored_rows(scope: StatsScope, days: set[dt.date], *, use_filters: bool = True):
+    """The DailyStat rows that answer the scope over `days` (a superset: callers keep their days), and
+    whether their wait p90 is the scope's. Without `use_filters`, a department or doctor filter is
+    ignored (clinic-level figures)."""
+    level, has_p90 = _stored_level(scope, use_filters=use_filters)
     rows = DailyStat.objects.filter(
         organization_id__in=scope.organization_ids, level=level, date__gte=min(days), date__lte=max(days)
     )
     if level != StatLevel.ORGANIZATION:
         rows = rows.filter(clinic_id__in=scope.clinic_ids)
-    if scope.department_id is not None:
+    if level == StatLevel.DOCTOR and scope.department_id is not None:
         rows = rows.filter(department_id=scope.department_id)
-    if scope.doctor_id is not None:
+    if level == StatLevel.DOCTOR and scope.doctor_id is not None:
         rows = rows.filter(doctor_id=scope.doctor_id)
+    return rows, has_p90
+
+
+def _read_stored(scope: StatsScope, days: set[dt.date]) -> dict[dt.date, dict]:
+    """The days' figures from DailyStat at the scope's level; the p90 from the same rows where they are
+    the scope's, else picked from DailyWait."""
+    out = {day: empty_day(day) for day in days}
+    rows, has_p90 = stored_rows(scope, days)
     sums = {key: Sum(key) for key in ADDITIVE}
     if has_p90:
         sums["wait_p90_seconds"] = Max("wait_p90_seconds")  # one row per day at this level

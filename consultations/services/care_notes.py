@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
+from opd.core import events
 from opd.core.audit import audit
 from opd.core.errors import NotFound, PermissionDenied
 from opd.core.models import Clinic, Role, User
@@ -61,6 +62,8 @@ def care_note_update(
             return current
         validate_model(current, exclude=SET_BY_SERVICE)
         current.save(update_fields=[*changed, "updated_at"])
+        if "category" in changed:
+            events.publish(events.CLINICAL_DAY_CHANGED, clinic_id=current.clinic_id, day=current.date)
         audit(
             actor=actor,
             action="care_note.updated",

@@ -13,6 +13,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from opd.core import events
 from opd.core.audit import audit
 from opd.core.db import retry_on_deadlock
 from opd.core.errors import Conflict
@@ -140,6 +141,13 @@ def consultation_update(*, actor: User, consultation: Consultation, **changes: A
         update_fields = [*changed, "updated_at"]
         vitals_changed = any(name in VITAL_FIELDS for name in changed)
         if vitals_changed:
+            if current.vitals_recorded_at is not None:
+                # The earlier vitals' day loses this consultation's NEWS2 band (statistics listen).
+                events.publish(
+                    events.CLINICAL_DAY_CHANGED,
+                    clinic_id=current.clinic_id,
+                    day=timezone.localdate(current.vitals_recorded_at, timezone=appointment.clinic.tz),
+                )
             current.vitals_recorded_at = timezone.now()
             _apply_news2(current)
             update_fields += ["vitals_recorded_at", *NEWS2_SCORE_FIELDS, "news2_spo2_scale", "news2_total"]

@@ -23,6 +23,9 @@ APPOINTMENT_CANCELLED = "appointment.cancelled"
 APPOINTMENT_RESCHEDULED = "appointment.rescheduled"
 # Any change to a doctor's live queue (check-in, start, complete, no-show, priority, call, skip, recall).
 QUEUE_CHANGED = "queue.changed"
+# A clinical record moved between days or categories after the fact: vitals written again (the NEWS2 band
+# leaves the day of the earlier vitals), a care note re-categorised. Carries clinic_id and day (local).
+CLINICAL_DAY_CHANGED = "clinical.day_changed"
 
 
 def subscribe(event: str, handler: Handler) -> None:

@@ -22,6 +22,8 @@ def world(request, world):
     """Every figure twice: computed from the appointments, and read from the stored daily figures of
     these (closed) days after beat's refresh has run."""
     if request.param == "from stored figures":
+        if "clinical" in request.fixturenames:
+            request.getfixturevalue("clinical")  # the consultations and notes are stored too
         assert daily_summaries_refresh_due() > 0
         everything = daily.StatsScope(
             clinics=(

@@ -260,3 +260,67 @@ def test_a_change_committed_while_a_refresh_reads_leaves_the_day_stale(
     assert TUE not in stored(scope, MON, TUE)
     assert MON in stored(scope, MON, TUE)
     assert figures(scope, MON, TUE)[TUE.isoformat()]["no_show"] == 1
+
+
+def test_a_care_note_recategorised_on_a_closed_day_is_read_afresh(
+    world, admin_user, staff_user, django_capture_on_commit_callbacks
+):
+    from consultations.models import CareNote
+    from consultations.services import care_note_update
+
+    note = CareNote.objects.create(
+        organization_id=world.org.pk,
+        clinic=world.clinic,
+        patient=world.patients[1],
+        author=staff_user,
+        category="observation",
+        text="Pale, steady",
+        date=MON,
+        created_at=at(MON, "09:40", world.clinic.time_zone),
+    )
+    scope = selectors.resolve_scope(admin_user, clinic_ids=[world.clinic.pk])
+    summaries.daily_summaries_refresh_due()
+    caching.clear_all()
+    (before,) = selectors.care_notes_daily(scope, MON, MON)
+    assert (before["observation"], before["incident"]) == (1, 0)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        care_note_update(actor=staff_user, care_note=note, category="incident")
+
+    assert MON not in stored(scope, MON, MON)
+    (after,) = selectors.care_notes_daily(scope, MON, MON)
+    assert (after["observation"], after["incident"], after["total"]) == (0, 1, 1)
+
+
+def test_vitals_written_again_leave_the_day_of_the_earlier_vitals(
+    world, admin_user, doctor, django_capture_on_commit_callbacks
+):
+    from consultations.models import Consultation
+    from consultations.services import consultation_update
+
+    appointment = world.appointments[8]  # Tuesday, checked in; the draft was left open
+    Consultation.objects.create(
+        organization_id=appointment.organization_id,
+        clinic_id=appointment.clinic_id,
+        appointment=appointment,
+        doctor_id=appointment.doctor_id,
+        patient_id=appointment.patient_id,
+        status="draft",
+        vitals_recorded_at=at(TUE, "10:06", world.clinic.time_zone),
+        news2_total=0,
+        news2_band="low",
+    )
+    scope = selectors.resolve_scope(admin_user, clinic_ids=[world.clinic.pk])
+    summaries.daily_summaries_refresh_due()
+    caching.clear_all()
+    (before,) = selectors.news2_daily(scope, TUE, TUE)
+    assert before["low"] == 1
+
+    with django_capture_on_commit_callbacks(execute=True):
+        consultation_update(
+            actor=doctor.user, consultation=Consultation.objects.get(appointment=appointment), pulse=72
+        )
+
+    assert TUE not in stored(scope, TUE, TUE)
+    (after,) = selectors.news2_daily(scope, TUE, TUE)
+    assert (after["low"], after["total"]) == (0, 0)  # the band now counts today
