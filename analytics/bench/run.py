@@ -162,8 +162,8 @@ def selector_breakdown(org_id: int, first: dt.date, last: dt.date) -> dict:
         "appointments_by_status": daily._appointment_aggregates,
         "first_visits": daily._new_patient_counts,
         "slots": daily._slot_aggregates,
-        "news2": clinical._compute_news2,
-        "care_notes": clinical._compute_care_notes,
+        "news2": clinical._news2_live,
+        "care_notes": clinical._care_notes_live,
     }
     for name, fn in parts.items():
         started = time.perf_counter()

@@ -123,9 +123,13 @@ class AppointmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         return serializer.validated_data
 
     def _answer(self, appointment: Appointment, status_code: int = status.HTTP_200_OK) -> Response:
-        # Read back through the scoped queryset: the representation needs its related rows in one query.
-        fresh = self.get_queryset().get(pk=appointment.pk)
-        return Response(self.get_serializer(fresh).data, status=status_code)
+        if not all(
+            Appointment._meta.get_field(name).is_cached(appointment)
+            for name in ("patient", "clinic", "department", "doctor")
+        ):
+            # Read back through the scoped queryset: the representation needs its related rows in one query.
+            appointment = self.get_queryset().get(pk=appointment.pk)
+        return Response(self.get_serializer(appointment).data, status=status_code)
 
     @extend_schema(
         summary="Book an appointment",

@@ -62,16 +62,31 @@ def _check_patient_bookable(patient: Patient) -> None:
         )
 
 
-def _check_slot_bookable(slot: Slot, patient: Patient, now: dt.datetime, field: str = "slot") -> None:
+def _related_cached(slot: Slot | None) -> bool:
+    return slot is not None and all(
+        Slot._meta.get_field(name).is_cached(slot) for name in ("clinic", "department", "doctor")
+    )
+
+
+def _check_slot_bookable(
+    slot: Slot, patient: Patient, now: dt.datetime, field: str = "slot", *, read: Slot | None = None
+) -> None:
+    """`slot` is the locked row. The clinic, department and doctor are not locked (a booking must not
+    lock its clinic): read here, or taken from `read`, the caller's copy of the slot loaded with them
+    a moment before (the API's), which is the same unlocked read."""
     if slot.organization_id != patient.organization_id:
         raise NotFound("No such slot.", fields={field: "Unknown slot."})
     if slot.start <= now:
         raise ValidationFailed("This slot has already started.", fields={field: "The slot is in the past."})
-    clinic_open, department_open, approval = (
-        Slot.objects.filter(pk=slot.pk)
-        .values_list("clinic__is_active", "department__is_active", "doctor__approval_status")
-        .get()
-    )
+    if _related_cached(read) and read.pk == slot.pk:
+        clinic_open, department_open = read.clinic.is_active, read.department.is_active
+        approval = read.doctor.approval_status
+    else:
+        clinic_open, department_open, approval = (
+            Slot.objects.filter(pk=slot.pk)
+            .values_list("clinic__is_active", "department__is_active", "doctor__approval_status")
+            .get()
+        )
     if not (slot.is_active and clinic_open and department_open):
         raise ValidationFailed("This slot is no longer offered.", fields={field: "The slot is not offered."})
     if approval != ApprovalStatus.APPROVED:
@@ -174,9 +189,14 @@ def appointment_book(
             patient = _lock_patient(patient.pk)
             _check_patient_bookable(patient)
             locked = Slot.objects.select_for_update().get(pk=slot.pk)
-            _check_slot_bookable(locked, patient, timezone.now())
+            _check_slot_bookable(locked, patient, timezone.now(), read=slot)
             _check_no_overlap(patient, locked.start, locked.end)
-            return _create(actor=actor, patient=patient, slot=locked, reason=reason, channel=channel)
+            appointment = _create(actor=actor, patient=patient, slot=locked, reason=reason, channel=channel)
+            if _related_cached(slot):
+                # The caller's copy knows the clinic, department and doctor: so does the answer.
+                appointment.clinic, appointment.department = slot.clinic, slot.department
+                appointment.doctor = slot.doctor
+            return appointment
     except IntegrityError as exc:
         raise _conflict_from(exc) from exc
 
