@@ -91,7 +91,8 @@ test: venv
 
 ## make serve: the production process layout on MariaDB and Redis, DEBUG off, with the demo data:
 ## gunicorn (HTTP, persistent database connections) on :8000, uvicorn (websockets, CONN_MAX_AGE=0) on
-## :8001, Celery worker and beat. Plain HTTP on loopback, so the settings are base.py's with a secret key
+## :8001, Celery worker and beat (the worker at nice 10: background work yields the cores to requests on a
+## shared machine). Plain HTTP on loopback, so the settings are base.py's with a secret key
 ## kept in .data/; behind TLS, DJANGO_SETTINGS_MODULE=opd.settings.production. Gunicorn's control socket
 ## is off: its default path is one per user, which a second checkout's gunicorn would take over.
 serve: venv
@@ -115,7 +116,7 @@ serve: venv
 	  --access-logfile - --no-control-socket; \
 	start env CONN_MAX_AGE=0 $(VENV)/bin/uvicorn opd.asgi:application --host $(HOST) --port $(WS_PORT) \
 	  --lifespan off; \
-	start $(VENV)/bin/celery -A opd worker --loglevel=INFO --concurrency=2; \
+	start nice -n 10 $(VENV)/bin/celery -A opd worker --loglevel=INFO --concurrency=2; \
 	start $(BEAT); \
 	$(wait_servers)
 

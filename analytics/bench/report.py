@@ -23,7 +23,7 @@ def render(results: dict) -> str:
         f"over {s['daily_all']['days']} days (seeded in {results['data']['seed_seconds'] or 'an earlier run'}"
         f"{' s' if results['data']['seed_seconds'] else ''}; daily figures of {results['data']['summary_days']:,} closed "
         f"clinic-days stored in {results['data']['summaries_seconds']} s by this run). HTTP: gunicorn, 2 sync "
-        f"workers, CONN_MAX_AGE=60; one Celery worker planning and sending the bookings' messages. "
+        f"workers, CONN_MAX_AGE=60; one Celery worker (nice 10) planning and sending the bookings' messages. "
         f"Indexes asked of scheduling, present: {', '.join(results['indexes'])}.",
         "",
         "| figure | value | ratio to the DRF ceiling | target |",
