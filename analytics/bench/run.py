@@ -17,6 +17,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shutil
 import socket
 import statistics
 import subprocess
@@ -183,7 +184,7 @@ def start_worker() -> subprocess.Popen:
     celery = Path(sys.executable).with_name("celery")
     process = subprocess.Popen(  # noqa: S603 (our own binary and arguments)
         [
-            "nice",
+            shutil.which("nice") or "/usr/bin/nice",
             "-n",
             "10",
             str(celery),
