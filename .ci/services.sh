@@ -10,6 +10,12 @@ DB_PORT="${OPD_DB_PORT:-3306}"
 REDIS_PORT="${OPD_REDIS_PORT:-6379}"
 DB_USER=opd DB_PASS=opd DB_NAME=opd
 mkdir -p "$DATA"
+for server in mariadbd redis-server; do
+  command -v "$server" >/dev/null || {
+    echo "$server is not installed: run .ci/install-os-packages.sh (make services and make test do)" >&2
+    exit 1
+  }
+done
 
 # A query, not `mariadb-admin ping`: ping succeeds even when the application user is refused.
 db_answers() {

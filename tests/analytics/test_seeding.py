@@ -147,3 +147,76 @@ def test_seed_demo_takes_the_scale_options_and_adds_generated_history(settings):
     assert Organization.objects.filter(slug="demo").exists()  # the ordinary demo is there too
     assert Appointment.objects.filter(organization=scaled).count() > 0
     assert "appointments" in out.getvalue()
+
+
+def test_values_written_as_sql_text_read_back_unchanged():
+    """The writer formats values itself on MariaDB; every kind of value must survive it exactly."""
+    from decimal import Decimal
+
+    from analytics.seeding.writer import Table
+    from patients.models import Sex
+
+    seed_scale(
+        ScaleSpec(organizations=1, clinics=1, doctors=1, patients=5, days=3, until=UNTIL), progress=False
+    )
+    patient = Patient.objects.order_by("id").first()
+    consultation = Consultation.objects.order_by("id").first()
+    tricky = 'O\'Brien \\ "quoted"\nline two\r\t\x00 \x1a ünïcødé 患者 🩺 --; DROP TABLE x'
+    moment = dt.datetime(2026, 3, 14, 23, 59, 58, 123456, tzinfo=dt.UTC)
+    patient_row = {f.attname: getattr(patient, f.attname) for f in Patient._meta.concrete_fields}
+    consultation_row = {
+        f.attname: getattr(consultation, f.attname) for f in Consultation._meta.concrete_fields
+    }
+    patient_row.update(
+        id=patient.id + 10_000,
+        mrn="X-1",
+        user_id=None,
+        last_name=tricky,
+        address="",
+        phone="\\'",
+        sex=Sex.FEMALE,
+        date_of_birth=dt.date(1931, 2, 28),
+        created_at=moment,
+    )
+    consultation_row.update(
+        plan=tricky,
+        temperature=Decimal("38.5"),
+        weight_kg=Decimal("102.25"),
+        height_cm=None,
+        on_supplemental_oxygen=True,
+        hypercapnic_respiratory_failure=False,
+        vitals_recorded_at=moment,
+        follow_up_date=None,
+    )
+    consultation.delete()
+
+    for model, row in ((Patient, patient_row), (Consultation, consultation_row)):
+        table = Table(model)
+        table.add(row)
+        table.flush()
+
+    stored = Patient.objects.get(id=patient.id + 10_000)
+    assert (stored.last_name, stored.phone, stored.sex, stored.date_of_birth, stored.created_at) == (
+        tricky,
+        "\\'",
+        "female",
+        dt.date(1931, 2, 28),
+        moment,
+    )
+    stored = Consultation.objects.get(id=consultation_row["id"])
+    assert stored.plan == tricky
+    assert (stored.temperature, stored.weight_kg, stored.height_cm) == (
+        Decimal("38.5"),
+        Decimal("102.25"),
+        None,
+    )
+    assert (stored.on_supplemental_oxygen, stored.hypercapnic_respiratory_failure) == (True, False)
+    assert (stored.vitals_recorded_at, stored.follow_up_date) == (moment, None)
+
+
+def test_the_writer_refuses_a_value_it_cannot_format():
+    from analytics.seeding.writer import Table
+
+    assert Table(Patient).literals  # the tests run on MariaDB
+    with pytest.raises(TypeError, match="cannot store a list"):
+        Table(Patient).add({"last_name": ["not", "text"]})
