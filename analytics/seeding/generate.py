@@ -228,36 +228,35 @@ def _seed_patients(
     patient_id = next_id(Patient)
     registered = dt.datetime.combine(first_day - dt.timedelta(days=1), dt.time(7), tzinfo=UTC)
     registered = naive_utc(registered)
-    writer = Writer(spec.batch_size, Patient)
-    bar = Progress(spec.patients, f"patients {org.slug}", stream=out) if progress else None
-    ids = []
-    for n in range(1, spec.patients + 1):
-        first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
-        phone = f"+44 7700 {n:06d}"
-        writer.add(
-            Patient,
-            {
-                "id": patient_id,
-                "organization_id": org.pk,
-                "registered_at_clinic_id": rng.choice(plans).clinic.pk,
-                "mrn": f"P{n:08d}",
-                "first_name": first,
-                "last_name": last,
-                "date_of_birth": dt.date(1935, 1, 1) + dt.timedelta(days=rng.randrange(88 * 365)),
-                "sex": rng.choice((Sex.FEMALE, Sex.MALE)),
-                "phone": phone,
-                "phone_digits": "".join(ch for ch in phone if ch.isdigit()),
-                "email": f"{first.lower()}.{last.lower()}.{n}@{org.slug}.example.org",
-                "status": PatientStatus.ACTIVE,
-                "created_at": registered,
-                "updated_at": registered,
-            },
-        )
-        ids.append(patient_id)
-        patient_id += 1
-        if bar and n % 1000 == 0:
-            bar.update(n, f"{n:,}")
-    writer.flush()
+    with Writer(spec.batch_size, Patient) as writer:
+        bar = Progress(spec.patients, f"patients {org.slug}", stream=out) if progress else None
+        ids = []
+        for n in range(1, spec.patients + 1):
+            first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+            phone = f"+44 7700 {n:06d}"
+            writer.add(
+                Patient,
+                {
+                    "id": patient_id,
+                    "organization_id": org.pk,
+                    "registered_at_clinic_id": rng.choice(plans).clinic.pk,
+                    "mrn": f"P{n:08d}",
+                    "first_name": first,
+                    "last_name": last,
+                    "date_of_birth": dt.date(1935, 1, 1) + dt.timedelta(days=rng.randrange(88 * 365)),
+                    "sex": rng.choice((Sex.FEMALE, Sex.MALE)),
+                    "phone": phone,
+                    "phone_digits": "".join(ch for ch in phone if ch.isdigit()),
+                    "email": f"{first.lower()}.{last.lower()}.{n}@{org.slug}.example.org",
+                    "status": PatientStatus.ACTIVE,
+                    "created_at": registered,
+                    "updated_at": registered,
+                },
+            )
+            ids.append(patient_id)
+            patient_id += 1
+            if bar and n % 1000 == 0:
+                bar.update(n, f"{n:,}")
     if bar:
         bar.finish(f"{spec.patients:,}")
     # Later registrations continue the sequence instead of colliding with the generated MRNs.
@@ -287,78 +286,79 @@ def _seed_history(
     label: str,
 ) -> None:
     ids = _Ids(slot=next_id(Slot), appointment=next_id(Appointment))
-    writer = Writer(spec.batch_size, Slot, Appointment, Consultation, CareNote)
-    doctors_total = sum(len(p.doctors) for p in plans)
-    seats_per_week = sum(
-        seats * sum(len(SESSIONS.get(k, ())) for k in range(7)) * 16
-        for p in plans
-        for _, _, seats in p.doctors
-    )
-    expected_visits = int(seats_per_week * spec.days / 7 * 0.85)
-    picker = PatientPicker(rng, patient_ids, expected_visits)
-    bar = Progress(spec.days * doctors_total, f"history {label}", stream=out) if progress else None
-    done = 0
-    statuses = report.counts_by_status
-    for k in range(spec.days):
-        day = first_day + dt.timedelta(days=k)
-        if day.weekday() not in SESSIONS:
-            done += doctors_total
-            continue
-        # A slight winter peak (flu season in the north) on top of the weekday pattern.
-        season = 1 + 0.05 * math.cos(2 * math.pi * (day.timetuple().tm_yday - 15) / 365)
-        load = min(LOAD[day.weekday()] * season, 0.99)
-        for plan in plans:
-            clinic = plan.clinic
-            times = day_slot_times(clinic.tz, day)
-            tokens: dict[int, int] = defaultdict(int)
-            for doctor, department, seats in plan.doctors:
-                common = {
-                    "organization_id": org.pk,
-                    "clinic_id": clinic.pk,
-                    "department_id": department.pk,
-                    "doctor_id": doctor.pk,
-                }
-                day_load = min(load * rng.gauss(1, 0.05), 0.99)
-                for start, end in times:
-                    appointments = []
-                    for seat in range(1, seats + 1):
-                        if rng.random() < CANCEL_PER_SEAT:
-                            appointments.append(rows.cancelled(rng, common, start, end, picker.pick()))
-                        if rng.random() < day_load:
-                            appt = rows.kept(rng, common, seat, start, end, picker.pick())
+    with Writer(spec.batch_size, Slot, Appointment, Consultation, CareNote) as writer:
+        doctors_total = sum(len(p.doctors) for p in plans)
+        seats_per_week = sum(
+            seats * sum(len(SESSIONS.get(k, ())) for k in range(7)) * 16
+            for p in plans
+            for _, _, seats in p.doctors
+        )
+        expected_visits = int(seats_per_week * spec.days / 7 * 0.85)
+        picker = PatientPicker(rng, patient_ids, expected_visits)
+        bar = Progress(spec.days * doctors_total, f"history {label}", stream=out) if progress else None
+        done = 0
+        statuses = report.counts_by_status
+        for k in range(spec.days):
+            day = first_day + dt.timedelta(days=k)
+            if day.weekday() not in SESSIONS:
+                done += doctors_total
+                continue
+            # A slight winter peak (flu season in the north) on top of the weekday pattern.
+            season = 1 + 0.05 * math.cos(2 * math.pi * (day.timetuple().tm_yday - 15) / 365)
+            load = min(LOAD[day.weekday()] * season, 0.99)
+            for plan in plans:
+                clinic = plan.clinic
+                times = day_slot_times(clinic.tz, day)
+                tokens: dict[int, int] = defaultdict(int)
+                for doctor, department, seats in plan.doctors:
+                    common = {
+                        "organization_id": org.pk,
+                        "clinic_id": clinic.pk,
+                        "department_id": department.pk,
+                        "doctor_id": doctor.pk,
+                    }
+                    day_load = min(load * rng.gauss(1, 0.05), 0.99)
+                    for start, end in times:
+                        appointments = []
+                        for seat in range(1, seats + 1):
+                            if rng.random() < CANCEL_PER_SEAT:
+                                appointments.append(rows.cancelled(rng, common, start, end, picker.pick()))
+                            if rng.random() < day_load:
+                                appt = rows.kept(rng, common, seat, start, end, picker.pick())
+                                if appt["status"] == AppointmentStatus.COMPLETED:
+                                    tokens[department.pk] += 1
+                                    appt["token_number"], appt["token_date"] = tokens[department.pk], day
+                                appointments.append(appt)
+                        # The slot before its appointments: a batch flushed in between must find it.
+                        writer.add(
+                            Slot,
+                            {
+                                **common,
+                                "id": ids.slot,
+                                "date": day,
+                                "start": start,
+                                "end": end,
+                                "capacity": seats,
+                                "booked_count": sum(a["seat"] is not None for a in appointments),
+                                "is_active": True,
+                                "created_at": start - dt.timedelta(days=28),
+                            },
+                        )
+                        for appt in appointments:
+                            appt["id"], appt["slot_id"] = ids.appointment, ids.slot
+                            ids.appointment += 1
+                            writer.add(Appointment, appt)
+                            statuses[appt["status"]] += 1
                             if appt["status"] == AppointmentStatus.COMPLETED:
-                                tokens[department.pk] += 1
-                                appt["token_number"], appt["token_date"] = tokens[department.pk], day
-                            appointments.append(appt)
-                    # The slot before its appointments: a batch flushed in between must find it.
-                    writer.add(
-                        Slot,
-                        {
-                            **common,
-                            "id": ids.slot,
-                            "date": day,
-                            "start": start,
-                            "end": end,
-                            "capacity": seats,
-                            "booked_count": sum(a["seat"] is not None for a in appointments),
-                            "is_active": True,
-                            "created_at": start - dt.timedelta(days=28),
-                        },
-                    )
-                    for appt in appointments:
-                        appt["id"], appt["slot_id"] = ids.appointment, ids.slot
-                        ids.appointment += 1
-                        writer.add(Appointment, appt)
-                        statuses[appt["status"]] += 1
-                        if appt["status"] == AppointmentStatus.COMPLETED:
-                            writer.add(Consultation, rows.consultation(rng, appt))
-                            for note in rows.care_notes(rng, appt, day, plan.nurse_user_ids, doctor.user_id):
-                                writer.add(CareNote, note)
-                    ids.slot += 1
-                done += 1
-            if bar:
-                bar.update(done, _counts(writer))
-    writer.flush()
+                                writer.add(Consultation, rows.consultation(rng, appt))
+                                for note in rows.care_notes(
+                                    rng, appt, day, plan.nurse_user_ids, doctor.user_id
+                                ):
+                                    writer.add(CareNote, note)
+                        ids.slot += 1
+                    done += 1
+                if bar:
+                    bar.update(done, _counts(writer))
     report.slots += writer.count(Slot)
     report.appointments += writer.count(Appointment)
     report.consultations += writer.count(Consultation)

@@ -1,13 +1,15 @@
-"""Bulk writing for the generator: multi-row INSERTs of plain tuples, and a progress bar."""
+"""Bulk writing for the generator: multi-row INSERTs from a second thread, and a progress bar."""
 
 from __future__ import annotations
 
 import datetime as dt
+import queue
 import sys
+import threading
 import time
 from decimal import Decimal
 
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.models import Max, Model
 
 UTC = dt.UTC
@@ -103,17 +105,30 @@ class Table:
             statements.append(self.head + ",".join(chunk))
         return statements
 
-    def flush(self) -> None:
+    def take(self) -> list[tuple[str, list | None]]:
+        """The buffered rows as (statement, parameter rows or None) to execute; the buffer empties."""
         if not self.rows:
-            return
-        with transaction.atomic(), connection.cursor() as cursor:
-            if self.literals:
-                for statement in self.statements():
-                    cursor.execute(statement)
-            else:
-                cursor.executemany(self.head + "(" + ", ".join(["%s"] * len(self.attnames)) + ")", self.rows)
+            return []
+        if self.literals:
+            work = [(statement, None) for statement in self.statements()]
+        else:
+            work = [(self.head + "(" + ", ".join(["%s"] * len(self.attnames)) + ")", self.rows)]
         self.written += len(self.rows)
         self.rows = []
+        return work
+
+    def flush(self) -> None:
+        with transaction.atomic():
+            _execute(connection, self.take())
+
+
+def _execute(db, work: list[tuple[str, list | None]]) -> None:
+    with db.cursor() as cursor:
+        for statement, rows in work:
+            if rows is None:
+                cursor.execute(statement)
+            else:
+                cursor.executemany(statement, rows)
 
 
 # MySQL's escapes for a quoted string. Backslashes escape because the connection sets its sql_mode
@@ -154,23 +169,97 @@ _LITERAL = {
 
 
 class Writer:
-    """Buffers rows of several tables and inserts them in batches, parents before children."""
+    """Buffers rows of several tables and inserts them in batches, parents before children.
+
+    On MySQL/MariaDB the batches go to the database from a second thread, on the same connection
+    (so inside the caller's transaction, if any), while this one generates the next batch: the driver
+    lets go of the GIL while the server works, and the server's share of a seed (about a quarter) then
+    overlaps the generation instead of adding to it. One thread and a FIFO keep parents before
+    children. Use it as a context manager, or call flush() at the end: after flush() every row is in
+    the database and the thread has stopped, so the caller may use the connection again.
+    """
 
     def __init__(self, batch_size: int, *models: type[Model]):
         self.batch_size = batch_size
         self.tables = {model: Table(model) for model in models}
+        self.background = connection.vendor == "mysql"
+        self._sender: _Sender | None = None
+
+    def __enter__(self) -> Writer:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.flush()
+        elif self._sender:
+            self._sender.stop(discard=True)  # the caller's error is the one to see
+            self._sender = None
 
     def add(self, model: type[Model], row: dict) -> None:
         table = self.tables[model]
         table.add(row)
         if len(table.rows) >= self.batch_size:
-            self.flush()
+            self._send()
+
+    def _send(self) -> None:
+        # Parents first (the order given), so foreign keys always point at rows that exist.
+        work = [item for table in self.tables.values() for item in table.take()]
+        if not work:
+            return
+        if not self.background:
+            with transaction.atomic():
+                _execute(connection, work)
+            return
+        if self._sender is None:
+            self._sender = _Sender(connections[DEFAULT_DB_ALIAS])
+        self._sender.send(work)
 
     def flush(self) -> None:
-        # Parents first (the order given), so foreign keys always point at rows that exist.
-        for table in self.tables.values():
-            table.flush()
+        """Write every buffered row and wait until the database has them all."""
+        self._send()
+        if self._sender:
+            sender, self._sender = self._sender, None
+            sender.finish()
 
     def count(self, model: type[Model]) -> int:
         table = self.tables[model]
         return table.written + len(table.rows)
+
+
+class _Sender:
+    """A thread executing batches of statements on a connection it borrows from the caller's thread."""
+
+    def __init__(self, db):
+        self.db = db
+        self.queue: queue.Queue = queue.Queue(maxsize=2)  # batches waiting: bounds the memory held
+        self.error: BaseException | None = None
+        self.discard = False
+        db.inc_thread_sharing()
+        self.thread = threading.Thread(target=self._run, name="seed-writer", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (work := self.queue.get()) is not None:
+            if self.error is None and not self.discard:  # else drain without writing: send() never blocks
+                try:
+                    _execute(self.db, work)
+                except BaseException as exc:  # handed to the caller's thread
+                    self.error = exc
+
+    def send(self, work: list) -> None:
+        self._raise()
+        self.queue.put(work)
+
+    def stop(self, *, discard: bool = False) -> None:
+        self.discard = discard
+        self.queue.put(None)
+        self.thread.join()
+        self.db.dec_thread_sharing()
+
+    def finish(self) -> None:
+        self.stop()
+        self._raise()
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            raise self.error

@@ -220,3 +220,52 @@ def test_the_writer_refuses_a_value_it_cannot_format():
     assert Table(Patient).literals  # the tests run on MariaDB
     with pytest.raises(TypeError, match="cannot store a list"):
         Table(Patient).add({"last_name": ["not", "text"]})
+
+
+def _writer_threads() -> list:
+    import threading
+
+    return [t for t in threading.enumerate() if t.name == "seed-writer"]
+
+
+def test_a_batch_the_database_refuses_fails_the_seed_in_the_callers_thread():
+    from django.db import IntegrityError
+
+    from analytics.seeding.writer import Writer
+
+    seed_scale(
+        ScaleSpec(organizations=1, clinics=1, doctors=1, patients=3, days=1, until=UNTIL), progress=False
+    )
+    taken = Patient.objects.order_by("id").first()
+    row = {f.attname: getattr(taken, f.attname) for f in Patient._meta.concrete_fields}
+
+    def write_a_taken_id():
+        with Writer(1, Patient) as writer:
+            assert writer.background  # MariaDB: batches go from the second thread
+            writer.add(Patient, row)  # a full batch: sent to the thread, refused there (the id exists)
+
+    with pytest.raises(IntegrityError, match="Duplicate entry"):
+        write_a_taken_id()
+
+    assert _writer_threads() == []
+    assert Patient.objects.count() == 3
+
+
+def test_an_error_while_generating_stops_the_writer_thread():
+    from analytics.seeding.writer import Writer
+
+    seed_scale(
+        ScaleSpec(organizations=1, clinics=1, doctors=1, patients=3, days=1, until=UNTIL), progress=False
+    )
+    row = {f.attname: getattr(Patient.objects.first(), f.attname) for f in Patient._meta.concrete_fields}
+
+    def fail_half_way():
+        with Writer(1, Patient) as writer:
+            writer.add(Patient, {**row, "id": row["id"] + 100, "mrn": "X-2"})
+            assert len(_writer_threads()) == 1
+            raise ZeroDivisionError  # the generator failing
+
+    with pytest.raises(ZeroDivisionError):
+        fail_half_way()
+
+    assert _writer_threads() == []
