@@ -130,7 +130,7 @@ format: venv
 clean-data:
 	rm -rf .data/opd.sqlite3 .data/opd.sqlite3-wal .data/opd.sqlite3-shm .data/celery-broker staticfiles
 
-## make bench: the benchmark on MariaDB and Redis (seeds test_opd_bench the first time, ~4 min);
+## make bench: the benchmark on MariaDB and Redis (seeds test_opd_bench the first time, ~2.5 min);
 ## prints a table and writes bench-results/latest.md and latest.json. Not part of `make test`.
 bench: venv
 	@.ci/install-os-packages.sh
