@@ -117,10 +117,6 @@ class Table:
         self.rows = []
         return work
 
-    def flush(self) -> None:
-        with transaction.atomic():
-            _execute(connection, self.take())
-
 
 def _execute(db, work: list[tuple[str, list | None]]) -> None:
     with db.cursor() as cursor:

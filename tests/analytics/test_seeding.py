@@ -10,6 +10,7 @@ from django.core.management import call_command
 from django.db.models import Count
 
 from analytics.seeding import ScaleSpec, constraint_report, seed_scale
+from analytics.seeding.writer import Table, Writer
 from consultations.models import CareNote, Consultation
 from opd.core.models import Organization
 from patients.models import MrnSequence, Patient
@@ -149,11 +150,15 @@ def test_seed_demo_takes_the_scale_options_and_adds_generated_history(settings):
     assert "appointments" in out.getvalue()
 
 
+def _columns(instance) -> dict:
+    """A stored row as the writer takes it: every column's value by attribute name."""
+    return {f.attname: getattr(instance, f.attname) for f in type(instance)._meta.concrete_fields}
+
+
 def test_values_written_as_sql_text_read_back_unchanged():
     """The writer formats values itself on MariaDB; every kind of value must survive it exactly."""
     from decimal import Decimal
 
-    from analytics.seeding.writer import Table
     from patients.models import Sex
 
     seed_scale(
@@ -163,10 +168,8 @@ def test_values_written_as_sql_text_read_back_unchanged():
     consultation = Consultation.objects.order_by("id").first()
     tricky = 'O\'Brien \\ "quoted"\nline two\r\t\x00 \x1a ünïcødé 患者 🩺 --; DROP TABLE x'
     moment = dt.datetime(2026, 3, 14, 23, 59, 58, 123456, tzinfo=dt.UTC)
-    patient_row = {f.attname: getattr(patient, f.attname) for f in Patient._meta.concrete_fields}
-    consultation_row = {
-        f.attname: getattr(consultation, f.attname) for f in Consultation._meta.concrete_fields
-    }
+    patient_row = _columns(patient)
+    consultation_row = _columns(consultation)
     patient_row.update(
         id=patient.id + 10_000,
         mrn="X-1",
@@ -191,9 +194,8 @@ def test_values_written_as_sql_text_read_back_unchanged():
     consultation.delete()
 
     for model, row in ((Patient, patient_row), (Consultation, consultation_row)):
-        table = Table(model)
-        table.add(row)
-        table.flush()
+        with Writer(1, model) as writer:
+            writer.add(model, row)
 
     stored = Patient.objects.get(id=patient.id + 10_000)
     assert (stored.last_name, stored.phone, stored.sex, stored.date_of_birth, stored.created_at) == (
@@ -215,7 +217,6 @@ def test_values_written_as_sql_text_read_back_unchanged():
 
 
 def test_the_writer_refuses_a_value_it_cannot_format():
-    from analytics.seeding.writer import Table
 
     assert Table(Patient).literals  # the tests run on MariaDB
     with pytest.raises(TypeError, match="cannot store a list"):
@@ -231,13 +232,11 @@ def _writer_threads() -> list:
 def test_a_batch_the_database_refuses_fails_the_seed_in_the_callers_thread():
     from django.db import IntegrityError
 
-    from analytics.seeding.writer import Writer
-
     seed_scale(
         ScaleSpec(organizations=1, clinics=1, doctors=1, patients=3, days=1, until=UNTIL), progress=False
     )
     taken = Patient.objects.order_by("id").first()
-    row = {f.attname: getattr(taken, f.attname) for f in Patient._meta.concrete_fields}
+    row = _columns(taken)
 
     def write_a_taken_id():
         with Writer(1, Patient) as writer:
@@ -252,12 +251,11 @@ def test_a_batch_the_database_refuses_fails_the_seed_in_the_callers_thread():
 
 
 def test_an_error_while_generating_stops_the_writer_thread():
-    from analytics.seeding.writer import Writer
 
     seed_scale(
         ScaleSpec(organizations=1, clinics=1, doctors=1, patients=3, days=1, until=UNTIL), progress=False
     )
-    row = {f.attname: getattr(Patient.objects.first(), f.attname) for f in Patient._meta.concrete_fields}
+    row = _columns(Patient.objects.first())
 
     def fail_half_way():
         with Writer(1, Patient) as writer:
