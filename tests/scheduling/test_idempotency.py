@@ -98,6 +98,19 @@ class TestBooking:
         assert "Idempotent-Replayed" not in theirs.headers
         assert Appointment.objects.count() == 2
 
+    def test_keys_that_differ_only_in_case_are_different_keys(
+        self, api_as, staff_user, patient, other_patient, slot
+    ):
+        client = api_as(staff_user)
+
+        lower = post(client, APPOINTMENTS, {"slot": slot.pk, "patient": patient.pk}, key="booking-a1")
+        upper = post(client, APPOINTMENTS, {"slot": slot.pk, "patient": other_patient.pk}, key="BOOKING-A1")
+
+        assert (lower.status_code, upper.status_code) == (201, 201)
+        assert "Idempotent-Replayed" not in upper.headers
+        assert upper.json()["id"] != lower.json()["id"]
+        assert IdempotencyRecord.objects.filter(user=staff_user).count() == 2
+
     def test_it_forgets_a_refused_request_so_a_retry_is_decided_afresh(
         self, api_as, staff_user, patient, other_patient, doctor, department
     ):
