@@ -119,7 +119,10 @@ class Table:
 
 
 def _execute(db, work: list[tuple[str, list | None]]) -> None:
-    with db.cursor() as cursor:
+    # The backend's cursor under Django's error translation, not Django's debug cursor: with DEBUG on
+    # (as seed_demo runs) that one keeps every statement's text, here megabytes each, in db.queries.
+    with db.cursor() as wrapper, db.wrap_database_errors:
+        cursor = wrapper.cursor
         for statement, rows in work:
             if rows is None:
                 cursor.execute(statement)

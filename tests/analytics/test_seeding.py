@@ -267,3 +267,16 @@ def test_an_error_while_generating_stops_the_writer_thread():
         fail_half_way()
 
     assert _writer_threads() == []
+
+
+def test_with_debug_on_the_seed_keeps_no_copy_of_its_rows(settings):
+    """seed_demo runs with DEBUG on, where Django records each statement's text in connection.queries."""
+    from django.db import connection, reset_queries
+
+    settings.DEBUG = True
+    reset_queries()
+
+    report = seed_scale(ScaleSpec(**SMALL, seed=2), progress=False)
+
+    assert report.appointments > 1000  # as SQL text, well over a megabyte
+    assert sum(len(query["sql"]) for query in connection.queries) < 50_000
