@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import threading
+from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
+from django.db import IntegrityError, connection, reset_queries
 from django.db.models import Count
 
 from analytics.seeding import ScaleSpec, constraint_report, seed_scale
 from analytics.seeding.writer import Table, Writer
 from consultations.models import CareNote, Consultation
 from opd.core.models import Organization
-from patients.models import MrnSequence, Patient
+from patients.models import MrnSequence, Patient, Sex
 from scheduling.models import Appointment, AppointmentStatus, Slot
 
 pytestmark = pytest.mark.django_db
 
 UNTIL = dt.date(2026, 3, 15)  # a Sunday; the span crosses London's and New York's spring DST changes
 SMALL = {"organizations": 1, "clinics": 3, "doctors": 2, "patients": 60, "days": 21, "until": UNTIL}
+TINY = {"organizations": 1, "clinics": 1, "doctors": 1, "until": UNTIL}  # rows for the writer tests
 
 
 def fingerprint(prefix: str) -> dict:
@@ -157,13 +161,7 @@ def _columns(instance) -> dict:
 
 def test_values_written_as_sql_text_read_back_unchanged():
     """The writer formats values itself on MariaDB; every kind of value must survive it exactly."""
-    from decimal import Decimal
-
-    from patients.models import Sex
-
-    seed_scale(
-        ScaleSpec(organizations=1, clinics=1, doctors=1, patients=5, days=3, until=UNTIL), progress=False
-    )
+    seed_scale(ScaleSpec(**TINY, patients=5, days=3), progress=False)
     patient = Patient.objects.order_by("id").first()
     consultation = Consultation.objects.order_by("id").first()
     tricky = 'O\'Brien \\ "quoted"\nline two\r\t\x00 \x1a ünïcødé 患者 🩺 --; DROP TABLE x'
@@ -217,24 +215,17 @@ def test_values_written_as_sql_text_read_back_unchanged():
 
 
 def test_the_writer_refuses_a_value_it_cannot_format():
-
     assert Table(Patient).literals  # the tests run on MariaDB
     with pytest.raises(TypeError, match="cannot store a list"):
         Table(Patient).add({"last_name": ["not", "text"]})
 
 
 def _writer_threads() -> list:
-    import threading
-
     return [t for t in threading.enumerate() if t.name == "seed-writer"]
 
 
 def test_a_batch_the_database_refuses_fails_the_seed_in_the_callers_thread():
-    from django.db import IntegrityError
-
-    seed_scale(
-        ScaleSpec(organizations=1, clinics=1, doctors=1, patients=3, days=1, until=UNTIL), progress=False
-    )
+    seed_scale(ScaleSpec(**TINY, patients=3, days=1), progress=False)
     taken = Patient.objects.order_by("id").first()
     row = _columns(taken)
 
@@ -252,9 +243,7 @@ def test_a_batch_the_database_refuses_fails_the_seed_in_the_callers_thread():
 
 def test_an_error_while_generating_stops_the_writer_thread():
 
-    seed_scale(
-        ScaleSpec(organizations=1, clinics=1, doctors=1, patients=3, days=1, until=UNTIL), progress=False
-    )
+    seed_scale(ScaleSpec(**TINY, patients=3, days=1), progress=False)
     row = _columns(Patient.objects.first())
 
     def fail_half_way():
@@ -271,8 +260,6 @@ def test_an_error_while_generating_stops_the_writer_thread():
 
 def test_with_debug_on_the_seed_keeps_no_copy_of_its_rows(settings):
     """seed_demo runs with DEBUG on, where Django records each statement's text in connection.queries."""
-    from django.db import connection, reset_queries
-
     settings.DEBUG = True
     reset_queries()
 
