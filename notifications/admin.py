@@ -1,10 +1,9 @@
-"""Messages, contact preferences, clinic reminder settings and the archive in the admin.
+"""Messages, contact preferences and clinic reminder settings in the admin.
 
 - Messages: read-only, filtered by status, channel, kind and clinic; "Resend" (admins and staff) calls
   notification_resend for each selected sent or failed message.
 - Contact preferences (admins and staff) and clinic reminder lead times (admins) are saved through their
   services. Periodic tasks are django-celery-beat's own admin pages (Periodic tasks).
-- Archived records: read-only, for administrators of the organization; restoring is a management command.
 
 Permissions and scoping: see opd.core.admin_mixins.
 """
@@ -27,7 +26,7 @@ from opd.core.errors import DomainError
 from opd.core.models import Role
 from opd.core.tenancy import restrict_to_clinics
 
-from .models import ArchivedRecord, ClinicNotificationSettings, ContactPreference, Notification
+from .models import ClinicNotificationSettings, ContactPreference, Notification
 from .selectors import scope_notifications
 from .services import clinic_notification_settings_set, contact_preference_set, notification_resend
 
@@ -139,19 +138,3 @@ class ClinicNotificationSettingsAdmin(OpdModelAdmin):
             reminder_lead_minutes=form.cleaned_data["reminder_lead_minutes"],
         )
         adopt(obj, saved)
-
-
-@admin.register(ArchivedRecord)
-class ArchivedRecordAdmin(OpdModelAdmin):
-    role_permissions = {Role.ADMIN: {VIEW}}
-    list_display = ("model", "object_pk", "root_model", "root_pk", "archived_at")
-    list_filter = ("model", "root_model")
-    search_fields = ("=root_pk", "=object_pk")
-    search_help_text = "Exact id of the archived row or of its root (an appointment id)."
-    date_hierarchy = "archived_at"
-    ordering = ("-archived_at", "root_model", "root_pk", "position")
-    show_full_result_count = False
-    show_facets = admin.ShowFacets.NEVER
-
-    def scope_queryset(self, qs, user):
-        return qs.filter(organization_id=user.organization_id)

@@ -71,10 +71,6 @@ def default_lead_minutes() -> list[int]:
     return [int(m) for m in get("OPD_REMINDER_LEAD_MINUTES", DEFAULT_LEAD_MINUTES)]
 
 
-def no_show_grace_minutes() -> int:
-    return int(get("OPD_NO_SHOW_GRACE_MINUTES", 30))
-
-
 def email_timeout() -> float:
     return float(get("OPD_EMAIL_TIMEOUT", 30))
 
@@ -106,11 +102,3 @@ def sms_http_timeout() -> float:
 
 def sms_sender() -> str:
     return get("OPD_SMS_SENDER", "OPD")
-
-
-def archive_retention_days() -> int:
-    return int(get("OPD_ARCHIVE_RETENTION_DAYS", 1826))
-
-
-def archive_batch_size() -> int:
-    return int(get("OPD_ARCHIVE_BATCH_SIZE", 200))

@@ -12,10 +12,8 @@ import logging
 
 from celery import shared_task
 
-from .archival import archival_run
 from .services import (
     appointment_notify_booked,
-    appointments_sweep_no_shows,
     notification_send,
     notifications_dispatch_due,
 )
@@ -62,21 +60,3 @@ def dispatch_due_notifications() -> int:
     if taken:
         logger.info("dispatched %s due notifications", len(taken))
     return len(taken)
-
-
-@shared_task(name="notifications.sweep_no_shows", soft_time_limit=240, time_limit=300)
-def sweep_no_shows() -> int:
-    """Every few minutes: booked appointments that ended (plus grace) without a check-in become no-shows."""
-    marked = appointments_sweep_no_shows()
-    if marked:
-        logger.info("marked %s appointments as no-show", marked)
-    return marked
-
-
-@shared_task(name="notifications.archive", soft_time_limit=1700, time_limit=1800)
-def archive_old_records() -> dict:
-    """Nightly: move rows past the retention into the archive, stopping between batches after 25 minutes
-    (the next night carries on)."""
-    report = archival_run(max_seconds=1500)
-    logger.info("archived %s groups, %s rows: %s", report.groups, report.total, dict(report.rows))
-    return {"groups": report.groups, "rows": dict(report.rows)}

@@ -10,6 +10,6 @@ urlpatterns = [
     path("", include("scheduling.api.urls_queue")),
     path("", include("consultations.api.urls")),
     path("", include("notifications.api.urls")),
-    path("", include("opd.portal.api")),
+    path("", include("portal.api")),
     path("", include("analytics.api.urls")),
 ]

@@ -1,3 +1,4 @@
+from django.apps import apps
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -10,7 +11,7 @@ urlpatterns = [
     path("readyz", core_views.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
-    path("portal/", include("opd.portal.urls")),
+    path("portal/", include("portal.urls")),
     path("queue/", include("scheduling.urls")),
     path("consultations/", include("consultations.urls")),
     path("analytics/", include("analytics.urls")),
@@ -18,3 +19,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]
+
+if apps.is_installed("devtools"):
+    urlpatterns.append(path("devtools/", include("devtools.urls")))

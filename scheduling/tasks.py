@@ -6,7 +6,7 @@ import logging
 
 from celery import shared_task
 
-from .services import slots_generate
+from .services import appointments_sweep_no_shows, slots_generate
 
 logger = logging.getLogger(__name__)
 
@@ -26,3 +26,12 @@ def roll_slot_horizon() -> dict:
         report.deactivated,
     )
     return {"doctors": report.doctors, "created": report.created, "deactivated": report.deactivated}
+
+
+@shared_task(name="scheduling.sweep_no_shows", soft_time_limit=240, time_limit=300)
+def sweep_no_shows() -> int:
+    """Every few minutes: booked appointments that ended (plus grace) without a check-in become no-shows."""
+    marked = appointments_sweep_no_shows()
+    if marked:
+        logger.info("marked %s appointments as no-show", marked)
+    return marked

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
+
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from opd.core.models import Role
+from scheduling.services import appointment_book
 
 from .factories import (
     ClinicFactory,
@@ -123,3 +128,33 @@ def api_as(api):
         return client
 
     return login
+
+
+_slot_offsets = itertools.count()
+
+
+def future_slot(doctor, department, *, days: float = 3, **kwargs):
+    """A slot about `days` ahead; each call's slot starts 20 minutes after the previous call's."""
+    start = timezone.now().replace(microsecond=0) + dt.timedelta(days=days, minutes=20 * next(_slot_offsets))
+    return SlotFactory(doctor=doctor, department=department, start=start, capacity=4, **kwargs)
+
+
+@pytest.fixture
+def book(django_capture_on_commit_callbacks, staff_user):
+    """book(patient, slot) -> appointment, with the booking's events (and the sends they queue) run."""
+
+    def run(patient, slot, actor=None):
+        with django_capture_on_commit_callbacks(execute=True):
+            return appointment_book(actor=actor or staff_user, patient=patient, slot=slot)
+
+    return run
+
+
+@pytest.fixture
+def committed(django_capture_on_commit_callbacks):
+    """with committed(): ... runs what the block registers with on_commit, as a real commit would."""
+
+    def context():
+        return django_capture_on_commit_callbacks(execute=True)
+
+    return context

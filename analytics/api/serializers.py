@@ -97,7 +97,3 @@ CareNoteRowSerializer = _counts_row(
 
 class CareNotesDailySerializer(ScopeFieldsMixin):
     days = CareNoteRowSerializer(many=True)
-
-
-class PingSerializer(serializers.Serializer):
-    status = serializers.CharField()

@@ -10,5 +10,4 @@ urlpatterns = [
     path(
         "analytics/care-notes/daily/", views.CareNotesDailyView.as_view(), name="analytics-care-notes-daily"
     ),
-    path("analytics/ping/", views.PingView.as_view(), name="analytics-ping"),
 ]

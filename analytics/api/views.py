@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -24,7 +23,6 @@ from .serializers import (
     CareNotesDailySerializer,
     DailyStatisticsSerializer,
     News2DailySerializer,
-    PingSerializer,
     StatsQuerySerializer,
 )
 
@@ -161,15 +159,3 @@ class CareNotesDailyView(StatisticsView):
     )
     def get(self, request: Request) -> Response:
         return super().get(request)
-
-
-class PingView(APIView):
-    """The framework's ceiling for benchmarks: DRF routing, negotiation and rendering, no authentication
-    and no database. Anyone may call it."""
-
-    authentication_classes: list = []
-    permission_classes = [AllowAny]
-
-    @extend_schema(summary="Ping (DRF ceiling)", responses={200: PingSerializer})
-    def get(self, request: Request) -> Response:
-        return Response({"status": "ok"})

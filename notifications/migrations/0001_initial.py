@@ -2,6 +2,7 @@
 
 import django.db.models.deletion
 import notifications.models
+import opd.core.json
 from django.conf import settings
 from django.db import migrations, models
 
@@ -40,7 +41,7 @@ class Migration(migrations.Migration):
                 ('root_model', models.CharField(max_length=100)),
                 ('root_pk', models.CharField(max_length=64)),
                 ('position', models.PositiveIntegerField()),
-                ('data', models.JSONField(encoder=notifications.models.FullPrecisionJSONEncoder)),
+                ('data', models.JSONField(encoder=opd.core.json.FullPrecisionJSONEncoder)),
                 ('archived_at', models.DateTimeField()),
                 ('organization', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='core.organization')),
             ],

@@ -19,7 +19,6 @@ from .delivery import (
     notifications_dispatch_due,
     notifications_enqueue,
 )
-from .housekeeping import appointments_sweep_no_shows
 from .preferences import clinic_notification_settings_set, contact_preference_set
 
 __all__ = [
@@ -28,7 +27,6 @@ __all__ = [
     "appointment_notify_booked",
     "appointment_notify_cancelled",
     "appointment_notify_rescheduled",
-    "appointments_sweep_no_shows",
     "clinic_notification_settings_set",
     "contact_preference_set",
     "enqueue_send",

@@ -1,7 +1,10 @@
 """Production: everything from the environment; no default secret, database or Redis."""
 
 from .base import *  # noqa: F403
-from .base import DATABASES, DEBUG, DEVELOPMENT_SECRET_KEY, REDIS_URL, SECRET_KEY, env
+from .base import DATABASES, DEBUG, DEVELOPMENT_SECRET_KEY, INSTALLED_APPS, REDIS_URL, SECRET_KEY, env
+
+# Demo seeding (published passwords) and the benchmark's unauthenticated ping have no place in production.
+INSTALLED_APPS = [app for app in INSTALLED_APPS if app != "devtools"]
 
 if SECRET_KEY == DEVELOPMENT_SECRET_KEY:
     raise ImproperlyConfigured("DJANGO_SECRET_KEY is required in production.")  # noqa: F405

@@ -14,6 +14,7 @@ from .booking import (
     appointment_cancel,
     appointment_reschedule,
 )
+from .no_shows import appointments_sweep_no_shows
 from .queue import (
     appointment_check_in,
     appointment_complete,
@@ -38,6 +39,7 @@ __all__ = [
     "appointment_set_priority",
     "appointment_skip",
     "appointment_start",
+    "appointments_sweep_no_shows",
     "availability_exception_create",
     "availability_exception_delete",
     "availability_rule_create",

@@ -186,10 +186,3 @@ def test_csv_errors_are_csv_too(world, admin_user, api_as):
 
     assert response.status_code == 404
     assert response.content.decode().splitlines()[0] == "code,message"
-
-
-def test_the_ping_needs_nothing(api):
-    response = api.get(reverse("analytics-ping"))
-
-    assert response.status_code == 200
-    assert response.json() == {"status": "ok"}

@@ -6,9 +6,8 @@ import pytest
 from django.urls import reverse
 
 from notifications.models import ClinicNotificationSettings, ContactPreference, Kind, Notification, Status
+from tests.conftest import future_slot
 from tests.factories import DepartmentFactory, DoctorFactory, PatientFactory, UserFactory
-
-from .conftest import future_slot
 
 pytestmark = pytest.mark.django_db
 

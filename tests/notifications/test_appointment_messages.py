@@ -20,8 +20,9 @@ from notifications.services import (
 from opd.core import events
 from opd.core.errors import ValidationFailed
 from scheduling.services import appointment_book, appointment_cancel, appointment_reschedule
+from tests.conftest import future_slot
 
-from .conftest import future_slot, sms_lines
+from .conftest import sms_lines
 
 pytestmark = pytest.mark.django_db
 

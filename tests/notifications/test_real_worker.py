@@ -26,9 +26,10 @@ from notifications.services import (
 from notifications.tasks import dispatch_due_notifications
 from opd.core import events
 from scheduling.services import appointment_book, appointment_cancel
+from tests.conftest import future_slot
 from tests.factories import PatientFactory
 
-from .conftest import future_slot, sms_lines
+from .conftest import sms_lines
 from .worker import Beat, Worker, process_env, purge_queue
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from django.urls import reverse
 
-from opd.portal.ics import appointment_ics, escape_text, fold
+from portal.ics import appointment_ics, escape_text, fold
 from scheduling.services import appointment_book, appointment_cancel, appointment_reschedule
 
 pytestmark = pytest.mark.django_db

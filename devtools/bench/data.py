@@ -44,8 +44,8 @@ def ensure_schema_and_data(reseed: bool, spec: dict, *, recommended: bool) -> di
     from django.core.management import call_command
     from django.db import connection
 
-    from analytics.seeding import ScaleSpec, seed_scale
     from consultations.models import CareNote
+    from devtools.seeding import ScaleSpec, seed_scale
     from opd.core.models import Organization
     from scheduling.models import Appointment
 

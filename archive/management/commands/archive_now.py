@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from notifications import conf
-from notifications.archival import archival_candidates, archival_run
+from archive import conf
+from archive.services import archival_candidates, archival_run
 
 
 class Command(BaseCommand):
@@ -25,7 +25,7 @@ class Command(BaseCommand):
             raise CommandError("--retention-days must be at least 1.")
         if batch_size is not None and batch_size < 1:
             raise CommandError("--batch-size must be at least 1.")
-        days = retention_days or conf.archive_retention_days()
+        days = retention_days or conf.retention_days()
         if dry_run:
             for label, count in archival_candidates(retention_days=days).items():
                 self.stdout.write(f"{label}: {count} would be archived (older than {days} days)")

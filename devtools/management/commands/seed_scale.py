@@ -1,4 +1,4 @@
-"""Generate years of realistic history in bulk (see analytics.seeding): for benchmarks and demos at scale."""
+"""Generate years of realistic history in bulk (see devtools.seeding): for benchmarks and demos at scale."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from analytics.seeding import ScaleSpec, seed_scale
 from analytics.summaries import daily_summaries_refresh_due
+from devtools.seeding import ScaleSpec, seed_scale
 
 
 def _positive(value: str) -> int:

@@ -1,6 +1,6 @@
 """The benchmark: run by `manage.py bench` in its own environment (the bench database and Redis DB).
 
-1. Migrate, and seed the bench database once (analytics.seeding: >= 1M appointments and care notes).
+1. Migrate, and seed the bench database once (devtools.seeding: >= 1M appointments and care notes).
 2. Start gunicorn (2 sync workers, persistent connections) on a free port, as `make serve` runs HTTP.
 3. Measure through HTTP: the trivial DRF endpoint (the ceiling), daily statistics cold (cache cleared)
    and warm over the whole history and over 30 days, slot listing with wrk, and a booking storm of 100
@@ -63,7 +63,7 @@ STORM_CAPACITY = 5
 def setup_django() -> None:
     import django
 
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "analytics.bench.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "devtools.bench.settings")
     django.setup()
 
 
@@ -179,7 +179,7 @@ def selector_breakdown(org_id: int, first: dt.date, last: dt.date) -> dict:
 def start_worker() -> subprocess.Popen:
     """One Celery worker (one process) for what bookings queue: their confirmations and reminders are
     planned and sent while the load runs, on the same two cores, at nice 10 as `make serve` runs it."""
-    env = {**os.environ, "CONN_MAX_AGE": "60", "DJANGO_SETTINGS_MODULE": "analytics.bench.settings"}
+    env = {**os.environ, "CONN_MAX_AGE": "60", "DJANGO_SETTINGS_MODULE": "devtools.bench.settings"}
     env["CELERY_TASK_ALWAYS_EAGER"] = "false"
     celery = Path(sys.executable).with_name("celery")
     process = subprocess.Popen(  # noqa: S603 (our own binary and arguments)
@@ -207,7 +207,7 @@ def start_worker() -> subprocess.Popen:
 
 
 def start_server(port: int) -> subprocess.Popen:
-    env = {**os.environ, "CONN_MAX_AGE": "60", "DJANGO_SETTINGS_MODULE": "analytics.bench.settings"}
+    env = {**os.environ, "CONN_MAX_AGE": "60", "DJANGO_SETTINGS_MODULE": "devtools.bench.settings"}
     gunicorn = Path(sys.executable).with_name("gunicorn")
     process = subprocess.Popen(  # noqa: S603 (our own binary and arguments)
         [
@@ -296,8 +296,8 @@ def main(argv: list[str] | None = None) -> None:
     worker = start_worker()
     base = f"http://127.0.0.1:{port}"
     try:
-        ping = wrk(f"{base}/api/v1/analytics/ping/", headers={}, seconds=args.seconds)
-        ping_single = get_timings("127.0.0.1", port, "/api/v1/analytics/ping/", {}, 200).summary()
+        ping = wrk(f"{base}/devtools/ping/", headers={}, seconds=args.seconds)
+        ping_single = get_timings("127.0.0.1", port, "/devtools/ping/", {}, 200).summary()
         ceiling = {**{k: v for k, v in ping.items() if k != "raw"}, "single_p50_ms": ping_single["p50_ms"]}
         log(f"ceiling: {ceiling['rps']:.0f} req/s")
 

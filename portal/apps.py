@@ -5,7 +5,7 @@ class PortalConfig(AppConfig):
     """The patients' web portal: a door at the top of the dependency order (it reads scheduling,
     consultations and notifications), so it lives beside the project's URL configuration."""
 
-    name = "opd.portal"
+    name = "portal"
     label = "portal"
     verbose_name = "Patient portal"
     default_auto_field = "django.db.models.BigAutoField"

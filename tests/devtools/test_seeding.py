@@ -12,9 +12,9 @@ from django.core.management import call_command
 from django.db import IntegrityError, connection, reset_queries
 from django.db.models import Count
 
-from analytics.seeding import ScaleSpec, constraint_report, seed_scale
-from analytics.seeding.writer import Table, Writer
 from consultations.models import CareNote, Consultation
+from devtools.seeding import ScaleSpec, constraint_report, seed_scale
+from devtools.seeding.writer import Table, Writer
 from opd.core.models import Organization
 from patients.models import MrnSequence, Patient, Sex
 from scheduling.models import Appointment, AppointmentStatus, Slot

@@ -3,7 +3,7 @@
 The bench database is `test_opd_bench` on the server of DATABASE_URL (the application user may create
 test_opd* databases, as the test suite does), seeded once with >= 1M appointments and care notes and kept
 between runs. Redis DB 7 of REDIS_URL's server holds the benchmark's cache and Celery messages and is
-emptied before and after. See analytics.bench.run for what is measured.
+emptied before and after. See devtools.bench.run for what is measured.
 """
 
 from __future__ import annotations
@@ -62,13 +62,13 @@ class Command(BaseCommand):
             "REDIS_URL": redis_url,
             "CACHE_KEY_PREFIX": "bench",
             "CHANNELS_PREFIX": "bench",
-            "DJANGO_SETTINGS_MODULE": "analytics.bench.settings",
+            "DJANGO_SETTINGS_MODULE": "devtools.bench.settings",
             "DJANGO_DEBUG": "false",
         }
         command = [
             sys.executable,
             "-m",
-            "analytics.bench.run",
+            "devtools.bench.run",
             f"--seconds={options['seconds']}",
             f"--clients={options['clients']}",
             f"--cold-runs={options['cold_runs']}",

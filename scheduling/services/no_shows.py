@@ -1,21 +1,18 @@
-"""The clinic's periodic housekeeping that is not about messages: the no-show sweep.
-
-(Archival is notifications.archival; the slot horizon is scheduling.tasks.roll_slot_horizon.)
-"""
+"""The no-show sweep: booked appointments that ended (plus a grace period) without a check-in."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
 
+from django.conf import settings
 from django.utils import timezone
 
 from opd.core.errors import DomainError
 from opd.core.models import Organization
-from scheduling.models import Appointment, AppointmentStatus
-from scheduling.services import appointment_mark_no_show
 
-from .. import conf
+from ..models import Appointment, AppointmentStatus
+from .queue import appointment_mark_no_show
 
 logger = logging.getLogger(__name__)
 
@@ -24,12 +21,12 @@ def appointments_sweep_no_shows(*, now: dt.datetime | None = None, limit: int = 
     """Mark as no-show every appointment still booked (never checked in) whose end is more than
     OPD_NO_SHOW_GRACE_MINUTES ago. Returns how many were marked.
 
-    Each goes through scheduling's appointment_mark_no_show, which locks the row and re-checks its state:
+    Each goes through appointment_mark_no_show, which locks the row and re-checks its state:
     a patient checked in meanwhile, or a second sweep running at once, makes it refuse, and that
     appointment is skipped. Candidates are found per organization on the (organization, status, start)
     index (start < end, so `start < cutoff` bounds the range scan)."""
     now = now or timezone.now()
-    cutoff = now - dt.timedelta(minutes=conf.no_show_grace_minutes())
+    cutoff = now - dt.timedelta(minutes=settings.OPD_NO_SHOW_GRACE_MINUTES)
     marked = 0
     for organization_id in Organization.objects.values_list("pk", flat=True):
         candidates = Appointment.objects.filter(

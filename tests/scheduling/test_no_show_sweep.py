@@ -7,14 +7,12 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from notifications.services import appointments_sweep_no_shows
-from notifications.tasks import sweep_no_shows
 from opd.core.models import AuditEvent
 from scheduling.models import Appointment, AppointmentStatus
-from scheduling.services import appointment_book, appointment_cancel
+from scheduling.services import appointment_book, appointment_cancel, appointments_sweep_no_shows
+from scheduling.tasks import sweep_no_shows
+from tests.conftest import future_slot
 from tests.factories import PatientFactory
-
-from .conftest import future_slot
 
 pytestmark = pytest.mark.django_db
 
@@ -73,6 +71,6 @@ def test_the_periodic_tasks_beat_runs_are_registered_under_their_names():
     from opd.celery import app
 
     app.loader.import_default_modules()
-    assert {"notifications.dispatch_due", "notifications.sweep_no_shows", "notifications.archive"} <= set(
+    assert {"notifications.dispatch_due", "scheduling.sweep_no_shows", "archive.archive_old_records"} <= set(
         app.tasks
     )

@@ -28,7 +28,7 @@ def render(results: dict) -> str:
         "",
         "| figure | value | ratio to the DRF ceiling | target |",
         "|---|---|---|---|",
-        f"| DRF ceiling: GET /api/v1/analytics/ping/ (wrk, 32 conns) | {c['rps']:.0f} req/s, p50 {c['single_p50_ms']:.1f} ms | 1.00x | - |",
+        f"| DRF ceiling: GET /devtools/ping/ (wrk, 32 conns) | {c['rps']:.0f} req/s, p50 {c['single_p50_ms']:.1f} ms | 1.00x | - |",
     ]
     for key, title in (
         ("daily_all", "Daily statistics, whole history"),

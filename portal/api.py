@@ -1,6 +1,6 @@
 """GET /api/v1/appointments/{id}/calendar.ics: an appointment as an iCalendar file, for API clients.
 
-Mounted from opd/api_urls.py with `path("", include("opd.portal.api"))`. Token or session auth; the
+Mounted from opd/api_urls.py with `path("", include("portal.api"))`. Token or session auth; the
 appointment is looked up through appointments_for(user), so a patient gets only their own (another
 id answers 404) and clinic users those of their clinics.
 """

@@ -20,7 +20,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from analytics.management.commands.seed_scale import SCALE_OPTIONS, add_scale_arguments, run_scale
+from devtools.management.commands.seed_scale import SCALE_OPTIONS, add_scale_arguments, run_scale
 from opd.core.errors import Conflict
 from opd.core.models import Clinic, Department, Membership, Organization, Role, User
 from patients.models import Patient, Sex
@@ -177,7 +177,7 @@ class Command(BaseCommand):
             action="store_true",
             help="Run even though DEBUG is off (the demo users have published passwords).",
         )
-        # Data at scale: any of these also generates that much history in bulk (analytics.seeding),
+        # Data at scale: any of these also generates that much history in bulk (devtools.seeding),
         # e.g. `seed_demo --patients 200000 --days 730 --doctors 40` for a million appointments.
         add_scale_arguments(parser, suppress_defaults=True)
 

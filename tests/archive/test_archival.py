@@ -9,16 +9,16 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from archive.models import ArchivedRecord
+from archive.services import archival_restore, archival_run
 from consultations.models import CareNote, Consultation, Prescription, PrescriptionItem
 from consultations.services import care_note_create, consultation_open, prescription_create
-from notifications.archival import archival_restore, archival_run
-from notifications.models import ArchivedRecord, Kind, Notification
+from notifications.models import Kind, Notification
 from notifications.services import notification_resend
 from scheduling.models import Appointment
 from scheduling.services import appointment_cancel, appointment_check_in
+from tests.conftest import future_slot
 from tests.factories import PatientFactory
-
-from .conftest import future_slot
 
 pytestmark = pytest.mark.django_db
 

@@ -191,8 +191,8 @@ def archival_run(
     """Archive every root past the retention, batch by batch (one transaction each). With max_seconds,
     stops between batches once that long has passed; the next run carries on."""
     now = now or timezone.now()
-    cutoff = now - dt.timedelta(days=retention_days or conf.archive_retention_days())
-    batch_size = batch_size or conf.archive_batch_size()
+    cutoff = now - dt.timedelta(days=retention_days or conf.retention_days())
+    batch_size = batch_size or conf.batch_size()
     started = time.monotonic()
     report = ArchiveReport()
     for root in ARCHIVE_ROOTS:
@@ -208,7 +208,7 @@ def archival_candidates(
 ) -> dict[str, int]:
     """How many roots of each kind a run would archive now (for --dry-run)."""
     now = now or timezone.now()
-    cutoff = now - dt.timedelta(days=retention_days or conf.archive_retention_days())
+    cutoff = now - dt.timedelta(days=retention_days or conf.retention_days())
     out = {}
     for root in ARCHIVE_ROOTS:
         model = apps.get_model(root.model)

@@ -1,1 +1,0 @@
-"""The benchmark harness (`manage.py bench`, `make bench`): see analytics.bench.run."""

@@ -1,0 +1,1 @@
+"""The benchmark harness (`manage.py bench`, `make bench`): see devtools.bench.run."""
