@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import IntegrityError
 
-from archive.services import archival_restore
 from archive.models import ArchivedRecord
+from archive.services import archival_restore
 from opd.core.models import Organization
 
 
