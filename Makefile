@@ -86,6 +86,7 @@ test: venv
 	@urls=$$(.ci/services.sh) || exit 1; set -a; eval "$$urls"; set +a; \
 	export DJANGO_SETTINGS_MODULE=opd.settings.test; \
 	$(VENV)/bin/ruff check . && \
+	$(VENV)/bin/lint-imports --no-cache && \
 	$(PY) manage.py makemigrations --check --dry-run && \
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
