@@ -83,7 +83,6 @@ ALLOWED = {
     ("analytics/summaries.py", "DailyStat.delete"): "derived statistics (see above)",
     ("analytics/summaries.py", "DailyStat.bulk_create"): "derived statistics",
     ("analytics/summaries.py", "DailyWait.delete"): "derived statistics",
-    ("analytics/summaries.py", "DailyWait.bulk_create"): "derived statistics",
     ("analytics/summaries.py", "SummaryDay.update"): "derived statistics",
     ("analytics/summaries.py", "SummaryDay.bulk_create"): "derived statistics",
     ("analytics/summaries.py", "SummaryLock.bulk_create"): "derived statistics",
