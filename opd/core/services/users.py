@@ -225,15 +225,17 @@ def membership_add(*, actor: User | None, user: User, clinic: Clinic) -> Members
     check_tenant(actor, clinic.organization_id, "clinic")
     if clinic.organization_id != user.organization_id:
         raise ValidationFailed(FOREIGN_CLINIC, fields={"clinic": FOREIGN_CLINIC})
+    already = "This person already works at this clinic."
+    if Membership.objects.filter(user=user, clinic=clinic).exists():
+        raise ValidationFailed(already, fields={"clinic": already})
     membership = Membership(user=user, clinic=clinic)
     validate_model(membership)
     with transaction.atomic():
         try:
             with transaction.atomic():
                 membership.save()
-        except IntegrityError as exc:
-            message = "This person already works at this clinic."
-            raise ValidationFailed(message, fields={"clinic": message}) from exc
+        except IntegrityError as exc:  # the same membership added twice at once
+            raise ValidationFailed(already, fields={"clinic": already}) from exc
         audit(
             actor=actor,
             action="membership.added",
