@@ -1,15 +1,28 @@
 from django.apps import apps
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from opd.core import views as core_views
+from opd.core.forms import ServicePasswordChangeForm, ServiceSetPasswordForm
 
 urlpatterns = [
     path("", core_views.home, name="home"),
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),
     path("admin/", admin.site.urls),
+    # Django's account views, with forms that save through user_set_password (audited); the rest as is.
+    path(
+        "accounts/password_change/",
+        auth_views.PasswordChangeView.as_view(form_class=ServicePasswordChangeForm),
+        name="password_change",
+    ),
+    path(
+        "accounts/reset/<uidb64>/<token>/",
+        auth_views.PasswordResetConfirmView.as_view(form_class=ServiceSetPasswordForm),
+        name="password_reset_confirm",
+    ),
     path("accounts/", include("django.contrib.auth.urls")),
     path("portal/", include("portal.urls")),
     path("queue/", include("scheduling.urls")),

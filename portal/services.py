@@ -17,6 +17,7 @@ from django.db.models import Q
 
 from opd.core.errors import Conflict, ValidationFailed
 from opd.core.models import Clinic, Organization, Role, User
+from opd.core.services import user_create
 from patients.models import Patient, Sex
 from patients.services import patient_create
 
@@ -80,10 +81,18 @@ def patient_register(
         validate_password(password, user=user)
     except ValidationError as exc:
         raise ValidationFailed(exc.messages[0], fields={"password": exc.messages}) from exc
-    user.set_password(password)
     try:
         with transaction.atomic():
-            user.save()
+            user = user_create(
+                actor=None,
+                username=email,
+                password=password,
+                role=Role.PATIENT,
+                organization=organization,
+                email=email,
+                first_name=first_name,
+                last_name=last_name,
+            )
             return patient_create(
                 actor=user,
                 organization=organization,
@@ -96,8 +105,15 @@ def patient_register(
                 email=email,
                 phone=phone,
             )
+    except ValidationFailed as exc:
+        # Two sign-ups with one address at once: the unique username lets only one through, and
+        # user_create names the username for the one that lost.
+        if "username" in exc.fields and _email_taken(email):
+            raise ValidationFailed(
+                DUPLICATE_EMAIL, fields={"email": DUPLICATE_EMAIL}, code="duplicate_email"
+            ) from exc
+        raise
     except IntegrityError as exc:
-        # Two sign-ups with one address at once: the unique username lets only one through.
         if _email_taken(email):
             raise ValidationFailed(
                 DUPLICATE_EMAIL, fields={"email": DUPLICATE_EMAIL}, code="duplicate_email"

@@ -16,3 +16,11 @@ class SchedulingConfig(AppConfig):
         events.subscribe(events.APPOINTMENT_BOOKED, realtime.on_booked)
         events.subscribe(events.APPOINTMENT_CANCELLED, realtime.on_cancelled)
         events.subscribe(events.APPOINTMENT_RESCHEDULED, realtime.on_rescheduled)
+
+        # Slots are planned in clinic local time: a clinic's new time zone re-plans them, or is refused
+        # while booked appointments would move (inside opd.core's clinic_update transaction).
+        from opd.core.services import time_zone_planner_register
+
+        from .services import slots_replan_for_time_zone
+
+        time_zone_planner_register(slots_replan_for_time_zone)

@@ -1,20 +1,21 @@
 """Organization, clinics, departments, users and the audit trail, in the admin clinic staff work in.
 
-Permissions and scoping: see opd.core.admin_mixins. IdempotencyRecord is deliberately not registered:
+Permissions and scoping: see opd.core.admin_mixins. Every save calls an opd.core service (organization_*,
+clinic_*, department_*, user_*, membership_*), which checks the rules and writes the audit event. IdempotencyRecord is deliberately not registered:
 it is a transport-level replay cache of API responses (which can hold patient data) keyed per user;
 nobody at a clinic has a use for it, and showing it would only widen who can read those bodies.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import zoneinfo
 
 from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
-from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
-from django.forms.models import BaseInlineFormSet
+from django.contrib.auth.forms import AdminPasswordChangeForm, AdminUserCreationForm, UserChangeForm
 from django.utils.html import format_html
 
 from .admin_mixins import (
@@ -26,8 +27,29 @@ from .admin_mixins import (
     OpdModelAdminMixin,
     OpdTabularInline,
     ScopedRelatedFilter,
+    ServiceRejected,
+    adopt,
 )
+from .errors import DomainError
 from .models import AuditEvent, Clinic, Department, Membership, Organization, Role, User
+from .services import (
+    clinic_create,
+    clinic_update,
+    department_create,
+    department_update,
+    membership_add,
+    membership_remove,
+    organization_create,
+    organization_update,
+    user_change_role,
+    user_create,
+    user_deactivate,
+    user_reactivate,
+    user_set_password,
+    user_update,
+)
+from .services.organizations import CLINIC_FIELDS, DEPARTMENT_FIELDS, ORGANIZATION_FIELDS
+from .services.users import SUPERUSER_FIELDS, USER_FIELDS
 from .tenancy import clinics_for, departments_for, organizations_for, restrict_to_clinics
 
 admin.site.site_header = "OPD administration"
@@ -59,13 +81,23 @@ class OrganizationAdmin(OpdModelAdmin):
     def get_prepopulated_fields(self, request, obj=None):
         return self.prepopulated_fields if obj is None else {}
 
+    def save_model(self, request, obj, form, change):
+        if change:
+            saved = organization_update(
+                actor=request.user, organization=obj, **self.changes(form, ORGANIZATION_FIELDS)
+            )
+        else:
+            data = form.cleaned_data
+            saved = organization_create(actor=request.user, name=data["name"], slug=data["slug"])
+        adopt(obj, saved)
+
 
 class ClinicForm(forms.ModelForm):
     time_zone = forms.ChoiceField(
         choices=TIME_ZONE_CHOICES,
         initial="Europe/London",
-        help_text="Slots are planned in this zone. It is fixed once the clinic exists: moving it would "
-        "shift every planned slot.",
+        help_text="Slots are planned in this zone. A change re-plans the clinic's future slots; it is "
+        "refused while booked future appointments would move with them.",
     )
 
     class Meta:
@@ -93,11 +125,19 @@ class ClinicAdmin(OpdModelAdmin):
     list_select_related = ("organization",)
     ordering = ("organization__name", "name")
     readonly_fields = ("created_at",)
-    locked_on_change = ("organization", "time_zone")
     fields = (*ClinicForm.Meta.fields, "created_at")
 
     def scope_queryset(self, qs, user):
         return qs & clinics_for(user)
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            saved = clinic_update(actor=request.user, clinic=obj, **self.changes(form, CLINIC_FIELDS))
+        else:
+            data = form.cleaned_data
+            fields = {name: data[name] for name in CLINIC_FIELDS if name in data}
+            saved = clinic_create(actor=request.user, organization=data["organization"], **fields)
+        adopt(obj, saved)
 
     def get_list_display(self, request):
         if request.user.is_superuser:
@@ -125,22 +165,23 @@ class DepartmentAdmin(OpdModelAdmin):
     def scope_queryset(self, qs, user):
         return qs & departments_for(user)
 
-
-class MembershipFormSet(BaseInlineFormSet):
-    def clean(self):
-        super().clean()
-        organization_id = self.instance.organization_id
-        for form in self.forms:
-            if self.can_delete and self._should_delete_form(form):
-                continue
-            clinic = (getattr(form, "cleaned_data", None) or {}).get("clinic")
-            if clinic is not None and clinic.organization_id != organization_id:
-                form.add_error("clinic", "This clinic belongs to another organization than the user.")
+    def save_model(self, request, obj, form, change):
+        if change:
+            current = Department.objects.get(pk=obj.pk)
+            saved = department_update(
+                actor=request.user, department=current, **self.changes(form, DEPARTMENT_FIELDS)
+            )
+        else:
+            data = form.cleaned_data
+            fields = {name: data[name] for name in DEPARTMENT_FIELDS if name in data}
+            saved = department_create(actor=request.user, clinic=data["clinic"], **fields)
+        adopt(obj, saved)
 
 
 class MembershipInline(OpdTabularInline):
+    """Saved by UserAdmin.save_formset with membership_add / membership_remove."""
+
     model = Membership
-    formset = MembershipFormSet
     role_permissions = {Role.ADMIN: {VIEW, ADD, CHANGE, DELETE}}
     fields = ("clinic", "created_at")
     readonly_fields = ("created_at",)
@@ -152,31 +193,26 @@ class MembershipInline(OpdTabularInline):
         return restrict_to_clinics(qs.select_related("clinic"), user)
 
 
-class UserRulesMixin:
-    """Rules of the user form the model cannot express on its own."""
-
-    def clean(self):
-        cleaned = super().clean()
-        is_superuser = cleaned.get("is_superuser", getattr(self.instance, "is_superuser", False))
-        role = cleaned.get("role", getattr(self.instance, "role", None))
-        if cleaned.get("is_staff") and role in (Role.DOCTOR, Role.PATIENT) and not is_superuser:
-            self.add_error(
-                "is_staff", "Doctors and patients work in the portal, not in the admin: leave this unticked."
-            )
-        if "organization" in self.fields and not is_superuser and not cleaned.get("organization"):
-            self.add_error("organization", "Everyone but a superuser belongs to an organization.")
-        return cleaned
-
-
-class OpdUserCreationForm(UserRulesMixin, AdminUserCreationForm):
+class OpdUserCreationForm(AdminUserCreationForm):
     class Meta(AdminUserCreationForm.Meta):
         model = User
         fields = ("username",)
 
 
-class OpdUserChangeForm(UserRulesMixin, UserChangeForm):
+class OpdUserChangeForm(UserChangeForm):
     class Meta(UserChangeForm.Meta):
         model = User
+
+
+class OpdAdminPasswordChangeForm(AdminPasswordChangeForm):
+    """The admin's password page, saving through user_set_password. `actor` is set per request."""
+
+    actor: User | None = None
+
+    def save(self, commit=True):
+        password = self.cleaned_data["password1"] if self.cleaned_data["set_usable_password"] else None
+        self.user = user_set_password(actor=self.actor, user=self.user, password=password)
+        return self.user
 
 
 @admin.register(User)
@@ -242,6 +278,72 @@ class UserAdmin(OpdModelAdminMixin, BaseUserAdmin):
     def full_name(self, obj: User) -> str:
         return obj.get_full_name()
 
+    def save_model(self, request, obj, form, change):
+        actor, data = request.user, form.cleaned_data
+        if not change:
+            saved = user_create(
+                actor=actor,
+                username=data["username"],
+                password=data["password1"] if data.get("set_usable_password", True) else None,
+                role=data["role"],
+                organization=data.get("organization"),
+                email=data.get("email", ""),
+                first_name=data.get("first_name", ""),
+                last_name=data.get("last_name", ""),
+                is_staff=data.get("is_staff", False),
+            )
+            adopt(obj, saved)
+            return
+        changed = set(form.changed_data)
+        saved = User.objects.get(pk=obj.pk)
+        if "role" in changed:
+            # Admin access goes with the role: both change together, so neither half is refused alone.
+            is_staff = data["is_staff"] if "is_staff" in changed else None
+            saved = user_change_role(actor=actor, user=saved, role=data["role"], is_staff=is_staff)
+            changed.discard("is_staff")
+        updates = {name: data[name] for name in changed if name in (*USER_FIELDS, *SUPERUSER_FIELDS)}
+        if updates:
+            saved = user_update(actor=actor, user=saved, **updates)
+        if "is_active" in changed:
+            toggle = user_reactivate if data["is_active"] else user_deactivate
+            saved = toggle(actor=actor, user=saved)
+        adopt(obj, saved)
+
+    def save_formset(self, request, form, formset, change):
+        # Only MembershipInline. What formset.save() would record; the change message reads it.
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        deleted = formset.deleted_forms
+        for row in formset.forms:
+            is_deleted, is_new = row in deleted, row.instance.pk is None
+            if (is_deleted and is_new) or (not is_deleted and not row.has_changed()):
+                continue
+            try:
+                if not is_new:  # removed, or moved to another clinic: the old membership ends
+                    membership_remove(
+                        actor=request.user, membership=Membership.objects.get(pk=row.instance.pk)
+                    )
+                if not is_deleted:
+                    saved = membership_add(
+                        actor=request.user, user=formset.instance, clinic=row.cleaned_data["clinic"]
+                    )
+            except DomainError as exc:
+                raise ServiceRejected(exc, prefix=row.prefix) from exc
+            if is_deleted:
+                formset.deleted_objects.append(row.instance)
+            elif is_new:
+                formset.new_objects.append(saved)
+            else:
+                formset.changed_objects.append((saved, row.changed_data))
+
+    def user_change_password(self, request, id, form_url=""):
+        # The password form saves through user_set_password and needs the acting user. A copy of this
+        # admin per request carries it: the registered instance is shared by every thread.
+        per_request = copy.copy(self)
+        per_request.change_password_form = type(
+            "OpdAdminPasswordChangeForm", (OpdAdminPasswordChangeForm,), {"actor": request.user}
+        )
+        return BaseUserAdmin.user_change_password(per_request, request, id, form_url)
+
 
 class ActionAreaFilter(admin.SimpleListFilter):
     """By the kind of change. Fixed choices: a DISTINCT over a large audit table would be slow."""
@@ -255,6 +357,9 @@ class ActionAreaFilter(admin.SimpleListFilter):
             ("appointment.", "Appointments"),
             ("availability.", "Availability"),
             ("doctor.", "Doctors"),
+            ("user.", "Users"),
+            ("membership.", "Memberships"),
+            ("clinic.", "Clinics"),
         ]
 
     def queryset(self, request, queryset):

@@ -24,6 +24,12 @@ Scoping. `get_queryset` is the tenant boundary: a row outside it is 404 on its c
 choices, autocomplete results and related list filters reuse the *related* model's admin queryset, so a
 user can only ever pick or see what they could open in that model's own list.
 
+Writes. Every write goes through a service; nothing falls back on Django's default save. An admin that
+grants add or change implements `save_model` (and `save_formset` for editable inlines, `delete_model`
+for delete) by calling services; the defaults here refuse, and tests/core/test_write_doors.py checks
+every registered admin. Many-to-many values are the service's to write: `save_related` never calls
+`form.save_m2m()`.
+
 Service errors. Writes go through services that raise `DomainError`. When one is raised while saving,
 the view's transaction is rolled back and the same POST is shown again with the service's message at the
 top and its field messages beside the fields (or beside the inline row that failed) instead of a 500.
@@ -39,7 +45,7 @@ from collections.abc import Callable, Iterable
 from django.contrib import admin, messages
 from django.contrib.admin.sites import NotRegistered
 from django.contrib.admin.views.main import ChangeList
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db.models import Model, QuerySet
 from django.http import Http404, HttpResponseRedirect
 from django.urls import reverse
@@ -306,6 +312,39 @@ class OpdModelAdminMixin(RoleScopedMixin):
 
     def get_changelist(self, request, **kwargs):
         return _ChangeList
+
+    # No default writes: see "Writes" above.
+
+    def save_model(self, request, obj, form, change):
+        raise ImproperlyConfigured(
+            f"{type(self).__name__} must save {self.opts.verbose_name} through a service"
+        )
+
+    def delete_model(self, request, obj):
+        raise ImproperlyConfigured(
+            f"{type(self).__name__} must delete {self.opts.verbose_name} through a service"
+        )
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            self.delete_model(request, obj)
+
+    def save_related(self, request, form, formsets, change):
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
+
+    def save_formset(self, request, form, formset, change):
+        # A read-only inline's formset is saved too, with nothing in it to write.
+        if formset.has_changed():
+            raise ImproperlyConfigured(
+                f"{type(self).__name__} must save its {formset.model._meta.verbose_name} rows through a service"
+            )
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+
+    @staticmethod
+    def changes(form, names) -> dict:
+        """The form's values that the user changed, among `names`: what an update service takes."""
+        return {name: form.cleaned_data[name] for name in form.changed_data if name in names}
 
 
 class OpdModelAdmin(OpdModelAdminMixin, admin.ModelAdmin):

@@ -1,8 +1,8 @@
 """Doctors and their availability in the admin.
 
-- Doctor approval: actions calling doctor_set_approval (role admin). Profile fields (and the room shown on
-  the waiting-room display) are plain admin edits (there is no doctor profile service yet); staff may
-  only edit a doctor's availability.
+- Doctor approval: actions calling doctor_set_approval (role admin). The profile (and the room shown on
+  the waiting-room display): doctor_create / doctor_update, which hold its rules; staff may only edit a
+  doctor's availability.
 - Availability rules and exceptions (own pages and inlines on the doctor): availability_* services,
   which re-plan the doctor's slots. A service's refusal is shown beside the row, not as a 500.
 """
@@ -40,9 +40,12 @@ from ..services import (
     availability_rule_create,
     availability_rule_delete,
     availability_rule_update,
+    doctor_create,
     doctor_set_approval,
+    doctor_update,
 )
 from ..services.availability import RULE_FIELDS
+from ..services.doctors import PROFILE_FIELDS
 
 EXCEPTION_FIELDS = (
     "kind",
@@ -143,23 +146,6 @@ class DoctorForm(ModelForm):
         model = Doctor
         fields = ("user", "organization", "specialization", "license_number", "departments", "room")
 
-    def clean(self):
-        cleaned = super().clean()
-        organization = cleaned.get("organization")
-        organization_id = organization.pk if organization else self.instance.organization_id
-        user = cleaned.get("user")
-        if user is not None:
-            if user.organization_id != organization_id:
-                self.add_error("user", "This account belongs to another organization.")
-            elif user.role != Role.DOCTOR:
-                self.add_error("user", "Give this account the doctor role first.")
-        departments = cleaned.get("departments")
-        if departments is not None and organization_id is not None:
-            foreign = [d for d in departments if d.clinic.organization_id != organization_id]
-            if foreign:
-                self.add_error("departments", "These departments belong to another organization.")
-        return cleaned
-
 
 @admin.register(Doctor)
 class DoctorAdmin(OpdModelAdmin):
@@ -229,9 +215,21 @@ class DoctorAdmin(OpdModelAdmin):
         return ", ".join(str(d) for d in obj.departments.all())
 
     def save_model(self, request, obj, form, change):
-        if change and not form.has_changed():
-            return  # only the availability inlines were edited; leave the profile row alone
-        super().save_model(request, obj, form, change)
+        if change:
+            changes = self.changes(form, (*PROFILE_FIELDS, "departments"))
+            if not changes:
+                return  # only the availability inlines were edited; leave the profile row alone
+            saved = doctor_update(actor=request.user, doctor=obj, **changes)
+        else:
+            data = form.cleaned_data
+            saved = doctor_create(
+                actor=request.user,
+                user=data["user"],
+                organization=data["organization"],
+                departments=data.get("departments") or (),
+                **{name: data[name] for name in PROFILE_FIELDS if name in data},
+            )
+        adopt(obj, saved)
 
     def save_formset(self, request, form, formset, change):
         save = {AvailabilityRule: _save_rule, AvailabilityException: _save_exception}.get(formset.model)

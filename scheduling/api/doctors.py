@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import Prefetch
-from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -24,7 +23,7 @@ from opd.core.models import Department, Role
 from opd.core.tenancy import departments_for
 
 from ..filters import DoctorFilter
-from ..models import ApprovalStatus, AvailabilityException, AvailabilityRule, Doctor, ExceptionKind
+from ..models import ApprovalStatus, AvailabilityException, AvailabilityRule, Doctor
 from ..selectors import doctors_for
 from ..services import (
     availability_exception_create,
@@ -73,13 +72,6 @@ class DoctorSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-def _current(serializer: serializers.Serializer, attrs: dict[str, Any], name: str) -> Any:
-    """The value a field will have after this write: sent, or the instance's (PATCH)."""
-    if name in attrs:
-        return attrs[name]
-    return getattr(serializer.instance, name, None)
-
-
 def _scoped_department(**kwargs: Any) -> ScopedPrimaryKeyField:
     return ScopedPrimaryKeyField(
         scope=departments_for, noun="department", queryset=Department.objects.none(), **kwargs
@@ -109,19 +101,8 @@ class AvailabilityRuleSerializer(StrictInputMixin, serializers.ModelSerializer):
         read_only_fields = ["id", "doctor", "created_at"]
         extra_kwargs = {"valid_from": {"required": False, "help_text": "Defaults to today."}}
 
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        # The database's check constraints would refuse these too, but without naming a field.
-        errors = {}
-        start, end = _current(self, attrs, "start_time"), _current(self, attrs, "end_time")
-        if start and end and end <= start:
-            errors["end_time"] = ["Must be after the start time."]
-        valid_from = _current(self, attrs, "valid_from") or timezone.localdate()
-        valid_to = _current(self, attrs, "valid_to")
-        if valid_to and valid_to < valid_from:
-            errors["valid_to"] = ["Must not be before valid_from."]
-        if errors:
-            raise serializers.ValidationError(errors)
-        return attrs
+    # Only the shape of the input here: availability_rule_create / _update hold the rules (end after
+    # start, valid_to after valid_from, no overlap) and name the field they refuse.
 
 
 class AvailabilityExceptionSerializer(StrictInputMixin, serializers.ModelSerializer):
@@ -146,21 +127,8 @@ class AvailabilityExceptionSerializer(StrictInputMixin, serializers.ModelSeriali
         ]
         read_only_fields = ["id", "doctor", "created_at"]
 
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        # The service runs the model's check constraints before its own friendlier checks, so these
-        # would otherwise answer "Constraint ... is violated." without naming a field.
-        errors = {}
-        start, end = attrs.get("start_time"), attrs.get("end_time")
-        if start and end and end <= start:
-            errors["end_time"] = ["Must be after the start time."]
-        if attrs.get("kind") == ExceptionKind.EXTRA:
-            if attrs.get("department") is None:
-                errors["department"] = ["Required for an extra session."]
-            if start is None or end is None:
-                errors.setdefault("start_time", ["An extra session needs a start and an end time."])
-        if errors:
-            raise serializers.ValidationError(errors)
-        return attrs
+    # Only the shape of the input here: availability_exception_create holds the rules (both times or
+    # neither, an extra session's place and times) and names the field it refuses.
 
 
 # Views

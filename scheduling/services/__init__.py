@@ -14,6 +14,7 @@ from .booking import (
     appointment_cancel,
     appointment_reschedule,
 )
+from .doctors import doctor_create, doctor_update
 from .no_shows import appointments_sweep_no_shows
 from .queue import (
     appointment_check_in,
@@ -25,7 +26,7 @@ from .queue import (
     appointment_start,
     queue_call_next,
 )
-from .slots import slots_generate
+from .slots import slots_generate, slots_replan_for_time_zone
 
 __all__ = [
     "appointment_book",
@@ -45,7 +46,10 @@ __all__ = [
     "availability_rule_create",
     "availability_rule_delete",
     "availability_rule_update",
+    "doctor_create",
     "doctor_set_approval",
+    "doctor_update",
     "queue_call_next",
     "slots_generate",
+    "slots_replan_for_time_zone",
 ]

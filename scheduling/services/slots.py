@@ -9,13 +9,23 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Value
+from django.db.models import F, Q, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from opd.core.models import Department
+from opd.core.errors import ValidationFailed
+from opd.core.models import Clinic, Department
 
-from ..models import ApprovalStatus, AvailabilityException, AvailabilityRule, Doctor, ExceptionKind, Slot
+from ..models import (
+    ACTIVE_STATUSES,
+    Appointment,
+    ApprovalStatus,
+    AvailabilityException,
+    AvailabilityRule,
+    Doctor,
+    ExceptionKind,
+    Slot,
+)
 
 UTC = dt.UTC
 
@@ -192,3 +202,39 @@ def _sync_doctor(doctor: Doctor, wanted: dict, first_day: dt.date, last_day: dt.
             report.resized += Slot.objects.filter(pk__in=ids).update(
                 capacity=Greatest(Value(capacity), F("booked_count"))
             )
+
+
+def slots_replan_for_time_zone(*, clinic: Clinic, previous_time_zone: str) -> None:
+    """opd.core's time-zone planner for slots (registered in SchedulingConfig.ready()): called by
+    `clinic_update` inside its transaction, after the clinic's new zone is written.
+
+    Weekly rules say "09:00" in clinic local time, so every future slot of the clinic moves with the
+    zone. Booked appointments would move with them without anyone telling the patient: while any
+    exist, the change is refused. Otherwise the old zone's future slots close and those no appointment
+    ever pointed at are deleted (a slot a cancelled appointment points at stays, closed, as history);
+    then slots are generated anew in the new zone.
+
+    Closing comes before counting: each UPDATE takes the slot's row lock, the lock a booking takes too,
+    so a booking racing this change either got its seat first (and is counted) or finds the slot closed.
+    """
+    now = timezone.now()
+    future = Slot.objects.filter(clinic_id=clinic.pk, start__gt=now)
+    future.filter(booked_count=0, is_active=True).update(is_active=False)
+    booked = Appointment.objects.filter(
+        clinic_id=clinic.pk, start__gt=now, status__in=ACTIVE_STATUSES
+    ).count()
+    if booked:
+        noun = "appointment" if booked == 1 else "appointments"
+        message = (
+            f"{booked} booked future {noun} at this clinic would move to other times: cancel or "
+            f"reschedule {'it' if booked == 1 else 'them'} before changing the time zone "
+            f"(now {previous_time_zone})."
+        )
+        raise ValidationFailed(message, fields={"time_zone": message}, code="time_zone_in_use")
+    referenced = Appointment.objects.filter(clinic_id=clinic.pk, slot__start__gt=now).values("slot_id")
+    future.filter(booked_count=0).exclude(pk__in=referenced).delete()
+    doctors = Doctor.objects.filter(
+        Q(availability_rules__department__clinic_id=clinic.pk)
+        | Q(availability_exceptions__department__clinic_id=clinic.pk)
+    ).distinct()
+    slots_generate(doctors=doctors)

@@ -234,22 +234,6 @@ def test_it_reports_a_duplicate_clinic_code_beside_the_field(as_user, admin_user
     assert Clinic.objects.filter(code=clinic.code).count() == 1
 
 
-def test_it_keeps_a_clinics_time_zone_fixed_once_created(as_user, admin_user, clinic):
-    response = as_user(admin_user).post(
-        change_url(clinic),
-        {
-            "name": clinic.name,
-            "code": clinic.code,
-            "time_zone": "Asia/Tokyo",
-            "cancellation_cutoff_minutes": "30",
-            "is_active": "on",
-        },
-    )
-    assert response.status_code == 302
-    clinic.refresh_from_db()
-    assert (clinic.time_zone, clinic.cancellation_cutoff_minutes) == ("Europe/London", 30)
-
-
 def test_it_shows_the_audit_trail_of_the_administrators_organization_only(
     as_user, admin_user, org, other_org, superuser
 ):

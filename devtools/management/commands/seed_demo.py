@@ -3,7 +3,8 @@ doctors with weekly schedules, 50 patients, a sign-in for each role, a few appoi
 today's live queue for every doctor (patients checked in with tokens, one in consultation, some seen,
 one no-show), so the dashboard and the waiting room open on a working day.
 
-Idempotent: everything is looked up by a stable key first, so a second run changes nothing. The
+Idempotent: everything is looked up by a stable key first, so a second run changes nothing. Every write
+goes through the services the admin and the API use (and is audited like theirs). The
 passwords are fixed and printed, which is acceptable only because this is demo data: the command
 refuses to run with DEBUG off unless --force says this really is a demo database.
 """
@@ -23,6 +24,17 @@ from django.utils import timezone
 from devtools.management.commands.seed_scale import SCALE_OPTIONS, add_scale_arguments, run_scale
 from opd.core.errors import Conflict
 from opd.core.models import Clinic, Department, Membership, Organization, Role, User
+from opd.core.services import (
+    clinic_create,
+    department_create,
+    membership_add,
+    organization_create,
+    user_change_role,
+    user_create,
+    user_reactivate,
+    user_set_password,
+    user_update,
+)
 from patients.models import Patient, Sex
 from patients.services import patient_create
 from scheduling.models import (
@@ -45,7 +57,9 @@ from scheduling.services import (
     appointment_start,
     availability_exception_create,
     availability_rule_create,
+    doctor_create,
     doctor_set_approval,
+    doctor_update,
     queue_call_next,
     slots_generate,
 )
@@ -241,8 +255,8 @@ class Command(BaseCommand):
 
 
 def seed() -> Demo:
-    org, _ = Organization.objects.get_or_create(
-        slug=ORGANIZATION["slug"], defaults={"name": ORGANIZATION["name"]}
+    org = Organization.objects.filter(slug=ORGANIZATION["slug"]).first() or organization_create(
+        actor=None, **ORGANIZATION
     )
     demo = Demo(organization=org)
     seed_clinics(demo)
@@ -262,22 +276,24 @@ def seed() -> Demo:
 
 def seed_clinics(demo: Demo) -> None:
     for spec in CLINICS:
-        clinic, _ = Clinic.objects.get_or_create(
-            organization=demo.organization,
-            code=spec.code,
-            defaults={
-                "name": spec.name,
-                "time_zone": spec.time_zone,
-                "address": spec.address,
-                "phone": spec.phone,
-                "email": f"{spec.code}@demo.example.org",
-                "checkin_opens_minutes": CHECKIN_OPENS_MINUTES,
-            },
-        )
+        clinic = Clinic.objects.filter(organization=demo.organization, code=spec.code).first()
+        if clinic is None:
+            clinic = clinic_create(
+                actor=None,
+                organization=demo.organization,
+                code=spec.code,
+                name=spec.name,
+                time_zone=spec.time_zone,
+                address=spec.address,
+                phone=spec.phone,
+                email=f"{spec.code}@demo.example.org",
+                checkin_opens_minutes=CHECKIN_OPENS_MINUTES,
+            )
         demo.clinics[spec.code] = clinic
         for code, name in spec.departments:
-            demo.departments[spec.code, code], _ = Department.objects.get_or_create(
-                clinic=clinic, code=code, defaults={"name": name}
+            department = Department.objects.filter(clinic=clinic, code=code).first()
+            demo.departments[spec.code, code] = department or department_create(
+                actor=None, clinic=clinic, code=code, name=name
             )
 
 
@@ -295,32 +311,31 @@ def ensure_user(
 ) -> User:
     """The demo user as specified; writes only what differs, so a second run writes nothing."""
     wanted = {
-        "role": role,
-        "organization_id": organization.pk if organization else None,
         "first_name": first_name,
         "last_name": last_name,
         "email": f"{username}@demo.example.org",
         "is_staff": is_staff or is_superuser,
         "is_superuser": is_superuser,
-        "is_active": True,
     }
     user = User.objects.filter(username=username).first()
     if user is None:
-        user = User(username=username, **wanted)
-        user.set_password(password)
-        user.save()
+        user = user_create(
+            actor=None, username=username, password=password, role=role, organization=organization, **wanted
+        )
     else:
-        changed = [name for name, value in wanted.items() if getattr(user, name) != value]
-        for name in changed:
-            setattr(user, name, wanted[name])
+        if user.role != role:
+            user = user_change_role(actor=None, user=user, role=role, is_staff=wanted["is_staff"])
+        changed = {name: value for name, value in wanted.items() if getattr(user, name) != value}
+        if changed:
+            user = user_update(actor=None, user=user, **changed)
+        if not user.is_active:
+            user = user_reactivate(actor=None, user=user)
         # The printed table must be true: put the demo password back if someone changed it.
         if not user.check_password(password):
-            user.set_password(password)
-            changed.append("password")
-        if changed:
-            user.save(update_fields=changed)
+            user = user_set_password(actor=None, user=user, password=password)
     for clinic in clinics:
-        Membership.objects.get_or_create(user=user, clinic=clinic)
+        if not Membership.objects.filter(user=user, clinic=clinic).exists():
+            membership_add(actor=None, user=user, clinic=clinic)
     return user
 
 
@@ -374,21 +389,23 @@ def seed_doctors(demo: Demo) -> None:
             last_name=spec.last_name,
             clinics=(clinic,),
         )
-        doctor, _ = Doctor.objects.get_or_create(
-            user=user,
-            defaults={
-                "organization": demo.organization,
-                "specialization": spec.specialization,
-                "license_number": spec.license_number,
-                "room": spec.room,
-            },
-        )
+        doctor = Doctor.objects.filter(user=user).first()
+        if doctor is None:
+            doctor = doctor_create(
+                actor=demo.admin,
+                user=user,
+                organization=demo.organization,
+                specialization=spec.specialization,
+                license_number=spec.license_number,
+                room=spec.room,
+                departments=[department],
+            )
         if not doctor.room:  # a demo from before rooms were shown; an admin's own choice is kept
-            doctor.room = spec.room
-            doctor.save(update_fields=["room"])
+            doctor = doctor_update(actor=demo.admin, doctor=doctor, room=spec.room)
         if not doctor.departments.filter(pk=department.pk).exists():
-            # add() alone would INSERT IGNORE, which spends an auto-increment id on every run.
-            doctor.departments.add(department)
+            doctor = doctor_update(
+                actor=demo.admin, doctor=doctor, departments=[*doctor.departments.all(), department]
+            )
         add_weekly_sessions(demo, doctor, department)
         # A new doctor starts pending; approval opens their slots (one re-plan instead of one per rule).
         doctor_set_approval(actor=demo.admin, doctor=doctor, status=ApprovalStatus.APPROVED)

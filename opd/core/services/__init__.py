@@ -9,8 +9,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
-from .errors import ValidationFailed
-from .models import IdempotencyRecord
+from ..errors import ValidationFailed
+from ..models import IdempotencyRecord
 
 
 def validate_model(instance: models.Model, *, exclude: Iterable[str] | None = None) -> None:
@@ -37,3 +37,48 @@ def idempotency_records_purge(*, older_than: dt.timedelta, batch_size: int = 100
         if not ids:
             return removed
         removed += IdempotencyRecord.objects.filter(pk__in=ids).delete()[0]
+
+
+# The use cases, importable from one place: `from opd.core.services import clinic_update`. Imported last,
+# as they use validate_model above.
+from .organizations import (  # noqa: E402
+    clinic_create,
+    clinic_update,
+    department_create,
+    department_update,
+    organization_create,
+    organization_update,
+    time_zone_planner_register,
+    time_zone_planner_unregister,
+)
+from .users import (  # noqa: E402
+    membership_add,
+    membership_remove,
+    user_change_role,
+    user_create,
+    user_deactivate,
+    user_reactivate,
+    user_set_password,
+    user_update,
+)
+
+__all__ = [
+    "clinic_create",
+    "clinic_update",
+    "department_create",
+    "department_update",
+    "idempotency_records_purge",
+    "membership_add",
+    "membership_remove",
+    "organization_create",
+    "organization_update",
+    "time_zone_planner_register",
+    "time_zone_planner_unregister",
+    "user_change_role",
+    "user_create",
+    "user_deactivate",
+    "user_reactivate",
+    "user_set_password",
+    "user_update",
+    "validate_model",
+]
