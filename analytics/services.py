@@ -67,7 +67,7 @@ def _one_id(value: Any, field: str) -> int:
     return value
 
 
-def clean_filters(organization_id: int, filters: Any) -> dict:
+def clean_filters(organization_id: int, filters: Any) -> dict[str, Any]:
     """The definition's filters checked against its organization: ids elsewhere are unknown (404)."""
     if filters in (None, ""):
         filters = {}
@@ -243,7 +243,7 @@ def report_table(definition: ReportDefinition, date_from: dt.date, date_to: dt.d
 
 
 def render_report(
-    definition: ReportDefinition, columns: list[str], rows: list[dict], period
+    definition: ReportDefinition, columns: list[str], rows: list[dict[str, Any]], period
 ) -> tuple[bytes, str, str]:
     """(content, content type, file extension)."""
     if definition.format == ReportFormat.HTML:

@@ -44,7 +44,7 @@ def may_read_care_notes(user: User) -> bool:
     )
 
 
-def _clinical(qs: QuerySet, user: User, *, completed: str) -> QuerySet:
+def _clinical(qs: QuerySet[Any], user: User, *, completed: str) -> QuerySet[Any]:
     if user.is_superuser:
         return qs
     if user.role == Role.DOCTOR:
@@ -122,7 +122,7 @@ class HistoryEntry:
     item: Any
 
 
-def _timeline_rows(qs: QuerySet, kind: str, at: str) -> QuerySet:
+def _timeline_rows(qs: QuerySet[Any], kind: str, at: str) -> QuerySet[Any]:
     return (
         qs.order_by()
         .annotate(kind=Value(kind, output_field=CharField(max_length=16)), at=F(at))
@@ -130,7 +130,7 @@ def _timeline_rows(qs: QuerySet, kind: str, at: str) -> QuerySet:
     )
 
 
-def patient_history(user: User, patient: Patient) -> QuerySet:
+def patient_history(user: User, patient: Patient) -> QuerySet[Any]:
     """(kind, id, at) of everything in the patient's record the user may see, newest first.
 
     One UNION ALL sorted and sliced in SQL: a page costs one query for its rows (and one to count),

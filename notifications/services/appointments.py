@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import transaction
 from django.db.models import Q
@@ -78,7 +79,7 @@ def _messages(
     *,
     kind: str,
     key: str,
-    context: dict,
+    context: dict[str, Any],
     scheduled_for: dt.datetime | None = None,
     lead_minutes: int | None = None,
 ) -> list[Notification]:
