@@ -32,6 +32,7 @@ import datetime as dt
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,7 +82,7 @@ def _label(model: type[models.Model]) -> str:
     return model._meta.label_lower
 
 
-def _references_to(model: type[models.Model]):
+def _references_to(model: type[models.Model]) -> Iterator[Any]:  # reverse relations (ForeignObjectRel)
     """Every foreign key (and one-to-one) elsewhere that points at `model`, through tables included."""
     for rel in model._meta.get_fields(include_hidden=True):
         if rel.auto_created and not rel.concrete and (rel.one_to_many or rel.one_to_one):
