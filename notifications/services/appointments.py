@@ -158,6 +158,7 @@ def appointment_booked_queue_messages(*, appointment_id: int, **_event: Any) -> 
     from ..tasks import plan_booking_messages  # the task module imports the services
 
     try:
+        # Celery takes any sequence for args and None for the default queue; its stubs are narrower.
         plan_booking_messages.apply_async(args=[appointment_id], queue=conf.queue())  # type: ignore[arg-type]
     except BrokerUnavailable:
         logger.warning(
