@@ -1,5 +1,6 @@
-# `make run` tries the product out (embedded default), `make test` runs the whole suite on MariaDB and
-# Redis, `make serve` runs the production process layout locally on MariaDB and Redis.
+# `make run` tries the product out (embedded default), `make test` runs the checks and the whole suite on
+# MariaDB and Redis (`make test-fast` the inner loop), `make serve` runs the production process layout
+# locally on MariaDB and Redis.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -11,15 +12,41 @@ WS_PORT ?= 8001
 PYTEST_ARGS ?= -n 2
 BEAT := $(VENV)/bin/celery -A opd beat --loglevel=INFO --scheduler django_celery_beat.schedulers:DatabaseScheduler
 
-.PHONY: run test services serve venv lint format clean-data bench
+.PHONY: run test test-fast services serve venv lint format clean-data bench requirements
 
+# requirements/*.txt are compiled (`make requirements`) with every package pinned and hashed: pip refuses
+# anything else. Production installs requirements/prod.txt the same way.
 $(VENV)/.installed: requirements/base.txt requirements/prod.txt requirements/dev.txt
 	PYTHON=$(PYTHON) .ci/install-os-packages.sh build
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -r requirements/dev.txt
+	$(PY) -m pip install -q --require-hashes -r requirements/dev.txt
 	touch $@
 
 venv: $(VENV)/.installed
+
+## make requirements: recompile requirements/*.txt from requirements/*.in with pip-tools, in layer order
+## (prod is constrained by base, dev by prod). Existing pins are kept; to move one, pass
+## PIP_COMPILE_ARGS="--upgrade-package NAME" (or NAME==VERSION).
+PIP_COMPILE := $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+  --no-emit-index-url --no-emit-find-links --no-emit-trusted-host $(PIP_COMPILE_ARGS)
+requirements: venv
+	$(PIP_COMPILE) -o requirements/base.txt requirements/base.in
+	$(PIP_COMPILE) -o requirements/prod.txt requirements/prod.in
+	$(PIP_COMPILE) -o requirements/dev.txt requirements/dev.in
+
+# The static checks, in the order `make test` runs them; `make lint` runs them alone (no services needed).
+CHECKS := $(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy && \
+  $(VENV)/bin/lint-imports --no-cache
+
+# Prefix of the test recipes: MariaDB and Redis started (or reused) by .ci/services.sh, whose URLs are
+# used unless DATABASE_URL / REDIS_URL are already set, so two checkouts sharing the servers can keep
+# apart (tests only create and drop their own test_* database and write prefixed Redis keys).
+define test_env
+db="$${DATABASE_URL:-}"; redis="$${REDIS_URL:-}"; \
+urls=$$(.ci/services.sh) || exit 1; set -a; eval "$$urls"; set +a; \
+export DATABASE_URL="$${db:-$$DATABASE_URL}" REDIS_URL="$${redis:-$$REDIS_URL}"; \
+export DJANGO_SETTINGS_MODULE=opd.settings.test
+endef
 
 # Fails early, with a message, when something already listens on the port: a server that cannot bind
 # would otherwise leave the others running without it.
@@ -80,15 +107,21 @@ services:
 	@.ci/install-os-packages.sh
 	@.ci/services.sh
 
-## make test: ruff, the migrations check and the whole suite against real MariaDB and Redis
+## make test: what CI runs (.ci/run): ruff check, ruff format --check, mypy, lint-imports, the migrations
+## check, then the whole suite against real MariaDB and Redis
 test: venv
 	@.ci/install-os-packages.sh
-	@urls=$$(.ci/services.sh) || exit 1; set -a; eval "$$urls"; set +a; \
-	export DJANGO_SETTINGS_MODULE=opd.settings.test; \
-	$(VENV)/bin/ruff check . && \
-	$(VENV)/bin/lint-imports --no-cache && \
+	@$(test_env); \
+	$(CHECKS) && \
 	$(PY) manage.py makemigrations --check --dry-run && \
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+## make test-fast: the inner loop: the suite without the slow tests (real workers and servers) and the
+## browser tests, no static checks (`make lint test-fast` adds them)
+test-fast: venv
+	@.ci/install-os-packages.sh
+	@$(test_env); \
+	$(VENV)/bin/pytest $(PYTEST_ARGS) -m "not slow and not browser"
 
 ## make serve: the production process layout on MariaDB and Redis, DEBUG off, with the demo data:
 ## gunicorn (HTTP, persistent database connections) on :8000, uvicorn (websockets, CONN_MAX_AGE=0) on
@@ -121,8 +154,9 @@ serve: venv
 	start $(BEAT); \
 	$(wait_servers)
 
+## make lint: the static checks alone: ruff check, ruff format --check, mypy, lint-imports
 lint: venv
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	$(CHECKS)
 
 format: venv
 	$(VENV)/bin/ruff format . && $(VENV)/bin/ruff check --fix .

@@ -17,7 +17,7 @@ import datetime as dt
 import hashlib
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.core.cache import cache
 from django.db import connection
@@ -100,7 +100,8 @@ def cached_days(
             runs.append([month])
     for run in runs:
         computed = compute(run[0], _month_end(run[-1]))
-        closed, open_ = {}, {}
+        closed: dict[str, Any] = {}  # cache key -> the month's rows
+        open_: dict[str, Any] = {}
         for month in run:
             chunk = {day: row for day, row in computed.items() if month_of(day) == month}
             (closed if _month_end(month) < first_open else open_)[keys[month]] = chunk

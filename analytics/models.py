@@ -7,6 +7,8 @@ DatabaseScheduler runs `analytics.build_report` at those times.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -162,7 +164,7 @@ class ReportRun(models.Model):
 # The stored figures are derived data: their rows reference clinics, doctors and so on without foreign-key
 # constraints in the database, whose checks would hold shared locks on those rows while a refresh writes
 # (stalling an admin's edit of a clinic or a doctor's approval for as long).
-DERIVED = {"db_constraint": False}
+DERIVED: dict[str, Any] = {"db_constraint": False}
 
 
 class StatLevel(models.TextChoices):

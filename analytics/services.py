@@ -67,7 +67,7 @@ def _one_id(value: Any, field: str) -> int:
     return value
 
 
-def clean_filters(organization_id: int, filters: Any) -> dict:
+def clean_filters(organization_id: int, filters: Any) -> dict[str, Any]:
     """The definition's filters checked against its organization: ids elsewhere are unknown (404)."""
     if filters in (None, ""):
         filters = {}
@@ -148,7 +148,7 @@ def report_definition_save(
     if unknown:
         raise ValidationFailed("Unknown fields.", fields=dict.fromkeys(unknown, "Unknown field."))
     creating = definition is None
-    if creating:
+    if definition is None:
         definition = ReportDefinition(
             organization=organization, created_by=actor if actor and actor.pk else None
         )
@@ -225,7 +225,9 @@ def definition_tz(definition: ReportDefinition) -> zoneinfo.ZoneInfo:
     return zoneinfo.ZoneInfo(definition.time_zone)
 
 
-def report_table(definition: ReportDefinition, date_from: dt.date, date_to: dt.date):
+def report_table(
+    definition: ReportDefinition, date_from: dt.date, date_to: dt.date
+) -> tuple[selectors.StatsScope, list[str], list[dict[str, Any]]]:
     """(scope, columns, rows) of the report: the same figures as the API, for the definition's scope."""
     filters = definition.filters
     scope = selectors.scope_for_organization(
@@ -243,7 +245,10 @@ def report_table(definition: ReportDefinition, date_from: dt.date, date_to: dt.d
 
 
 def render_report(
-    definition: ReportDefinition, columns: list[str], rows: list[dict], period
+    definition: ReportDefinition,
+    columns: list[str],
+    rows: list[dict[str, Any]],
+    period: tuple[dt.date, dt.date],
 ) -> tuple[bytes, str, str]:
     """(content, content type, file extension)."""
     if definition.format == ReportFormat.HTML:

@@ -32,7 +32,9 @@ import datetime as dt
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.apps import apps
 from django.core import serializers
@@ -80,7 +82,7 @@ def _label(model: type[models.Model]) -> str:
     return model._meta.label_lower
 
 
-def _references_to(model: type[models.Model]):
+def _references_to(model: type[models.Model]) -> Iterator[Any]:  # reverse relations (ForeignObjectRel)
     """Every foreign key (and one-to-one) elsewhere that points at `model`, through tables included."""
     for rel in model._meta.get_fields(include_hidden=True):
         if rel.auto_created and not rel.concrete and (rel.one_to_many or rel.one_to_one):
@@ -88,7 +90,7 @@ def _references_to(model: type[models.Model]):
 
 
 def _collect(
-    model: type[models.Model], root_pks: list
+    model: type[models.Model], root_pks: list[Any]
 ) -> list[tuple[type[models.Model], object, object, int]]:
     """The roots and every row that refers to them, recursively: (model, pk, root pk, depth).
 
@@ -99,12 +101,12 @@ def _collect(
     for pk in root_pks:
         depth[(model, pk)] = 0
         root_of[(model, pk)] = pk
-    frontier: dict[type[models.Model], set] = {model: set(root_pks)}
+    frontier: dict[type[models.Model], set[Any]] = {model: set(root_pks)}
     level = 0
     while frontier:
         if level >= MAX_DEPTH:
             raise RuntimeError(f"References deeper than {MAX_DEPTH} levels under {_label(model)}: a cycle?")
-        found: dict[type[models.Model], set] = defaultdict(set)
+        found: dict[type[models.Model], set[Any]] = defaultdict(set)
         for parent_model, pks in frontier.items():
             for rel in _references_to(parent_model):
                 child_model, fk = rel.related_model, rel.field
@@ -128,7 +130,7 @@ def _collect(
     return [(m, pk, root_of[(m, pk)], d) for (m, pk), d in depth.items()]
 
 
-def _serialize(model: type[models.Model], pks: list) -> dict[object, dict]:
+def _serialize(model: type[models.Model], pks: list[Any]) -> dict[object, dict[str, Any]]:
     # Concrete fields only: many-to-many links are archived as rows of their through tables.
     names = [f.name for f in model._meta.concrete_fields if not f.primary_key]
     objects = model._base_manager.filter(pk__in=pks)
@@ -149,7 +151,7 @@ def _archive_batch(root: ArchiveRoot, cutoff: dt.datetime, batch_size: int, repo
             return 0
         organization_of = dict(roots)
         collected = _collect(model, list(organization_of))
-        by_model: dict[type[models.Model], list] = defaultdict(list)
+        by_model: dict[type[models.Model], list[Any]] = defaultdict(list)
         for row_model, pk, _root_pk, _depth in collected:
             by_model[row_model].append(pk)
         data = {row_model: _serialize(row_model, pks) for row_model, pks in by_model.items()}
@@ -170,7 +172,7 @@ def _archive_batch(root: ArchiveRoot, cutoff: dt.datetime, batch_size: int, repo
             ]
         )
         # Deepest first: each row goes before the rows it points at, so PROTECT never objects.
-        by_depth: dict[int, dict[type[models.Model], list]] = defaultdict(lambda: defaultdict(list))
+        by_depth: dict[int, dict[type[models.Model], list[Any]]] = defaultdict(lambda: defaultdict(list))
         for row_model, pk, _root_pk, row_depth in collected:
             by_depth[row_depth][row_model].append(pk)
         for row_depth in sorted(by_depth, reverse=True):
@@ -221,7 +223,7 @@ def archival_candidates(
 def archival_restore(
     *,
     root_model: str | None = None,
-    root_pks: list | None = None,
+    root_pks: list[Any] | None = None,
     organization_id: int | None = None,
     batch_size: int = 200,
 ) -> ArchiveReport:

@@ -34,7 +34,7 @@ def slots_for(user: User, *, include_closed: bool = False) -> QuerySet[Slot]:
     if user.is_superuser:
         return qs
     if user.role == Role.PATIENT:
-        qs = qs.filter(organization_id=user.organization_id, clinic__is_active=True)
+        qs = qs.filter(organization_id=user.organization_id, clinic__is_active=True)  # type: ignore[misc]  # no organization: matches no row
         if not include_closed:
             qs = qs.filter(
                 is_active=True,
@@ -52,7 +52,7 @@ def appointments_for(user: User) -> QuerySet[Appointment]:
     if user.is_superuser:
         return qs
     if user.role == Role.PATIENT:
-        return qs.filter(patient__user=user, organization_id=user.organization_id)
+        return qs.filter(patient__user=user, organization_id=user.organization_id)  # type: ignore[misc]  # no organization: matches no row
     return restrict_to_clinics(qs, user)
 
 
@@ -78,13 +78,13 @@ def doctors_for(user: User) -> QuerySet[Doctor]:
     qs = Doctor.objects.all()
     if user.is_superuser:
         return qs
-    qs = qs.filter(organization_id=user.organization_id)
+    qs = qs.filter(organization_id=user.organization_id)  # type: ignore[misc]  # no organization: matches no row
     if user.role == Role.ADMIN:
         return qs
     if user.role in (Role.STAFF, Role.DOCTOR):
         # A subquery rather than a join, so a doctor in two of the user's departments is listed once.
         works_here = Q(
-            pk__in=Doctor.departments.through.objects.filter(
+            pk__in=Doctor.departments.through.objects.filter(  # type: ignore[misc]  # None only for superusers, who return earlier
                 department__clinic_id__in=clinic_ids_for(user)
             ).values("doctor_id")
         )
@@ -302,7 +302,7 @@ def sort_line(appointments: Iterable[Appointment], now: dt.datetime) -> Line:
             if MIN_COUNTED_CONSULTATION_MINUTES <= minutes <= MAX_COUNTED_CONSULTATION_MINUTES:
                 durations.append(minutes)
     line.in_consultation.sort(key=lambda a: a.started_at or now, reverse=True)
-    line.called.sort(key=lambda a: a.called_at)
+    line.called.sort(key=lambda a: a.called_at)  # type: ignore[arg-type,return-value]  # a called patient has called_at
     line.waiting.sort(key=lambda a: (a.queue_key, a.pk))
     line.expected.sort(key=lambda a: (a.start, a.pk))
     line.done.sort(key=lambda a: a.completed_at or a.no_show_at or a.end, reverse=True)
@@ -319,9 +319,9 @@ def sort_line(appointments: Iterable[Appointment], now: dt.datetime) -> Line:
         ahead = max(average - (now - started).total_seconds() / 60, 0)
     ahead += average * len(line.called)
     for index, appt in enumerate(line.waiting):
-        # Set on the rows for templates and entries alike.
-        appt.queue_position = index + 1
-        appt.wait_minutes = math.ceil(ahead + index * average)
+        # Set on the rows for templates and entries alike (attributes the model does not declare).
+        appt.queue_position = index + 1  # type: ignore[attr-defined]
+        appt.wait_minutes = math.ceil(ahead + index * average)  # type: ignore[attr-defined]
     return line
 
 
@@ -358,7 +358,7 @@ def clinic_day(clinic: Clinic, *, now: dt.datetime) -> tuple[list[tuple[Doctor, 
         doctors[appt.doctor_id] = appt.doctor
     order = sorted(doctors.values(), key=lambda d: (d.room or "~", d.display_name, d.pk))
     lines = [(doctor, sort_line(by_doctor[doctor.pk], now)) for doctor in order]
-    called = sorted((a for _, line in lines for a in line.called), key=lambda a: a.called_at, reverse=True)
+    called = sorted((a for _, line in lines for a in line.called), key=lambda a: a.called_at, reverse=True)  # type: ignore[arg-type,return-value]  # a called patient has called_at
     return lines, called
 
 

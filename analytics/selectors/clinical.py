@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from typing import Any
 
 from django.db.models import Count, Sum
 
@@ -18,14 +20,14 @@ NEWS2_COLUMNS = ["date", "total", *News2Band.values]
 CARE_NOTE_COLUMNS = ["date", "total", *CareCategory.values]
 
 
-def news2_daily(scope: StatsScope, date_from: dt.date, date_to: dt.date) -> list[dict]:
+def news2_daily(scope: StatsScope, date_from: dt.date, date_to: dt.date) -> list[dict[str, Any]]:
     """Consultations whose vitals were recorded that day, by NEWS2 clinical-risk band."""
     return caching.cached_days(
         "news2", scope, days_between(date_from, date_to), lambda d0, d1: _compute_news2(scope, d0, d1)
     )
 
 
-def care_notes_daily(scope: StatsScope, date_from: dt.date, date_to: dt.date) -> list[dict]:
+def care_notes_daily(scope: StatsScope, date_from: dt.date, date_to: dt.date) -> list[dict[str, Any]]:
     """Care notes written that day, by category. Care notes belong to clinics, not departments; with a
     doctor filter (and for doctors themselves) they are the notes that doctor wrote."""
     return caching.cached_days(
@@ -41,22 +43,32 @@ NEWS2_STORED = {band: f"news2_{band}" for band in News2Band.values}
 CARE_STORED = {category: f"care_{category}" for category in CareCategory.values}
 
 
-def _compute_news2(scope: StatsScope, date_from: dt.date, date_to: dt.date) -> dict[dt.date, dict]:
+def _compute_news2(scope: StatsScope, date_from: dt.date, date_to: dt.date) -> dict[dt.date, dict[str, Any]]:
     return _stored_or_live(scope, date_from, date_to, NEWS2_STORED, _news2_live, by_level=True)
 
 
-def _compute_care_notes(scope: StatsScope, date_from: dt.date, date_to: dt.date) -> dict[dt.date, dict]:
+def _compute_care_notes(
+    scope: StatsScope, date_from: dt.date, date_to: dt.date
+) -> dict[dt.date, dict[str, Any]]:
     if scope.doctor_id is not None:
         # A doctor's own notes are not among the stored figures (those are per clinic).
         return _care_notes_live(scope, date_from, date_to)
     return _stored_or_live(scope, date_from, date_to, CARE_STORED, _care_notes_live, by_level=False)
 
 
-def _stored_or_live(scope, date_from, date_to, columns: dict[str, str], live, *, by_level: bool) -> dict:
+def _stored_or_live(
+    scope: StatsScope,
+    date_from: dt.date,
+    date_to: dt.date,
+    columns: dict[str, str],
+    live: Callable[[StatsScope, dt.date, dt.date], dict[dt.date, dict[str, Any]]],
+    *,
+    by_level: bool,
+) -> dict[dt.date, dict[str, Any]]:
     """Stored days summed from DailyStat's `columns`, the others computed by `live`. Care notes belong
     to clinics, so they are read from clinic (or organization) rows even under a department filter."""
     stored = daily.stored_days(scope, date_from, date_to)
-    out: dict[dt.date, dict] = {}
+    out: dict[dt.date, dict[str, Any]] = {}
     rest = [d for d in days_between(date_from, date_to) if d not in stored]
     for first, last in day_runs(rest, max_runs=daily.MAX_LIVE_RUNS):
         out.update(live(scope, first, last))
@@ -74,13 +86,13 @@ def _stored_or_live(scope, date_from, date_to, columns: dict[str, str], live, *,
     return out
 
 
-def _empty_counts(day: dt.date, names: list[str]) -> dict:
+def _empty_counts(day: dt.date, names: list[str]) -> dict[str, Any]:
     return {"date": day.isoformat(), "total": 0, **dict.fromkeys(names, 0)}
 
 
 def news2_counts(
     scope: StatsScope, date_from: dt.date, date_to: dt.date, by: tuple[str, ...] = ()
-) -> dict[tuple, dict[str, int]]:
+) -> dict[tuple[Any, ...], dict[str, int]]:
     """Consultations with a NEWS2 band per (local day of the vitals, *by), by band (one GROUP BY)."""
     if not scope.clinics:
         return {}
@@ -102,7 +114,7 @@ def news2_counts(
         .annotate(n=Count("id"))
         .order_by()
     )
-    out: dict[tuple, dict[str, int]] = {}
+    out: dict[tuple[Any, ...], dict[str, int]] = {}
     for row in rows:
         day = _as_date(row["day"])
         if date_from <= day <= date_to:
@@ -110,7 +122,7 @@ def news2_counts(
     return out
 
 
-def _news2_live(scope: StatsScope, date_from: dt.date, date_to: dt.date) -> dict[dt.date, dict]:
+def _news2_live(scope: StatsScope, date_from: dt.date, date_to: dt.date) -> dict[dt.date, dict[str, Any]]:
     bands = list(News2Band.values)
     out = {day: _empty_counts(day, bands) for day in days_between(date_from, date_to)}
     for (day,), counts in news2_counts(scope, date_from, date_to).items():
@@ -142,7 +154,9 @@ def care_note_counts(
     return out
 
 
-def _care_notes_live(scope: StatsScope, date_from: dt.date, date_to: dt.date) -> dict[dt.date, dict]:
+def _care_notes_live(
+    scope: StatsScope, date_from: dt.date, date_to: dt.date
+) -> dict[dt.date, dict[str, Any]]:
     categories = list(CareCategory.values)
     out = {day: _empty_counts(day, categories) for day in days_between(date_from, date_to)}
     for day, counts in care_note_counts(scope, date_from, date_to).items():

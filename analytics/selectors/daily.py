@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from typing import Any
 
 from django.db import connection
-from django.db.models import Count, F, Max, Min, Q, Sum
+from django.db.models import Aggregate, Count, Expression, F, Max, Min, Q, QuerySet, Sum
 
 from opd.core.models import Clinic
 from scheduling.models import Appointment, AppointmentStatus, Slot
@@ -75,14 +76,14 @@ ADDITIVE = [
 ]
 
 
-def daily_statistics(scope: StatsScope, date_from: dt.date, date_to: dt.date) -> list[dict]:
+def daily_statistics(scope: StatsScope, date_from: dt.date, date_to: dt.date) -> list[dict[str, Any]]:
     """One row per day of [date_from, date_to] (days without data are zeros), oldest first."""
     return caching.cached_days(
         "daily", scope, days_between(date_from, date_to), lambda d0, d1: _compute_daily(scope, d0, d1)
     )
 
 
-def empty_day(day: dt.date) -> dict:
+def empty_day(day: dt.date) -> dict[str, Any]:
     row = {"date": day.isoformat(), "appointments": 0, **dict.fromkeys(STATUSES, 0)}
     row.update(
         new_patients=0,
@@ -98,7 +99,7 @@ def empty_day(day: dt.date) -> dict:
     return finish_day(row)
 
 
-def finish_day(row: dict) -> dict:
+def finish_day(row: dict[str, Any]) -> dict[str, Any]:
     """Derived figures (rates, averages in minutes) from a day's counts and sums."""
 
     def ratio(num: float, den: float, digits: int = 4) -> float | None:
@@ -114,7 +115,7 @@ def finish_day(row: dict) -> dict:
     return row
 
 
-def summarize(rows: list[dict]) -> dict:
+def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The range's totals from its days (sums of counts; averages weighted by their counts). The p90 of a
     range is not derived from daily p90s, so the summary leaves it out."""
     total = {key: sum(row[key] for row in rows) for key in ADDITIVE}
@@ -128,10 +129,10 @@ def summarize(rows: list[dict]) -> dict:
 MAX_LIVE_RUNS = 8
 
 
-def _compute_daily(scope: StatsScope, date_from: dt.date, date_to: dt.date) -> dict[dt.date, dict]:
+def _compute_daily(scope: StatsScope, date_from: dt.date, date_to: dt.date) -> dict[dt.date, dict[str, Any]]:
     """Stored days from the summary tables, the others from the appointments."""
     stored = stored_days(scope, date_from, date_to)
-    out: dict[dt.date, dict] = {}
+    out: dict[dt.date, dict[str, Any]] = {}
     live = [d for d in days_between(date_from, date_to) if d not in stored]
     for first, last in day_runs(live, max_runs=MAX_LIVE_RUNS):
         out.update(_compute_live(scope, first, last))
@@ -180,7 +181,9 @@ def _stored_level(scope: StatsScope, *, use_filters: bool = True) -> tuple[str, 
     return StatLevel.CLINIC, len(scope.clinics) == 1
 
 
-def stored_rows(scope: StatsScope, days: set[dt.date], *, use_filters: bool = True):
+def stored_rows(
+    scope: StatsScope, days: set[dt.date], *, use_filters: bool = True
+) -> tuple[QuerySet[Any], bool]:
     """The DailyStat rows that answer the scope over `days` (a superset: callers keep their days), and
     whether their wait p90 is the scope's. Without `use_filters`, a department or doctor filter is
     ignored (clinic-level figures)."""
@@ -197,12 +200,12 @@ def stored_rows(scope: StatsScope, days: set[dt.date], *, use_filters: bool = Tr
     return rows, has_p90
 
 
-def _read_stored(scope: StatsScope, days: set[dt.date]) -> dict[dt.date, dict]:
+def _read_stored(scope: StatsScope, days: set[dt.date]) -> dict[dt.date, dict[str, Any]]:
     """The days' figures from DailyStat at the scope's level; the p90 from the same rows where they are
     the scope's, else picked from DailyWait."""
     out = {day: empty_day(day) for day in days}
     rows, has_p90 = stored_rows(scope, days)
-    sums = {key: Sum(key) for key in ADDITIVE}
+    sums: dict[str, Aggregate] = {key: Sum(key) for key in ADDITIVE}
     if has_p90:
         sums["wait_p90_seconds"] = Max("wait_p90_seconds")  # one row per day at this level
     for row in rows.values("date").annotate(**sums).order_by():
@@ -234,7 +237,7 @@ def stored_wait_p90(scope: StatsScope, counts: dict[dt.date, int]) -> dict[dt.da
     """
     table = connection.ops.quote_name(DailyWait._meta.db_table)
     where = ["organization_id IN ({})", "clinic_id IN ({})", "date = %s"]
-    base: list = [scope.organization_ids, scope.clinic_ids]
+    base: list[Any] = [scope.organization_ids, scope.clinic_ids]
     if scope.department_id is not None:
         where.append("department_id = %s")
     if scope.doctor_id is not None:
@@ -242,7 +245,8 @@ def stored_wait_p90(scope: StatsScope, counts: dict[dt.date, int]) -> dict[dt.da
     out: dict[dt.date, float] = {}
     days = sorted(counts)
     for start in range(0, len(days), P90_DAYS_PER_QUERY):
-        parts, params = [], []
+        parts: list[str] = []
+        params: list[Any] = []
         for day in days[start : start + P90_DAYS_PER_QUERY]:
             rank = 0.9 * (counts[day] - 1)
             high = math.ceil(rank)
@@ -265,7 +269,7 @@ def stored_wait_p90(scope: StatsScope, counts: dict[dt.date, int]) -> dict[dt.da
     return out
 
 
-def _compute_live(scope: StatsScope, date_from: dt.date, date_to: dt.date) -> dict[dt.date, dict]:
+def _compute_live(scope: StatsScope, date_from: dt.date, date_to: dt.date) -> dict[dt.date, dict[str, Any]]:
     out = {day: empty_day(day) for day in days_between(date_from, date_to)}
     if not scope.clinics:
         return out
@@ -283,7 +287,7 @@ def _compute_live(scope: StatsScope, date_from: dt.date, date_to: dt.date) -> di
     return out
 
 
-def _appointments_by_day(scope: StatsScope, date_from: dt.date, date_to: dt.date):
+def _appointments_by_day(scope: StatsScope, date_from: dt.date, date_to: dt.date) -> QuerySet[Appointment]:
     """The scope's appointments between the UTC bounds of [date_from, date_to], annotated with their
     clinic-local `day`.
 
@@ -305,7 +309,7 @@ CONSULTATION = ("started_at", "completed_at")
 
 def _appointment_aggregates(
     scope: StatsScope, date_from: dt.date, date_to: dt.date, by: tuple[str, ...] = ()
-) -> dict[tuple, dict]:
+) -> dict[tuple[Any, ...], dict[str, Any]]:
     """Counts per status and the sums behind the averages, per (day, *by): grouped by (day, *by, status)
     in SQL, which is about half the cost of one conditional count per status over a million rows; the
     few rows per group are then laid side by side."""
@@ -322,7 +326,7 @@ def _appointment_aggregates(
         )
     )
     sums = ("wait_count", "wait_seconds", "consultation_count", "consultation_seconds")
-    out: dict[tuple, dict] = {}
+    out: dict[tuple[Any, ...], dict[str, Any]] = {}
     for row in grouped:
         day = _as_date(row["day"])
         if not date_from <= day <= date_to:
@@ -335,7 +339,7 @@ def _appointment_aggregates(
     return out
 
 
-def wait_rows(scope: StatsScope, date_from: dt.date, date_to: dt.date):
+def wait_rows(scope: StatsScope, date_from: dt.date, date_to: dt.date) -> QuerySet[Any, tuple[Any, ...]]:
     """(day, organization, clinic, department, doctor, seconds) of every measured wait in the scope's
     UTC bounds (callers keep the days in range): what DailyWait stores."""
     return (
@@ -353,7 +357,7 @@ def _wait_p90(scope: StatsScope, date_from: dt.date, date_to: dt.date) -> dict[d
     return _in_range(_p90_by_day(rows, SecondsBetween(*WAIT)), date_from, date_to)
 
 
-def _p90_by_day(rows, wait) -> dict[dt.date, float]:
+def _p90_by_day(rows: QuerySet[Any], wait: Expression) -> dict[dt.date, float]:
     """PERCENTILE_CONT(0.9) of `wait` over each `day` of `rows` (a queryset with a `day`), in SQL."""
     if connection.vendor != "mysql":
         return _p90_ranked(rows, wait)
@@ -371,7 +375,7 @@ def _p90_by_day(rows, wait) -> dict[dt.date, float]:
         return {_as_date(day): float(value) for day, value in cursor.fetchall()}
 
 
-def _in_range(values: dict[dt.date, object], date_from: dt.date, date_to: dt.date) -> dict:
+def _in_range(values: dict[dt.date, Any], date_from: dt.date, date_to: dt.date) -> dict[dt.date, Any]:
     return {day: value for day, value in values.items() if date_from <= day <= date_to}
 
 
@@ -381,7 +385,7 @@ def _floor(sql: str) -> str:
     return f"FLOOR({sql})" if connection.vendor == "mysql" else f"CAST({sql} AS INTEGER)"
 
 
-def _p90_ranked(qs, wait) -> dict[dt.date, float]:
+def _p90_ranked(qs: QuerySet[Any], wait: Expression) -> dict[dt.date, float]:
     """Portable PERCENTILE_CONT(0.9) per day: rank the waits per day with window functions, keep the two
     ranks around 0.9 * (n - 1), interpolate. Used where the database has no sorted GROUP_CONCAT."""
     inner = qs.annotate(wait=wait).values("day", "wait")
@@ -406,7 +410,7 @@ def _p90_ranked(qs, wait) -> dict[dt.date, float]:
 
 def _new_patient_counts(
     scope: StatsScope, date_from: dt.date, date_to: dt.date, by: tuple[str, ...] = ()
-) -> dict[tuple, int]:
+) -> dict[tuple[Any, ...], int]:
     """Completed visits in scope that were the patient's first completed visit (anywhere in the
     organization), per (day, *by). A patient's first visit is MIN(start) over their completed visits, read
     from the (patient, status, start) index."""
@@ -418,7 +422,7 @@ def _new_patient_counts(
         .order_by()
     )
     group = ", ".join(["v.day", *(f"v.{field}" for field in by)])
-    firsts = Appointment.objects.filter(status=AppointmentStatus.COMPLETED).order_by()
+    firsts: QuerySet[Any, Any] = Appointment.objects.filter(status=AppointmentStatus.COMPLETED).order_by()
     clinic_days = ((date_to - date_from).days + 1) * len(scope.clinics)
     if scope.department_id is not None or scope.doctor_id is not None:
         clinic_days //= 4
@@ -450,7 +454,7 @@ def _new_patient_counts(
 
 def _slot_aggregates(
     scope: StatsScope, date_from: dt.date, date_to: dt.date, by: tuple[str, ...] = ()
-) -> dict[tuple, dict]:
+) -> dict[tuple[Any, ...], dict[str, Any]]:
     lo, hi = scope.utc_bounds(date_from, date_to)
     rows = (
         Slot.objects.filter(scope.appointment_q(), is_active=True, start__gte=lo, start__lt=hi)
@@ -468,7 +472,7 @@ def _slot_aggregates(
     }
 
 
-def _as_date(value) -> dt.date:
+def _as_date(value: object) -> dt.date:
     if isinstance(value, dt.datetime):
         return value.date()
     if isinstance(value, dt.date):

@@ -69,7 +69,9 @@ class StatsScope:
         return q
 
 
-def _scope_from_clinics(clinics: Iterable[Clinic], department_id, doctor_id) -> StatsScope:
+def _scope_from_clinics(
+    clinics: Iterable[Clinic], department_id: int | None, doctor_id: int | None
+) -> StatsScope:
     clinics = list(clinics)
     return StatsScope(
         clinics=tuple(sorted((c.pk, c.time_zone) for c in clinics)),

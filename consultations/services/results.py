@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
@@ -39,7 +40,7 @@ def result_is_abnormal(value: str, low: Decimal | None, high: Decimal | None) ->
     return (low is not None and number < low) or (high is not None and number > high)
 
 
-def _sniff(upload: UploadedFile) -> str | None:
+def _sniff(upload: UploadedFile[Any]) -> str | None:
     upload.seek(0)
     head = upload.read(16)
     upload.seek(0)
@@ -49,7 +50,7 @@ def _sniff(upload: UploadedFile) -> str | None:
     return None
 
 
-def _check_attachment(upload: UploadedFile) -> str:
+def _check_attachment(upload: UploadedFile[Any]) -> str:
     limit = getattr(settings, "OPD_RESULT_ATTACHMENT_MAX_BYTES", DEFAULT_ATTACHMENT_MAX_BYTES)
     if upload.size is not None and upload.size > limit:
         shown = f"{limit / (1024 * 1024):.0f} MB" if limit >= 1024 * 1024 else f"{limit} bytes"
@@ -79,7 +80,7 @@ def result_create(
     reference_low: Decimal | None = None,
     reference_high: Decimal | None = None,
     notes: str = "",
-    attachment: UploadedFile | None = None,
+    attachment: UploadedFile[Any] | None = None,
 ) -> Result:
     """File a result with a consultation, draft or completed (lab reports arrive after the visit).
 

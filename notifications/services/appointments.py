@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import transaction
 from django.db.models import Q
@@ -78,7 +79,7 @@ def _messages(
     *,
     kind: str,
     key: str,
-    context: dict,
+    context: dict[str, Any],
     scheduled_for: dt.datetime | None = None,
     lead_minutes: int | None = None,
 ) -> list[Notification]:
@@ -150,14 +151,15 @@ def reminders_cancel_for_appointment(*, appointment_id: int, keep_current: bool 
     return _cancel_queued(queryset=qs, reason=reason)
 
 
-def appointment_booked_queue_messages(*, appointment_id: int, **_event) -> None:
+def appointment_booked_queue_messages(*, appointment_id: int, **_event: Any) -> None:
     """APPOINTMENT_BOOKED: have a worker plan the confirmation and reminders (appointment_notify_booked),
     so the booking's answer does not wait for rendering and writing them. If the broker cannot take the
     task, they are planned here and now instead: the patient is told either way."""
     from ..tasks import plan_booking_messages  # the task module imports the services
 
     try:
-        plan_booking_messages.apply_async(args=[appointment_id], queue=conf.queue())
+        # Celery takes any sequence for args and None for the default queue; its stubs are narrower.
+        plan_booking_messages.apply_async(args=[appointment_id], queue=conf.queue())  # type: ignore[arg-type]
     except BrokerUnavailable:
         logger.warning(
             "broker unavailable: planning appointment %s's messages in the request", appointment_id
@@ -165,7 +167,7 @@ def appointment_booked_queue_messages(*, appointment_id: int, **_event) -> None:
         appointment_notify_booked(appointment_id=appointment_id)
 
 
-def appointment_notify_booked(*, appointment_id: int, **_event) -> list[Notification]:
+def appointment_notify_booked(*, appointment_id: int, **_event: Any) -> list[Notification]:
     """A confirmation on each of the patient's channels, and the reminders. Planned by a worker after the
     booking; an appointment cancelled by then gets neither (its cancellation says what happened)."""
     appointment = _load(appointment_id)
@@ -184,7 +186,7 @@ def appointment_notify_booked(*, appointment_id: int, **_event) -> list[Notifica
     return notifications_enqueue(rows=rows)
 
 
-def appointment_notify_cancelled(*, appointment_id: int, **_event) -> list[Notification]:
+def appointment_notify_cancelled(*, appointment_id: int, **_event: Any) -> list[Notification]:
     """APPOINTMENT_CANCELLED: the queued reminders are cancelled and the patient is told."""
     with transaction.atomic():
         appointment = _load(appointment_id)
@@ -204,7 +206,7 @@ def appointment_notify_cancelled(*, appointment_id: int, **_event) -> list[Notif
 
 
 def appointment_notify_rescheduled(
-    *, appointment_id: int, previous_slot_id: int | None = None, **_event
+    *, appointment_id: int, previous_slot_id: int | None = None, **_event: Any
 ) -> list[Notification]:
     """APPOINTMENT_RESCHEDULED: reminders for the old time are cancelled, the patient is told the new time,
     and reminders are planned for it."""
@@ -215,7 +217,7 @@ def appointment_notify_rescheduled(
         reminders_cancel_for_appointment(appointment_id=appointment.pk, keep_current=True)
         if appointment.status != AppointmentStatus.BOOKED:
             return []
-        previous = Slot.objects.filter(pk=previous_slot_id).values_list("start", flat=True).first()
+        previous = Slot.objects.filter(pk=previous_slot_id).values_list("start", flat=True).first()  # type: ignore[misc]  # no previous slot: matches no row
         context = appointment_context(
             appointment, previous_when=local_time(previous, appointment.clinic) if previous else ""
         )

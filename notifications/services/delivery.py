@@ -50,9 +50,10 @@ import logging
 import uuid
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from opd.core.audit import audit
@@ -77,7 +78,8 @@ def enqueue_send(notification_id: int) -> None:
     """Put a send task on the queue. Callers register it with on_commit."""
     from ..tasks import send_notification  # the task module imports the services
 
-    send_notification.apply_async(args=[notification_id], queue=conf.queue())
+    # Celery takes any sequence for args and None for the default queue; its stubs are narrower.
+    send_notification.apply_async(args=[notification_id], queue=conf.queue())  # type: ignore[arg-type]
 
 
 def _enqueue_sends(ids: list[int]) -> None:
@@ -223,7 +225,7 @@ def _message(notification: Notification) -> OutgoingMessage:
     )
 
 
-def _record(pk: int, token: str, **fields) -> bool:
+def _record(pk: int, token: str, **fields: Any) -> bool:
     """Write the outcome of our claim; False when the claim was lost (our lease ran out and another
     worker took the row)."""
     written = Notification.objects.filter(pk=pk, claim_token=token, status=Status.SENDING).update(
@@ -272,7 +274,7 @@ def notification_send(*, notification_id: int) -> SendOutcome:
             return SendOutcome("missing")
         if row["status"] in OPEN_STATUSES:
             # Early (a duplicate task) or another worker holds the lease: look again when it may be ours.
-            wait = (row["next_attempt_at"] - now).total_seconds()
+            wait = (row["next_attempt_at"] - now).total_seconds()  # type: ignore[operator]  # an open row always has its next attempt
             return SendOutcome("not_due", retry_in=max(wait, 0.0) + CLOCK_SLACK.total_seconds())
         return SendOutcome(row["status"])
 
@@ -422,7 +424,7 @@ def notification_resend(*, actor: User | None, notification: Notification) -> No
     return copy
 
 
-def _cancel_queued(*, queryset, reason: str) -> int:
+def _cancel_queued(*, queryset: QuerySet[Notification], reason: str) -> int:
     """Cancel the queued rows of `queryset` (rows already being sent cannot be recalled)."""
     now = timezone.now()
     return queryset.filter(status=Status.QUEUED).update(

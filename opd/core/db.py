@@ -6,7 +6,7 @@ import functools
 import random
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar, overload
 
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import F, Model
@@ -14,6 +14,7 @@ from django.db.models import F, Model
 from .errors import Conflict
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 # MySQL/MariaDB: 1213 deadlock (InnoDB rolled the whole transaction back), 1205 lock wait timeout.
 RETRYABLE_ERRORS = {1213, 1205}
@@ -23,7 +24,15 @@ def is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, OperationalError) and bool(exc.args) and exc.args[0] in RETRYABLE_ERRORS
 
 
-def retry_on_deadlock(func: Callable[..., T] | None = None, *, attempts: int = 5):
+@overload
+def retry_on_deadlock(func: Callable[P, T], *, attempts: int = 5) -> Callable[P, T]: ...
+@overload
+def retry_on_deadlock(
+    func: None = None, *, attempts: int = 5
+) -> Callable[[Callable[P, T]], Callable[P, T]]: ...
+def retry_on_deadlock(
+    func: Callable[P, T] | None = None, *, attempts: int = 5
+) -> Callable[P, T] | Callable[[Callable[P, T]], Callable[P, T]]:
     """Run a transactional function again when InnoDB chose it as a deadlock victim.
 
     InnoDB resolves a lock cycle by rolling back one whole transaction and expects the application
@@ -31,9 +40,9 @@ def retry_on_deadlock(func: Callable[..., T] | None = None, *, attempts: int = 5
     goes up unchanged; at the top, a retry that keeps failing becomes a 409 that wrote nothing.
     """
 
-    def decorate(fn: Callable[..., T]) -> Callable[..., T]:
+    def decorate(fn: Callable[P, T]) -> Callable[P, T]:
         @functools.wraps(fn)
-        def wrapper(*args, **kwargs) -> T:
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
             if connection.in_atomic_block:
                 return fn(*args, **kwargs)
             for attempt in range(1, attempts + 1):
@@ -63,11 +72,12 @@ def next_in_sequence(model: type[Model], **key: Any) -> int:
     when two callers upgrade together.) Two callers creating the same row race on its unique key: the
     loser catches IntegrityError and bumps the winner's row. Call it inside the caller's transaction.
     """
-    rows = model.objects.filter(**key)
+    # Sequence models keep Django's default manager; type[Model] does not declare one.
+    rows = model.objects.filter(**key)  # type: ignore[attr-defined]
     if not rows.update(last_value=F("last_value") + 1):
         try:
             with transaction.atomic():
-                model.objects.create(**key, last_value=1)
+                model.objects.create(**key, last_value=1)  # type: ignore[attr-defined]
         except IntegrityError:
             rows.update(last_value=F("last_value") + 1)
     return rows.values_list("last_value", flat=True).get()

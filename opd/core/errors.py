@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class DomainError(Exception):
     code = "error"
     status = 400
 
     def __init__(
-        self, message: str, *, fields: dict[str, list[str] | str] | None = None, code: str | None = None
+        self,
+        message: str,
+        *,
+        fields: Mapping[str, list[str] | str] | None = None,
+        code: str | None = None,
     ):
         super().__init__(message)
         self.message = message

@@ -1,5 +1,7 @@
 """Production: everything from the environment; no default secret, database or Redis."""
 
+from django.core.exceptions import ImproperlyConfigured
+
 from .base import *  # noqa: F403
 from .base import DATABASES, DEBUG, DEVELOPMENT_SECRET_KEY, INSTALLED_APPS, REDIS_URL, SECRET_KEY, env
 
@@ -7,11 +9,11 @@ from .base import DATABASES, DEBUG, DEVELOPMENT_SECRET_KEY, INSTALLED_APPS, REDI
 INSTALLED_APPS = [app for app in INSTALLED_APPS if app != "devtools"]
 
 if SECRET_KEY == DEVELOPMENT_SECRET_KEY:
-    raise ImproperlyConfigured("DJANGO_SECRET_KEY is required in production.")  # noqa: F405
+    raise ImproperlyConfigured("DJANGO_SECRET_KEY is required in production.")
 if DEBUG:
-    raise ImproperlyConfigured("DJANGO_DEBUG must be false in production.")  # noqa: F405
+    raise ImproperlyConfigured("DJANGO_DEBUG must be false in production.")
 if DATABASES["default"]["ENGINE"] != "django.db.backends.mysql" or not REDIS_URL:
-    raise ImproperlyConfigured("Production needs DATABASE_URL=mysql://... and REDIS_URL=redis://...")  # noqa: F405
+    raise ImproperlyConfigured("Production needs DATABASE_URL=mysql://... and REDIS_URL=redis://...")
 
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

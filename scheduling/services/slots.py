@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q, Value
+from django.db.models import F, Q, QuerySet, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
@@ -52,6 +52,10 @@ class _Session:
     capacity: int
 
 
+# A slot to have: (end_utc, session, local_date), keyed by its start_utc.
+Wanted = tuple[dt.datetime, _Session, dt.date]
+
+
 def local_to_utc(day: dt.date, at: dt.time, tz: ZoneInfo) -> dt.datetime | None:
     """The UTC instant of a wall-clock time, or None when that wall-clock time does not exist
     (the hour skipped when clocks go forward). In the repeated hour the first occurrence is used."""
@@ -63,7 +67,10 @@ def local_to_utc(day: dt.date, at: dt.time, tz: ZoneInfo) -> dt.datetime | None:
 
 
 def _sessions_for_day(
-    day: dt.date, rules: list[AvailabilityRule], exceptions: list[AvailabilityException], departments: dict
+    day: dt.date,
+    rules: list[AvailabilityRule],
+    exceptions: list[AvailabilityException],
+    departments: dict[int, Department],
 ) -> tuple[list[_Session], list[tuple[dt.time | None, dt.time | None]]]:
     def session(dept_id: int, start: dt.time, end: dt.time, minutes: int, capacity: int) -> _Session:
         dept = departments[dept_id]
@@ -88,15 +95,18 @@ def _sessions_for_day(
         if exc.date != day:
             continue
         if exc.kind == ExceptionKind.EXTRA:
+            # An extra session always has its department and times (the model's check constraints).
             sessions.append(
-                session(exc.department_id, exc.start_time, exc.end_time, exc.slot_minutes, exc.capacity)
+                session(exc.department_id, exc.start_time, exc.end_time, exc.slot_minutes, exc.capacity)  # type: ignore[arg-type]
             )
         else:
             leaves.append((exc.start_time, exc.end_time))
     return sessions, leaves
 
 
-def _slots_of_session(day: dt.date, s: _Session, leaves) -> list[tuple[dt.datetime, dt.datetime, _Session]]:
+def _slots_of_session(
+    day: dt.date, s: _Session, leaves: list[tuple[dt.time | None, dt.time | None]]
+) -> list[tuple[dt.datetime, dt.datetime, _Session]]:
     out = []
     length = dt.timedelta(minutes=s.slot_minutes)
     cursor = dt.datetime.combine(day, s.start)
@@ -104,7 +114,8 @@ def _slots_of_session(day: dt.date, s: _Session, leaves) -> list[tuple[dt.dateti
     while cursor + length <= end:
         wall_start, wall_end = cursor.time(), (cursor + length).time()
         cursor += length
-        on_leave = any(start is None or (wall_start < end_ and start < wall_end) for start, end_ in leaves)
+        # A leave has both times or neither (whole day).
+        on_leave = any(start is None or (wall_start < end_ and start < wall_end) for start, end_ in leaves)  # type: ignore[operator]
         if on_leave:
             continue
         start_utc = local_to_utc(day, wall_start, s.tz)
@@ -114,13 +125,13 @@ def _slots_of_session(day: dt.date, s: _Session, leaves) -> list[tuple[dt.dateti
     return out
 
 
-def desired_slots(doctor: Doctor, first_day: dt.date, last_day: dt.date) -> dict[dt.datetime, tuple]:
+def desired_slots(doctor: Doctor, first_day: dt.date, last_day: dt.date) -> dict[dt.datetime, Wanted]:
     """{start_utc: (end_utc, session, local_date)} for the doctor's rules and exceptions in the range."""
     rules = list(doctor.availability_rules.all())
     exceptions = list(doctor.availability_exceptions.filter(date__gte=first_day, date__lte=last_day))
     dept_ids = {r.department_id for r in rules} | {e.department_id for e in exceptions if e.department_id}
     departments = Department.objects.select_related("clinic").in_bulk(dept_ids)
-    wanted: dict[dt.datetime, tuple] = {}
+    wanted: dict[dt.datetime, Wanted] = {}
     day = first_day
     while day <= last_day:
         sessions, leaves = _sessions_for_day(day, rules, exceptions, departments)
@@ -133,7 +144,7 @@ def desired_slots(doctor: Doctor, first_day: dt.date, last_day: dt.date) -> dict
 
 
 def slots_generate(
-    *, days: int | None = None, start_date: dt.date | None = None, doctors=None
+    *, days: int | None = None, start_date: dt.date | None = None, doctors: QuerySet[Doctor] | None = None
 ) -> GenerationReport:
     """Bring future slots in line with availability for `days` days from `start_date` (today, UTC).
 
@@ -150,14 +161,21 @@ def slots_generate(
     qs = doctors if doctors is not None else Doctor.objects.all()
     for doctor in qs.prefetch_related("availability_rules"):
         report.doctors += 1
-        wanted = {}
+        wanted: dict[dt.datetime, Wanted] = {}
         if doctor.approval_status == ApprovalStatus.APPROVED:
             wanted = {k: v for k, v in desired_slots(doctor, first_day, last_day).items() if k > now}
         _sync_doctor(doctor, wanted, first_day, last_day, now, report)
     return report
 
 
-def _sync_doctor(doctor: Doctor, wanted: dict, first_day: dt.date, last_day: dt.date, now, report) -> None:
+def _sync_doctor(
+    doctor: Doctor,
+    wanted: dict[dt.datetime, Wanted],
+    first_day: dt.date,
+    last_day: dt.date,
+    now: dt.datetime,
+    report: GenerationReport,
+) -> None:
     with transaction.atomic():
         existing = {
             s.start: s
