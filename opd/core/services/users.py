@@ -118,7 +118,7 @@ def user_update(*, actor: User | None, user: User, **fields: Any) -> User:
     m2m_changed = sorted(
         name for name, value in m2m.items() if set(getattr(current, name).all()) != set(value)
     )
-    _check_may_grant(actor, changed + m2m_changed)
+    _check_may_grant(actor, [*changed, *m2m_changed])
     if not changed and not m2m_changed:
         return current
     for name in changed:
