@@ -1,9 +1,14 @@
-"""Personas every test can ask for: one organization with two clinics, and a second organization."""
+"""Personas every test can ask for (one organization with two clinics, and a second organization), and
+the helpers every test shares: `assert_error` for the API's error answers, `wait_until` for conditions
+another process or thread brings about, `future_slot`, `book` and `committed`."""
 
 from __future__ import annotations
 
 import datetime as dt
 import itertools
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import pytest
 from django.utils import timezone
@@ -44,6 +49,11 @@ def department(clinic):
 
 
 @pytest.fixture
+def other_clinic_department(other_clinic):
+    return DepartmentFactory(clinic=other_clinic, name="Cardiology", code="cardio")
+
+
+@pytest.fixture
 def other_org():
     return OrganizationFactory(name="Hillside Care", slug="hillside")
 
@@ -80,6 +90,26 @@ def other_clinic_staff(org, other_clinic):
 @pytest.fixture
 def doctor(org, department):
     return DoctorFactory(user__username="dr-house", user__organization=org, departments=[department])
+
+
+@pytest.fixture
+def colleague(org, department):
+    """Another doctor at the same clinic and department."""
+    return DoctorFactory(user__username="dr-colleague", user__organization=org, departments=[department])
+
+
+@pytest.fixture
+def other_clinic_doctor(org, other_clinic_department):
+    """A doctor of the same organization who works only at the other clinic."""
+    return DoctorFactory(
+        user__username="dr-north", user__organization=org, departments=[other_clinic_department]
+    )
+
+
+@pytest.fixture
+def other_org_user(other_org):
+    """The other organization's administrator: sees everything of theirs and nothing of ours."""
+    return UserFactory(username="hillside-admin", role=Role.ADMIN, organization=other_org, is_staff=True)
 
 
 @pytest.fixture
@@ -158,3 +188,53 @@ def committed(django_capture_on_commit_callbacks):
         return django_capture_on_commit_callbacks(execute=True)
 
     return context
+
+
+def assert_error(
+    response,
+    status: int,
+    code: str | None = None,
+    fields: Iterable[str] | None = None,
+    *,
+    field: str | None = None,
+) -> dict[str, Any]:
+    """Asserts an API error answer and returns its error: the status, the one shape
+    {"error": {"code", "message", "fields"}} with a message, and when given the code, exactly these
+    `fields`, or at least this `field`."""
+    assert response.status_code == status, response.content
+    body = response.json()
+    assert list(body) == ["error"], body
+    error = body["error"]
+    assert set(error) == {"code", "message", "fields"}, error
+    assert isinstance(error["message"], str), error
+    assert error["message"], error
+    assert isinstance(error["fields"], dict), error
+    if code is not None:
+        assert error["code"] == code, error
+    if fields is not None:
+        assert set(error["fields"]) == set(fields), error
+    if field is not None:
+        assert field in error["fields"], error
+    return error
+
+
+def wait_until(
+    condition: Callable[[], Any],
+    *,
+    timeout: float = 20.0,
+    interval: float = 0.05,
+    what: str | Callable[[], str] = "condition",
+) -> Any:
+    """Polls `condition` until it returns something truthy, and returns that; fails after `timeout`
+    seconds, naming `what` (a callable is asked only then, e.g. for a worker's log). The condition may
+    raise to fail at once (a process it waits for exited)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(
+                f"timed out after {timeout} s waiting for {what() if callable(what) else what}"
+            )
+        time.sleep(interval)

@@ -11,6 +11,7 @@ from django.utils import timezone
 from opd.core.models import Role
 from scheduling.models import Appointment, AppointmentStatus
 from scheduling.services import appointment_start, queue_call_next
+from tests.conftest import assert_error
 from tests.factories import DoctorFactory, UserFactory
 
 from .queue_helpers import booked, daytime, waiting
@@ -35,14 +36,6 @@ def foreign_staff(other_org, other_org_clinic):
 
 def act(client, appointment, action: str):
     return client.post(f"/api/v1/appointments/{appointment.pk}/{action}/", format="json")
-
-
-def assert_error(response, status: int, code: str | None = None) -> None:
-    assert response.status_code == status, response.content
-    error = response.json()["error"]
-    assert error["message"]
-    if code:
-        assert error["code"] == code, error
 
 
 # Check-in
