@@ -69,6 +69,12 @@ def other_org_department(other_org_clinic):
 
 
 @pytest.fixture
+def superuser(db):
+    """The platform's operator: a superuser of no organization."""
+    return UserFactory(username="root", role=Role.ADMIN, organization=None, is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
 def admin_user(org):
     return UserFactory(username="admin", role=Role.ADMIN, organization=org, is_staff=True)
 
@@ -206,6 +212,8 @@ def assert_error(
     assert list(body) == ["error"], body
     error = body["error"]
     assert set(error) == {"code", "message", "fields"}, error
+    assert isinstance(error["code"], str), error
+    assert error["code"], error
     assert isinstance(error["message"], str), error
     assert error["message"], error
     assert isinstance(error["fields"], dict), error

@@ -6,6 +6,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from scheduling.models import ApprovalStatus
+from tests.conftest import assert_error
 from tests.factories import ClinicFactory, DepartmentFactory, DoctorFactory, SlotFactory
 
 pytestmark = pytest.mark.django_db
@@ -61,8 +62,7 @@ def test_it_shows_a_slot_in_utc_with_the_clinic_local_time_and_zone(
 def test_it_refuses_anonymous_users(api, slot):
     response = api.get(SLOTS)
 
-    assert response.status_code == 401
-    assert response.json()["error"]["code"] == "not_authenticated"
+    assert_error(response, 401, "not_authenticated")
 
 
 def test_it_shows_staff_only_the_slots_of_their_clinics(
@@ -99,8 +99,7 @@ def test_it_shows_admins_every_clinic_of_their_organization_and_nothing_else(
 
     assert sorted(ids(client.get(SLOTS))) == sorted([slot.pk, north.pk])
     response = client.get(f"{SLOTS}{foreign.pk}/")
-    assert response.status_code == 404
-    assert response.json()["error"]["code"] == "not_found"
+    assert_error(response, 404, "not_found")
 
 
 def test_it_shows_doctors_the_slots_of_the_clinics_they_work_at(

@@ -22,7 +22,6 @@ from scheduling.services import (
     appointment_start,
     queue_call_next,
 )
-from tests.factories import DoctorFactory
 
 from .queue_helpers import booked, daytime, waiting
 
@@ -32,11 +31,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def _daytime(clinic):
     daytime(clinic)
-
-
-@pytest.fixture
-def colleague(org, department):
-    return DoctorFactory(user__username="dr-wilson", user__organization=org, departments=[department])
 
 
 def waiting_ids(doctor) -> list[int]:

@@ -16,7 +16,6 @@ from opd.asgi import application
 from opd.core import events
 from scheduling import realtime
 from scheduling.services import appointment_check_in, appointment_start, queue_call_next
-from tests.factories import DoctorFactory
 
 from .queue_helpers import (
     booked,
@@ -74,9 +73,8 @@ async def opened(communicator: WebsocketCommunicator) -> dict:
 
 
 def test_it_refuses_anonymous_patients_colleagues_and_other_tenants(
-    org, doctor, department, clinic, patient, staff_user, other_org_doctor, other_org_clinic
+    doctor, colleague, department, clinic, patient, staff_user, other_org_doctor, other_org_clinic
 ):
-    colleague = DoctorFactory(user__organization=org, departments=[department])
     doctor_path = f"/ws/queue/doctor/{doctor.pk}/"
     clinic_path = f"/ws/queue/clinic/{clinic.pk}/"
     cases = [
