@@ -7,10 +7,12 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import time
+import zoneinfo
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytest
+import time_machine
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -26,6 +28,19 @@ from .factories import (
     SlotFactory,
     UserFactory,
 )
+
+# ClinicFactory's time zone, and so `clinic`'s (`other_clinic` is in Paris, an hour ahead).
+CLINIC_ZONE = zoneinfo.ZoneInfo("Europe/London")
+
+
+@pytest.fixture
+def daytime():
+    """Pins the clock at 10:00 today in the clinics' zone, ticking on from there: a queue of bookings "in
+    N minutes" stays inside the clinic's today whatever the hour the suite runs. It moves this process's
+    clock only (threads included); servers and workers in other processes keep the real one."""
+    today = dt.datetime.now(CLINIC_ZONE).date()
+    with time_machine.travel(dt.datetime.combine(today, dt.time(10), tzinfo=CLINIC_ZONE), tick=True):
+        yield
 
 
 @pytest.fixture

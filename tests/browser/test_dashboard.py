@@ -17,7 +17,7 @@ from rest_framework.authtoken.models import Token
 from scheduling.services import appointment_complete, appointment_start, queue_call_next
 from tests.factories import DoctorFactory
 from tests.scheduling.asgi_server import asgi_server, post
-from tests.scheduling.queue_helpers import booked, daytime, isolate_channel_layer, waiting
+from tests.scheduling.queue_helpers import booked, isolate_channel_layer, move_to_daytime_zone, waiting
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -26,7 +26,7 @@ LIVE = '[data-live-status][data-state="live"]'
 
 @pytest.fixture
 def server(settings, clinic):
-    daytime(clinic)
+    move_to_daytime_zone(clinic)  # the server runs in its own process, on the real clock
     with asgi_server(isolate_channel_layer(settings)) as running:
         yield running
 

@@ -14,14 +14,9 @@ from scheduling.services import appointment_start, queue_call_next
 from tests.conftest import assert_error
 from tests.factories import UserFactory
 
-from .queue_helpers import booked, daytime, waiting
+from .queue_helpers import booked, waiting
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _daytime(clinic, other_clinic):
-    daytime(clinic, other_clinic)
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("daytime")]
 
 
 @pytest.fixture

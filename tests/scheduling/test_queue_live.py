@@ -23,14 +23,9 @@ from scheduling.services import (
     queue_call_next,
 )
 
-from .queue_helpers import booked, daytime, waiting
+from .queue_helpers import booked, waiting
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _daytime(clinic):
-    daytime(clinic)
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("daytime")]
 
 
 def waiting_ids(doctor) -> list[int]:

@@ -8,14 +8,9 @@ from django.urls import NoReverseMatch, reverse
 from scheduling.models import Appointment, AppointmentStatus
 from scheduling.services import appointment_start, queue_call_next
 
-from .queue_helpers import booked, daytime, waiting
+from .queue_helpers import booked, waiting
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _daytime(clinic):
-    daytime(clinic)
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("daytime")]
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ from scheduling.services import appointment_check_in, appointment_start, queue_c
 
 from .queue_helpers import (
     booked,
-    daytime,
     isolate_channel_layer,
     session_cookie,
     waiting,
@@ -28,14 +27,14 @@ from .queue_helpers import (
 
 WebsocketCommunicator = websocket_communicator_class()
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# The consumer runs in this process (no server), so the pinned clock is its clock too.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("daytime")]
 
 TIMEOUT = 5
 
 
 @pytest.fixture(autouse=True)
-def _setup(settings, clinic):
-    daytime(clinic)
+def _setup(settings):
     isolate_channel_layer(settings)
 
 
