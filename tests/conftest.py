@@ -1,11 +1,18 @@
-"""Personas every test can ask for: one organization with two clinics, and a second organization."""
+"""Personas every test can ask for (one organization with two clinics, and a second organization), and
+the helpers every test shares: `assert_error` for the API's error answers, `wait_until` for conditions
+another process or thread brings about, `future_slot`, `book` and `committed`."""
 
 from __future__ import annotations
 
 import datetime as dt
 import itertools
+import time
+import zoneinfo
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import pytest
+import time_machine
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -21,6 +28,19 @@ from .factories import (
     SlotFactory,
     UserFactory,
 )
+
+# ClinicFactory's time zone, and so `clinic`'s (`other_clinic` is in Paris, an hour ahead).
+CLINIC_ZONE = zoneinfo.ZoneInfo("Europe/London")
+
+
+@pytest.fixture
+def daytime():
+    """Pins the clock at 10:00 today in the clinics' zone, ticking on from there: a queue of bookings "in
+    N minutes" stays inside the clinic's today whatever the hour the suite runs. It moves this process's
+    clock only (threads included); servers and workers in other processes keep the real one."""
+    today = dt.datetime.now(CLINIC_ZONE).date()
+    with time_machine.travel(dt.datetime.combine(today, dt.time(10), tzinfo=CLINIC_ZONE), tick=True):
+        yield
 
 
 @pytest.fixture
@@ -44,6 +64,11 @@ def department(clinic):
 
 
 @pytest.fixture
+def other_clinic_department(other_clinic):
+    return DepartmentFactory(clinic=other_clinic, name="Cardiology", code="cardio")
+
+
+@pytest.fixture
 def other_org():
     return OrganizationFactory(name="Hillside Care", slug="hillside")
 
@@ -56,6 +81,12 @@ def other_org_clinic(other_org):
 @pytest.fixture
 def other_org_department(other_org_clinic):
     return DepartmentFactory(clinic=other_org_clinic, name="Family medicine", code="fam")
+
+
+@pytest.fixture
+def superuser(db):
+    """The platform's operator: a superuser of no organization."""
+    return UserFactory(username="root", role=Role.ADMIN, organization=None, is_staff=True, is_superuser=True)
 
 
 @pytest.fixture
@@ -80,6 +111,26 @@ def other_clinic_staff(org, other_clinic):
 @pytest.fixture
 def doctor(org, department):
     return DoctorFactory(user__username="dr-house", user__organization=org, departments=[department])
+
+
+@pytest.fixture
+def colleague(org, department):
+    """Another doctor at the same clinic and department."""
+    return DoctorFactory(user__username="dr-colleague", user__organization=org, departments=[department])
+
+
+@pytest.fixture
+def other_clinic_doctor(org, other_clinic_department):
+    """A doctor of the same organization who works only at the other clinic."""
+    return DoctorFactory(
+        user__username="dr-north", user__organization=org, departments=[other_clinic_department]
+    )
+
+
+@pytest.fixture
+def other_org_user(other_org):
+    """The other organization's administrator: sees everything of theirs and nothing of ours."""
+    return UserFactory(username="hillside-admin", role=Role.ADMIN, organization=other_org, is_staff=True)
 
 
 @pytest.fixture
@@ -158,3 +209,55 @@ def committed(django_capture_on_commit_callbacks):
         return django_capture_on_commit_callbacks(execute=True)
 
     return context
+
+
+def assert_error(
+    response,
+    status: int,
+    code: str | None = None,
+    fields: Iterable[str] | None = None,
+    *,
+    field: str | None = None,
+) -> dict[str, Any]:
+    """Asserts an API error answer and returns its error: the status, the one shape
+    {"error": {"code", "message", "fields"}} with a message, and when given the code, exactly these
+    `fields`, or at least this `field`."""
+    assert response.status_code == status, response.content
+    body = response.json()
+    assert list(body) == ["error"], body
+    error = body["error"]
+    assert set(error) == {"code", "message", "fields"}, error
+    assert isinstance(error["code"], str), error
+    assert error["code"], error
+    assert isinstance(error["message"], str), error
+    assert error["message"], error
+    assert isinstance(error["fields"], dict), error
+    if code is not None:
+        assert error["code"] == code, error
+    if fields is not None:
+        assert set(error["fields"]) == set(fields), error
+    if field is not None:
+        assert field in error["fields"], error
+    return error
+
+
+def wait_until(
+    condition: Callable[[], Any],
+    *,
+    timeout: float = 20.0,
+    interval: float = 0.05,
+    what: str | Callable[[], str] = "condition",
+) -> Any:
+    """Polls `condition` until it returns something truthy, and returns that; fails after `timeout`
+    seconds, naming `what` (a callable is asked only then, e.g. for a worker's log). The condition may
+    raise to fail at once (a process it waits for exited)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(
+                f"timed out after {timeout} s waiting for {what() if callable(what) else what}"
+            )
+        time.sleep(interval)

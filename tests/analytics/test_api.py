@@ -8,6 +8,8 @@ import io
 import pytest
 from django.urls import reverse
 
+from tests.conftest import assert_error
+
 from .conftest import MON, TUE
 
 pytestmark = pytest.mark.django_db
@@ -58,8 +60,7 @@ def test_it_accepts_several_clinics(world, admin_user, api_as):
 def test_it_hides_another_organizations_clinic(name, world, admin_user, api_as):
     response = get(api_as(admin_user), name, clinic=world.other_org_clinic.pk)
 
-    assert response.status_code == 404
-    assert response.json()["error"]["fields"] == {"clinic": ["Unknown clinic."]}
+    assert assert_error(response, 404)["fields"] == {"clinic": ["Unknown clinic."]}
 
 
 @pytest.mark.parametrize("name", ENDPOINTS)
@@ -71,9 +72,8 @@ def test_it_hides_another_organizations_department_and_doctor(
     department = get(client, name, department=other_org_department.pk)
     doctor = get(client, name, doctor=other_org_doctor.pk)
 
-    assert department.status_code == doctor.status_code == 404
-    assert "department" in department.json()["error"]["fields"]
-    assert "doctor" in doctor.json()["error"]["fields"]
+    assert_error(department, 404, field="department")
+    assert_error(doctor, 404, field="doctor")
 
 
 @pytest.mark.parametrize("name", ENDPOINTS)
@@ -144,8 +144,8 @@ def test_it_refuses_anonymous_callers(name, api):
 def test_it_names_the_bad_parameter(params, field, world, admin_user, api_as):
     response = api_as(admin_user).get(reverse("analytics-daily"), params)
 
-    assert response.status_code == 400
-    assert field in {key.split(".")[0] for key in response.json()["error"]["fields"]}
+    error = assert_error(response, 400)
+    assert field in {key.split(".")[0] for key in error["fields"]}
 
 
 def test_it_exports_the_days_as_csv(world, admin_user, api_as):

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 from email import message_from_string
 from pathlib import Path
@@ -20,6 +19,7 @@ from django_celery_beat.models import PeriodicTask
 from analytics.models import ReportRun, RunStatus
 from analytics.services import report_definition_save
 from opd.celery import app
+from tests.conftest import wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -93,13 +93,16 @@ def worker(tmp_path, settings, not_eager):
 
 
 def wait_for_run(definition_id: int, timeout: float, log: Path) -> ReportRun:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def finished() -> ReportRun | None:
         run = ReportRun.objects.filter(definition_id=definition_id).first()
-        if run and run.status in (RunStatus.SUCCEEDED, RunStatus.FAILED):
-            return run
-        time.sleep(0.3)
-    pytest.fail(f"no finished run after {timeout}s; worker log:\n{log.read_text()[-4000:]}")
+        return run if run and run.status in (RunStatus.SUCCEEDED, RunStatus.FAILED) else None
+
+    return wait_until(
+        finished,
+        timeout=timeout,
+        interval=0.3,
+        what=lambda: f"a finished run; worker log:\n{log.read_text()[-4000:]}",
+    )
 
 
 def test_a_real_worker_builds_and_emails_the_scheduled_report(world, admin_user, worker):

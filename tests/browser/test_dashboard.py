@@ -17,16 +17,16 @@ from rest_framework.authtoken.models import Token
 from scheduling.services import appointment_complete, appointment_start, queue_call_next
 from tests.factories import DoctorFactory
 from tests.scheduling.asgi_server import asgi_server, post
-from tests.scheduling.queue_helpers import booked, daytime, isolate_channel_layer, waiting
+from tests.scheduling.queue_helpers import booked, isolate_channel_layer, move_to_daytime_zone, waiting
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.browser]
 
 LIVE = '[data-live-status][data-state="live"]'
 
 
 @pytest.fixture
 def server(settings, clinic):
-    daytime(clinic)
+    move_to_daytime_zone(clinic)  # the server runs in its own process, on the real clock
     with asgi_server(isolate_channel_layer(settings)) as running:
         yield running
 
@@ -87,7 +87,11 @@ def test_the_dashboard_shows_a_check_in_made_elsewhere_without_reloading(
     assert page.evaluate("window.stillTheSamePage") is True
     # The patient with the doctor was not re-fetched: only the line changed.
     assert page.locator("#queue-current .now-who h2").inner_text() == first.patient.full_name
-    page.wait_for_timeout(300)  # let the row's highlight fade in for the picture
+    # The picture shows the new row's highlight: wait until its animation runs.
+    page.wait_for_function(
+        "id => document.getElementById(id).getAnimations().some(a => a.playState === 'running')",
+        arg=f"appointment-{arriving.pk}",
+    )
     screenshot(page, "dashboard")
 
     # The waiting room, on a big screen: tokens and rooms, no names, and it follows the doctor's calls.

@@ -13,7 +13,7 @@ from scheduling.models import Appointment, AppointmentStatus
 from scheduling.services import appointment_book
 from tests.portal.conftest import make_slot
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.browser]
 
 
 @pytest.fixture

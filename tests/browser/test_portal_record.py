@@ -12,7 +12,7 @@ from notifications.models import ContactPreference
 from tests.browser.test_portal_booking import UNLABELLED
 from tests.portal.conftest import visit_in_consultation
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.browser]
 
 
 @pytest.fixture

@@ -7,9 +7,7 @@ from django.urls import reverse
 
 from consultations.models import CareNote, Consultation
 from consultations.services import care_note_create, consultation_complete, prescription_create
-from opd.core.models import Role
 from scheduling.models import Appointment
-from tests.factories import UserFactory
 
 from .factories import CALM_VITALS
 
@@ -22,11 +20,6 @@ ADD_CARE_NOTE = reverse("admin:consultations_carenote_add")
 
 def change_url(obj) -> str:
     return reverse(f"admin:consultations_{obj._meta.model_name}_change", args=[obj.pk])
-
-
-@pytest.fixture
-def superuser(db):
-    return UserFactory(username="root", role=Role.ADMIN, organization=None, is_superuser=True, is_staff=True)
 
 
 def inline_management(consultation) -> dict:

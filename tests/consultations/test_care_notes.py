@@ -10,20 +10,12 @@ from django.utils import timezone
 from consultations.models import CareNote
 from consultations.services import care_note_create
 from opd.core.models import AuditEvent
+from tests.conftest import assert_error
 from tests.factories import PatientFactory
 
 pytestmark = pytest.mark.django_db
 
 NOTES = "/api/v1/care-notes/"
-
-
-def assert_error(response, status: int, code: str, fields: set[str] | None = None) -> dict:
-    assert response.status_code == status, response.content
-    error = response.json()["error"]
-    assert error["code"] == code, error
-    if fields is not None:
-        assert set(error["fields"]) == fields, error
-    return error
 
 
 def ids(response) -> list[int]:
@@ -117,7 +109,7 @@ def test_care_notes_are_read_at_their_clinic(
     other_clinic_staff,
     admin_user,
     doctor,
-    north_doctor,
+    other_clinic_doctor,
     other_org_doctor,
     patient,
     clinic,
@@ -130,7 +122,7 @@ def test_care_notes_are_read_at_their_clinic(
     for reader in (staff_user, admin_user, doctor.user):
         assert ids(api_as(reader).get(NOTES)) == [note.pk]
         assert api_as(reader).get(url).status_code == 200
-    for outsider in (other_clinic_staff, north_doctor.user, other_org_doctor.user):
+    for outsider in (other_clinic_staff, other_clinic_doctor.user, other_org_doctor.user):
         assert ids(api_as(outsider).get(NOTES)) == []
         assert_error(api_as(outsider).get(url), 404, "not_found")
 

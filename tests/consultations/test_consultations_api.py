@@ -14,6 +14,7 @@ from consultations.services import consultation_complete, prescription_create
 from opd.core.models import AuditEvent, Role
 from scheduling.models import Appointment, AppointmentStatus
 from scheduling.services import appointment_cancel, appointment_mark_no_show, appointment_start
+from tests.conftest import assert_error
 from tests.factories import PatientFactory, UserFactory
 
 from .factories import CALM_VITALS, booked_appointment, completed_consultation, open_consultation
@@ -25,16 +26,6 @@ CONSULTATIONS = "/api/v1/consultations/"
 
 def detail(consultation) -> str:
     return f"{CONSULTATIONS}{consultation.pk}/"
-
-
-def assert_error(response, status: int, code: str, fields: set[str] | None = None) -> dict:
-    assert response.status_code == status, response.content
-    error = response.json()["error"]
-    assert error["code"] == code, error
-    assert error["message"]
-    if fields is not None:
-        assert set(error["fields"]) == fields, error
-    return error
 
 
 def stored(consultation) -> dict:
@@ -381,9 +372,9 @@ def test_only_the_appointments_doctor_edits_the_draft(api_as, colleague, consult
 
 
 def test_a_doctor_at_another_clinic_or_organization_gets_404(
-    api_as, north_doctor, other_org_doctor, consultation
+    api_as, other_clinic_doctor, other_org_doctor, consultation
 ):
-    for user in (north_doctor.user, other_org_doctor.user):
+    for user in (other_clinic_doctor.user, other_org_doctor.user):
         client = api_as(user)
         assert_error(client.get(detail(consultation)), 404, "not_found")
         assert_error(client.patch(detail(consultation), {"plan": "x"}), 404, "not_found")

@@ -8,6 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from consultations.services import care_note_create, consultation_complete, prescription_create, result_create
+from tests.conftest import assert_error
 
 from .factories import CALM_VITALS, booked_appointment, open_consultation
 
@@ -24,11 +25,6 @@ LINE = {
 
 def history_url(patient) -> str:
     return f"/api/v1/patients/{patient.pk}/history/"
-
-
-def assert_error(response, status: int, code: str) -> None:
-    assert response.status_code == status, response.content
-    assert response.json()["error"]["code"] == code
 
 
 def visit(doctor, department, patient, staff_user, clinic, *, complete: bool = True):
@@ -147,11 +143,11 @@ def test_another_organizations_patient_is_404(api_as, doctor, other_org_patient,
 
 
 def test_a_doctor_at_another_clinic_sees_nothing_of_this_clinics_record(
-    api_as, doctor, north_doctor, department, patient, staff_user, clinic
+    api_as, doctor, other_clinic_doctor, department, patient, staff_user, clinic
 ):
     visit(doctor, department, patient, staff_user, clinic)
 
-    body = api_as(north_doctor.user).get(history_url(patient)).json()
+    body = api_as(other_clinic_doctor.user).get(history_url(patient)).json()
 
     assert body["count"] == 0
     assert body["results"] == []

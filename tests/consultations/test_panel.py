@@ -169,8 +169,8 @@ def test_only_the_appointments_doctor_uses_the_panel(client, checked_in, colleag
     assert not Consultation.objects.exists()
 
 
-def test_other_clinics_and_tenants_get_404(client, checked_in, north_doctor, other_org_doctor):
-    for user in (north_doctor.user, other_org_doctor.user):
+def test_other_clinics_and_tenants_get_404(client, checked_in, other_clinic_doctor, other_org_doctor):
+    for user in (other_clinic_doctor.user, other_org_doctor.user):
         client.force_login(user)
         assert client.get(url("panel", checked_in)).status_code == 404
         assert client.post(url("panel-open", checked_in)).status_code == 404

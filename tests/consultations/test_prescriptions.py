@@ -8,6 +8,7 @@ from django.urls import reverse
 from consultations.models import Prescription, PrescriptionItem
 from consultations.services import consultation_complete, prescription_create
 from opd.core.models import AuditEvent
+from tests.conftest import assert_error
 
 from .factories import open_consultation
 
@@ -34,15 +35,6 @@ PARACETAMOL = {
     "quantity": 40,
     "instructions": "No more than 8 tablets in 24 hours.",
 }
-
-
-def assert_error(response, status: int, code: str, fields: set[str] | None = None) -> dict:
-    assert response.status_code == status, response.content
-    error = response.json()["error"]
-    assert error["code"] == code, error
-    if fields is not None:
-        assert set(error["fields"]) == fields, error
-    return error
 
 
 def detail(prescription) -> str:
@@ -121,14 +113,16 @@ def test_an_issued_prescription_is_read_only(api_as, doctor, consultation):
     assert Prescription.objects.get().items.count() == 1
 
 
-def test_only_the_appointments_doctor_prescribes(api_as, colleague, north_doctor, doctor, consultation):
+def test_only_the_appointments_doctor_prescribes(
+    api_as, colleague, other_clinic_doctor, doctor, consultation
+):
     assert_error(
         api_as(colleague.user).post(PRESCRIPTIONS, {"consultation": consultation.pk, "items": [AMOXICILLIN]}),
         403,
         "permission_denied",
     )
     assert_error(
-        api_as(north_doctor.user).post(
+        api_as(other_clinic_doctor.user).post(
             PRESCRIPTIONS, {"consultation": consultation.pk, "items": [AMOXICILLIN]}
         ),
         404,
@@ -141,12 +135,12 @@ def test_only_the_appointments_doctor_prescribes(api_as, colleague, north_doctor
 
 
 def test_who_reads_prescriptions(
-    api_as, doctor, colleague, north_doctor, staff_user, patient, other_patient, consultation
+    api_as, doctor, colleague, other_clinic_doctor, staff_user, patient, other_patient, consultation
 ):
     prescription = prescription_create(actor=doctor.user, consultation=consultation, items=[AMOXICILLIN])
 
     assert api_as(colleague.user).get(detail(prescription)).status_code == 200
-    assert_error(api_as(north_doctor.user).get(detail(prescription)), 404, "not_found")
+    assert_error(api_as(other_clinic_doctor.user).get(detail(prescription)), 404, "not_found")
     assert_error(api_as(staff_user).get(PRESCRIPTIONS), 403, "permission_denied")
     assert_error(api_as(staff_user).get(detail(prescription)), 403, "permission_denied")
     # The patient: only once issued.
@@ -209,7 +203,7 @@ def test_a_draft_prescription_prints_marked_as_draft(client, doctor, consultatio
 
 
 def test_who_may_print(
-    client, doctor, colleague, north_doctor, staff_user, patient, other_patient, department
+    client, doctor, colleague, other_clinic_doctor, staff_user, patient, other_patient, department
 ):
     consultation = open_consultation(doctor=doctor, department=department, patient=patient)
     prescription = prescription_create(actor=doctor.user, consultation=consultation, items=[AMOXICILLIN])
@@ -220,7 +214,7 @@ def test_who_may_print(
 
     assert status(doctor.user) == 200
     assert status(colleague.user) == 200
-    assert status(north_doctor.user) == 404
+    assert status(other_clinic_doctor.user) == 404
     assert status(staff_user) == 403
     assert status(patient.user) == 404  # not issued yet
     consultation_complete(actor=doctor.user, consultation=consultation)

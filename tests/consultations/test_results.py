@@ -10,6 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from consultations.models import Result
 from consultations.services import consultation_complete, result_create, result_is_abnormal
+from tests.conftest import assert_error
 
 pytestmark = pytest.mark.django_db
 
@@ -22,15 +23,6 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 def media_root(settings, tmp_path):
     settings.MEDIA_ROOT = str(tmp_path / "media")
     return tmp_path / "media"
-
-
-def assert_error(response, status: int, code: str, fields: set[str] | None = None) -> dict:
-    assert response.status_code == status, response.content
-    error = response.json()["error"]
-    assert error["code"] == code, error
-    if fields is not None:
-        assert set(error["fields"]) == fields, error
-    return error
 
 
 @pytest.mark.parametrize(
@@ -162,19 +154,27 @@ def test_it_refuses_an_attachment_over_the_size_limit(api_as, doctor, consultati
 
 
 def test_results_may_be_filed_after_completion_by_the_consultations_doctor_only(
-    api_as, doctor, colleague, north_doctor, consultation
+    api_as, doctor, colleague, other_clinic_doctor, consultation
 ):
     consultation_complete(actor=doctor.user, consultation=consultation)
     body = {"consultation": consultation.pk, "test_name": "HbA1c", "value": "48", "unit": "mmol/mol"}
 
     assert api_as(doctor.user).post(RESULTS, body).status_code == 201
     assert_error(api_as(colleague.user).post(RESULTS, body), 403, "permission_denied")
-    assert_error(api_as(north_doctor.user).post(RESULTS, body), 404, "not_found", {"consultation"})
+    assert_error(api_as(other_clinic_doctor.user).post(RESULTS, body), 404, "not_found", {"consultation"})
     assert Result.objects.count() == 1
 
 
 def test_who_reads_results(
-    api_as, doctor, colleague, north_doctor, staff_user, admin_user, patient, other_patient, consultation
+    api_as,
+    doctor,
+    colleague,
+    other_clinic_doctor,
+    staff_user,
+    admin_user,
+    patient,
+    other_patient,
+    consultation,
 ):
     result = result_create(
         actor=doctor.user, consultation=consultation, test_name="CRP", value="3", unit="mg/L"
@@ -182,7 +182,7 @@ def test_who_reads_results(
     url = f"{RESULTS}{result.pk}/"
 
     assert api_as(colleague.user).get(url).status_code == 200
-    assert_error(api_as(north_doctor.user).get(url), 404, "not_found")
+    assert_error(api_as(other_clinic_doctor.user).get(url), 404, "not_found")
     for user in (staff_user, admin_user):
         assert_error(api_as(user).get(RESULTS), 403, "permission_denied")
     assert_error(api_as(patient.user).get(url), 404, "not_found")

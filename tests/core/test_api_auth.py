@@ -2,6 +2,8 @@ import pytest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from tests.conftest import assert_error
+
 pytestmark = pytest.mark.django_db
 
 TOKEN_URL = "/api/v1/auth/token/"
@@ -37,11 +39,9 @@ def test_it_gives_the_same_token_on_a_second_sign_in(staff_user):
 def test_it_refuses_bad_credentials_without_a_token(staff_user, body):
     response = APIClient().post(TOKEN_URL, body)
 
-    assert response.status_code == 400
-    data = response.json()
-    assert "token" not in data
-    assert data["error"]["code"] == "invalid"
-    assert data["error"]["fields"]
+    error = assert_error(response, 400, "invalid")
+    assert "token" not in response.json()
+    assert error["fields"]
     assert not Token.objects.exists()
 
 
@@ -61,8 +61,7 @@ def test_it_refuses_an_inactive_user(staff_user):
 def test_it_answers_401_without_credentials(url):
     response = APIClient().get(url)
 
-    assert response.status_code == 401
-    assert response.json()["error"]["code"] == "not_authenticated"
+    assert_error(response, 401, "not_authenticated")
 
 
 def test_it_answers_401_for_an_unknown_token(staff_user):
@@ -71,5 +70,4 @@ def test_it_answers_401_for_an_unknown_token(staff_user):
 
     response = client.get("/api/v1/patients/")
 
-    assert response.status_code == 401
-    assert response.json()["error"]["code"] == "authentication_failed"
+    assert_error(response, 401, "authentication_failed")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import re
 from io import StringIO
-from unittest import mock
 
 import pytest
+import time_machine
 from django.contrib.auth import authenticate
 from django.core.management import CommandError, call_command
 from django.utils import timezone
@@ -228,7 +228,7 @@ def test_it_fills_todays_queue_for_every_doctor(settings):
         timezone.now().date() + dt.timedelta(days=1), dt.time(10, 37), tzinfo=dt.UTC
     )
 
-    with mock.patch("django.utils.timezone.now", return_value=morning):
+    with time_machine.travel(morning, tick=False):
         output = run("seed_demo")
         first = demo_counts()
         snapshots = {doctor.pk: doctor_queue_snapshot(doctor) for doctor in Doctor.objects.all()}
@@ -257,7 +257,7 @@ def test_it_fills_todays_queue_for_every_doctor(settings):
         assert snapshot["version"] > 0
         assert snapshot["doctor"]["room"].startswith("Room ")
     for clinic in Clinic.objects.all():
-        with mock.patch("django.utils.timezone.now", return_value=morning):
+        with time_machine.travel(morning, tick=False):
             board = clinic_queue_snapshot(clinic)
         assert len(board["doctors"]) == 2
         assert all(line["waiting"] for line in board["doctors"])

@@ -6,8 +6,8 @@ import pytest
 from django.urls import reverse
 
 from notifications.models import ClinicNotificationSettings, ContactPreference, Kind, Notification, Status
-from tests.conftest import future_slot
-from tests.factories import DepartmentFactory, DoctorFactory, PatientFactory, UserFactory
+from tests.conftest import assert_error, future_slot
+from tests.factories import PatientFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -25,10 +25,8 @@ def central_appointment(book, patient, doctor, department):
 
 
 @pytest.fixture
-def north_appointment(book, org, other_clinic, other_patient):
-    department = DepartmentFactory(clinic=other_clinic, name="Cardiology", code="card")
-    doctor = DoctorFactory(user__organization=org, departments=[department])
-    return book(other_patient, future_slot(doctor, department))
+def north_appointment(book, other_patient, other_clinic_doctor, other_clinic_department):
+    return book(other_patient, future_slot(other_clinic_doctor, other_clinic_department))
 
 
 @pytest.fixture
@@ -102,8 +100,7 @@ def test_resending_a_queued_message_is_a_conflict(api_as, staff_user, central_ap
 
     response = api_as(staff_user).post(resend_url(reminder))
 
-    assert response.status_code == 409
-    assert response.json()["error"]["code"] == "invalid_state"
+    assert_error(response, 409, "invalid_state")
 
 
 def test_patients_may_not_resend(api_as, patient, central_appointment):

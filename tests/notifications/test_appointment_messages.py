@@ -21,6 +21,7 @@ from opd.core import events
 from opd.core.errors import ValidationFailed
 from scheduling.services import appointment_book, appointment_cancel, appointment_reschedule
 from tests.conftest import future_slot
+from tests.factories import SlotFactory
 
 from .conftest import sms_lines
 
@@ -108,8 +109,14 @@ def test_it_refuses_nonsense_lead_times(clinic, admin_user):
         clinic_notification_settings_set(actor=admin_user, clinic=clinic, reminder_lead_minutes=[60, 60])
 
 
-def test_it_skips_reminders_whose_time_has_already_passed(book, patient, doctor, department):
-    appointment = book(patient, future_slot(doctor, department, days=0.5))  # in 12 hours
+def test_it_skips_reminders_whose_time_has_already_passed(book, patient, doctor, department, time_machine):
+    # The clock stands still and the slot starts exactly 12 hours on: the day-before reminder's time has
+    # passed, the two-hours-before one's has not. (future_slot's start moves 20 minutes later with every
+    # call in the process: deep into a full run, "in 12 hours" was more than a day away.)
+    now = timezone.now().replace(microsecond=0)
+    time_machine.move_to(now, tick=False)
+    slot = SlotFactory(doctor=doctor, department=department, start=now + dt.timedelta(hours=12), capacity=4)
+    appointment = book(patient, slot)
 
     leads = Notification.objects.filter(appointment=appointment, kind=Kind.REMINDER, channel="sms")
     assert list(leads.values_list("lead_minutes", flat=True)) == [120]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import time
 import uuid
 
 import pytest
@@ -26,31 +25,19 @@ from notifications.services import (
 from notifications.tasks import dispatch_due_notifications
 from opd.core import events
 from scheduling.services import appointment_book, appointment_cancel
-from tests.conftest import future_slot
+from tests.conftest import future_slot, wait_until
 from tests.factories import PatientFactory
 
 from .conftest import sms_lines
-from .worker import Beat, Worker, process_env, purge_queue
+from .worker import Beat, Worker, process_env, purge_queue, queue_drained
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-WAIT = 20.0
-
-
-def wait_for(condition, timeout: float = WAIT, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def planned(appointment, kind: str, **fields) -> Notification:
     """The appointment's message of this kind, once a worker has planned it (bookings' messages are
     planned off the request)."""
-    return wait_for(
+    return wait_until(
         lambda: Notification.objects.filter(appointment=appointment, kind=kind, **fields).first(),
         what=f"{kind} planned",
     )
@@ -153,13 +140,13 @@ def test_a_booking_produces_exactly_one_confirmation_per_channel(
 
     appointment = appointment_book(actor=staff_user, patient=patient, slot=future_slot(doctor, department))
     confirmations = Notification.objects.filter(appointment=appointment, kind=Kind.BOOKING_CONFIRMATION)
-    wait_for(lambda: set(confirmations.values_list("status", flat=True)) == {Status.SENT}, what="sent")
+    wait_until(lambda: set(confirmations.values_list("status", flat=True)) == {Status.SENT}, what="sent")
     # The same event delivered again, and each send task duplicated: still one message each.
     appointment_notify_booked(appointment_id=appointment.pk)
     for notification in confirmations:
         enqueue_send(notification.pk)
         enqueue_send(notification.pk)
-    time.sleep(1.0)
+    wait_until(lambda: queue_drained(queue), what="the duplicates to run")
 
     assert sorted(confirmations.values_list("channel", flat=True)) == ["email", "in_app", "sms"]
     assert list(confirmations.values_list("attempts", flat=True)) == [1, 1, 1]
@@ -194,8 +181,8 @@ def test_a_due_reminder_is_sent_once_when_dispatch_runs_twice_on_two_workers(
     notifications_dispatch_due()
     for _ in range(4):
         enqueue_send(reminder.pk)
-    wait_for(lambda: Notification.objects.get(pk=reminder.pk).status == Status.SENT, what="reminder sent")
-    time.sleep(1.0)
+    wait_until(lambda: Notification.objects.get(pk=reminder.pk).status == Status.SENT, what="reminder sent")
+    wait_until(lambda: queue_drained(queue), what="the duplicates to run")
 
     reminder.refresh_from_db()
     assert reminder.attempts == 1
@@ -217,7 +204,7 @@ def test_a_worker_killed_mid_send_leaves_the_message_to_another_which_sends_it_o
     harness.use_queue(first_queue)
     appointment = appointment_book(actor=staff_user, patient=patient, slot=future_slot(doctor, department))
     confirmation = planned(appointment, Kind.BOOKING_CONFIRMATION)
-    wait_for(lambda: Notification.objects.get(pk=confirmation.pk).status == Status.SENDING, what="claimed")
+    wait_until(lambda: Notification.objects.get(pk=confirmation.pk).status == Status.SENDING, what="claimed")
     first.kill()  # SIGKILL in the middle of the send: no outcome recorded, no acknowledgement
     harness.hold_file.unlink()
 
@@ -227,11 +214,11 @@ def test_a_worker_killed_mid_send_leaves_the_message_to_another_which_sends_it_o
     # The lease runs out; the dispatcher (beat, every minute) hands the row to the surviving worker.
     settings.OPD_NOTIFICATION_REDISPATCH_SECONDS = 1
     harness.use_queue(second_queue)
-    wait_for(lambda: notifications_dispatch_due() == [confirmation.pk], timeout=10, what="lease expiry")
-    wait_for(
+    wait_until(lambda: notifications_dispatch_due() == [confirmation.pk], timeout=10, what="lease expiry")
+    wait_until(
         lambda: Notification.objects.get(pk=confirmation.pk).status == Status.SENT, what="sent by the second"
     )
-    time.sleep(0.5)
+    wait_until(lambda: queue_drained(second_queue), what="the second worker's tasks to run")
 
     sent = Notification.objects.get(pk=confirmation.pk)
     assert sent.attempts == 2
@@ -257,7 +244,7 @@ def test_a_failing_backend_ends_failed_after_n_attempts_with_the_error_recorded(
 
     appointment = appointment_book(actor=staff_user, patient=patient, slot=future_slot(doctor, department))
     confirmation = planned(appointment, Kind.BOOKING_CONFIRMATION)
-    wait_for(lambda: Notification.objects.get(pk=confirmation.pk).status == Status.FAILED, what="failed")
+    wait_until(lambda: Notification.objects.get(pk=confirmation.pk).status == Status.FAILED, what="failed")
 
     failed = Notification.objects.get(pk=confirmation.pk)
     assert failed.attempts == 3
@@ -288,10 +275,10 @@ def test_cancelled_appointments_get_no_reminder(harness, org, doctor, department
     notifications_dispatch_due()
     for reminder in reminders:
         enqueue_send(reminder.pk)
-    wait_for(
+    wait_until(
         lambda: not reminders.filter(status__in=[Status.QUEUED, Status.SENDING]).exists(), what="settled"
     )
-    wait_for(
+    wait_until(
         lambda: Notification.objects.filter(kind=Kind.CANCELLATION, status=Status.SENT).exists(),
         what="cancellation",
     )
@@ -322,7 +309,7 @@ def test_beat_runs_the_dispatcher_by_itself(harness, patient, doctor, department
             }
         }
     )
-    wait_for(
+    wait_until(
         lambda: Notification.objects.get(pk=reminder.pk).status == Status.SENT, what="sent by beat's run"
     )
 

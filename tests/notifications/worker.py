@@ -7,6 +7,7 @@ the unacknowledged messages of a worker it killed), and nothing else.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -18,6 +19,8 @@ from pathlib import Path
 
 import redis
 from django.conf import settings
+
+from tests.conftest import wait_until
 
 READY_TIMEOUT = 30.0
 
@@ -90,14 +93,15 @@ class Worker:
         return self
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> Worker:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def ready() -> bool:
             if self.process.poll() is not None:
                 raise RuntimeError(f"worker exited with {self.process.returncode}:\n{self.log()}")
-            if self.is_ready(self.log()):
-                return self
-            time.sleep(0.1)
-        raise TimeoutError(f"worker not ready after {timeout} s:\n{self.log()}")
+            return self.is_ready(self.log())
+
+        wait_until(
+            ready, timeout=timeout, interval=0.1, what=lambda: f"the worker to be ready:\n{self.log()}"
+        )
+        return self
 
     def is_ready(self, log: str) -> bool:
         return f"{self.name}@" in log and self.ready_text in log
@@ -162,23 +166,59 @@ class Beat(Worker):
         return self.ready_text in log
 
 
+def _queue_keys(queue: str) -> list[str]:
+    # kombu's Redis transport: the queue's list and its priority lists.
+    return [queue, *[f"{queue}\x06\x16{priority}" for priority in range(10)]]
+
+
+def _routing_key(raw: bytes) -> str | None:
+    try:
+        return json.loads(raw)[2]
+    except (ValueError, IndexError, TypeError):
+        return None
+
+
+def _deferred(raw: bytes) -> bool:
+    """Whether an unacknowledged task waits in a worker for a later time (a retry with a countdown)."""
+    try:
+        eta = json.loads(raw)[0]["headers"]["eta"]
+    except (ValueError, IndexError, KeyError, TypeError):
+        return False
+    if eta is None:
+        return False
+    when = dt.datetime.fromisoformat(eta)
+    return (when if when.tzinfo else when.replace(tzinfo=dt.UTC)) > dt.datetime.now(dt.UTC)
+
+
+def queue_drained(queue: str) -> bool:
+    """Whether every task sent to `queue` that is due has run: none waits in its lists and none is
+    unacknowledged (tasks are acknowledged late, once they have run), but for retries a worker holds
+    for a later time. Asked twice, 0.1 s apart: a worker holds a message it has just taken for a moment
+    before it records it as unacknowledged."""
+
+    def drained_now(client: redis.Redis) -> bool:
+        if any(client.llen(key) for key in _queue_keys(queue)):
+            return False
+        return all(_routing_key(raw) != queue or _deferred(raw) for _tag, raw in client.hscan_iter("unacked"))
+
+    client = redis.Redis.from_url(broker_url())
+    try:
+        if not drained_now(client):
+            return False
+        time.sleep(0.1)
+        return drained_now(client)
+    finally:
+        client.close()
+
+
 def purge_queue(queue: str) -> None:
     """Delete a test queue from the broker, with the unacknowledged messages that were taken from it."""
     client = redis.Redis.from_url(broker_url())
     # kombu's Redis transport: the queue's list (and its priority lists), its exchange binding, and the
     # shared "unacked" hash and index, of which only entries routed to this queue are ours to remove.
-    client.delete(
-        queue,
-        *[f"{queue}\x06\x16{priority}" for priority in range(10)],
-        f"_kombu.binding.{queue}",
-        f"_kombu.binding_permanent.{queue}",
-    )
+    client.delete(*_queue_keys(queue), f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
     for tag, raw in client.hscan_iter("unacked"):
-        try:
-            routing_key = json.loads(raw)[2]
-        except (ValueError, IndexError, TypeError):
-            continue
-        if routing_key == queue:
+        if _routing_key(raw) == queue:
             client.hdel("unacked", tag)
             client.zrem("unacked_index", tag)
     client.close()

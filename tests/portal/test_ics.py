@@ -9,6 +9,7 @@ from django.urls import reverse
 
 from portal.ics import appointment_ics, escape_text, fold
 from scheduling.services import appointment_book, appointment_cancel, appointment_reschedule
+from tests.conftest import assert_error
 
 pytestmark = pytest.mark.django_db
 
@@ -126,14 +127,12 @@ class TestTheApi:
     def test_it_answers_404_for_another_patients_appointment(self, api_as, other_patient, booked):
         response = api_as(other_patient.user).get(API.format(booked.pk))
 
-        assert response.status_code == 404
-        assert response.json()["error"]["code"] == "not_found"
+        assert_error(response, 404, "not_found")
 
     def test_it_answers_401_without_credentials(self, api, booked):
         response = api.get(API.format(booked.pk))
 
-        assert response.status_code == 401
-        assert response.json()["error"]["code"]
+        assert_error(response, 401)
 
     def test_it_lets_clinic_staff_download_their_clinics_appointments(self, api_as, staff_user, booked):
         assert api_as(staff_user).get(API.format(booked.pk)).status_code == 200

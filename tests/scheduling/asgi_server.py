@@ -16,7 +16,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -25,6 +24,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection
+
+from tests.conftest import wait_until
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 START_TIMEOUT = 30
@@ -67,18 +68,18 @@ def server_env(channels_prefix: str) -> dict[str, str]:
 
 
 def _wait_until_ready(server: Server) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
+    def answers() -> bool:
         if server.process.poll() is not None:
             raise RuntimeError(f"uvicorn exited with {server.process.returncode}:\n{server.output()}")
         try:
             with urllib.request.urlopen(f"{server.url}/healthz", timeout=2) as response:  # noqa: S310
-                if response.status == 200:
-                    return
+                return response.status == 200
         except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"uvicorn did not answer within {START_TIMEOUT} s:\n{server.output()}")
+            return False
+
+    wait_until(
+        answers, timeout=START_TIMEOUT, interval=0.1, what=lambda: f"uvicorn to answer:\n{server.output()}"
+    )
 
 
 @contextlib.contextmanager

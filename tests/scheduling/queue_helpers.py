@@ -1,7 +1,9 @@
-"""Building a live queue for tests: today's checked-in patients, in a clinic where it is daytime now.
+"""Building a live queue for tests: today's checked-in patients.
 
 A clinic's queue is its local today. Tests that book "in 20 minutes" would cross midnight in the evening,
-so `daytime()` moves the clinic to a time zone where it is between 07:00 and 17:00 right now.
+so they pin the clock at mid-morning with the `daytime` fixture (tests/conftest.py, time-machine). Tests
+whose server runs in another process cannot move that process's clock: `move_to_daytime_zone()` moves
+their clinic to a time zone where it is between 07:00 and 17:00 right now instead.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ def daytime_zone() -> str:
     raise AssertionError("no time zone in working hours")
 
 
-def daytime(*clinics: Clinic) -> None:
+def move_to_daytime_zone(*clinics: Clinic) -> None:
     zone = daytime_zone()
     for clinic in clinics:
         clinic.time_zone = zone

@@ -9,7 +9,8 @@ from opd.core.models import AuditEvent, IdempotencyRecord
 from patients.models import PatientStatus
 from scheduling.models import Appointment, AppointmentStatus, Slot
 from scheduling.services import appointment_book, appointment_cancel
-from tests.factories import DepartmentFactory, DoctorFactory, PatientFactory, SlotFactory, UserFactory
+from tests.conftest import assert_error
+from tests.factories import DoctorFactory, PatientFactory, SlotFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -40,27 +41,9 @@ def ids(response) -> list[int]:
     return [row["id"] for row in response.json()["results"]]
 
 
-def assert_error(response, status: int, code: str, fields: set[str] | None = None) -> dict:
-    assert response.status_code == status, response.content
-    error = response.json()["error"]
-    assert error["code"] == code, error
-    assert error["message"]
-    if fields is not None:
-        assert set(error["fields"]) == fields, error
-    return error
-
-
 @pytest.fixture
-def north_department(other_clinic):
-    return DepartmentFactory(clinic=other_clinic, name="Cardiology", code="cardio")
-
-
-@pytest.fixture
-def north_slot(org, north_department):
-    return SlotFactory(
-        doctor=DoctorFactory(user__organization=org, departments=[north_department]),
-        department=north_department,
-    )
+def north_slot(other_clinic_doctor, other_clinic_department):
+    return SlotFactory(doctor=other_clinic_doctor, department=other_clinic_department)
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from opd.core.models import AuditEvent
 from scheduling.models import ApprovalStatus, AvailabilityException, AvailabilityRule, Doctor, Slot
+from tests.conftest import assert_error
 from tests.factories import DepartmentFactory, DoctorFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -16,11 +17,6 @@ DOCTORS = "/api/v1/doctors/"
 
 def url(doctor, suffix=""):
     return f"{DOCTORS}{getattr(doctor, 'pk', doctor)}/{suffix}"
-
-
-def error(response, status):
-    assert response.status_code == status, response.content
-    return response.json()["error"]
 
 
 def usernames(response):
@@ -47,13 +43,8 @@ def make_doctor(department, username, **kwargs):
 
 
 @pytest.fixture
-def north_department(other_clinic):
-    return DepartmentFactory(clinic=other_clinic, name="Cardiology", code="cardio")
-
-
-@pytest.fixture
-def north_doctor(north_department):
-    return make_doctor(north_department, "north")
+def north_doctor(other_clinic_department):
+    return make_doctor(other_clinic_department, "north")
 
 
 @pytest.fixture
@@ -128,11 +119,18 @@ def test_it_hides_other_tenants_doctors(api_as, request, other_org_doctor, who):
     user = request.getfixturevalue(who)
     user = getattr(user, "user", None) or user
 
-    assert error(api_as(user).get(url(other_org_doctor)), 404)["code"] == "not_found"
+    assert_error(api_as(user).get(url(other_org_doctor)), 404, "not_found")
 
 
 def test_it_filters_doctors_by_department_clinic_and_approval(
-    api_as, admin_user, doctor, north_doctor, pending_doctor, department, north_department, other_clinic
+    api_as,
+    admin_user,
+    doctor,
+    north_doctor,
+    pending_doctor,
+    department,
+    other_clinic_department,
+    other_clinic,
 ):
     client = api_as(admin_user)
 
@@ -155,10 +153,7 @@ def test_it_lists_a_doctor_in_two_matching_departments_once(api_as, admin_user, 
 
 
 def test_it_refuses_an_unknown_approval_filter(api_as, admin_user, doctor):
-    assert (
-        "approval_status"
-        in error(api_as(admin_user).get(DOCTORS + "?approval_status=retired"), 400)["fields"]
-    )
+    assert_error(api_as(admin_user).get(DOCTORS + "?approval_status=retired"), 400, field="approval_status")
 
 
 def test_it_pages_doctors(api_as, admin_user, doctor, colleague, pending_doctor):
@@ -210,7 +205,7 @@ def test_it_refuses_approval_by_anyone_but_an_admin(api_as, request, pending_doc
     user = request.getfixturevalue(who)
     user = getattr(user, "user", None) or user
 
-    assert error(api_as(user).post(url(pending_doctor, "approve/")), 403)["code"] == "permission_denied"
+    assert_error(api_as(user).post(url(pending_doctor, "approve/")), 403, "permission_denied")
     pending_doctor.refresh_from_db()
     assert pending_doctor.approval_status == ApprovalStatus.PENDING
 
@@ -306,10 +301,7 @@ def test_it_refuses_schedules_to_patients(api_as, patient, doctor, department):
 
     assert client.get(url(doctor, "availability/")).status_code == 403
     assert client.get(url(doctor, "exceptions/")).status_code == 403
-    assert (
-        error(client.post(url(doctor, "availability/"), rule_body(department)), 403)["code"]
-        == "permission_denied"
-    )
+    assert_error(client.post(url(doctor, "availability/"), rule_body(department)), 403, "permission_denied")
     assert client.delete(url(doctor, f"availability/{rule.pk}/")).status_code == 403
     assert AvailabilityRule.objects.count() == 1
 
@@ -336,13 +328,13 @@ def test_it_hides_doctors_of_other_clinics_and_tenants_from_schedules(
 
 
 def test_it_refuses_a_department_the_user_cannot_see(
-    api_as, staff_user, doctor, north_department, other_org_department
+    api_as, staff_user, doctor, other_clinic_department, other_org_department
 ):
-    doctor.departments.add(north_department)
+    doctor.departments.add(other_clinic_department)
     client = api_as(staff_user)
 
-    for dept in (north_department, other_org_department):
-        err = error(client.post(url(doctor, "availability/"), rule_body(dept)), 404)
+    for dept in (other_clinic_department, other_org_department):
+        err = assert_error(client.post(url(doctor, "availability/"), rule_body(dept)), 404)
         assert err["fields"] == {"department": ["Unknown department."]}
     assert not AvailabilityRule.objects.exists()
 
@@ -350,7 +342,7 @@ def test_it_refuses_a_department_the_user_cannot_see(
 def test_it_refuses_a_department_the_doctor_does_not_work_in(api_as, staff_user, doctor, clinic):
     elsewhere = DepartmentFactory(clinic=clinic, name="Dermatology")
 
-    err = error(api_as(staff_user).post(url(doctor, "availability/"), rule_body(elsewhere)), 400)
+    err = assert_error(api_as(staff_user).post(url(doctor, "availability/"), rule_body(elsewhere)), 400)
 
     assert "department" in err["fields"]
     assert not AvailabilityRule.objects.exists()
@@ -374,7 +366,7 @@ def test_it_refuses_a_department_the_doctor_does_not_work_in(api_as, staff_user,
 def test_it_refuses_bad_sessions(api_as, doctor, department, overrides, field):
     response = api_as(doctor.user).post(url(doctor, "availability/"), rule_body(department, **overrides))
 
-    assert field in error(response, 400)["fields"]
+    assert_error(response, 400, field=field)
     assert not AvailabilityRule.objects.exists()
     assert not Slot.objects.exists()
 
@@ -387,7 +379,7 @@ def test_it_refuses_an_overlapping_session(api_as, doctor, department):
         url(doctor, "availability/"), rule_body(department, start_time="11:00", end_time="13:00")
     )
 
-    assert error(response, 409)["code"] == "overlap"
+    assert_error(response, 409, "overlap")
     assert AvailabilityRule.objects.count() == 1
 
 
@@ -411,7 +403,7 @@ def test_it_refuses_a_bad_change_and_keeps_the_session(api_as, staff_user, docto
 
     response = api_as(staff_user).patch(url(doctor, f"availability/{rule.pk}/"), {"start_time": "10:00"})
 
-    assert "end_time" in error(response, 400)["fields"]
+    assert_error(response, 400, field="end_time")
     rule.refresh_from_db()
     assert rule.start_time == dt.time(9)
 
@@ -539,7 +531,7 @@ def test_it_lists_shows_and_removes_exceptions(api_as, staff_user, doctor):
 def test_it_refuses_bad_exceptions(api_as, doctor, body, field):
     response = api_as(doctor.user).post(url(doctor, "exceptions/"), body)
 
-    assert field in error(response, 400)["fields"]
+    assert_error(response, 400, field=field)
     assert not AvailabilityException.objects.exists()
 
 
@@ -563,5 +555,5 @@ def test_it_refuses_an_extra_session_without_times(api_as, doctor, department):
 
     response = api_as(doctor.user).post(url(doctor, "exceptions/"), body)
 
-    assert "start_time" in error(response, 400)["fields"]
+    assert_error(response, 400, field="start_time")
     assert not AvailabilityException.objects.exists()

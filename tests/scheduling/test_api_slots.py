@@ -6,6 +6,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from scheduling.models import ApprovalStatus
+from tests.conftest import assert_error
 from tests.factories import ClinicFactory, DepartmentFactory, DoctorFactory, SlotFactory
 
 pytestmark = pytest.mark.django_db
@@ -27,22 +28,14 @@ def utc_iso(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
-@pytest.fixture
-def north_department(other_clinic):
-    return DepartmentFactory(clinic=other_clinic, name="Cardiology", code="cardio")
-
-
-@pytest.fixture
-def north_doctor(org, north_department):
-    return DoctorFactory(user__organization=org, departments=[north_department])
-
-
 def test_it_shows_a_slot_in_utc_with_the_clinic_local_time_and_zone(
-    api_as, admin_user, other_clinic, north_department, north_doctor
+    api_as, admin_user, other_clinic, other_clinic_department, other_clinic_doctor
 ):
     # 00:30 in Paris is the previous day in UTC: `date` is the clinic's day, `start` is UTC.
     start = local_time(other_clinic, days=3, hour=0, minute=30)
-    slot = SlotFactory(doctor=north_doctor, department=north_department, start=start, capacity=3)
+    slot = SlotFactory(
+        doctor=other_clinic_doctor, department=other_clinic_department, start=start, capacity=3
+    )
 
     response = api_as(admin_user).get(f"{SLOTS}{slot.pk}/")
 
@@ -50,8 +43,8 @@ def test_it_shows_a_slot_in_utc_with_the_clinic_local_time_and_zone(
     body = response.json()
     assert body == {
         "id": slot.pk,
-        "doctor": {"id": north_doctor.pk, "name": north_doctor.display_name},
-        "department": {"id": north_department.pk, "name": "Cardiology"},
+        "doctor": {"id": other_clinic_doctor.pk, "name": other_clinic_doctor.display_name},
+        "department": {"id": other_clinic_department.pk, "name": "Cardiology"},
         "clinic": {"id": other_clinic.pk, "name": "Riverside North", "time_zone": "Europe/Paris"},
         "date": start.date().isoformat(),
         "start": utc_iso(start),
@@ -69,14 +62,19 @@ def test_it_shows_a_slot_in_utc_with_the_clinic_local_time_and_zone(
 def test_it_refuses_anonymous_users(api, slot):
     response = api.get(SLOTS)
 
-    assert response.status_code == 401
-    assert response.json()["error"]["code"] == "not_authenticated"
+    assert_error(response, 401, "not_authenticated")
 
 
 def test_it_shows_staff_only_the_slots_of_their_clinics(
-    api_as, staff_user, slot, north_doctor, north_department, other_org_doctor, other_org_department
+    api_as,
+    staff_user,
+    slot,
+    other_clinic_doctor,
+    other_clinic_department,
+    other_org_doctor,
+    other_org_department,
 ):
-    north = SlotFactory(doctor=north_doctor, department=north_department)
+    north = SlotFactory(doctor=other_clinic_doctor, department=other_clinic_department)
     SlotFactory(doctor=other_org_doctor, department=other_org_department)
 
     client = api_as(staff_user)
@@ -86,23 +84,28 @@ def test_it_shows_staff_only_the_slots_of_their_clinics(
 
 
 def test_it_shows_admins_every_clinic_of_their_organization_and_nothing_else(
-    api_as, admin_user, slot, north_doctor, north_department, other_org_doctor, other_org_department
+    api_as,
+    admin_user,
+    slot,
+    other_clinic_doctor,
+    other_clinic_department,
+    other_org_doctor,
+    other_org_department,
 ):
-    north = SlotFactory(doctor=north_doctor, department=north_department)
+    north = SlotFactory(doctor=other_clinic_doctor, department=other_clinic_department)
     foreign = SlotFactory(doctor=other_org_doctor, department=other_org_department)
 
     client = api_as(admin_user)
 
     assert sorted(ids(client.get(SLOTS))) == sorted([slot.pk, north.pk])
     response = client.get(f"{SLOTS}{foreign.pk}/")
-    assert response.status_code == 404
-    assert response.json()["error"]["code"] == "not_found"
+    assert_error(response, 404, "not_found")
 
 
 def test_it_shows_doctors_the_slots_of_the_clinics_they_work_at(
-    api_as, doctor, slot, north_doctor, north_department
+    api_as, doctor, slot, other_clinic_doctor, other_clinic_department
 ):
-    SlotFactory(doctor=north_doctor, department=north_department)
+    SlotFactory(doctor=other_clinic_doctor, department=other_clinic_department)
 
     assert ids(api_as(doctor.user).get(SLOTS)) == [slot.pk]
 
@@ -140,22 +143,26 @@ def test_it_filters_by_department(api_as, admin_user, clinic, department):
     assert ids(api_as(admin_user).get(SLOTS, {"department": department.pk})) == [wanted.pk]
 
 
-def test_it_filters_by_clinic(api_as, admin_user, slot, north_doctor, north_department, other_clinic):
-    north = SlotFactory(doctor=north_doctor, department=north_department)
+def test_it_filters_by_clinic(
+    api_as, admin_user, slot, other_clinic_doctor, other_clinic_department, other_clinic
+):
+    north = SlotFactory(doctor=other_clinic_doctor, department=other_clinic_department)
 
     assert ids(api_as(admin_user).get(SLOTS, {"clinic": other_clinic.pk})) == [north.pk]
 
 
-def test_it_filters_by_the_clinic_local_day(api_as, admin_user, other_clinic, north_department, north_doctor):
+def test_it_filters_by_the_clinic_local_day(
+    api_as, admin_user, other_clinic, other_clinic_department, other_clinic_doctor
+):
     # Both start on the same UTC day; in Paris the second is already the next day.
     evening = SlotFactory(
-        doctor=north_doctor,
-        department=north_department,
+        doctor=other_clinic_doctor,
+        department=other_clinic_department,
         start=local_time(other_clinic, days=3, hour=20),
     )
     after_midnight = SlotFactory(
-        doctor=north_doctor,
-        department=north_department,
+        doctor=other_clinic_doctor,
+        department=other_clinic_department,
         start=local_time(other_clinic, days=4, hour=0, minute=30),
     )
     day = evening.date

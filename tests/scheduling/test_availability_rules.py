@@ -69,14 +69,12 @@ def test_an_extra_session_needs_a_place_and_times(staff_user, doctor):
         )
 
 
-def test_an_update_cannot_move_a_rule_to_another_doctor(staff_user, doctor, department, org):
+def test_an_update_cannot_move_a_rule_to_another_doctor(staff_user, doctor, colleague, department):
     from scheduling.services import availability_rule_update
-    from tests.factories import DoctorFactory
 
     existing = rule(staff_user, doctor, department)
-    someone_else = DoctorFactory(user__organization=org, departments=[department])
     with pytest.raises(ValidationFailed) as err:
-        availability_rule_update(actor=staff_user, rule=existing, doctor=someone_else)
+        availability_rule_update(actor=staff_user, rule=existing, doctor=colleague)
     assert "doctor" in err.value.fields
     existing.refresh_from_db()
     assert existing.doctor_id == doctor.pk

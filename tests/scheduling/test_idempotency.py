@@ -8,6 +8,7 @@ from opd.core.idempotency import fingerprint, run_idempotent
 from opd.core.models import IdempotencyRecord
 from scheduling.models import Appointment, AppointmentStatus
 from scheduling.services import appointment_book, appointment_cancel
+from tests.conftest import assert_error
 from tests.factories import PatientFactory, SlotFactory
 from tests.scheduling.test_api_appointments import database_state
 from tests.scheduling.test_booking_concurrency import run_at_once
@@ -162,8 +163,7 @@ class TestBooking:
 
         response = post(api_as(staff_user), APPOINTMENTS, {"slot": slot.pk, "patient": patient.pk}, key=key)
 
-        assert response.status_code == 400
-        assert list(response.json()["error"]["fields"]) == ["Idempotency-Key"]
+        assert_error(response, 400, fields={"Idempotency-Key"})
         assert database_state() == before
 
 

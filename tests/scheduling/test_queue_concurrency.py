@@ -9,15 +9,11 @@ from scheduling.models import Appointment
 from scheduling.services import queue_call_next
 from tests.factories import DoctorFactory
 
-from .queue_helpers import daytime, waiting
+from .queue_helpers import waiting
 from .test_booking_concurrency import run_at_once
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def _daytime(clinic):
-    daytime(clinic)
+# The threads run in this process, so the pinned clock is theirs too.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("daytime")]
 
 
 def outcomes_of(results: list) -> tuple[list[Appointment], list[Conflict]]:

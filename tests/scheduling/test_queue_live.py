@@ -22,21 +22,10 @@ from scheduling.services import (
     appointment_start,
     queue_call_next,
 )
-from tests.factories import DoctorFactory
 
-from .queue_helpers import booked, daytime, waiting
+from .queue_helpers import booked, waiting
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _daytime(clinic):
-    daytime(clinic)
-
-
-@pytest.fixture
-def colleague(org, department):
-    return DoctorFactory(user__username="dr-wilson", user__organization=org, departments=[department])
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("daytime")]
 
 
 def waiting_ids(doctor) -> list[int]:

@@ -5,19 +5,12 @@ from __future__ import annotations
 import pytest
 from django.urls import NoReverseMatch, reverse
 
-from opd.core.models import Role
 from scheduling.models import Appointment, AppointmentStatus
 from scheduling.services import appointment_start, queue_call_next
-from tests.factories import DoctorFactory, UserFactory
 
-from .queue_helpers import booked, daytime, waiting
+from .queue_helpers import booked, waiting
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _daytime(clinic):
-    daytime(clinic)
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("daytime")]
 
 
 @pytest.fixture
@@ -112,8 +105,9 @@ def test_reception_checks_in_from_a_doctors_queue(signed_in, staff_user, doctor,
     assert Appointment.objects.get(pk=appt.pk).status == AppointmentStatus.CHECKED_IN
 
 
-def test_who_may_open_which_queue(signed_in, org, staff_user, patient, doctor, department, other_org_doctor):
-    colleague = DoctorFactory(user__organization=org, departments=[department])
+def test_who_may_open_which_queue(
+    signed_in, staff_user, patient, doctor, colleague, department, other_org_doctor
+):
     appt = waiting(staff_user, doctor, department)
 
     assert signed_in(staff_user).get(reverse("queue:dashboard")).url == reverse("queue:waiting-rooms")
@@ -212,9 +206,7 @@ def test_reception_lists_its_waiting_rooms(signed_in, staff_user, doctor, depart
     assert reverse("queue:doctor", args=[doctor.pk]) in page
 
 
-def test_only_clinic_staff_open_waiting_rooms(signed_in, doctor, clinic, org):
-    admin = UserFactory(role=Role.ADMIN, organization=org, is_staff=True)
-
+def test_only_clinic_staff_open_waiting_rooms(signed_in, doctor, clinic, admin_user):
     assert signed_in(doctor.user).get(reverse("queue:waiting-rooms")).status_code == 403
     assert signed_in(doctor.user).get(reverse("queue:waiting-room", args=[clinic.pk])).status_code == 403
-    assert signed_in(admin).get(reverse("queue:waiting-room", args=[clinic.pk])).status_code == 200
+    assert signed_in(admin_user).get(reverse("queue:waiting-room", args=[clinic.pk])).status_code == 200

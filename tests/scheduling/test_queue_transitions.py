@@ -13,7 +13,7 @@ from scheduling.services import (
     appointment_set_priority,
     appointment_start,
 )
-from tests.factories import DoctorFactory, PatientFactory, SlotFactory
+from tests.factories import PatientFactory, SlotFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -67,9 +67,8 @@ def test_a_visit_runs_from_check_in_to_completed(staff_user, org, doctor, depart
     assert appt.completed_at is not None
 
 
-def test_another_doctor_cannot_start_my_patient(staff_user, org, doctor, department):
+def test_another_doctor_cannot_start_my_patient(staff_user, org, doctor, colleague, department):
     appt = appointment_check_in(actor=staff_user, appointment=booked(staff_user, org, doctor, department))
-    colleague = DoctorFactory(user__organization=org, departments=[department])
     with pytest.raises(PermissionDenied):
         appointment_start(actor=colleague.user, appointment=appt)
 

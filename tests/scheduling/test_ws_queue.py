@@ -16,11 +16,9 @@ from opd.asgi import application
 from opd.core import events
 from scheduling import realtime
 from scheduling.services import appointment_check_in, appointment_start, queue_call_next
-from tests.factories import DoctorFactory
 
 from .queue_helpers import (
     booked,
-    daytime,
     isolate_channel_layer,
     session_cookie,
     waiting,
@@ -29,14 +27,14 @@ from .queue_helpers import (
 
 WebsocketCommunicator = websocket_communicator_class()
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# The consumer runs in this process (no server), so the pinned clock is its clock too.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("daytime")]
 
 TIMEOUT = 5
 
 
 @pytest.fixture(autouse=True)
-def _setup(settings, clinic):
-    daytime(clinic)
+def _setup(settings):
     isolate_channel_layer(settings)
 
 
@@ -74,9 +72,8 @@ async def opened(communicator: WebsocketCommunicator) -> dict:
 
 
 def test_it_refuses_anonymous_patients_colleagues_and_other_tenants(
-    org, doctor, department, clinic, patient, staff_user, other_org_doctor, other_org_clinic
+    doctor, colleague, department, clinic, patient, staff_user, other_org_doctor, other_org_clinic
 ):
-    colleague = DoctorFactory(user__organization=org, departments=[department])
     doctor_path = f"/ws/queue/doctor/{doctor.pk}/"
     clinic_path = f"/ws/queue/clinic/{clinic.pk}/"
     cases = [

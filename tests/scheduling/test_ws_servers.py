@@ -9,7 +9,7 @@ from rest_framework.authtoken.models import Token
 from websockets.sync.client import connect
 
 from .asgi_server import asgi_server, post
-from .queue_helpers import booked, daytime, isolate_channel_layer
+from .queue_helpers import booked, isolate_channel_layer, move_to_daytime_zone
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -23,7 +23,7 @@ def receive(ws) -> dict:
 def test_a_change_through_either_server_reaches_clients_of_both(
     settings, staff_user, doctor, department, clinic
 ):
-    daytime(clinic)
+    move_to_daytime_zone(clinic)  # the server runs in its own process, on the real clock
     prefix = isolate_channel_layer(settings)
     appt = booked(staff_user, doctor, department, minutes=15)
     reception = Token.objects.create(user=staff_user).key
