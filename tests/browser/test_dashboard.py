@@ -14,6 +14,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
+from patients.models import Patient
 from scheduling.services import appointment_complete, appointment_start, queue_call_next
 from tests.factories import DoctorFactory
 from tests.scheduling.asgi_server import asgi_server, post
@@ -62,6 +63,10 @@ def test_the_dashboard_shows_a_check_in_made_elsewhere_without_reloading(
     arriving = booked(staff_user, doctor, department, minutes=35)
     booked(staff_user, doctor, department, minutes=50)
     reception = Token.objects.create(user=staff_user).key
+    # Names no doctor shares (Faker's could), so "no patient name on the waiting room" means just that.
+    for appointment, last_name in ((first, "Quennell"), (arriving, "Marplewood")):
+        Patient.objects.filter(pk=appointment.patient_id).update(last_name=last_name)
+        appointment.patient.refresh_from_db()
 
     sign_in(page, server, doctor.user)
     page.goto(f"{server.url}/queue/dashboard/")
