@@ -121,13 +121,16 @@ def _changed(
     and `doctor_ids`, e.g. the doctor a pooled patient was taken from), publish after commit."""
     audit(actor=actor, action=f"appointment.{action}", obj=appt, organization_id=appt.organization_id, **data)
     # The locking read took no related rows (see _lock): read what the screens show, without a lock.
-    shown = Appointment.objects.select_related("patient", "department", "doctor__user").get(pk=appt.pk)
+    shown = Appointment.objects.select_related("patient", "department", "doctor__user", "slot").get(
+        pk=appt.pk
+    )
     events.publish(
         events.QUEUE_CHANGED,
         appointment_id=appt.pk,
         doctor_id=appt.doctor_id,
         clinic_id=appt.clinic_id,
         department_id=appt.department_id,
+        day=shown.slot.date,
         **queue_change(
             shown,
             action=action,
