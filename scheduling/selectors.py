@@ -235,7 +235,7 @@ def doctor_queue_access(user: User, doctor_id: int) -> Doctor:
     doctor = doctors_for(user).select_related("user").filter(pk=doctor_id).first()
     if doctor is None:
         raise NotFound("No such doctor.")
-    if doctor.user_id == user.pk or user.is_superuser or user.role in (Role.ADMIN, Role.STAFF):
+    if doctor.user_id == user.pk or user.is_clinic_staff:
         return doctor
     raise PermissionDenied("Only the doctor and clinic staff may watch this queue.")
 
@@ -245,14 +245,14 @@ def clinic_queue_access(user: User, clinic_id: int) -> Clinic:
     clinic = clinics_for(user).filter(pk=clinic_id).first()
     if clinic is None:
         raise NotFound("No such clinic.")
-    if user.is_superuser or user.role in (Role.ADMIN, Role.STAFF):
+    if user.is_clinic_staff:
         return clinic
     raise PermissionDenied("Only clinic staff may watch the clinic's queue.")
 
 
 def queue_clinics_for(user: User) -> QuerySet[Clinic]:
     """Clinics whose waiting room the user may open."""
-    if not (user.is_superuser or user.role in (Role.ADMIN, Role.STAFF)):
+    if not user.is_clinic_staff:
         return Clinic.objects.none()
     return clinics_for(user).filter(is_active=True)
 
