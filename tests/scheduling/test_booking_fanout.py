@@ -25,8 +25,7 @@ from scheduling.services import (
     appointment_transition,
 )
 from scheduling.services import booking as booking_services
-from tests.conftest import future_slot
-from tests.factories import DoctorFactory, PatientFactory
+from tests.factories import DoctorFactory, PatientFactory, SlotFactory
 
 from .queue_helpers import booked, daytime, waiting
 
@@ -66,8 +65,10 @@ def versions() -> dict[str, int]:
     return dict(QueueVersion.objects.values_list("queue", "last_value"))
 
 
-def later_today(minutes: int = 40) -> dt.datetime:
-    return timezone.now().replace(second=0, microsecond=0) + dt.timedelta(minutes=minutes)
+def future_slot(doctor, department, *, days: float = 3):
+    # Not tests.conftest.future_slot: its shared counter moves every later caller's slot 20 minutes on.
+    start = timezone.now().replace(second=0, microsecond=0) + dt.timedelta(days=days)
+    return SlotFactory(doctor=doctor, department=department, start=start, capacity=4)
 
 
 def test_a_booking_for_today_publishes_one_event_and_bumps_each_queue_once_in_its_transaction(
