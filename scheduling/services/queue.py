@@ -11,9 +11,10 @@ appointment rows -> the department's TokenCounter (check-in) -> QueueVersion row
 
 Versions: every change bumps the version of each live queue it touches ("doctor:<id>" for the doctor,
 "clinic:<id>" for the waiting room) in the same transaction, and publishes QUEUE_CHANGED with the new
-versions after commit (bookings, cancellations and moves that concern today do the same in their own
-transaction and event: queue_change(), used by scheduling.services.booking). Because the counter row is locked until commit, versions follow commit order and
-each names one committed state; an event that never arrives shows up as a gap (scheduling.realtime).
+versions after commit; bookings, cancellations and moves that concern today do the same in their own
+transaction and event (queue_change(), used by scheduling.services.booking). Because the counter row is
+locked until commit, versions follow commit order and each names one committed state; an event that
+never arrives shows up as a gap (scheduling.realtime).
 
 Department pool: `queue_call_next(pool=True)` may take the first patient waiting in any of the doctor's
 departments, whoever they were booked with. The appointment then moves to the calling doctor (its seat
