@@ -1,8 +1,8 @@
 """Statistics cached per (scope, filters, month), invalidated when a day of that month changes.
 
 Each (clinic, month) has a version token in the cache. Booking, cancelling, rescheduling and every queue
-change publish an event (opd.core.events) carrying the appointment id; the handler (subscribed in
-AnalyticsConfig.ready) gives that appointment's (clinic, month of its local day) a new token. A cached
+change publish one event each (opd.core.events) carrying the appointment id (and its clinic and day); the
+handler (analytics.subscribers) gives that appointment's (clinic, month of its local day) a new token. A cached
 month's key holds the tokens of every clinic in its scope, so a change makes the old entry unreachable
 and the next read recomputes that month only. Months keep the number of keys a request reads small
 (two years of four clinics: 96 versions and 25 entries, not 2,916 and 729), and a month is cheap to
@@ -112,45 +112,6 @@ def cached_days(
         found.update(closed)
         found.update(open_)
     return [found[keys[month_of(day)]][day] for day in days]
-
-
-def on_appointment_event(
-    *,
-    appointment_id: int,
-    previous_slot_id: int | None = None,
-    clinic_id: int | None = None,
-    day: dt.date | None = None,
-    **_: object,
-) -> None:
-    """Event handler: the appointment's (clinic, day) changed (read from the event when it says, from the
-    row otherwise); after a reschedule, the old slot's too. Stored figures of a closed day are marked
-    stale as well (analytics.summaries)."""
-    from scheduling.models import Appointment, Slot
-
-    from .summaries import daily_summaries_mark_changed
-
-    changed = []
-    if clinic_id is not None and day is not None:
-        changed.append((clinic_id, day))
-    else:
-        row = Appointment.objects.filter(pk=appointment_id).values_list("clinic_id", "slot__date").first()
-        if row:
-            changed.append(row)
-    if previous_slot_id:
-        old = Slot.objects.filter(pk=previous_slot_id).values_list("clinic_id", "date").first()
-        if old:
-            changed.append(old)
-    for changed_clinic, changed_day in changed:
-        bump(changed_clinic, changed_day)
-    daily_summaries_mark_changed(appointment_id=appointment_id, days=changed)
-
-
-def on_clinical_day_changed(*, clinic_id: int, day: dt.date, **_: object) -> None:
-    """Event handler: vitals written again or a care note re-categorised moved a figure of that day."""
-    from .summaries import daily_summaries_mark_changed
-
-    bump(clinic_id, day)
-    daily_summaries_mark_changed(appointment_id=None, days=[(clinic_id, day)])
 
 
 def clear_all() -> None:

@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
+from opd.core import events
 from opd.core.audit import audit
 from opd.core.errors import NotFound, ValidationFailed
 from opd.core.models import Clinic, Department, Organization, User
@@ -32,6 +33,8 @@ from .models import ReportDefinition, ReportFormat, ReportKind, ReportRun, RunSt
 logger = logging.getLogger(__name__)
 
 TASK_NAME = "analytics.build_report"
+# Published (on commit) when someone asks for a report now; analytics.subscribers queues its build.
+REPORT_REQUESTED = "analytics.report_requested"
 EDITABLE_FIELDS = (
     "name",
     "kind",
@@ -330,7 +333,5 @@ def report_run_fail(*, run: ReportRun, error: BaseException, will_retry: bool) -
 
 def report_run_request(*, actor: User | None, definition: ReportDefinition) -> None:
     """Build a report now (the admin's "run now"): queued after commit."""
-    from .tasks import build_report
-
     audit(actor=actor, action="report.requested", obj=definition, organization_id=definition.organization_id)
-    transaction.on_commit(lambda: build_report.delay(definition_id=definition.pk))
+    events.publish(REPORT_REQUESTED, definition_id=definition.pk)

@@ -203,7 +203,7 @@ def _first_day(organization_id: int) -> dt.date | None:
 
 def daily_summaries_mark_changed(*, appointment_id: int | None, days: list[tuple[int, dt.date]]) -> int:
     """Mark the stored figures of these (clinic, day)s changed, where the day is closed. Called after the
-    change committed, by the appointment event handler (caching.on_appointment_event).
+    change committed, by the appointment event handler (subscribers.on_appointment_event).
 
     A visit completed late can also change a later day: the patient's next completed visit is then no
     longer their first, so that day's count of new patients moves too."""

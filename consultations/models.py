@@ -404,10 +404,6 @@ class Prescription(models.Model):
     def __str__(self) -> str:
         return f"Prescription #{self.pk}"
 
-    @property
-    def is_issued(self) -> bool:
-        return self.issued_at is not None
-
 
 class PrescriptionItem(models.Model):
     prescription = models.ForeignKey(Prescription, on_delete=models.CASCADE, related_name="items")

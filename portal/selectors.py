@@ -22,7 +22,13 @@ from notifications.models import ContactPreference
 from opd.core.models import Clinic, Department, User
 from patients.models import Patient
 from scheduling.models import ACTIVE_STATUSES, Appointment, AppointmentStatus, Doctor, Slot
-from scheduling.selectors import appointments_for, bookable_slot_q, slots_for
+from scheduling.selectors import (
+    ChangeWindow,
+    appointments_for,
+    bookable_slot_q,
+    patient_change_window,
+    slots_for,
+)
 
 CALENDAR_DAYS = 14
 # A department's busiest day stays well below this; the cap keeps one page bounded whatever happens.
@@ -150,40 +156,14 @@ def contact_preference_of(patient: Patient) -> ContactPreference:
     return ContactPreference.objects.filter(patient=patient).first() or ContactPreference(patient=patient)
 
 
-@dataclass(frozen=True)
-class ChangeWindow:
-    """Whether the patient may still cancel or reschedule online, and until when."""
-
-    allowed: bool
-    closes_at: dt.datetime
-    cutoff_minutes: int
-    reason: str = ""
-
-
-def cutoff_label(minutes: int) -> str:
-    hours, rest = divmod(minutes, 60)
-    if hours and rest:
-        return f"{hours} h {rest} min"
-    return f"{hours} hour{'s' if hours != 1 else ''}" if hours else f"{rest} minutes"
-
-
 def change_window(appointment: Appointment, now: dt.datetime | None = None) -> ChangeWindow:
-    """The same rule the booking service enforces (Clinic.cancellation_cutoff_minutes), told in advance
-    so the page can say why the buttons are gone. The service stays the judge when a form is posted."""
-    now = now or timezone.now()
-    minutes = appointment.clinic.cancellation_cutoff_minutes
-    closes_at = appointment.start - dt.timedelta(minutes=minutes)
+    """Whether the page offers cancel and reschedule: a booked appointment inside the cut-off rule the
+    booking service enforces (scheduling.selectors.patient_change_window), told in advance so the page
+    can say why the buttons are gone. The service stays the judge when a form is posted."""
+    window = patient_change_window(appointment, now or timezone.now())
     if appointment.status != AppointmentStatus.BOOKED:
         reason = (
             f"An appointment that is {appointment.get_status_display().lower()} cannot be changed online."
         )
-        return ChangeWindow(False, closes_at, minutes, reason)
-    if now >= closes_at:
-        phone = appointment.clinic.phone
-        call = f"please call the clinic on {phone}" if phone else "please call the clinic"
-        reason = (
-            f"Online changes close {cutoff_label(minutes)} before the start, so this appointment can no "
-            f"longer be cancelled or rescheduled here; {call}."
-        )
-        return ChangeWindow(False, closes_at, minutes, reason)
-    return ChangeWindow(True, closes_at, minutes)
+        return ChangeWindow(False, window.closes_at, window.cutoff_minutes, reason)
+    return window

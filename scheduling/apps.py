@@ -10,12 +10,10 @@ class SchedulingConfig(AppConfig):
 
         from . import realtime
 
-        # Live screens: every queue change (and a booking that changes today) goes out through the
-        # channel layer once it has committed.
-        events.subscribe(events.QUEUE_CHANGED, realtime.on_queue_changed)
-        events.subscribe(events.APPOINTMENT_BOOKED, realtime.on_booked)
-        events.subscribe(events.APPOINTMENT_CANCELLED, realtime.on_cancelled)
-        events.subscribe(events.APPOINTMENT_RESCHEDULED, realtime.on_rescheduled)
+        # Live screens: every queue change, and a booking, cancellation or move that concerns today,
+        # goes out through the channel layer once it has committed (one event per change, with versions).
+        for event in events.QUEUE_EVENTS:
+            events.subscribe(event, realtime.on_queue_event)
 
         # Slots are planned in clinic local time: a clinic's new time zone re-plans them, or is refused
         # while booked appointments would move (inside opd.core's clinic_update transaction).

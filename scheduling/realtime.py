@@ -1,34 +1,30 @@
-"""The live queue's fan-out: domain events in, channel-layer group messages out.
+"""The live queue's fan-out: domain events in, channel-layer group messages out, nothing else.
 
-Subscribed in SchedulingConfig.ready(). A handler runs after commit in whichever process made the change
-(an API or page request, the admin, a Celery task, the ASGI server itself) and sends through the channel
-layer, which is Redis in production, so every ASGI process with a socket in the group passes it on.
+Subscribed in SchedulingConfig.ready() to every event that carries queue versions: QUEUE_CHANGED and
+the bookings' APPOINTMENT_BOOKED, _CANCELLED and _RESCHEDULED (whose `versions` are empty when the
+appointment is not today). The services bumped the versions and built the entries inside their
+transaction (scheduling.services.queue.queue_change), so a handler reads nothing and writes nothing: it
+runs after commit in whichever process made the change (an API or page request, the admin, a Celery
+task, the ASGI server itself) and sends through the channel layer, which is Redis in production, so
+every ASGI process with a socket in the group passes it on.
 
 Group messages (consumed by scheduling.consumers.QueueConsumer.queue_event):
     {"type": "queue.event", "queue": "doctor:7", "version": 42, "action": "checked_in",
      "appointment_id": 1234, "entry": {...}}
-`entry` is the appointment as the queue shows it now (selectors.queue_entry), without a patient's name on
-a clinic queue.
+`entry` is the appointment as the queue shows it (selectors.queue_entry), without a patient's name on a
+clinic queue.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import functools
-import logging
 import threading
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.utils import timezone
 
-from .models import Appointment, Slot
-from .selectors import CLINIC_QUEUE, local_day_bounds, parse_queue_name, queue_entry
-from .services.queue import queue_note_booking
-
-logger = logging.getLogger(__name__)
+from .selectors import CLINIC_QUEUE, parse_queue_name
 
 
 def group_name(queue: str) -> str:
@@ -36,23 +32,18 @@ def group_name(queue: str) -> str:
     return "queue." + queue.replace(":", ".")
 
 
-def on_queue_changed(
-    *, appointment_id: int, action: str, versions: dict[str, int] | None = None, **_: Any
-) -> None:
-    if versions is None:
-        # Published by code that did not bump the versions: bump them now, in a transaction of its own;
-        # that publishes again, with versions, and comes back here.
-        queue_note_booking(appointment_id=appointment_id, action=action)
-        return
-    appt = (
-        Appointment.objects.select_related("patient", "department", "doctor__user")
-        .filter(pk=appointment_id)
-        .first()
-    )
+def queue_messages(
+    *,
+    appointment_id: int,
+    action: str,
+    versions: dict[str, int],
+    entry: dict[str, Any] | None,
+    public_entry: dict[str, Any] | None,
+) -> list[tuple[str, dict[str, Any]]]:
+    """One group message per queue the change bumped; the waiting room's carries the public entry."""
     messages = []
     for queue, version in sorted(versions.items()):
         kind, _pk = parse_queue_name(queue)
-        entry = queue_entry(appt, public=kind == CLINIC_QUEUE) if appt is not None else None
         messages.append(
             (
                 group_name(queue),
@@ -62,11 +53,32 @@ def on_queue_changed(
                     "version": version,
                     "action": action,
                     "appointment_id": appointment_id,
-                    "entry": entry,
+                    "entry": public_entry if kind == CLINIC_QUEUE else entry,
                 },
             )
         )
-    _send(messages)
+    return messages
+
+
+def on_queue_event(
+    *,
+    appointment_id: int,
+    action: str,
+    versions: dict[str, int],
+    entry: dict[str, Any] | None = None,
+    public_entry: dict[str, Any] | None = None,
+    **_: Any,
+) -> None:
+    """Event handler: pass a committed change on to the sockets of each queue it bumped."""
+    messages = queue_messages(
+        appointment_id=appointment_id,
+        action=action,
+        versions=versions,
+        entry=entry,
+        public_entry=public_entry,
+    )
+    if messages:
+        _send(messages)
 
 
 def _send(messages: list[tuple[str, dict[str, Any]]]) -> None:
@@ -88,43 +100,3 @@ async def _send_all(messages: list[tuple[str, dict[str, Any]]]) -> None:
         return
     for group, message in messages:
         await layer.group_send(group, message)
-
-
-def _is_today(appt_start, clinic) -> bool:
-    start, end = local_day_bounds(clinic, timezone.now())
-    return start <= appt_start < end
-
-
-# No clinic's "today" holds an instant further than this from now (a local day lasts at most 25 hours
-# and zones lie within 14 hours of UTC).
-NOT_TODAY_ANYWHERE = dt.timedelta(hours=40)
-
-
-def on_booking_changed(
-    *,
-    action: str,
-    appointment_id: int,
-    previous_slot_id: int | None = None,
-    start: dt.datetime | None = None,
-    **_: Any,
-) -> None:
-    """A booking, cancellation or move that concerns today changes who the doctor expects."""
-    if previous_slot_id is None and start is not None and abs(start - timezone.now()) > NOT_TODAY_ANYWHERE:
-        return  # most bookings are for another day: no need to read the row to know
-    appt = Appointment.objects.select_related("clinic").filter(pk=appointment_id).first()
-    if appt is None:
-        return
-    touches_today = _is_today(appt.start, appt.clinic)
-    doctor_ids = []
-    if previous_slot_id is not None:
-        previous = Slot.objects.select_related("clinic").filter(pk=previous_slot_id).first()
-        if previous is not None and _is_today(previous.start, previous.clinic):
-            touches_today = True
-            doctor_ids.append(previous.doctor_id)
-    if touches_today:
-        queue_note_booking(appointment_id=appt.pk, action=action, doctor_ids=doctor_ids)
-
-
-on_booked = functools.partial(on_booking_changed, action="booked")
-on_cancelled = functools.partial(on_booking_changed, action="cancelled")
-on_rescheduled = functools.partial(on_booking_changed, action="rescheduled")

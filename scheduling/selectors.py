@@ -56,6 +56,58 @@ def appointments_for(user: User) -> QuerySet[Appointment]:
     return restrict_to_clinics(qs, user)
 
 
+def slot_for_booking(slot_id: int) -> Slot:
+    """The slot with what booking into it checks and answers: its clinic, department and doctor (with
+    user). A plain read, never a locking one: a booking locks the slot row alone (on MariaDB a locking
+    read with a join would lock the clinic too, and every booking of the clinic would queue on it)."""
+    return Slot.objects.select_related("clinic", "department", "doctor__user").get(pk=slot_id)
+
+
+def appointment_for_change(appointment_id: int) -> Appointment:
+    """The appointment with what a cancellation or move checks and answers (its clinic, patient,
+    department and doctor with user). A plain read: the service holds the appointment's row lock."""
+    return Appointment.objects.select_related("clinic", "patient", "department", "doctor__user").get(
+        pk=appointment_id
+    )
+
+
+# The patient cut-off: how close to the start a patient may still cancel or reschedule online (staff may
+# always). The booking service enforces it; the portal tells it in advance with the same words.
+
+
+@dataclass(frozen=True)
+class ChangeWindow:
+    """Whether the patient may still cancel or reschedule online, and until when."""
+
+    allowed: bool
+    closes_at: dt.datetime
+    cutoff_minutes: int
+    reason: str = ""
+
+
+def cutoff_label(minutes: int) -> str:
+    hours, rest = divmod(minutes, 60)
+    if hours and rest:
+        return f"{hours} h {rest} min"
+    return f"{hours} hour{'s' if hours != 1 else ''}" if hours else f"{rest} minutes"
+
+
+def patient_change_window(appointment: Appointment, now: dt.datetime) -> ChangeWindow:
+    """Online changes are open until the clinic's cut-off (Clinic.cancellation_cutoff_minutes, two hours
+    by default) before the start, that moment included."""
+    clinic = appointment.clinic
+    minutes = clinic.cancellation_cutoff_minutes
+    closes_at = appointment.start - dt.timedelta(minutes=minutes)
+    if now <= closes_at:
+        return ChangeWindow(True, closes_at, minutes)
+    call = f"please call the clinic on {clinic.phone}" if clinic.phone else "please call the clinic"
+    reason = (
+        f"Online changes close {cutoff_label(minutes)} before the start, so this appointment can no "
+        f"longer be cancelled or rescheduled online; {call}."
+    )
+    return ChangeWindow(False, closes_at, minutes, reason)
+
+
 def bookable_slot_q(now: dt.datetime) -> Q:
     """A slot someone could book now: offered, in the future, a seat left, at an open clinic and
     department, with an approved doctor. The booking service re-checks it under the slot's lock."""
@@ -123,6 +175,12 @@ def queue_version(queue: str) -> int:
     return QueueVersion.objects.filter(queue=queue).values_list("last_value", flat=True).first() or 0
 
 
+def starts_today(clinic: Clinic, start: dt.datetime, now: dt.datetime) -> bool:
+    """Whether `start` falls on the clinic's local today: such an appointment is in today's live queues."""
+    day_start, day_end = local_day_bounds(clinic, now)
+    return day_start <= start < day_end
+
+
 def local_day_bounds(clinic: Clinic, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
     """[start, end) of the clinic's local today, as aware datetimes (DST days are 23 or 25 hours)."""
     day = timezone.localtime(now, clinic.tz).date()
@@ -177,7 +235,7 @@ def doctor_queue_access(user: User, doctor_id: int) -> Doctor:
     doctor = doctors_for(user).select_related("user").filter(pk=doctor_id).first()
     if doctor is None:
         raise NotFound("No such doctor.")
-    if doctor.user_id == user.pk or user.is_superuser or user.role in (Role.ADMIN, Role.STAFF):
+    if doctor.user_id == user.pk or user.is_clinic_staff:
         return doctor
     raise PermissionDenied("Only the doctor and clinic staff may watch this queue.")
 
@@ -187,14 +245,14 @@ def clinic_queue_access(user: User, clinic_id: int) -> Clinic:
     clinic = clinics_for(user).filter(pk=clinic_id).first()
     if clinic is None:
         raise NotFound("No such clinic.")
-    if user.is_superuser or user.role in (Role.ADMIN, Role.STAFF):
+    if user.is_clinic_staff:
         return clinic
     raise PermissionDenied("Only clinic staff may watch the clinic's queue.")
 
 
 def queue_clinics_for(user: User) -> QuerySet[Clinic]:
     """Clinics whose waiting room the user may open."""
-    if not (user.is_superuser or user.role in (Role.ADMIN, Role.STAFF)):
+    if not user.is_clinic_staff:
         return Clinic.objects.none()
     return clinics_for(user).filter(is_active=True)
 

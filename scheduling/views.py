@@ -62,10 +62,6 @@ ACTIONS = {
 }
 
 
-def _is_clinic_staff(user) -> bool:
-    return user.is_superuser or user.role in (Role.ADMIN, Role.STAFF)
-
-
 def _access(check, user, pk: int):
     try:
         return check(user, pk)
@@ -142,7 +138,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     """The signed-in doctor's queue today. Staff and admins are sent to their waiting rooms."""
     doctor = Doctor.objects.select_related("user").filter(user=request.user).first()
     if doctor is None:
-        if _is_clinic_staff(request.user):
+        if request.user.is_clinic_staff:
             return redirect("queue:waiting-rooms")
         raise DjangoPermissionDenied("Only doctors have a queue.")
     return render(request, "scheduling/dashboard.html", _doctor_context(request, doctor))
@@ -211,7 +207,7 @@ def appointment_action(request: HttpRequest, pk: int, action: str) -> HttpRespon
     if appointment is None:
         raise Http404("No such appointment.")
     is_own = appointment.doctor.user_id == user.pk or user.is_superuser
-    is_staff = user.is_superuser or user.role in (Role.ADMIN, Role.STAFF)
+    is_staff = user.is_clinic_staff
     allowed = {"doctor": is_own, "staff": is_staff}.get(who, is_own or is_staff)
     if not allowed:
         raise DjangoPermissionDenied("You may not do this to this appointment.")
@@ -234,7 +230,7 @@ def appointment_action(request: HttpRequest, pk: int, action: str) -> HttpRespon
 @require_GET
 def waiting_rooms(request: HttpRequest) -> HttpResponse:
     """Reception's start page: each clinic's waiting-room display, and each doctor's queue today."""
-    if not _is_clinic_staff(request.user):
+    if not request.user.is_clinic_staff:
         raise DjangoPermissionDenied("Only clinic staff open waiting-room displays.")
     now = timezone.now()
     rooms = []

@@ -1,7 +1,6 @@
 """Every write of the notifications app. Doors (event subscribers, tasks, API, admin, commands) call these."""
 
 from .appointments import (
-    appointment_booked_queue_messages,
     appointment_notify_booked,
     appointment_notify_cancelled,
     appointment_notify_rescheduled,
@@ -10,8 +9,8 @@ from .appointments import (
     reminders_plan_for_appointment,
 )
 from .delivery import (
+    NOTIFICATIONS_DISPATCHED,
     SendOutcome,
-    enqueue_send,
     new_notification,
     notification_enqueue,
     notification_resend,
@@ -22,14 +21,13 @@ from .delivery import (
 from .preferences import clinic_notification_settings_set, contact_preference_set
 
 __all__ = [
+    "NOTIFICATIONS_DISPATCHED",
     "SendOutcome",
-    "appointment_booked_queue_messages",
     "appointment_notify_booked",
     "appointment_notify_cancelled",
     "appointment_notify_rescheduled",
     "clinic_notification_settings_set",
     "contact_preference_set",
-    "enqueue_send",
     "new_notification",
     "notification_enqueue",
     "notification_resend",

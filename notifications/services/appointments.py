@@ -18,7 +18,6 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
-from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from opd.core.templatetags.opd import local_time
 from patients.models import Patient
@@ -149,22 +148,6 @@ def reminders_cancel_for_appointment(*, appointment_id: int, keep_current: bool 
             qs = qs.filter(~Q(dedup_key__startswith=_version_prefix(appointment)))
         reason = "The appointment was moved."
     return _cancel_queued(queryset=qs, reason=reason)
-
-
-def appointment_booked_queue_messages(*, appointment_id: int, **_event: Any) -> None:
-    """APPOINTMENT_BOOKED: have a worker plan the confirmation and reminders (appointment_notify_booked),
-    so the booking's answer does not wait for rendering and writing them. If the broker cannot take the
-    task, they are planned here and now instead: the patient is told either way."""
-    from ..tasks import plan_booking_messages  # the task module imports the services
-
-    try:
-        # Celery takes any sequence for args and None for the default queue; its stubs are narrower.
-        plan_booking_messages.apply_async(args=[appointment_id], queue=conf.queue())  # type: ignore[arg-type]
-    except BrokerUnavailable:
-        logger.warning(
-            "broker unavailable: planning appointment %s's messages in the request", appointment_id
-        )
-        appointment_notify_booked(appointment_id=appointment_id)
 
 
 def appointment_notify_booked(*, appointment_id: int, **_event: Any) -> list[Notification]:

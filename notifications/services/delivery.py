@@ -49,13 +49,13 @@ import datetime as dt
 import logging
 import uuid
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
+from opd.core import events
 from opd.core.audit import audit
 from opd.core.db import retry_on_deadlock
 from opd.core.errors import Conflict
@@ -74,28 +74,17 @@ CLOCK_SLACK = dt.timedelta(seconds=1)
 ERROR_MAX = 2000
 
 
-def enqueue_send(notification_id: int) -> None:
-    """Put a send task on the queue. Callers register it with on_commit."""
-    from ..tasks import send_notification  # the task module imports the services
-
-    # Celery takes any sequence for args and None for the default queue; its stubs are narrower.
-    send_notification.apply_async(args=[notification_id], queue=conf.queue())  # type: ignore[arg-type]
-
-
-def _enqueue_sends(ids: list[int]) -> None:
-    for pk in ids:
-        try:
-            enqueue_send(pk)
-        except Exception:
-            # The row is committed; the dispatcher enqueues it once the broker answers again.
-            logger.exception("could not queue notification %s; the dispatcher will", pk)
+# Published (on commit) with the ids of outbox rows whose send task should go out now; the subscriber
+# (notifications.subscribers) puts the tasks on the queue. Services never import tasks.
+NOTIFICATIONS_DISPATCHED = "notifications.dispatched"
 
 
 def _after_commit_send(rows: list[Notification]) -> None:
     ids = [row.pk for row in rows if row.dispatched_at is not None]
     if ids:
-        # robust: a broker that is down must not undo the commit (nor hide it from the caller).
-        transaction.on_commit(partial(_enqueue_sends, ids), robust=True)
+        # After commit, and a broker that is down must not undo the commit (nor hide it from the caller):
+        # events.publish delivers on commit and logs a failing subscriber.
+        events.publish(NOTIFICATIONS_DISPATCHED, notification_ids=ids)
 
 
 def new_notification(
@@ -357,8 +346,9 @@ def notifications_dispatch_due(*, now: dt.datetime | None = None, limit: int | N
         .values_list("pk", flat=True)[: limit or conf.dispatch_batch()]
     )
     taken = [pk for pk in candidates if due.filter(not_recently, pk=pk).update(dispatched_at=now)]
-    for pk in taken:
-        enqueue_send(pk)  # each UPDATE above committed on its own; nothing to wait for
+    if taken:
+        # Each UPDATE above committed on its own: outside a transaction the event is delivered at once.
+        events.publish(NOTIFICATIONS_DISPATCHED, notification_ids=taken)
     return taken
 
 

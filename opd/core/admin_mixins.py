@@ -355,10 +355,6 @@ class OpdTabularInline(RoleScopedMixin, admin.TabularInline):
     pass
 
 
-class OpdStackedInline(RoleScopedMixin, admin.StackedInline):
-    pass
-
-
 def report_bulk(
     modeladmin,
     request,

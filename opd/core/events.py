@@ -18,11 +18,19 @@ logger = logging.getLogger(__name__)
 Handler = Callable[..., Any]
 _subscribers: dict[str, list[Handler]] = defaultdict(list)
 
+# One event per booking, cancellation or move (scheduling.services.booking): ids, the clinic and day
+# (and the previous ones after a move), and `versions`/`entry`/`public_entry` for the live queues,
+# empty unless the appointment is (or was) on its clinic's today.
 APPOINTMENT_BOOKED = "appointment.booked"
 APPOINTMENT_CANCELLED = "appointment.cancelled"
 APPOINTMENT_RESCHEDULED = "appointment.rescheduled"
 # Any change to a doctor's live queue (check-in, start, complete, no-show, priority, call, skip, recall).
 QUEUE_CHANGED = "queue.changed"
+# Every event that changes an appointment, each published once per change: subscribe to these to hear
+# of every change exactly once.
+APPOINTMENT_EVENTS = (APPOINTMENT_BOOKED, APPOINTMENT_CANCELLED, APPOINTMENT_RESCHEDULED, QUEUE_CHANGED)
+# The events that carry live-queue versions (all of the above).
+QUEUE_EVENTS = APPOINTMENT_EVENTS
 # A clinical record moved between days or categories after the fact: vitals written again (the NEWS2 band
 # leaves the day of the earlier vitals), a care note re-categorised. Carries clinic_id and day (local).
 CLINICAL_DAY_CHANGED = "clinical.day_changed"

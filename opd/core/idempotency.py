@@ -12,15 +12,20 @@ The record and the work share one transaction, and the record is written first:
 
 The transaction is the outermost one, so it is also where InnoDB deadlock victims are retried: several
 waiters on a key whose first holder rolled back can deadlock with each other taking it over.
+
+DRF actions take all this with `@idempotent(scope=...)`. With or without the header the action runs in
+one transaction that the wrapper opens, so its deadlock retry (opd.core.db.retry_on_deadlock, the one
+policy) happens once, there: the services' own decorator sees the open transaction and stays out of it.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
@@ -30,6 +35,8 @@ from rest_framework.response import Response
 from .db import retry_on_deadlock
 from .errors import Conflict, DomainError, ValidationFailed
 from .models import IdempotencyRecord, User
+
+ViewAction = TypeVar("ViewAction", bound=Callable[..., Response])
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -117,15 +124,22 @@ def _plain(data: Any) -> Any:
     return data
 
 
+@retry_on_deadlock
+def _run_atomic(perform: Callable[[], Response]) -> Response:
+    with transaction.atomic():
+        return perform()
+
+
 def idempotent_response(request: Request, *, scope: str, perform: Callable[[], Response]) -> Response:
     """DRF door: honour an Idempotency-Key header around `perform() -> Response`.
 
-    Without the header `perform` simply runs. A replay carries `Idempotent-Replayed: true` and the first
-    answer's status and body (not its other headers).
+    Without the header `perform` runs once in a transaction of its own (retried whole after a deadlock,
+    as with the header). A replay carries `Idempotent-Replayed: true` and the first answer's status and
+    body (not its other headers).
     """
     raw = request.headers.get(HEADER)
     if raw is None:
-        return perform()
+        return _run_atomic(perform)
     key = clean_key(raw)
 
     def run() -> tuple[int, Any]:
@@ -133,7 +147,8 @@ def idempotent_response(request: Request, *, scope: str, perform: Callable[[], R
         return response.status_code, response.data
 
     outcome = run_idempotent(
-        user=request.user,
+        # The actions wrapped here require a signed-in user (their permission classes run first).
+        user=cast(User, request.user),
         scope=scope,
         key=key,
         digest=fingerprint(request.method, request.path, _plain(request.data)),
@@ -141,3 +156,20 @@ def idempotent_response(request: Request, *, scope: str, perform: Callable[[], R
     )
     headers = {REPLAYED_HEADER: "true"} if outcome.replayed else None
     return Response(outcome.body, status=outcome.status, headers=headers)
+
+
+def idempotent(*, scope: str) -> Callable[[ViewAction], ViewAction]:
+    """Decorate a DRF view action (`def cancel(self, request, pk)`) so that it honours Idempotency-Key
+    within `scope` and runs in one outermost transaction, retried whole after a deadlock. The action must
+    do all its reads and writes itself, since a retry runs it again."""
+
+    def decorate(view_action: ViewAction) -> ViewAction:
+        @functools.wraps(view_action)
+        def wrapper(view: Any, request: Request, *args: Any, **kwargs: Any) -> Response:
+            return idempotent_response(
+                request, scope=scope, perform=lambda: view_action(view, request, *args, **kwargs)
+            )
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate

@@ -45,12 +45,9 @@ class User(AbstractUser):
         ]
 
     @property
-    def is_org_admin(self) -> bool:
-        return self.role == Role.ADMIN
-
-    @property
-    def is_staff_member(self) -> bool:
-        return self.role == Role.STAFF
+    def is_clinic_staff(self) -> bool:
+        """Runs a clinic's day: an administrator or staff member (reception, nurses), or a superuser."""
+        return self.is_superuser or self.role in (Role.ADMIN, Role.STAFF)
 
     @property
     def is_doctor(self) -> bool:

@@ -29,7 +29,7 @@ def after_login(request: HttpRequest) -> HttpResponse:
     if user.is_patient:
         upcoming, _ = split_appointments(user)
         return redirect("portal:appointments" if upcoming.exists() else "portal:find")
-    if user.is_superuser or user.role in (Role.ADMIN, Role.STAFF):
+    if user.is_clinic_staff:
         return redirect("admin:index")
     if user.role == Role.DOCTOR:
         try:

@@ -18,7 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from opd.core.api.permissions import has_role
-from opd.core.idempotency import HEADER, idempotent_response
+from opd.core.idempotency import HEADER, idempotent
 from opd.core.models import Role
 
 from ..filters import AppointmentFilter, SlotFilter
@@ -139,27 +139,25 @@ class AppointmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         parameters=[IDEMPOTENCY_KEY],
         responses={201: AppointmentSerializer, **_errors(*WRITE_ERRORS)},
     )
+    @idempotent(scope="appointment.book")
     def create(self, request: Request) -> Response:
-        def perform() -> Response:
-            data = self._input(AppointmentBookSerializer, request)
-            common = {
-                "actor": request.user,
-                "patient": data["patient"],
-                "reason": data["reason"],
-                "channel": BookingChannel.API,
-            }
-            if "slot" in data:
-                appointment = appointment_book(slot=data["slot"], **common)
-            else:
-                appointment = appointment_book_first_available(
-                    department_id=data["department"].pk,
-                    after=data.get("after"),
-                    before=data.get("before"),
-                    **common,
-                )
-            return self._answer(appointment, status.HTTP_201_CREATED)
-
-        return idempotent_response(request, scope="appointment.book", perform=perform)
+        data = self._input(AppointmentBookSerializer, request)
+        common = {
+            "actor": request.user,
+            "patient": data["patient"],
+            "reason": data["reason"],
+            "channel": BookingChannel.API,
+        }
+        if "slot" in data:
+            appointment = appointment_book(slot=data["slot"], **common)
+        else:
+            appointment = appointment_book_first_available(
+                department_id=data["department"].pk,
+                after=data.get("after"),
+                before=data.get("before"),
+                **common,
+            )
+        return self._answer(appointment, status.HTTP_201_CREATED)
 
     @extend_schema(
         summary="Cancel an appointment",
@@ -169,16 +167,14 @@ class AppointmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         responses={200: AppointmentSerializer, **_errors(*WRITE_ERRORS)},
     )
     @action(detail=True, methods=["post"])
+    @idempotent(scope="appointment.cancel")
     def cancel(self, request: Request, pk: str | None = None) -> Response:
-        def perform() -> Response:
-            appointment = self.get_object()
-            data = self._input(AppointmentCancelSerializer, request)
-            appointment = appointment_cancel(
-                actor=request.user, appointment=appointment, reason=data["reason"], channel=BookingChannel.API
-            )
-            return self._answer(appointment)
-
-        return idempotent_response(request, scope="appointment.cancel", perform=perform)
+        appointment = self.get_object()
+        data = self._input(AppointmentCancelSerializer, request)
+        appointment = appointment_cancel(
+            actor=request.user, appointment=appointment, reason=data["reason"], channel=BookingChannel.API
+        )
+        return self._answer(appointment)
 
     @extend_schema(
         summary="Move an appointment to another slot",
@@ -189,13 +185,11 @@ class AppointmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         responses={200: AppointmentSerializer, **_errors(*WRITE_ERRORS)},
     )
     @action(detail=True, methods=["post"])
+    @idempotent(scope="appointment.reschedule")
     def reschedule(self, request: Request, pk: str | None = None) -> Response:
-        def perform() -> Response:
-            appointment = self.get_object()
-            data = self._input(AppointmentRescheduleSerializer, request)
-            appointment = appointment_reschedule(
-                actor=request.user, appointment=appointment, slot=data["slot"], channel=BookingChannel.API
-            )
-            return self._answer(appointment)
-
-        return idempotent_response(request, scope="appointment.reschedule", perform=perform)
+        appointment = self.get_object()
+        data = self._input(AppointmentRescheduleSerializer, request)
+        appointment = appointment_reschedule(
+            actor=request.user, appointment=appointment, slot=data["slot"], channel=BookingChannel.API
+        )
+        return self._answer(appointment)

@@ -19,7 +19,7 @@ from rest_framework.response import Response
 
 from opd.core.api.permissions import IsAdmin, IsClinician
 from opd.core.api.serializers import ScopedPrimaryKeyField, StrictInputMixin
-from opd.core.models import Department, Role
+from opd.core.models import Department
 from opd.core.tenancy import departments_for
 
 from ..filters import DoctorFilter
@@ -180,7 +180,7 @@ class CanEditDoctorSchedule(BasePermission):
             return True
         doctor = view.get_doctor()  # an unknown or other tenant's doctor answers 404 before any 403
         user = request.user
-        return user.is_superuser or user.role in (Role.ADMIN, Role.STAFF) or doctor.user_id == user.pk
+        return user.is_clinic_staff or doctor.user_id == user.pk
 
 
 class _DoctorScheduleViewSet(viewsets.GenericViewSet):

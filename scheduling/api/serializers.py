@@ -163,8 +163,8 @@ class AppointmentSerializer(_LocalTimeMixin, serializers.ModelSerializer):
 
 def _bookable_slots_for(user):
     # Past and withdrawn slots stay reachable so the service can say why they cannot be booked (400).
-    # The rows the booking checks (clinic, department, doctor) and answers with come along in one query.
-    return slots_for(user, include_closed=True).select_related("clinic", "department", "doctor__user")
+    # Only the id is needed: the booking service reads what it checks itself (selectors.slot_for_booking).
+    return slots_for(user, include_closed=True)
 
 
 class AppointmentBookSerializer(StrictInputMixin, serializers.Serializer):

@@ -17,6 +17,10 @@ from .booking import (
 from .doctors import doctor_create, doctor_update
 from .no_shows import appointments_sweep_no_shows
 from .queue import (
+    COMPLETE,
+    NO_SHOW,
+    START,
+    Transition,
     appointment_check_in,
     appointment_complete,
     appointment_mark_no_show,
@@ -24,11 +28,16 @@ from .queue import (
     appointment_set_priority,
     appointment_skip,
     appointment_start,
+    appointment_transition,
     queue_call_next,
 )
 from .slots import slots_generate, slots_replan_for_time_zone
 
 __all__ = [
+    "COMPLETE",
+    "NO_SHOW",
+    "START",
+    "Transition",
     "appointment_book",
     "appointment_book_first_available",
     "appointment_cancel",
@@ -40,6 +49,7 @@ __all__ = [
     "appointment_set_priority",
     "appointment_skip",
     "appointment_start",
+    "appointment_transition",
     "appointments_sweep_no_shows",
     "availability_exception_create",
     "availability_exception_delete",

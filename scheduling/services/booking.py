@@ -1,9 +1,15 @@
 """Booking, auto-assignment, cancellation and rescheduling: the one door every channel uses.
 
 Locks, always taken in this order so two bookings never wait on each other in a cycle:
-patient row -> appointment row -> slot row(s) (several slots in id order). The patient lock serializes
+patient row -> appointment row -> slot row(s) (several slots in id order) -> the QueueVersion rows of
+today's live queues (name order), taken only when the appointment is on its clinic's today, as every
+queue change takes them last (scheduling.services.queue). The patient lock serializes
 one patient's bookings, so the overlap check cannot race; the slot lock serializes the seats of a slot.
 The database backs both with constraints (booked_count <= capacity; one appointment per slot seat).
+
+Each booking, cancellation and move publishes exactly one event (APPOINTMENT_BOOKED, _CANCELLED,
+_RESCHEDULED) on commit, carrying ids, the clinic and day, and the live queues' new versions with the
+appointment as they show it (empty when nothing is today); higher apps subscribe to it.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import datetime as dt
 from collections import defaultdict
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Sum
+from django.db.models import F, QuerySet, Sum
 from django.utils import timezone
 
 from opd.core import events
@@ -30,7 +36,14 @@ from ..models import (
     BookingChannel,
     Slot,
 )
-from ..selectors import bookable_slot_q
+from ..selectors import (
+    appointment_for_change,
+    bookable_slot_q,
+    patient_change_window,
+    slot_for_booking,
+    starts_today,
+)
+from .queue import queue_change, queues_of
 
 # How often auto-assignment looks again when every candidate seat was taken under it.
 MAX_ASSIGN_ROUNDS = 25
@@ -62,34 +75,18 @@ def _check_patient_bookable(patient: Patient) -> None:
         )
 
 
-def _related_cached(slot: Slot | None) -> bool:
-    return slot is not None and all(
-        Slot._meta.get_field(name).is_cached(slot) for name in ("clinic", "department", "doctor")
-    )
-
-
 def _check_slot_bookable(
-    slot: Slot, patient: Patient, now: dt.datetime, field: str = "slot", *, read: Slot | None = None
+    slot: Slot, shown: Slot, patient: Patient, now: dt.datetime, field: str = "slot"
 ) -> None:
-    """`slot` is the locked row. The clinic, department and doctor are not locked (a booking must not
-    lock its clinic): read here, or taken from `read`, the caller's copy of the slot loaded with them
-    a moment before (the API's), which is the same unlocked read."""
+    """`slot` is the locked row; `shown` the same slot read with its clinic, department and doctor
+    (selectors.slot_for_booking), which are not locked: a booking must not lock its clinic."""
     if slot.organization_id != patient.organization_id:
         raise NotFound("No such slot.", fields={field: "Unknown slot."})
     if slot.start <= now:
         raise ValidationFailed("This slot has already started.", fields={field: "The slot is in the past."})
-    if _related_cached(read) and read.pk == slot.pk:
-        clinic_open, department_open = read.clinic.is_active, read.department.is_active
-        approval = read.doctor.approval_status
-    else:
-        clinic_open, department_open, approval = (
-            Slot.objects.filter(pk=slot.pk)
-            .values_list("clinic__is_active", "department__is_active", "doctor__approval_status")
-            .get()
-        )
-    if not (slot.is_active and clinic_open and department_open):
+    if not (slot.is_active and shown.clinic.is_active and shown.department.is_active):
         raise ValidationFailed("This slot is no longer offered.", fields={field: "The slot is not offered."})
-    if approval != ApprovalStatus.APPROVED:
+    if shown.doctor.approval_status != ApprovalStatus.APPROVED:
         raise ValidationFailed(
             "The doctor is not taking bookings.", fields={field: "The doctor is not taking bookings."}
         )
@@ -97,14 +94,22 @@ def _check_slot_bookable(
         raise Conflict("This slot is fully booked.", fields={field: "The slot is full."}, code="slot_full")
 
 
+def _today_queues(shown: Slot | Appointment, now: dt.datetime) -> list[str]:
+    """The live queues of a slot or appointment (with its clinic at hand) if it is on its clinic's today."""
+    if not starts_today(shown.clinic, shown.start, now):
+        return []
+    return queues_of(clinic_id=shown.clinic_id, doctor_ids=[shown.doctor_id])
+
+
 def _check_no_overlap(
     patient: Patient, start: dt.datetime, end: dt.datetime, exclude_id: int | None = None
 ) -> None:
-    clash = (
-        Appointment.objects.filter(patient=patient, status__in=ACTIVE_STATUSES, start__lt=end, end__gt=start)
-        .exclude(pk=exclude_id)
-        .first()
+    overlapping = Appointment.objects.filter(
+        patient=patient, status__in=ACTIVE_STATUSES, start__lt=end, end__gt=start
     )
+    if exclude_id is not None:
+        overlapping = overlapping.exclude(pk=exclude_id)
+    clash = overlapping.first()
     if clash:
         raise Conflict(
             f"The patient already has an appointment at {clash.start:%Y-%m-%d %H:%M} UTC that overlaps this time.",
@@ -132,7 +137,11 @@ def _release_seat(slot: Slot) -> None:
     slot.save(update_fields=["booked_count"])
 
 
-def _create(*, actor, patient, slot, reason, channel) -> Appointment:
+def _create(
+    *, actor: User | None, patient: Patient, slot: Slot, shown: Slot, reason: str, channel: str
+) -> Appointment:
+    """Take a seat of the locked `slot` (`shown`: the same slot with its clinic, department and doctor),
+    bump today's queues if it is today, and publish APPOINTMENT_BOOKED, the booking's one event."""
     seat = _take_seat(slot)
     appointment = Appointment.objects.create(
         organization_id=slot.organization_id,
@@ -148,6 +157,12 @@ def _create(*, actor, patient, slot, reason, channel) -> Appointment:
         channel=channel,
         booked_by=actor if actor and actor.pk else None,
     )
+    # The answer and the live screens need these; they were read a moment ago.
+    appointment.clinic, appointment.department, appointment.doctor = (
+        shown.clinic,
+        shown.department,
+        shown.doctor,
+    )
     audit(
         actor=actor,
         action="appointment.booked",
@@ -161,8 +176,10 @@ def _create(*, actor, patient, slot, reason, channel) -> Appointment:
         events.APPOINTMENT_BOOKED,
         appointment_id=appointment.pk,
         clinic_id=slot.clinic_id,
+        doctor_id=slot.doctor_id,
         day=slot.date,
         start=slot.start,
+        **queue_change(appointment, action="booked", queues=_today_queues(shown, timezone.now())),
     )
     return appointment
 
@@ -189,19 +206,19 @@ def appointment_book(
             patient = _lock_patient(patient.pk)
             _check_patient_bookable(patient)
             locked = Slot.objects.select_for_update().get(pk=slot.pk)
-            _check_slot_bookable(locked, patient, timezone.now(), read=slot)
+            shown = slot_for_booking(slot.pk)
+            _check_slot_bookable(locked, shown, patient, timezone.now())
             _check_no_overlap(patient, locked.start, locked.end)
-            appointment = _create(actor=actor, patient=patient, slot=locked, reason=reason, channel=channel)
-            if _related_cached(slot):
-                # The caller's copy knows the clinic, department and doctor: so does the answer.
-                appointment.clinic, appointment.department = slot.clinic, slot.department
-                appointment.doctor = slot.doctor
-            return appointment
+            return _create(
+                actor=actor, patient=patient, slot=locked, shown=shown, reason=reason, channel=channel
+            )
     except IntegrityError as exc:
         raise _conflict_from(exc) from exc
 
 
-def _open_slots(organization_id: int, department_id: int, after: dt.datetime, before: dt.datetime | None):
+def _open_slots(
+    organization_id: int, department_id: int, after: dt.datetime, before: dt.datetime | None
+) -> QuerySet[Slot]:
     qs = Slot.objects.filter(
         bookable_slot_q(timezone.now()),
         organization_id=organization_id,
@@ -213,7 +230,9 @@ def _open_slots(organization_id: int, department_id: int, after: dt.datetime, be
     return qs
 
 
-def _candidates(patient: Patient, department_id: int, after, before) -> list[int]:
+def _candidates(
+    patient: Patient, department_id: int, after: dt.datetime, before: dt.datetime | None
+) -> list[int]:
     """Open slot ids on the earliest day that has one, in assignment order: the doctor with the fewest
     bookings that day first, then the earliest slot. Slots that overlap the patient's own appointments
     are left out."""
@@ -303,7 +322,14 @@ def appointment_book_first_available(
                     )
                     if slot is None:
                         continue
-                return _create(actor=actor, patient=patient, slot=slot, reason=reason, channel=channel)
+                return _create(
+                    actor=actor,
+                    patient=patient,
+                    slot=slot,
+                    shown=slot_for_booking(slot.pk),
+                    reason=reason,
+                    channel=channel,
+                )
             raise Conflict("Every open seat was taken while assigning; please try again.", code="busy")
     except IntegrityError as exc:
         raise _conflict_from(exc) from exc
@@ -313,18 +339,20 @@ def _lock_appointment(appointment_id: int) -> Appointment:
     return Appointment.objects.select_for_update().get(pk=appointment_id)
 
 
-def _check_patient_cutoff(actor: User | None, appointment: Appointment, now: dt.datetime, verb: str) -> None:
-    """Patients may change a booking only up to the clinic's cut-off; staff may always."""
+def _show_as(appt: Appointment, shown: Appointment) -> None:
+    """Give the locked row the related rows read beside it (selectors.appointment_for_change)."""
+    appt.clinic, appt.patient = shown.clinic, shown.patient
+    appt.department, appt.doctor = shown.department, shown.doctor
+
+
+def _check_patient_cutoff(actor: User | None, appointment: Appointment, now: dt.datetime) -> None:
+    """Patients may change a booking only up to the clinic's cut-off (selectors.patient_change_window);
+    staff may always. `appointment` comes with its clinic."""
     if actor is None or actor.is_superuser or actor.role != Role.PATIENT:
         return
-    cutoff = dt.timedelta(minutes=appointment.clinic.cancellation_cutoff_minutes)
-    if appointment.start - now < cutoff:
-        minutes = appointment.clinic.cancellation_cutoff_minutes
-        raise Conflict(
-            f"Appointments can be {verb} online up to {minutes // 60}h{minutes % 60:02d} before the start; "
-            "please call the clinic.",
-            code="cutoff_passed",
-        )
+    window = patient_change_window(appointment, now)
+    if not window.allowed:
+        raise Conflict(window.reason, code="cutoff_passed")
 
 
 @retry_on_deadlock
@@ -341,7 +369,8 @@ def appointment_cancel(
                     code="invalid_state",
                 )
             now = timezone.now()
-            _check_patient_cutoff(actor, appt, now, "cancelled")
+            shown = appointment_for_change(appt.pk)
+            _check_patient_cutoff(actor, shown, now)
             slot = Slot.objects.select_for_update().get(pk=appt.slot_id)
             _release_seat(slot)
             appt.status = AppointmentStatus.CANCELLED
@@ -367,7 +396,16 @@ def appointment_cancel(
                 reason=reason,
                 channel=channel,
             )
-            events.publish(events.APPOINTMENT_CANCELLED, appointment_id=appt.pk)
+            _show_as(appt, shown)
+            events.publish(
+                events.APPOINTMENT_CANCELLED,
+                appointment_id=appt.pk,
+                clinic_id=appt.clinic_id,
+                doctor_id=appt.doctor_id,
+                day=slot.date,
+                start=appt.start,
+                **queue_change(appt, action="cancelled", queues=_today_queues(shown, now)),
+            )
             return appt
     except IntegrityError as exc:
         raise _conflict_from(exc) from exc
@@ -394,7 +432,8 @@ def appointment_reschedule(
                     "The appointment is already in this slot.", fields={"slot": "Choose a different slot."}
                 )
             now = timezone.now()
-            _check_patient_cutoff(actor, appt, now, "rescheduled")
+            before = appointment_for_change(appt.pk)
+            _check_patient_cutoff(actor, before, now)
             _check_patient_bookable(patient)
             locked = {
                 s.pk: s
@@ -403,7 +442,8 @@ def appointment_reschedule(
                 .order_by("pk")
             }
             new_slot, old_slot = locked[slot.pk], locked[appt.slot_id]
-            _check_slot_bookable(new_slot, patient, now)
+            shown = slot_for_booking(new_slot.pk)
+            _check_slot_bookable(new_slot, shown, patient, now)
             _check_no_overlap(patient, new_slot.start, new_slot.end, exclude_id=appt.pk)
 
             seat = _take_seat(new_slot)
@@ -438,8 +478,21 @@ def appointment_reschedule(
                 slot=new_slot.pk,
                 channel=channel,
             )
+            appt.clinic, appt.department, appt.doctor = shown.clinic, shown.department, shown.doctor
+            appt.patient = patient
+            # The doctor's and clinic's queues of whichever end of the move is today.
+            queues = [*_today_queues(before, now), *_today_queues(shown, now)]
             events.publish(
-                events.APPOINTMENT_RESCHEDULED, appointment_id=appt.pk, previous_slot_id=old_slot.pk
+                events.APPOINTMENT_RESCHEDULED,
+                appointment_id=appt.pk,
+                clinic_id=new_slot.clinic_id,
+                doctor_id=new_slot.doctor_id,
+                day=new_slot.date,
+                start=new_slot.start,
+                previous_slot_id=old_slot.pk,
+                previous_clinic_id=old_slot.clinic_id,
+                previous_day=old_slot.date,
+                **queue_change(appt, action="rescheduled", queues=queues),
             )
             return appt
     except IntegrityError as exc:

@@ -11,8 +11,10 @@ appointment rows -> the department's TokenCounter (check-in) -> QueueVersion row
 
 Versions: every change bumps the version of each live queue it touches ("doctor:<id>" for the doctor,
 "clinic:<id>" for the waiting room) in the same transaction, and publishes QUEUE_CHANGED with the new
-versions after commit. Because the counter row is locked until commit, versions follow commit order and
-each names one committed state; an event that never arrives shows up as a gap (scheduling.realtime).
+versions after commit; bookings, cancellations and moves that concern today do the same in their own
+transaction and event (queue_change(), used by scheduling.services.booking). Because the counter row is
+locked until commit, versions follow commit order and each names one committed state; an event that
+never arrives shows up as a gap (scheduling.realtime).
 
 Department pool: `queue_call_next(pool=True)` may take the first patient waiting in any of the doctor's
 departments, whoever they were booked with. The appointment then moves to the calling doctor (its seat
@@ -24,6 +26,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -35,7 +39,7 @@ from opd.core.errors import Conflict, PermissionDenied
 from opd.core.models import Role, User
 
 from ..models import Appointment, AppointmentStatus, Doctor, QueueVersion, TokenCounter
-from ..selectors import CLINIC_QUEUE, DOCTOR_QUEUE, queue_name, serving, waiting_line
+from ..selectors import CLINIC_QUEUE, DOCTOR_QUEUE, queue_entry, queue_name, serving, waiting_line
 
 # How many times call-next looks again when every candidate was taken under it.
 MAX_CALL_ROUNDS = 10
@@ -82,27 +86,57 @@ def _bump_versions(queues: Iterable[str]) -> dict[str, int]:
     return {queue: next_in_sequence(QueueVersion, queue=queue) for queue in sorted(set(queues))}
 
 
-def _queues_of(appt: Appointment, doctor_ids: Iterable[int] = ()) -> list[str]:
-    return [
-        queue_name(CLINIC_QUEUE, appt.clinic_id),
-        *(queue_name(DOCTOR_QUEUE, pk) for pk in {appt.doctor_id, *doctor_ids}),
-    ]
+def queues_of(*, clinic_id: int, doctor_ids: Iterable[int]) -> list[str]:
+    """The live queues an appointment shows in: its clinic's waiting room and its doctor's (or doctors')."""
+    return [queue_name(CLINIC_QUEUE, clinic_id), *(queue_name(DOCTOR_QUEUE, pk) for pk in doctor_ids)]
+
+
+def queue_change(appt: Appointment, *, action: str, queues: Iterable[str]) -> dict[str, Any]:
+    """Bump `queues` in the caller's transaction and describe the change for the live screens: the new
+    versions, and the appointment as the doctor's queue (`entry`) and the waiting room (`public_entry`)
+    show it. `appt` comes with its patient, department and doctor (with user) at hand.
+
+    The entries are built here, under the change's locks, so each version is sent with exactly the state
+    it names, and the broadcaster (scheduling.realtime) need not read anything back. No queues (a booking
+    for another day): nothing is bumped and there is nothing to show."""
+    versions = _bump_versions(queues)
+    if not versions:
+        return {"action": action, "versions": {}, "entry": None, "public_entry": None}
+    return {
+        "action": action,
+        "versions": versions,
+        "entry": queue_entry(appt),
+        "public_entry": queue_entry(appt, public=True),
+    }
 
 
 def _changed(
-    appt: Appointment, action: str, actor: User | None, *, doctor_ids: Iterable[int] = (), **data
+    appt: Appointment,
+    action: str,
+    actor: User | None,
+    *,
+    doctor_ids: Iterable[int] = (),
+    **data: Any,
 ) -> None:
     """Audit the change, bump the versions of the queues it touches (the appointment's doctor and clinic,
     and `doctor_ids`, e.g. the doctor a pooled patient was taken from), publish after commit."""
     audit(actor=actor, action=f"appointment.{action}", obj=appt, organization_id=appt.organization_id, **data)
+    # The locking read took no related rows (see _lock): read what the screens show, without a lock.
+    shown = Appointment.objects.select_related("patient", "department", "doctor__user", "slot").get(
+        pk=appt.pk
+    )
     events.publish(
         events.QUEUE_CHANGED,
         appointment_id=appt.pk,
         doctor_id=appt.doctor_id,
         clinic_id=appt.clinic_id,
         department_id=appt.department_id,
-        action=action,
-        versions=_bump_versions(_queues_of(appt, doctor_ids)),
+        day=shown.slot.date,
+        **queue_change(
+            shown,
+            action=action,
+            queues=queues_of(clinic_id=appt.clinic_id, doctor_ids={appt.doctor_id, *doctor_ids}),
+        ),
     )
 
 
@@ -212,58 +246,84 @@ def _lock_waiting(pk: int, *, skip_locked: bool) -> Appointment | None:
     )
 
 
+@dataclass(frozen=True)
+class Transition:
+    """One step of an appointment's status through the day: from which states, to which, and which
+    time stamp it sets. `verb` completes "An appointment that is <state> cannot be <verb>.". With
+    `again_is_noop`, asking for the state it is already in answers the appointment as it is (starting a
+    consultation twice is a double click); otherwise it is refused like any other state."""
+
+    action: str
+    verb: str
+    sources: tuple[str, ...]
+    target: str
+    stamp: str
+    again_is_noop: bool = False
+
+
+START = Transition(
+    "started",
+    "started",
+    (AppointmentStatus.CHECKED_IN,),
+    AppointmentStatus.IN_CONSULTATION,
+    "started_at",
+    again_is_noop=True,
+)
+COMPLETE = Transition(
+    "completed",
+    "completed",
+    (AppointmentStatus.IN_CONSULTATION,),
+    AppointmentStatus.COMPLETED,
+    "completed_at",
+)
+# A patient who did not come (or left before being seen). The seat stays counted: the time has passed.
+NO_SHOW = Transition(
+    "no_show",
+    "marked as no-show",
+    (AppointmentStatus.BOOKED, AppointmentStatus.CHECKED_IN),
+    AppointmentStatus.NO_SHOW,
+    "no_show_at",
+)
+
+
 @retry_on_deadlock
-def appointment_start(
-    *, actor: User | None, appointment: Appointment, now: dt.datetime | None = None
+def appointment_transition(
+    *, actor: User | None, appointment: Appointment, transition: Transition, now: dt.datetime | None = None
 ) -> Appointment:
-    """The doctor starts seeing a checked-in patient (called or not). Starting one already in
-    consultation is a no-op."""
+    """Move the appointment along `transition`. Locks the appointment row, then the queue versions."""
     with transaction.atomic():
         appt = _lock(appointment)
         check_doctor_owns(actor, appt)
-        if appt.status == AppointmentStatus.IN_CONSULTATION:
+        if transition.again_is_noop and appt.status == transition.target:
             return appt
-        if appt.status != AppointmentStatus.CHECKED_IN:
-            raise _refuse_state(appt, "started")
-        appt.status = AppointmentStatus.IN_CONSULTATION
-        appt.started_at = now or timezone.now()
-        appt.save(update_fields=["status", "started_at", "updated_at"])
-        _changed(appt, "started", actor)
+        if appt.status not in transition.sources:
+            raise _refuse_state(appt, transition.verb)
+        appt.status = transition.target
+        setattr(appt, transition.stamp, now or timezone.now())
+        appt.save(update_fields=["status", transition.stamp, "updated_at"])
+        _changed(appt, transition.action, actor)
     return appt
 
 
-@retry_on_deadlock
+def appointment_start(
+    *, actor: User | None, appointment: Appointment, now: dt.datetime | None = None
+) -> Appointment:
+    """The doctor starts seeing a checked-in patient (called or not)."""
+    return appointment_transition(actor=actor, appointment=appointment, transition=START, now=now)
+
+
 def appointment_complete(
     *, actor: User | None, appointment: Appointment, now: dt.datetime | None = None
 ) -> Appointment:
     """Finish a consultation. Call it inside the consultation's own transaction to complete both at once."""
-    with transaction.atomic():
-        appt = _lock(appointment)
-        check_doctor_owns(actor, appt)
-        if appt.status != AppointmentStatus.IN_CONSULTATION:
-            raise _refuse_state(appt, "completed")
-        appt.status = AppointmentStatus.COMPLETED
-        appt.completed_at = now or timezone.now()
-        appt.save(update_fields=["status", "completed_at", "updated_at"])
-        _changed(appt, "completed", actor)
-    return appt
+    return appointment_transition(actor=actor, appointment=appointment, transition=COMPLETE, now=now)
 
 
-@retry_on_deadlock
 def appointment_mark_no_show(
     *, actor: User | None, appointment: Appointment, now: dt.datetime | None = None
 ) -> Appointment:
-    """A patient who did not come (or left before being seen). The seat stays counted: the time has passed."""
-    with transaction.atomic():
-        appt = _lock(appointment)
-        check_doctor_owns(actor, appt)
-        if appt.status not in (AppointmentStatus.BOOKED, AppointmentStatus.CHECKED_IN):
-            raise _refuse_state(appt, "marked as no-show")
-        appt.status = AppointmentStatus.NO_SHOW
-        appt.no_show_at = now or timezone.now()
-        appt.save(update_fields=["status", "no_show_at", "updated_at"])
-        _changed(appt, "no_show", actor)
-    return appt
+    """A booked or checked-in patient who did not come."""
+    return appointment_transition(actor=actor, appointment=appointment, transition=NO_SHOW, now=now)
 
 
 @retry_on_deadlock
@@ -281,7 +341,8 @@ def appointment_skip(*, actor: User | None, appointment: Appointment) -> Appoint
         behind = line.filter(queue_key__gt=appt.queue_key).values_list("queue_key", flat=True).first()
         if behind is not None:
             appt.queue_key = f"{behind}0"
-            if len(appt.queue_key) > Appointment._meta.get_field("queue_key").max_length:
+            longest = Appointment._meta.get_field("queue_key").max_length
+            if longest is not None and len(appt.queue_key) > longest:
                 raise Conflict("This patient was skipped too many times today.", code="too_many_skips")
         appt.called_at = None
         appt.save(update_fields=["queue_key", "called_at", "updated_at"])
@@ -327,22 +388,3 @@ def appointment_set_priority(
         appt.save(update_fields=fields)
         _changed(appt, "priority", actor, is_priority=is_priority, reason=reason)
     return appt
-
-
-@retry_on_deadlock
-def queue_note_booking(*, appointment_id: int, action: str, doctor_ids: Iterable[int] = ()) -> None:
-    """A booking, cancellation or move changed who is expected today: bump the queues and publish, as
-    for any queue change. Called (by scheduling.realtime) after the booking committed."""
-    with transaction.atomic():
-        appt = Appointment.objects.filter(pk=appointment_id).first()
-        if appt is None:
-            return
-        events.publish(
-            events.QUEUE_CHANGED,
-            appointment_id=appt.pk,
-            doctor_id=appt.doctor_id,
-            clinic_id=appt.clinic_id,
-            department_id=appt.department_id,
-            action=action,
-            versions=_bump_versions(_queues_of(appt, doctor_ids)),
-        )

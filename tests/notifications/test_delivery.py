@@ -12,7 +12,7 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from notifications import conf
+from notifications import conf, subscribers
 from notifications.models import Channel, Kind, Notification, Status
 from notifications.services import delivery as delivery_module
 from notifications.services import (
@@ -272,9 +272,11 @@ def test_a_provider_outage_is_retried(patient, provider):
     assert "HTTP 503" in notification.last_error
 
 
-def test_dispatch_enqueues_each_due_row_once_however_often_it_runs(patient, monkeypatch):
+def test_dispatch_enqueues_each_due_row_once_however_often_it_runs(
+    patient, monkeypatch, django_capture_on_commit_callbacks
+):
     enqueued = []
-    monkeypatch.setattr(delivery_module, "enqueue_send", enqueued.append)
+    monkeypatch.setattr(subscribers, "enqueue_send", enqueued.append)
     soon = timezone.now() + dt.timedelta(minutes=1)
     due = [enqueue(patient, key=f"r:{n}", scheduled_for=soon) for n in range(3)]
     enqueue(patient, key="r:later", scheduled_for=timezone.now() + dt.timedelta(hours=1))
@@ -283,8 +285,11 @@ def test_dispatch_enqueues_each_due_row_once_however_often_it_runs(patient, monk
         next_attempt_at=timezone.now() - dt.timedelta(seconds=1)
     )
 
-    first = notifications_dispatch_due()
-    second = notifications_dispatch_due()
+    # The sends are queued by the subscriber of NOTIFICATIONS_DISPATCHED; beat runs the dispatcher outside
+    # a transaction, where that is at once, and a test inside one, on (captured) commit.
+    with django_capture_on_commit_callbacks(execute=True):
+        first = notifications_dispatch_due()
+        second = notifications_dispatch_due()
 
     assert sorted(first) == sorted(n.pk for n in due)
     assert second == []
@@ -294,7 +299,7 @@ def test_dispatch_enqueues_each_due_row_once_however_often_it_runs(patient, monk
 def test_dispatch_enqueues_again_a_row_whose_task_was_lost(patient, monkeypatch, settings):
     settings.OPD_NOTIFICATION_REDISPATCH_SECONDS = 120
     enqueued = []
-    monkeypatch.setattr(delivery_module, "enqueue_send", enqueued.append)
+    monkeypatch.setattr(subscribers, "enqueue_send", enqueued.append)
     notification = enqueue(patient)  # enqueued at creation (dispatched_at = now), the task never ran
 
     assert notifications_dispatch_due() == []  # too recent to presume lost
@@ -306,7 +311,7 @@ def test_dispatch_enqueues_again_a_row_whose_task_was_lost(patient, monkeypatch,
 
 def test_dispatch_takes_over_a_send_whose_lease_expired(patient, monkeypatch):
     enqueued = []
-    monkeypatch.setattr(delivery_module, "enqueue_send", enqueued.append)
+    monkeypatch.setattr(subscribers, "enqueue_send", enqueued.append)
     notification = enqueue(patient)
     long_ago = timezone.now() - dt.timedelta(minutes=10)
     Notification.objects.filter(pk=notification.pk).update(

@@ -19,9 +19,9 @@ from notifications.models import Kind, Notification, PreferredChannel, Status
 from notifications.services import (
     appointment_notify_booked,
     contact_preference_set,
-    enqueue_send,
     notifications_dispatch_due,
 )
+from notifications.subscribers import enqueue_send
 from notifications.tasks import dispatch_due_notifications
 from opd.core import events
 from scheduling.services import appointment_book, appointment_cancel

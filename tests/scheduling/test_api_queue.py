@@ -182,7 +182,7 @@ def test_the_doctor_and_reception_read_the_doctors_queue(api_as, staff_user, adm
         assert response.status_code == 200, response.content
         body = response.json()
         assert body["queue"] == f"doctor:{doctor.pk}"
-        assert body["version"] == 2
+        assert body["version"] == 3  # booked for today, checked in, called
         assert body["called"][0]["appointment_id"] == appt.pk
         assert body["called"][0]["patient"]["name"] == appt.patient.full_name
 

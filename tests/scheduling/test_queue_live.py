@@ -211,7 +211,9 @@ def test_every_change_bumps_the_doctors_and_the_clinics_versions_after_commit(
     def listen(**payload):
         published.append(payload)
 
-    appt = booked(staff_user, doctor, department)  # (its own "booked" event is not run here)
+    appt = booked(
+        staff_user, doctor, department
+    )  # a booking for today: version 1 (its event is not run here)
     events.subscribe(events.QUEUE_CHANGED, listen)
     try:
         with django_capture_on_commit_callbacks(execute=True):
@@ -223,11 +225,11 @@ def test_every_change_bumps_the_doctors_and_the_clinics_versions_after_commit(
 
     assert [p["action"] for p in published] == ["checked_in", "called", "started"]
     assert [p["versions"] for p in published] == [
-        {f"clinic:{clinic.pk}": n, f"doctor:{doctor.pk}": n} for n in (1, 2, 3)
+        {f"clinic:{clinic.pk}": n, f"doctor:{doctor.pk}": n} for n in (2, 3, 4)
     ]
     assert all(p["appointment_id"] == appt.pk for p in published)
-    assert doctor_queue_snapshot(doctor)["version"] == 3
-    assert clinic_queue_snapshot(clinic)["version"] == 3
+    assert doctor_queue_snapshot(doctor)["version"] == 4
+    assert clinic_queue_snapshot(clinic)["version"] == 4
 
 
 def test_a_booking_for_today_changes_the_queue_too(
@@ -238,17 +240,24 @@ def test_a_booking_for_today_changes_the_queue_too(
     def listen(**payload):
         published.append(payload)
 
-    events.subscribe(events.QUEUE_CHANGED, listen)
+    events.subscribe(events.APPOINTMENT_BOOKED, listen)
     try:
         with django_capture_on_commit_callbacks(execute=True):
             today = booked(staff_user, doctor, department)
         with django_capture_on_commit_callbacks(execute=True):
-            booked(staff_user, doctor, department, minutes=2 * 24 * 60)  # another day: not today's queue
+            later = booked(
+                staff_user, doctor, department, minutes=2 * 24 * 60
+            )  # another day: not today's queue
     finally:
-        events.unsubscribe(events.QUEUE_CHANGED, listen)
+        events.unsubscribe(events.APPOINTMENT_BOOKED, listen)
 
-    assert [(p["action"], p["appointment_id"]) for p in published] == [("booked", today.pk)]
+    assert [(p["action"], p["appointment_id"]) for p in published] == [
+        ("booked", today.pk),
+        ("booked", later.pk),
+    ]
     assert published[0]["versions"][f"doctor:{doctor.pk}"] == 1
+    assert published[1]["versions"] == {}
+    assert doctor_queue_snapshot(doctor)["version"] == 1
 
 
 def test_a_refused_change_bumps_nothing(staff_user, doctor, department):

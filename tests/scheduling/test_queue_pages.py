@@ -39,7 +39,7 @@ def test_the_doctor_sees_the_days_queue(signed_in, staff_user, doctor, departmen
     assert "NEWS2 medium (5)" in page
     assert later.patient.full_name in page  # expected later
     assert 'data-ws-path="/ws/queue/doctor/' in page
-    assert 'data-version="2"' in page  # check-in and priority
+    assert 'data-version="4"' in page  # two bookings for today, a check-in and a priority
     assert "Call next patient" in page
 
 

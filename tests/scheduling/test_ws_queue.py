@@ -208,11 +208,11 @@ def test_a_missed_event_is_replaced_by_a_fresh_snapshot(staff_user, doctor, depa
     async def scenario():
         start = (await opened(mine))["version"]
         # The first check-in's message is lost (as if its process died after commit)...
-        events.unsubscribe(events.QUEUE_CHANGED, realtime.on_queue_changed)
+        events.unsubscribe(events.QUEUE_CHANGED, realtime.on_queue_event)
         try:
             await sync_to_async(appointment_check_in)(actor=staff_user, appointment=first)
         finally:
-            events.subscribe(events.QUEUE_CHANGED, realtime.on_queue_changed)
+            events.subscribe(events.QUEUE_CHANGED, realtime.on_queue_event)
         assert await mine.receive_nothing(timeout=0.3)
         # ...so the next one would leave a gap: the consumer sends the whole queue instead.
         await sync_to_async(appointment_check_in)(actor=staff_user, appointment=second)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rest_framework.permissions import SAFE_METHODS, BasePermission
+from rest_framework.permissions import BasePermission
 
 from opd.core.models import Role
 
@@ -24,7 +24,7 @@ class IsClinicStaff(BasePermission):
     message = "Only clinic staff may do this."
 
     def has_permission(self, request, view) -> bool:
-        return has_role(request.user, Role.ADMIN, Role.STAFF)
+        return bool(request.user and request.user.is_authenticated and request.user.is_clinic_staff)
 
 
 class IsClinician(BasePermission):
@@ -34,12 +34,3 @@ class IsClinician(BasePermission):
 
     def has_permission(self, request, view) -> bool:
         return has_role(request.user, Role.ADMIN, Role.STAFF, Role.DOCTOR)
-
-
-class ReadOnlyOrClinicStaff(BasePermission):
-    message = "Only clinic staff may change this."
-
-    def has_permission(self, request, view) -> bool:
-        if request.method in SAFE_METHODS:
-            return bool(request.user and request.user.is_authenticated)
-        return has_role(request.user, Role.ADMIN, Role.STAFF)
