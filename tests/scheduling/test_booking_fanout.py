@@ -27,7 +27,7 @@ from scheduling.services import (
 from scheduling.services import booking as booking_services
 from tests.factories import DoctorFactory, PatientFactory, SlotFactory
 
-from .queue_helpers import booked, daytime, waiting
+from .queue_helpers import booked, waiting
 
 pytestmark = pytest.mark.django_db
 
@@ -35,8 +35,8 @@ APPOINTMENTS = "/api/v1/appointments/"
 
 
 @pytest.fixture(autouse=True)
-def _daytime(clinic):
-    daytime(clinic)
+def _daytime(daytime):
+    """Bookings "in N minutes" stay on the clinic's today (the clock pinned at mid-morning)."""
 
 
 @pytest.fixture
