@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from rest_framework.routers import SimpleRouter
+from typing import Any
 
-# DRF's default, [^/.]+, lets "²" through to the view, where it passes str.isdigit() and then fails int().
-ID_REGEX = "[0-9]+"
+from rest_framework.routers import SimpleRouter
 
 
 class IdRouter(SimpleRouter):
-    """A SimpleRouter whose lookups default to ASCII digits (a viewset's own lookup_value_regex still wins)."""
+    """Routes as Django paths with an `<int:pk>` lookup (a viewset's own lookup_value_converter still wins).
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._default_value_pattern = ID_REGEX
+    DRF's default lookup, [^/.]+, let "²" through to the view, where it passed str.isdigit() and then
+    failed int(): a 500. The int converter matches [0-9]+ and the schema says `integer`.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, use_regex_path=False, **kwargs)
+        self._default_value_pattern = "int"
