@@ -3,7 +3,8 @@
 Views document the refusals that are theirs (`error_responses(409, ...)` in `extend_schema`); `AutoSchema`
 adds the ones DRF's machinery answers for any view, read from the operation itself, so no view can forget
 them: 401 (authentication), 403 (a role check, or CSRF for session clients), 404 (a path id, or a page past
-the end), 400 (a body or filter), 415 (a body in another media type), 406 (an Accept it cannot offer).
+the end, or a body id), 400 (a body or filter), 415 (a body in another media type), 406 (an Accept
+it cannot offer).
 """
 
 from __future__ import annotations
@@ -13,20 +14,21 @@ from typing import Any
 
 from django.core.exceptions import FieldDoesNotExist
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
-from drf_spectacular.plumbing import append_meta
+from drf_spectacular.plumbing import append_meta, force_instance
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import SAFE_METHODS, AllowAny, IsAuthenticated
 from rest_framework.views import APIView
 
-from .serializers import ErrorSerializer
+from .serializers import ErrorSerializer, ScopedPrimaryKeyField
 
 DESCRIPTIONS: dict[int, str] = {
     400: "Invalid input; `fields` names each problem.",
     401: "Not signed in, or the token is unknown.",
     403: "The role may not do this (or, for a session client, the CSRF check failed).",
-    404: "Unknown, or not visible to this user (also a page past the end: `Invalid page.`).",
+    404: "Unknown, or not visible to this user: a path id, an id in the body (named in `fields`), "
+    "or a page past the end (`Invalid page.`).",
     406: "The Accept header asks for a media type this operation does not answer.",
     409: "Conflict: the current state forbids it.",
     415: "The body is in a media type this operation does not read.",
@@ -101,13 +103,21 @@ class AutoSchema(SpectacularAutoSchema):
             )
             if refuses_roles or checks_csrf:
                 errors[403] = DESCRIPTIONS[403]
-        if has_path_ids or "page" in query:
+        if has_path_ids or "page" in query or self._looks_up_body_ids():
             errors[404] = DESCRIPTIONS[404]
         if type(self.view).perform_content_negotiation is APIView.perform_content_negotiation:
             errors[406] = DESCRIPTIONS[406]
         if has_body:
             errors[415] = DESCRIPTIONS[415]
         return errors
+
+    def _looks_up_body_ids(self) -> bool:
+        """A body id is looked up in the user's scope: unknown there answers 404 naming the field."""
+        if self.method in SAFE_METHODS:
+            return False
+        serializer = force_instance(self.get_request_serializer())
+        fields = getattr(serializer, "fields", {})
+        return any(isinstance(field, ScopedPrimaryKeyField) for field in fields.values())
 
     def _get_serializer_field_meta(self, field: Any, direction: str) -> dict:
         meta = super()._get_serializer_field_meta(field, direction)
