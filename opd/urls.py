@@ -7,6 +7,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from opd.core import views as core_views
 from opd.core.forms import ServicePasswordChangeForm, ServiceSetPasswordForm
 
+handler404 = "opd.core.api.exceptions.page_not_found"
+
 urlpatterns = [
     path("", core_views.home, name="home"),
     path("healthz", core_views.healthz, name="healthz"),

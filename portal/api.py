@@ -11,11 +11,11 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import path
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from scheduling.api.serializers import ErrorSerializer
+from opd.core.api.schema import error_responses
 
 from . import ics
 from .selectors import my_appointments
@@ -27,8 +27,7 @@ class AppointmentCalendarView(APIView):
         description="RFC 5545, one VEVENT with times in UTC; import it into any calendar app.",
         responses={
             (200, "text/calendar"): OpenApiTypes.BINARY,
-            401: OpenApiResponse(ErrorSerializer, description="Not signed in."),
-            404: OpenApiResponse(ErrorSerializer, description="Unknown, or not visible to this user."),
+            **error_responses(401, 404),
         },
     )
     def get(self, request: Request, pk: int) -> HttpResponse:

@@ -166,7 +166,7 @@ def queue_name(kind: str, pk: int) -> str:
 
 def parse_queue_name(queue: str) -> tuple[str, int]:
     kind, _, pk = queue.partition(":")
-    if kind not in (DOCTOR_QUEUE, CLINIC_QUEUE) or not pk.isdigit():
+    if kind not in (DOCTOR_QUEUE, CLINIC_QUEUE) or not (pk.isascii() and pk.isdigit()):
         raise ValueError(f"not a queue name: {queue!r}")
     return kind, int(pk)
 

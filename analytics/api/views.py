@@ -8,14 +8,14 @@ the parameter. Every endpoint answers JSON, or CSV with ?format=csv.
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from opd.core.api.permissions import IsClinician
-from scheduling.api.serializers import ErrorSerializer
+from opd.core.api.schema import error_responses
 
 from .. import selectors
 from .renderers import CSVRenderer
@@ -42,15 +42,17 @@ FILTERS = [
 ]
 
 
-def _errors() -> dict[int, OpenApiResponse]:
-    return {
-        400: OpenApiResponse(ErrorSerializer, description="Invalid parameter; `fields` names it."),
-        401: OpenApiResponse(ErrorSerializer, description="Not signed in."),
-        403: OpenApiResponse(ErrorSerializer, description="Patients have no statistics."),
-        404: OpenApiResponse(
-            ErrorSerializer, description="A clinic, department or doctor outside your scope."
-        ),
-    }
+ERRORS = error_responses(
+    400,
+    401,
+    403,
+    404,
+    descriptions={
+        400: "Invalid parameter; `fields` names it.",
+        403: "Patients have no statistics.",
+        404: "A clinic, department or doctor outside your scope.",
+    },
+)
 
 
 def parse_query(request: Request) -> tuple[selectors.StatsScope, object, object]:
@@ -118,7 +120,7 @@ class DailyStatisticsView(StatisticsView):
     @extend_schema(
         summary="Daily appointment statistics",
         parameters=FILTERS,
-        responses={(200, "application/json"): DailyStatisticsSerializer, (200, "text/csv"): str, **_errors()},
+        responses={(200, "application/json"): DailyStatisticsSerializer, (200, "text/csv"): str, **ERRORS},
     )
     def get(self, request: Request) -> Response:
         return super().get(request)
@@ -136,7 +138,7 @@ class News2DailyView(StatisticsView):
     @extend_schema(
         summary="NEWS2 bands seen per day",
         parameters=FILTERS,
-        responses={(200, "application/json"): News2DailySerializer, (200, "text/csv"): str, **_errors()},
+        responses={(200, "application/json"): News2DailySerializer, (200, "text/csv"): str, **ERRORS},
     )
     def get(self, request: Request) -> Response:
         return super().get(request)
@@ -155,7 +157,7 @@ class CareNotesDailyView(StatisticsView):
     @extend_schema(
         summary="Care notes per category per day",
         parameters=FILTERS,
-        responses={(200, "application/json"): CareNotesDailySerializer, (200, "text/csv"): str, **_errors()},
+        responses={(200, "application/json"): CareNotesDailySerializer, (200, "text/csv"): str, **ERRORS},
     )
     def get(self, request: Request) -> Response:
         return super().get(request)

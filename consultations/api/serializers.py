@@ -57,7 +57,12 @@ class VitalsSerializer(StrictInputMixin, serializers.ModelSerializer):
     """Vitals as typed readings; out-of-range values are refused naming the field. BMI is derived."""
 
     bmi = serializers.DecimalField(
-        max_digits=5, decimal_places=1, read_only=True, coerce_to_string=False, help_text="kg/m², derived"
+        max_digits=5,
+        decimal_places=1,
+        read_only=True,
+        allow_null=True,
+        coerce_to_string=False,
+        help_text="kg/m², derived; null until both weight and height are recorded.",
     )
     recorded_at = UtcDateTimeField(source="vitals_recorded_at", read_only=True, allow_null=True)
 
@@ -253,7 +258,9 @@ class ResultSerializer(serializers.ModelSerializer):
         allow_null=True,
         help_text="Outside the reference range; null when it cannot be said (text value, no range).",
     )
-    attachment = serializers.SerializerMethodField(help_text="Where to download the file, or null.")
+    attachment = serializers.SerializerMethodField(
+        allow_null=True, help_text="Where to download the file, or null."
+    )
     created_at = UtcDateTimeField(read_only=True)
 
     class Meta:

@@ -1,11 +1,12 @@
 """/api/v1/consultations/, /prescriptions/, /results/, /care-notes/ and /patients/{id}/history/."""
 
 from django.urls import path
-from rest_framework.routers import SimpleRouter
+
+from opd.core.api.routers import IdRouter
 
 from . import views
 
-router = SimpleRouter()
+router = IdRouter()
 router.register("consultations", views.ConsultationViewSet, basename="consultation")
 router.register("prescriptions", views.PrescriptionViewSet, basename="prescription")
 router.register("results", views.ResultViewSet, basename="result")

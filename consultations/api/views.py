@@ -24,11 +24,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from opd.core.api.permissions import has_role
+from opd.core.api.schema import error_responses
 from opd.core.errors import NotFound, ValidationFailed
 from opd.core.models import Role
 from patients.models import Patient
 from patients.selectors import patients_for
-from scheduling.api.serializers import ErrorSerializer
 
 from ..filters import CareNoteFilter, ConsultationFilter, PrescriptionFilter, ResultFilter
 from ..models import VITAL_FIELDS, CareNote, Consultation, Prescription, Result
@@ -115,17 +115,13 @@ class HistoryAccess(BasePermission):
         return may_read_clinical_records(request.user)
 
 
-def _errors(*codes: int) -> dict[int, OpenApiResponse]:
-    meaning = {
-        400: "Invalid input; `fields` names each problem. Nothing was written.",
-        401: "Not signed in.",
-        403: "The role may not do this, or the record is another doctor's.",
-        404: "Unknown, or not visible to this user (also for ids in the body, named in `fields`).",
-        405: "Not allowed on this resource.",
-        409: "Conflict: the appointment already has a consultation, or the state forbids it "
-        "(a completed consultation is read-only).",
-    }
-    return {code: OpenApiResponse(ErrorSerializer, description=meaning[code]) for code in codes}
+MEANINGS = {
+    400: "Invalid input; `fields` names each problem. Nothing was written.",
+    403: "The role may not do this, or the record is another doctor's.",
+    404: "Unknown, or not visible to this user (also for ids in the body, named in `fields`).",
+    409: "Conflict: the appointment already has a consultation, or the state forbids it "
+    "(a completed consultation is read-only).",
+}
 
 
 READ_ERRORS = (401, 403, 404)
@@ -149,10 +145,12 @@ def _vitals_named(exc: ValidationFailed) -> ValidationFailed:
 
 @extend_schema_view(
     list=extend_schema(
-        summary="List consultations", responses={200: ConsultationSerializer, **_errors(400, 401, 403)}
+        summary="List consultations",
+        responses={200: ConsultationSerializer, **error_responses(400, 401, 403, descriptions=MEANINGS)},
     ),
     retrieve=extend_schema(
-        summary="Show a consultation", responses={200: ConsultationSerializer, **_errors(*READ_ERRORS)}
+        summary="Show a consultation",
+        responses={200: ConsultationSerializer, **error_responses(*READ_ERRORS, descriptions=MEANINGS)},
     ),
 )
 class ConsultationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -180,7 +178,7 @@ class ConsultationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         description="The appointment must be checked in (or already in consultation) and assigned to you; "
         "opening it moves the appointment to in consultation. A second attempt answers 409.",
         request=ConsultationOpenSerializer,
-        responses={201: ConsultationSerializer, **_errors(*WRITE_ERRORS)},
+        responses={201: ConsultationSerializer, **error_responses(*WRITE_ERRORS, descriptions=MEANINGS)},
     )
     def create(self, request: Request) -> Response:
         data = _input(self, ConsultationOpenSerializer, request)
@@ -193,7 +191,7 @@ class ConsultationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         "NEWS2; a medium or high band marks the appointment as priority in the live queue. A completed "
         "consultation answers 409: add an addendum instead.",
         request=ConsultationUpdateSerializer,
-        responses={200: ConsultationSerializer, **_errors(*WRITE_ERRORS)},
+        responses={200: ConsultationSerializer, **error_responses(*WRITE_ERRORS, descriptions=MEANINGS)},
     )
     def partial_update(self, request: Request, pk: str | None = None) -> Response:
         consultation = self.get_object()
@@ -209,7 +207,7 @@ class ConsultationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         description="Completes the consultation and its appointment together and issues its prescriptions. "
         "Afterwards the consultation is read-only.",
         request=None,
-        responses={200: ConsultationSerializer, **_errors(*WRITE_ERRORS)},
+        responses={200: ConsultationSerializer, **error_responses(*WRITE_ERRORS, descriptions=MEANINGS)},
     )
     @action(detail=True, methods=["post"])
     def complete(self, request: Request, pk: str | None = None) -> Response:
@@ -220,7 +218,7 @@ class ConsultationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         summary="Add an addendum to a completed consultation",
         description="A correction or later note (author and time recorded); the original never changes.",
         request=AddendumCreateSerializer,
-        responses={201: AddendumSerializer, **_errors(*WRITE_ERRORS)},
+        responses={201: AddendumSerializer, **error_responses(*WRITE_ERRORS, descriptions=MEANINGS)},
     )
     @action(detail=True, methods=["post"])
     def addenda(self, request: Request, pk: str | None = None) -> Response:
@@ -232,10 +230,12 @@ class ConsultationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
 
 @extend_schema_view(
     list=extend_schema(
-        summary="List prescriptions", responses={200: PrescriptionSerializer, **_errors(400, 401, 403)}
+        summary="List prescriptions",
+        responses={200: PrescriptionSerializer, **error_responses(400, 401, 403, descriptions=MEANINGS)},
     ),
     retrieve=extend_schema(
-        summary="Show a prescription", responses={200: PrescriptionSerializer, **_errors(*READ_ERRORS)}
+        summary="Show a prescription",
+        responses={200: PrescriptionSerializer, **error_responses(*READ_ERRORS, descriptions=MEANINGS)},
     ),
 )
 class PrescriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -262,7 +262,7 @@ class PrescriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         summary="Write a prescription",
         description="On a draft consultation of yours; issued when the consultation is completed.",
         request=PrescriptionCreateSerializer,
-        responses={201: PrescriptionSerializer, **_errors(*WRITE_ERRORS)},
+        responses={201: PrescriptionSerializer, **error_responses(*WRITE_ERRORS, descriptions=MEANINGS)},
     )
     def create(self, request: Request) -> Response:
         data = _input(self, PrescriptionCreateSerializer, request)
@@ -274,7 +274,7 @@ class PrescriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     @extend_schema(
         summary="Change a draft prescription",
         request=PrescriptionUpdateSerializer,
-        responses={200: PrescriptionSerializer, **_errors(*WRITE_ERRORS)},
+        responses={200: PrescriptionSerializer, **error_responses(*WRITE_ERRORS, descriptions=MEANINGS)},
     )
     def partial_update(self, request: Request, pk: str | None = None) -> Response:
         prescription = self.get_object()
@@ -286,7 +286,7 @@ class PrescriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
 
     @extend_schema(
         summary="Withdraw a prescription that was never issued",
-        responses={204: None, **_errors(*WRITE_ERRORS)},
+        responses={204: None, **error_responses(*WRITE_ERRORS, descriptions=MEANINGS)},
     )
     def destroy(self, request: Request, pk: str | None = None) -> Response:
         prescription_delete(actor=request.user, prescription=self.get_object())
@@ -295,10 +295,12 @@ class PrescriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
 
 @extend_schema_view(
     list=extend_schema(
-        summary="List results and records", responses={200: ResultSerializer, **_errors(400, 401, 403)}
+        summary="List results and records",
+        responses={200: ResultSerializer, **error_responses(400, 401, 403, descriptions=MEANINGS)},
     ),
     retrieve=extend_schema(
-        summary="Show a result", responses={200: ResultSerializer, **_errors(*READ_ERRORS)}
+        summary="Show a result",
+        responses={200: ResultSerializer, **error_responses(*READ_ERRORS, descriptions=MEANINGS)},
     ),
 )
 class ResultViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -321,7 +323,7 @@ class ResultViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         description="With a consultation of yours (draft or completed). The abnormal flag is computed from "
         "the value and the reference range. Send multipart/form-data to attach a PDF, PNG or JPEG file.",
         request={"application/json": ResultCreateSerializer, "multipart/form-data": ResultCreateSerializer},
-        responses={201: ResultSerializer, **_errors(*WRITE_ERRORS)},
+        responses={201: ResultSerializer, **error_responses(*WRITE_ERRORS, descriptions=MEANINGS)},
     )
     def create(self, request: Request) -> Response:
         data = dict(_input(self, ResultCreateSerializer, request))
@@ -333,7 +335,7 @@ class ResultViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         summary="Download a result's attachment",
         responses={
             (200, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY, description="The file."),
-            **_errors(*READ_ERRORS),
+            **error_responses(*READ_ERRORS, descriptions=MEANINGS),
         },
     )
     @action(detail=True, methods=["get"])
@@ -354,10 +356,12 @@ class ResultViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
 
 @extend_schema_view(
     list=extend_schema(
-        summary="List care notes", responses={200: CareNoteSerializer, **_errors(400, 401, 403)}
+        summary="List care notes",
+        responses={200: CareNoteSerializer, **error_responses(400, 401, 403, descriptions=MEANINGS)},
     ),
     retrieve=extend_schema(
-        summary="Show a care note", responses={200: CareNoteSerializer, **_errors(*READ_ERRORS)}
+        summary="Show a care note",
+        responses={200: CareNoteSerializer, **error_responses(*READ_ERRORS, descriptions=MEANINGS)},
     ),
 )
 class CareNoteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -383,7 +387,7 @@ class CareNoteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     @extend_schema(
         summary="Write a care note",
         request=CareNoteCreateSerializer,
-        responses={201: CareNoteSerializer, **_errors(*WRITE_ERRORS)},
+        responses={201: CareNoteSerializer, **error_responses(*WRITE_ERRORS, descriptions=MEANINGS)},
     )
     def create(self, request: Request) -> Response:
         data = _input(self, CareNoteCreateSerializer, request)
@@ -393,7 +397,7 @@ class CareNoteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     @extend_schema(
         summary="Correct a care note (its author only)",
         request=CareNoteUpdateSerializer,
-        responses={200: CareNoteSerializer, **_errors(*WRITE_ERRORS)},
+        responses={200: CareNoteSerializer, **error_responses(*WRITE_ERRORS, descriptions=MEANINGS)},
     )
     def partial_update(self, request: Request, pk: str | None = None) -> Response:
         note = self.get_object()
@@ -412,7 +416,10 @@ class PatientHistoryView(GenericAPIView):
 
     @extend_schema(
         summary="A patient's history",
-        responses={200: HistoryEntrySerializer(many=True), **_errors(*READ_ERRORS)},
+        responses={
+            200: HistoryEntrySerializer(many=True),
+            **error_responses(*READ_ERRORS, descriptions=MEANINGS),
+        },
     )
     def get(self, request: Request, pk: int) -> Response:
         patient = patients_for(request.user).filter(pk=pk).first()

@@ -1,10 +1,10 @@
 """/api/v1/notifications/ (with /{id}/resend/)."""
 
-from rest_framework.routers import SimpleRouter
+from opd.core.api.routers import IdRouter
 
 from . import views
 
-router = SimpleRouter()
+router = IdRouter()
 router.register("notifications", views.NotificationViewSet, basename="notification")
 
 urlpatterns = router.urls

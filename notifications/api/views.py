@@ -8,15 +8,15 @@ for messages they can see; another clinic's message is 404.
 from __future__ import annotations
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from opd.core.api.permissions import IsClinicStaff, has_role
+from opd.core.api.schema import error_responses
 from opd.core.models import Role
-from scheduling.api.serializers import ErrorSerializer
 
 from ..filters import NotificationFilter
 from ..models import Notification
@@ -24,22 +24,21 @@ from ..selectors import notifications_for
 from ..services import notification_resend
 from .serializers import NotificationSerializer
 
-
-def _errors(*codes: int) -> dict[int, OpenApiResponse]:
-    meaning = {
-        400: "Invalid filter; `fields` names each problem.",
-        401: "Not signed in.",
-        403: "Only clinic staff may resend messages.",
-        404: "Unknown, or not visible to this user.",
-        409: "Only sent or failed messages can be resent.",
-    }
-    return {code: OpenApiResponse(ErrorSerializer, description=meaning[code]) for code in codes}
+MEANINGS = {
+    400: "Invalid filter; `fields` names each problem.",
+    403: "Only clinic staff may resend messages.",
+    409: "Only sent or failed messages can be resent.",
+}
 
 
 @extend_schema_view(
-    list=extend_schema(summary="List messages", responses={200: NotificationSerializer, **_errors(400, 401)}),
+    list=extend_schema(
+        summary="List messages",
+        responses={200: NotificationSerializer, **error_responses(400, 401, descriptions=MEANINGS)},
+    ),
     retrieve=extend_schema(
-        summary="Show a message", responses={200: NotificationSerializer, **_errors(401, 404)}
+        summary="Show a message",
+        responses={200: NotificationSerializer, **error_responses(401, 404, descriptions=MEANINGS)},
     ),
 )
 class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -69,7 +68,7 @@ class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         description="Sends a sent or failed message again, as a new message (to the patient's current "
         "address); the original keeps its history. Clinic staff only.",
         request=None,
-        responses={201: NotificationSerializer, **_errors(401, 403, 404, 409)},
+        responses={201: NotificationSerializer, **error_responses(401, 403, 404, 409, descriptions=MEANINGS)},
     )
     @action(detail=True, methods=["post"])
     def resend(self, request: Request, pk: str | None = None) -> Response:

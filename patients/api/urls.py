@@ -1,8 +1,8 @@
-from rest_framework.routers import SimpleRouter
+from opd.core.api.routers import IdRouter
 
 from .views import PatientViewSet
 
-router = SimpleRouter()
+router = IdRouter()
 router.register("patients", PatientViewSet, basename="patient")
 
 urlpatterns = router.urls

@@ -25,7 +25,7 @@ def _default_choice(request: HttpRequest) -> dict[str, int]:
     only department. With both known the page opens straight on the calendar."""
     clinics = list(clinics_for(request.user).filter(is_active=True).values_list("pk", flat=True))
     wanted = request.GET.get("clinic", "")
-    if wanted.isdigit() and int(wanted) in clinics:
+    if wanted.isascii() and wanted.isdigit() and int(wanted) in clinics:
         clinic_id = int(wanted)
     elif request.patient.registered_at_clinic_id in clinics:
         clinic_id = request.patient.registered_at_clinic_id

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import SAFE_METHODS, BasePermission
@@ -18,6 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from opd.core.api.permissions import has_role
+from opd.core.api.schema import error_responses
 from opd.core.idempotency import HEADER, idempotent
 from opd.core.models import Role
 
@@ -35,7 +36,6 @@ from .serializers import (
     AppointmentCancelSerializer,
     AppointmentRescheduleSerializer,
     AppointmentSerializer,
-    ErrorSerializer,
     SlotSerializer,
 )
 
@@ -62,21 +62,17 @@ IDEMPOTENCY_KEY = OpenApiParameter(
 )
 
 
-def _errors(*codes: int) -> dict[int, OpenApiResponse]:
-    meaning = {
-        400: "Invalid input; `fields` names each problem.",
-        401: "Not signed in.",
-        403: "The role may not do this.",
-        404: "Unknown, or not visible to this user (also for ids in the body, named in `fields`).",
-        409: "Conflict: the slot is full, the patient has an overlapping appointment, or the state forbids it.",
-        422: "The Idempotency-Key was already used for a different request.",
-    }
-    return {code: OpenApiResponse(ErrorSerializer, description=meaning[code]) for code in codes}
+WRITE_MEANINGS = {
+    404: "Unknown, or not visible to this user (also for ids in the body, named in `fields`).",
+    409: "Conflict: the slot is full, the patient has an overlapping appointment, or the state forbids it.",
+}
 
 
 @extend_schema_view(
-    list=extend_schema(summary="List slots", responses={200: SlotSerializer, **_errors(400, 401)}),
-    retrieve=extend_schema(summary="Show a slot", responses={200: SlotSerializer, **_errors(401, 404)}),
+    list=extend_schema(summary="List slots", responses={200: SlotSerializer, **error_responses(400, 401)}),
+    retrieve=extend_schema(
+        summary="Show a slot", responses={200: SlotSerializer, **error_responses(401, 404)}
+    ),
 )
 class SlotViewSet(viewsets.ReadOnlyModelViewSet):
     """Bookable slots; patients see only open, future ones of their organization's active clinics."""
@@ -96,10 +92,10 @@ WRITE_ERRORS = (400, 401, 403, 404, 409, 422)
 
 @extend_schema_view(
     list=extend_schema(
-        summary="List appointments", responses={200: AppointmentSerializer, **_errors(400, 401)}
+        summary="List appointments", responses={200: AppointmentSerializer, **error_responses(400, 401)}
     ),
     retrieve=extend_schema(
-        summary="Show an appointment", responses={200: AppointmentSerializer, **_errors(401, 404)}
+        summary="Show an appointment", responses={200: AppointmentSerializer, **error_responses(401, 404)}
     ),
 )
 class AppointmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -137,7 +133,7 @@ class AppointmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         "(optionally between `after` and `before`). Patients may leave out `patient` to book for themselves.",
         request=AppointmentBookSerializer,
         parameters=[IDEMPOTENCY_KEY],
-        responses={201: AppointmentSerializer, **_errors(*WRITE_ERRORS)},
+        responses={201: AppointmentSerializer, **error_responses(*WRITE_ERRORS, descriptions=WRITE_MEANINGS)},
     )
     @idempotent(scope="appointment.book")
     def create(self, request: Request) -> Response:
@@ -164,7 +160,7 @@ class AppointmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         description="Frees the seat. Patients may cancel their own up to the clinic's cut-off.",
         request=AppointmentCancelSerializer,
         parameters=[IDEMPOTENCY_KEY],
-        responses={200: AppointmentSerializer, **_errors(*WRITE_ERRORS)},
+        responses={200: AppointmentSerializer, **error_responses(*WRITE_ERRORS, descriptions=WRITE_MEANINGS)},
     )
     @action(detail=True, methods=["post"])
     @idempotent(scope="appointment.cancel")
@@ -182,7 +178,7 @@ class AppointmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         "up to the clinic's cut-off.",
         request=AppointmentRescheduleSerializer,
         parameters=[IDEMPOTENCY_KEY],
-        responses={200: AppointmentSerializer, **_errors(*WRITE_ERRORS)},
+        responses={200: AppointmentSerializer, **error_responses(*WRITE_ERRORS, descriptions=WRITE_MEANINGS)},
     )
     @action(detail=True, methods=["post"])
     @idempotent(scope="appointment.reschedule")

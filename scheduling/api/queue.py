@@ -14,7 +14,7 @@ that forbids the action (not checked in, already called, nobody waiting), 409.
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
@@ -22,6 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from opd.core.api.permissions import IsClinicStaff, has_role
+from opd.core.api.schema import error_responses
 from opd.core.api.serializers import StrictInputMixin
 from opd.core.errors import NotFound, PermissionDenied
 from opd.core.models import Role
@@ -47,7 +48,6 @@ from ..services import (
     appointment_transition,
     queue_call_next,
 )
-from .serializers import ErrorSerializer
 
 # Documentation of the snapshot shapes (the views answer selectors' dicts as they are, which is exactly
 # what the websocket sends; tests compare the two).
@@ -162,21 +162,9 @@ class CallNextSerializer(StrictInputMixin, serializers.Serializer):
     )
 
 
-def _errors(*codes: int) -> dict[int, OpenApiResponse]:
-    meaning = {
-        400: "Invalid input; `fields` names each problem.",
-        401: "Not signed in.",
-        403: "The role may not do this.",
-        404: "Unknown, or not visible to this user.",
-        409: "The appointment's state forbids it (or nobody is waiting, or a patient is already called).",
-    }
-    return {code: OpenApiResponse(ErrorSerializer, description=meaning[code]) for code in codes}
-
-
-def _pk(value: str) -> int:
-    if not str(value).isdigit():
-        raise NotFound("Not found.")
-    return int(value)
+QUEUE_CONFLICT = {
+    409: "The appointment's state forbids it (or nobody is waiting, or a patient is already called)."
+}
 
 
 def _entry(appointment: Appointment) -> dict:
@@ -204,8 +192,8 @@ class _AppointmentAction(APIView):
 
     service = None
 
-    def get_appointment(self, pk: str) -> Appointment:
-        appointment = appointments_for(self.request.user).filter(pk=_pk(pk)).first()
+    def get_appointment(self, pk: int) -> Appointment:
+        appointment = appointments_for(self.request.user).filter(pk=pk).first()
         if appointment is None:
             raise NotFound("No such appointment.")
         return appointment
@@ -213,7 +201,7 @@ class _AppointmentAction(APIView):
     def act(self, appointment: Appointment) -> Appointment:
         return type(self).service(actor=self.request.user, appointment=appointment)
 
-    def post(self, request: Request, pk: str) -> Response:
+    def post(self, request: Request, pk: int) -> Response:
         return Response(_entry(self.act(self.get_appointment(pk))))
 
 
@@ -233,7 +221,10 @@ def _action_schema(summary: str, description: str):
         summary=summary,
         description=description,
         request=None,
-        responses={200: QueueEntrySerializer, **_errors(401, 403, 404, 409)},
+        responses={
+            200: QueueEntrySerializer,
+            **error_responses(401, 403, 404, 409, descriptions=QUEUE_CONFLICT),
+        },
     )
 
 
@@ -246,7 +237,7 @@ class CheckInView(_AppointmentAction):
         "Issues the next token of the department's day. Allowed from the clinic's check-in window "
         "(`checkin_opens_minutes`) before the appointment until its end. Admins and staff.",
     )
-    def post(self, request: Request, pk: str) -> Response:
+    def post(self, request: Request, pk: int) -> Response:
         return super().post(request, pk)
 
 
@@ -257,7 +248,7 @@ class StartView(_TransitionAction):
     @_action_schema(
         "Start the consultation", "The appointment's doctor. A checked-in patient, called or not."
     )
-    def post(self, request: Request, pk: str) -> Response:
+    def post(self, request: Request, pk: int) -> Response:
         return super().post(request, pk)
 
 
@@ -266,7 +257,7 @@ class CompleteView(_TransitionAction):
     transition = COMPLETE
 
     @_action_schema("Complete the consultation", "The appointment's doctor.")
-    def post(self, request: Request, pk: str) -> Response:
+    def post(self, request: Request, pk: int) -> Response:
         return super().post(request, pk)
 
 
@@ -277,7 +268,7 @@ class NoShowView(_TransitionAction):
     @_action_schema(
         "Mark as no-show", "A booked or checked-in patient who did not come. The doctor or staff."
     )
-    def post(self, request: Request, pk: str) -> Response:
+    def post(self, request: Request, pk: int) -> Response:
         return super().post(request, pk)
 
 
@@ -290,7 +281,7 @@ class SkipView(_AppointmentAction):
         "A checked-in patient (usually the one called) goes back behind the next one waiting and is no "
         "longer called. The doctor or staff.",
     )
-    def post(self, request: Request, pk: str) -> Response:
+    def post(self, request: Request, pk: int) -> Response:
         return super().post(request, pk)
 
 
@@ -301,7 +292,7 @@ class RecallView(_AppointmentAction):
     @_action_schema(
         "Call a patient again", "The waiting room announces the called token once more. The doctor or staff."
     )
-    def post(self, request: Request, pk: str) -> Response:
+    def post(self, request: Request, pk: int) -> Response:
         return super().post(request, pk)
 
 
@@ -314,10 +305,13 @@ class CallNextView(APIView):
         "departments'). Two calls at once never call the same patient; while a patient is called or in "
         "consultation another call answers 409, as does an empty line (code `queue_empty`).",
         request=CallNextSerializer,
-        responses={200: QueueEntrySerializer, **_errors(400, 401, 403, 404, 409)},
+        responses={
+            200: QueueEntrySerializer,
+            **error_responses(400, 401, 403, 404, 409, descriptions=QUEUE_CONFLICT),
+        },
     )
-    def post(self, request: Request, pk: str) -> Response:
-        doctor = doctors_for(request.user).filter(pk=_pk(pk)).first()
+    def post(self, request: Request, pk: int) -> Response:
+        doctor = doctors_for(request.user).filter(pk=pk).first()
         if doctor is None:
             raise NotFound("No such doctor.")
         if doctor.user_id != request.user.pk and not request.user.is_superuser:
@@ -335,10 +329,10 @@ class DoctorQueueView(APIView):
         summary="A doctor's queue today",
         description="The snapshot the websocket `ws/queue/doctor/{id}/` sends on connect. The doctor, and "
         "admins and staff of a clinic where the doctor works.",
-        responses={200: DoctorQueueSnapshotSerializer, **_errors(401, 403, 404)},
+        responses={200: DoctorQueueSnapshotSerializer, **error_responses(401, 403, 404)},
     )
-    def get(self, request: Request, pk: str) -> Response:
-        doctor: Doctor = doctor_queue_access(request.user, _pk(pk))
+    def get(self, request: Request, pk: int) -> Response:
+        doctor: Doctor = doctor_queue_access(request.user, pk)
         return Response(doctor_queue_snapshot(doctor))
 
 
@@ -349,7 +343,7 @@ class ClinicQueueView(APIView):
         summary="A clinic's queue today (the waiting room's view)",
         description="The snapshot the websocket `ws/queue/clinic/{id}/` sends on connect: tokens, rooms "
         "and estimated waits, never patient names. Admins and staff of the clinic.",
-        responses={200: ClinicQueueSnapshotSerializer, **_errors(401, 403, 404)},
+        responses={200: ClinicQueueSnapshotSerializer, **error_responses(401, 403, 404)},
     )
-    def get(self, request: Request, pk: str) -> Response:
-        return Response(clinic_queue_snapshot(clinic_queue_access(request.user, _pk(pk))))
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(clinic_queue_snapshot(clinic_queue_access(request.user, pk)))

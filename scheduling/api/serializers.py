@@ -238,15 +238,3 @@ class AppointmentRescheduleSerializer(StrictInputMixin, serializers.Serializer):
     slot = ScopedPrimaryKeyField(
         scope=_bookable_slots_for, noun="slot", queryset=Slot.objects.none(), help_text="The new slot."
     )
-
-
-class ErrorDetailSerializer(serializers.Serializer):
-    code = serializers.CharField()
-    message = serializers.CharField()
-    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
-
-
-class ErrorSerializer(serializers.Serializer):
-    """Every 4xx answer: {"error": {"code", "message", "fields": {"field": ["message", ...]}}}."""
-
-    error = ErrorDetailSerializer()

@@ -1,9 +1,10 @@
 from django.urls import path
-from rest_framework.routers import SimpleRouter
+
+from opd.core.api.routers import IdRouter
 
 from .doctors import AvailabilityExceptionViewSet, AvailabilityRuleViewSet, DoctorViewSet
 
-router = SimpleRouter()
+router = IdRouter()
 router.register("doctors", DoctorViewSet, basename="doctor")
 
 rules = AvailabilityRuleViewSet.as_view({"get": "list", "post": "create"})
@@ -13,8 +14,8 @@ exception = AvailabilityExceptionViewSet.as_view({"get": "retrieve", "delete": "
 
 urlpatterns = [
     *router.urls,
-    path("doctors/<doctor_pk>/availability/", rules, name="doctor-availability-list"),
-    path("doctors/<doctor_pk>/availability/<pk>/", rule, name="doctor-availability-detail"),
-    path("doctors/<doctor_pk>/exceptions/", exceptions, name="doctor-exception-list"),
-    path("doctors/<doctor_pk>/exceptions/<pk>/", exception, name="doctor-exception-detail"),
+    path("doctors/<int:doctor_pk>/availability/", rules, name="doctor-availability-list"),
+    path("doctors/<int:doctor_pk>/availability/<int:pk>/", rule, name="doctor-availability-detail"),
+    path("doctors/<int:doctor_pk>/exceptions/", exceptions, name="doctor-exception-list"),
+    path("doctors/<int:doctor_pk>/exceptions/<int:pk>/", exception, name="doctor-exception-detail"),
 ]

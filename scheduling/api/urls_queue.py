@@ -5,13 +5,13 @@ from django.urls import path
 from . import queue
 
 urlpatterns = [
-    path("appointments/<str:pk>/check-in/", queue.CheckInView.as_view(), name="appointment-check-in"),
-    path("appointments/<str:pk>/start/", queue.StartView.as_view(), name="appointment-start"),
-    path("appointments/<str:pk>/complete/", queue.CompleteView.as_view(), name="appointment-complete"),
-    path("appointments/<str:pk>/no-show/", queue.NoShowView.as_view(), name="appointment-no-show"),
-    path("appointments/<str:pk>/skip/", queue.SkipView.as_view(), name="appointment-skip"),
-    path("appointments/<str:pk>/recall/", queue.RecallView.as_view(), name="appointment-recall"),
-    path("doctors/<str:pk>/queue/", queue.DoctorQueueView.as_view(), name="doctor-queue"),
-    path("doctors/<str:pk>/queue/call-next/", queue.CallNextView.as_view(), name="doctor-queue-call-next"),
-    path("clinics/<str:pk>/queue/", queue.ClinicQueueView.as_view(), name="clinic-queue"),
+    path("appointments/<int:pk>/check-in/", queue.CheckInView.as_view(), name="appointment-check-in"),
+    path("appointments/<int:pk>/start/", queue.StartView.as_view(), name="appointment-start"),
+    path("appointments/<int:pk>/complete/", queue.CompleteView.as_view(), name="appointment-complete"),
+    path("appointments/<int:pk>/no-show/", queue.NoShowView.as_view(), name="appointment-no-show"),
+    path("appointments/<int:pk>/skip/", queue.SkipView.as_view(), name="appointment-skip"),
+    path("appointments/<int:pk>/recall/", queue.RecallView.as_view(), name="appointment-recall"),
+    path("doctors/<int:pk>/queue/", queue.DoctorQueueView.as_view(), name="doctor-queue"),
+    path("doctors/<int:pk>/queue/call-next/", queue.CallNextView.as_view(), name="doctor-queue-call-next"),
+    path("clinics/<int:pk>/queue/", queue.ClinicQueueView.as_view(), name="clinic-queue"),
 ]

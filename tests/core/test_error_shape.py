@@ -1,7 +1,10 @@
 """Every refusal has one shape: {"error": {"code", "message", "fields"}}, whatever raised it."""
 
+import logging
+
 import pytest
 
+from opd.core.api.exceptions import SERVER_ERROR_MESSAGE
 from scheduling.services import appointment_book
 from tests.factories import SlotFactory
 
@@ -119,3 +122,74 @@ def test_it_answers_a_reused_idempotency_key_with_a_422(api_as, staff_user, pati
     )
 
     assert error_of(response, 422)["code"] == "idempotency_key_reused"
+
+
+def test_it_answers_an_unhandled_exception_with_a_bare_json_500_and_logs_it(
+    api_as, staff_user, monkeypatch, caplog
+):
+    def explode(user):
+        raise RuntimeError("Ada Lovelace, MRN P0001, is allergic to penicillin")
+
+    monkeypatch.setattr("scheduling.api.booking.appointments_for", explode)
+    client = api_as(staff_user)
+    client.raise_request_exception = False
+
+    with caplog.at_level(logging.ERROR, logger="opd.core.api.exceptions"):
+        response = client.get(APPOINTMENTS)
+
+    error = error_of(response, 500)
+    assert error == {"code": "server_error", "message": SERVER_ERROR_MESSAGE, "fields": {}}
+    body = response.content.decode()
+    assert "Lovelace" not in body
+    assert "RuntimeError" not in body
+    assert "Traceback" not in body
+    logged = [r for r in caplog.records if r.exc_info and r.exc_info[0] is RuntimeError]
+    assert len(logged) == 1
+    assert APPOINTMENTS in logged[0].getMessage()
+
+
+@pytest.mark.urls("tests.core.urls_broken")
+def test_it_answers_a_plain_django_view_failing_under_api_with_the_json_500(client, caplog):
+    client.raise_request_exception = False
+
+    with caplog.at_level(logging.ERROR, logger="opd.core.api.exceptions"):
+        response = client.get("/api/v1/broken/")
+
+    assert error_of(response, 500)["code"] == "server_error"
+    assert "division" not in response.content.decode()
+    assert any(r.exc_info and r.exc_info[0] is ZeroDivisionError for r in caplog.records)
+
+
+@pytest.mark.urls("tests.core.urls_broken")
+def test_it_leaves_pages_outside_the_api_to_django(client):
+    client.raise_request_exception = False
+
+    response = client.get("/broken/")
+
+    assert response.status_code == 500
+    assert not response["Content-Type"].startswith("application/json")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/appointments/%C2%B2/no-show/",  # "²" passes str.isdigit() and then fails int()
+        "/api/v1/doctors/%C2%B2/queue/call-next/",
+        "/api/v1/appointments/%C2%B2/cancel/",
+        "/api/v1/doctors/%C2%B2/availability/",
+        "/api/v1/appointments/0.5/",
+        "/api/v1/no-such-thing/",
+    ],
+)
+def test_it_answers_a_path_that_is_not_an_id_with_a_json_404(api_as, staff_user, path):
+    client = api_as(staff_user)
+    client.raise_request_exception = False
+
+    assert error_of(client.post(path, {}, format="json"), 404)["code"] == "not_found"
+
+
+def test_it_leaves_the_404_page_outside_the_api_to_django(client):
+    response = client.get("/no-such-page/")
+
+    assert response.status_code == 404
+    assert not response["Content-Type"].startswith("application/json")

@@ -17,3 +17,82 @@ def test_swagger_ui_loads_its_assets_from_our_own_server(client):
     html = response.content.decode()
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/" in html
     assert "cdn" not in html.lower()
+
+
+@pytest.fixture
+def schema(client):
+    return client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+
+
+def _operations(schema):
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            if method in {"get", "post", "put", "patch", "delete"}:
+                yield path, method, operation
+
+
+def test_it_declares_the_times_an_appointment_has_not_reached_yet_nullable(schema):
+    appointment = schema["components"]["schemas"]["Appointment"]["properties"]
+
+    for name in ("checked_in_at", "started_at", "completed_at", "cancelled_at", "no_show_at"):
+        assert appointment[name].get("nullable") is True, name
+    assert not appointment["start"].get("nullable")
+
+
+def test_it_declares_nullable_columns_nullable_wherever_a_serializer_names_them(schema):
+    schemas = schema["components"]["schemas"]
+
+    assert schemas["Notification"]["properties"]["sent_at"].get("nullable") is True
+    assert schemas["Vitals"]["properties"]["bmi"].get("nullable") is True
+    assert schemas["Result"]["properties"]["attachment"].get("nullable") is True
+
+
+def test_it_documents_a_page_past_the_end_on_every_paginated_list(schema):
+    paginated = [
+        (path, operation)
+        for path, method, operation in _operations(schema)
+        if any(p["name"] == "page" for p in operation.get("parameters", []))
+    ]
+
+    assert len(paginated) > 10
+    for path, operation in paginated:
+        assert "404" in operation["responses"], path
+
+
+def test_it_types_every_path_id_as_an_integer(schema):
+    for path, method, operation in _operations(schema):
+        for parameter in operation.get("parameters", []):
+            if parameter["in"] == "path":
+                assert parameter["schema"]["type"] == "integer", (method, path, parameter["name"])
+
+
+def test_it_documents_every_error_answer_in_the_one_error_shape(schema):
+    for path, method, operation in _operations(schema):
+        responses = operation["responses"]
+        if path != "/api/v1/auth/token/":
+            assert "401" in responses, (method, path)
+        for status, response in responses.items():
+            if status.startswith(("4", "5")):
+                body = response["content"]["application/json"]["schema"]
+                assert body == {"$ref": "#/components/schemas/Error"}, (method, path, status)
+
+
+def test_it_documents_bad_bodies_and_media_types_where_there_is_a_body(schema):
+    for path, method, operation in _operations(schema):
+        if "requestBody" in operation:
+            assert {"400", "415"} <= set(operation["responses"]), (method, path)
+
+
+def test_it_documents_the_conflicts_of_booking_and_the_queue(schema):
+    paths = schema["paths"]
+
+    assert "409" in paths["/api/v1/appointments/"]["post"]["responses"]
+    assert "422" in paths["/api/v1/appointments/"]["post"]["responses"]
+    assert "409" in paths["/api/v1/doctors/{id}/queue/call-next/"]["post"]["responses"]
+
+
+def test_it_writes_local_times_of_day_without_an_offset(schema):
+    start_time = schema["components"]["schemas"]["AvailabilityRule"]["properties"]["start_time"]
+
+    assert "format" not in start_time
+    assert start_time["pattern"].startswith("^")

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from opd.core.errors import DomainError
+
+logger = logging.getLogger(__name__)
+
+API_PREFIX = "/api/"
+SERVER_ERROR_MESSAGE = "The server failed to answer this request; it has been logged."
 
 
 def _flatten(detail: Any) -> dict[str, list[str]]:
@@ -58,3 +66,35 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         code = codes if isinstance(codes, str) else "error"
         response.data = error_body(code, str(exc.detail))
     return response
+
+
+def is_api(request: HttpRequest) -> bool:
+    return request.path.startswith(API_PREFIX)
+
+
+class ApiServerErrorMiddleware:
+    """An exception no handler turned into an answer, under /api/: a JSON 500 that tells nothing, logged.
+
+    DRF re-raises what its exception handler does not know, so this one place covers DRF views and plain
+    Django views alike. The client gets the error shape, never a traceback or the exception's text (it may
+    hold a patient's data); the log gets everything.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not is_api(request) or isinstance(exception, Http404 | DjangoPermissionDenied):
+            return None  # Django's own answers (handler404 below speaks JSON under /api/)
+        logger.exception("Unhandled exception on %s %s", request.method, request.path)
+        return JsonResponse(error_body("server_error", SERVER_ERROR_MESSAGE), status=500)
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler404: a path under /api/ that matches no route (`/api/v1/appointments/0.5/`) answers JSON."""
+    if is_api(request):
+        return JsonResponse(error_body("not_found", "Not found."), status=404)
+    return defaults.page_not_found(request, exception)

@@ -83,6 +83,18 @@ class StrictInputMixin:
         return value
 
 
+class ErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Every error answer: {"error": {"code", "message", "fields": {"field": ["message", ...]}}}."""
+
+    error = ErrorDetailSerializer()
+
+
 class OrganizationSerializer(serializers.ModelSerializer):
     class Meta:
         model = Organization

@@ -1,9 +1,10 @@
 from django.urls import path
-from rest_framework.routers import SimpleRouter
+
+from opd.core.api.routers import IdRouter
 
 from . import views
 
-router = SimpleRouter()
+router = IdRouter()
 router.register("organizations", views.OrganizationViewSet, basename="organization")
 router.register("clinics", views.ClinicViewSet, basename="clinic")
 router.register("departments", views.DepartmentViewSet, basename="department")
