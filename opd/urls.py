@@ -2,9 +2,10 @@ from django.apps import apps
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularSwaggerView
 
 from opd.core import views as core_views
+from opd.core.api.views import SchemaView
 from opd.core.forms import ServicePasswordChangeForm, ServiceSetPasswordForm
 
 handler404 = "opd.core.api.exceptions.page_not_found"
@@ -31,7 +32,7 @@ urlpatterns = [
     path("consultations/", include("consultations.urls")),
     path("analytics/", include("analytics.urls")),
     path("api/v1/", include("opd.api_urls")),
-    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/schema/", SchemaView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]
 

@@ -1,4 +1,11 @@
+import threading
+import time
+
 import pytest
+from django.test import Client
+from drf_spectacular.generators import SchemaGenerator
+
+from opd.core.api.views import SchemaView
 
 pytestmark = pytest.mark.django_db
 
@@ -96,3 +103,35 @@ def test_it_writes_local_times_of_day_without_an_offset(schema):
 
     assert "format" not in start_time
     assert start_time["pattern"].startswith("^")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_clients_asking_for_the_schema_at_once_get_one_build_and_no_server_error(monkeypatch):
+    """drf-spectacular's first build is not thread-safe; the view builds once under a lock, then serves it."""
+    monkeypatch.setattr(SchemaView, "_built", {})
+    real_build = SchemaGenerator.get_schema
+    builds = []
+
+    def slow_build(self, *args, **kwargs):
+        builds.append(threading.get_ident())
+        time.sleep(0.2)  # a wide window for a second request to arrive while the first builds
+        return real_build(self, *args, **kwargs)
+
+    monkeypatch.setattr(SchemaGenerator, "get_schema", slow_build)
+    start = threading.Barrier(6)
+    answers = []
+
+    def ask():
+        start.wait()
+        response = Client().get("/api/schema/?format=json")
+        answers.append((response.status_code, response.content))
+
+    threads = [threading.Thread(target=ask) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert [status for status, _ in answers] == [200] * 6
+    assert len({body for _, body in answers}) == 1
+    assert len(builds) == 1
