@@ -27,10 +27,8 @@ from .admin_mixins import (
     OpdModelAdminMixin,
     OpdTabularInline,
     ScopedRelatedFilter,
-    ServiceRejected,
     adopt,
 )
-from .errors import DomainError
 from .models import AuditEvent, Clinic, Department, Membership, Organization, Role, User
 from .services import (
     clinic_create,
@@ -215,6 +213,14 @@ class OpdAdminPasswordChangeForm(AdminPasswordChangeForm):
         return self.user
 
 
+def _save_membership(request, row, user: User, *, delete: bool = False) -> Membership | None:
+    if row.instance.pk is not None:  # removed, or moved to another clinic: the old membership ends
+        membership_remove(actor=request.user, membership=Membership.objects.get(pk=row.instance.pk))
+    if delete:
+        return None
+    return membership_add(actor=request.user, user=user, clinic=row.cleaned_data["clinic"])
+
+
 @admin.register(User)
 class UserAdmin(OpdModelAdminMixin, BaseUserAdmin):
     role_permissions = {Role.ADMIN: {VIEW, ADD, CHANGE}}
@@ -310,30 +316,8 @@ class UserAdmin(OpdModelAdminMixin, BaseUserAdmin):
         adopt(obj, saved)
 
     def save_formset(self, request, form, formset, change):
-        # Only MembershipInline. What formset.save() would record; the change message reads it.
-        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
-        deleted = formset.deleted_forms
-        for row in formset.forms:
-            is_deleted, is_new = row in deleted, row.instance.pk is None
-            if (is_deleted and is_new) or (not is_deleted and not row.has_changed()):
-                continue
-            try:
-                if not is_new:  # removed, or moved to another clinic: the old membership ends
-                    membership_remove(
-                        actor=request.user, membership=Membership.objects.get(pk=row.instance.pk)
-                    )
-                if not is_deleted:
-                    saved = membership_add(
-                        actor=request.user, user=formset.instance, clinic=row.cleaned_data["clinic"]
-                    )
-            except DomainError as exc:
-                raise ServiceRejected(exc, prefix=row.prefix) from exc
-            if is_deleted:
-                formset.deleted_objects.append(row.instance)
-            elif is_new:
-                formset.new_objects.append(saved)
-            else:
-                formset.changed_objects.append((saved, row.changed_data))
+        # Only MembershipInline.
+        self.save_rows_through(request, formset, _save_membership)
 
     def user_change_password(self, request, id, form_url=""):
         # The password form saves through user_set_password and needs the acting user. A copy of this

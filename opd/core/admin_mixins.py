@@ -342,6 +342,28 @@ class OpdModelAdminMixin(RoleScopedMixin):
         formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
 
     @staticmethod
+    def save_rows_through(request, formset, save_row) -> None:
+        """Save an inline's rows one by one through `save_row(request, row, parent, delete=...)`, which
+        calls a service and returns the saved row. A refusal shows beside the row's fields; what
+        formset.save() would have recorded is recorded, for the admin's change message and history."""
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        deleted = formset.deleted_forms
+        for row in formset.forms:
+            is_deleted, is_new = row in deleted, row.instance.pk is None
+            if (is_deleted and is_new) or (not is_deleted and not row.has_changed()):
+                continue  # an empty extra row, or one left as it was
+            try:
+                saved = save_row(request, row, formset.instance, delete=is_deleted)
+            except DomainError as exc:
+                raise ServiceRejected(exc, prefix=row.prefix) from exc
+            if is_deleted:
+                formset.deleted_objects.append(row.instance)
+            elif is_new:
+                formset.new_objects.append(saved)
+            else:
+                formset.changed_objects.append((saved, row.changed_data))
+
+    @staticmethod
     def changes(form, names) -> dict:
         """The form's values that the user changed, among `names`: what an update service takes."""
         return {name: form.cleaned_data[name] for name in form.changed_data if name in names}

@@ -25,11 +25,9 @@ from opd.core.admin_mixins import (
     OpdModelAdmin,
     OpdTabularInline,
     ScopedRelatedFilter,
-    ServiceRejected,
     adopt,
     bulk_change,
 )
-from opd.core.errors import DomainError
 from opd.core.models import Department, Membership, Role
 from opd.core.tenancy import clinic_ids_for, restrict_to_clinics
 
@@ -235,24 +233,7 @@ class DoctorAdmin(OpdModelAdmin):
         save = {AvailabilityRule: _save_rule, AvailabilityException: _save_exception}.get(formset.model)
         if save is None:
             return super().save_formset(request, form, formset, change)
-        # What formset.save() would record; the admin's change message and history read it.
-        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
-        deleted = formset.deleted_forms
-        for row in formset.forms:
-            is_deleted = row in deleted
-            is_new = row.instance.pk is None
-            if (is_deleted and is_new) or (not is_deleted and not row.has_changed()):
-                continue  # an empty extra row, or one left as it was
-            try:
-                saved = save(request, row, formset.instance, delete=is_deleted)
-            except DomainError as exc:
-                raise ServiceRejected(exc, prefix=row.prefix) from exc
-            if is_deleted:
-                formset.deleted_objects.append(row.instance)
-            elif is_new:
-                formset.new_objects.append(saved)
-            else:
-                formset.changed_objects.append((saved, row.changed_data))
+        self.save_rows_through(request, formset, save)
         return None
 
     def _set_approval(self, request, queryset, status: str, verb: str) -> None:
