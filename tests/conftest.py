@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import pathlib
 import time
 import zoneinfo
 from collections.abc import Callable, Iterable
@@ -261,3 +262,20 @@ def wait_until(
                 f"timed out after {timeout} s waiting for {what() if callable(what) else what}"
             )
         time.sleep(interval)
+
+
+BROWSER_FIXTURES = {"browser", "page", "narrow_page"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test that drives Chromium must say so (`browser` marker, and `slow`: a real process), so that
+    `make test-fast` leaves it out; an unmarked one stops the run here rather than slowing the loop."""
+    unmarked = []
+    for item in items:
+        module = getattr(item, "module", None)
+        source = pathlib.Path(module.__file__).read_text() if module and module.__file__ else ""
+        drives_chromium = BROWSER_FIXTURES & set(getattr(item, "fixturenames", ())) or "playwright" in source
+        if drives_chromium and not (item.get_closest_marker("browser") and item.get_closest_marker("slow")):
+            unmarked.append(item.nodeid)
+    if unmarked:
+        raise pytest.UsageError("Mark browser tests `browser` and `slow`: " + ", ".join(unmarked))
