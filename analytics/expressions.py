@@ -19,7 +19,7 @@ UTC = dt.UTC
 
 
 def _offset_minutes(zone: ZoneInfo, at: dt.datetime) -> int:
-    return int(at.astimezone(zone).utcoffset().total_seconds() // 60)
+    return int(at.astimezone(zone).utcoffset().total_seconds() // 60)  # type: ignore[union-attr]  # aware: has one
 
 
 def offset_periods(zone: ZoneInfo, start: dt.datetime, end: dt.datetime) -> list[tuple[dt.datetime, int]]:

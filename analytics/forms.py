@@ -4,28 +4,33 @@ from __future__ import annotations
 
 from django import forms
 
-from opd.core.models import Role, User
+from opd.core.forms import model_choice_field
+from opd.core.models import Clinic, Department, Role, User
 from opd.core.tenancy import clinics_for, departments_for
+from scheduling.models import Doctor
 from scheduling.selectors import doctors_for
 
 
 class StatsFilterForm(forms.Form):
     date_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="From")
     date_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="To")
-    clinic = forms.ModelMultipleChoiceField(
+    # Each queryset is the user's, set in __init__.
+    clinic: forms.ModelMultipleChoiceField[Clinic] = forms.ModelMultipleChoiceField(
         queryset=None, required=False, help_text="None chosen: every clinic you work at."
     )
-    department = forms.ModelChoiceField(queryset=None, required=False)
-    doctor = forms.ModelChoiceField(queryset=None, required=False)
+    department: forms.ModelChoiceField[Department] = forms.ModelChoiceField(queryset=None, required=False)
+    doctor: forms.ModelChoiceField[Doctor] = forms.ModelChoiceField(queryset=None, required=False)
 
     def __init__(self, *args, user: User, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["clinic"].queryset = clinics_for(user).order_by("name")
-        self.fields["department"].queryset = departments_for(user).order_by("clinic__name", "name")
+        model_choice_field(self, "clinic").queryset = clinics_for(user).order_by("name")
+        model_choice_field(self, "department").queryset = departments_for(user).order_by(
+            "clinic__name", "name"
+        )
         if user.role == Role.DOCTOR and not user.is_superuser:
             del self.fields["doctor"]  # doctors see their own figures only
         else:
-            self.fields["doctor"].queryset = doctors_for(user).select_related("user")
+            model_choice_field(self, "doctor").queryset = doctors_for(user).select_related("user")
 
     def clean(self):
         cleaned = super().clean()

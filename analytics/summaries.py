@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import Min, Q, Sum
@@ -90,8 +91,8 @@ def daily_summaries_refresh(*, clinic_id: int, date_from: dt.date, date_to: dt.d
         totals: dict[dt.date, dict] = {}
         for (day, _department_id, _doctor_id), values in groups.items():
             total = totals.setdefault(day, dict.fromkeys(STORED, 0))
-            for key, value in values.items():
-                total[key] += value
+            for name, value in values.items():
+                total[name] += value
         for day, counts in clinical.care_note_counts(scope, date_from, date_to).items():
             total = totals.setdefault(day, dict.fromkeys(STORED, 0))
             total.update({CARE_STORED[category]: n for category, n in counts.items()})
@@ -123,8 +124,9 @@ def _store_organization_totals(organization_id: int, date_from: dt.date, date_to
     waits. Caller holds the organization's lock."""
     in_range = {"organization_id": organization_id, "date__gte": date_from, "date__lte": date_to}
     DailyStat.objects.filter(level=StatLevel.ORGANIZATION, **in_range).delete()
-    sums = list(
-        DailyStat.objects.filter(level=StatLevel.CLINIC, **in_range)
+    # Rows of the date and each stored count: the checker's row type knows only the date.
+    sums: list[dict[str, Any]] = list(
+        DailyStat.objects.filter(level=StatLevel.CLINIC, **in_range)  # type: ignore[arg-type]
         .values("date")
         .annotate(**{key: Sum(key) for key in STORED})
         .order_by()

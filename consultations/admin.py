@@ -174,7 +174,8 @@ class ConsultationAdmin(OpdModelAdmin):
         if obj.news2_total is None:
             return f"Incomplete: still to record {', '.join(obj.news2_missing)}."
         scores = ", ".join(
-            f"{name.replace('_', ' ')} {score}" for name, score in obj.news2_sub_scores.items()
+            f"{name.replace('_', ' ')} {score}"
+            for name, score in obj.news2_sub_scores.items()  # type: ignore[union-attr]  # stored with the total
         )
         return format_html(
             "<strong>{}</strong>, {} risk (SpO2 scale {})<br>{}",

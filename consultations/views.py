@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET, require_POST
 from opd.core.admin_mixins import attach_domain_error
 from opd.core.errors import DomainError
 from opd.core.models import Role
+from opd.core.tenancy import signed_in_user
 from scheduling.models import Appointment
 from scheduling.selectors import appointments_for
 
@@ -61,22 +62,29 @@ def _is_htmx(request: HttpRequest) -> bool:
 
 
 def _panel_appointment(request: HttpRequest, appointment_id: int) -> Appointment:
-    appointment = appointment_details(appointments_for(request.user)).filter(pk=appointment_id).first()
+    user = signed_in_user(request)
+    appointment = appointment_details(appointments_for(user)).filter(pk=appointment_id).first()
     if appointment is None:
         raise Http404("No such appointment.")
-    if request.user.role != Role.DOCTOR or appointment.doctor.user_id != request.user.pk:
+    if user.role != Role.DOCTOR or appointment.doctor.user_id != user.pk:
         raise PermissionDenied("Only the appointment's doctor works in its consultation panel.")
     return appointment
 
 
 def _consultation_of(request: HttpRequest, appointment: Appointment) -> Consultation | None:
-    return consultation_details(consultations_for(request.user)).filter(appointment=appointment).first()
+    return (
+        consultation_details(consultations_for(signed_in_user(request)))
+        .filter(appointment=appointment)
+        .first()
+    )
 
 
 def _prescriptions_of(request: HttpRequest, consultation: Consultation | None) -> list[Prescription]:
     if consultation is None:
         return []
-    return list(prescription_details(prescriptions_for(request.user)).filter(consultation=consultation))
+    return list(
+        prescription_details(prescriptions_for(signed_in_user(request))).filter(consultation=consultation)
+    )
 
 
 def _render_panel(
@@ -134,7 +142,7 @@ def panel(request: HttpRequest, appointment_id: int) -> HttpResponse:
 def panel_open(request: HttpRequest, appointment_id: int) -> HttpResponse:
     appointment = _panel_appointment(request, appointment_id)
     try:
-        consultation_open(actor=request.user, appointment=appointment)
+        consultation_open(actor=signed_in_user(request), appointment=appointment)
     except DomainError as exc:
         return _render_panel(request, _reloaded(request, appointment), error=exc.message)
     return _after_write(request, _reloaded(request, appointment))
@@ -162,7 +170,7 @@ def _update_from(request: HttpRequest, appointment_id: int, form_class, form_key
     error = ""
     if form.is_valid():
         try:
-            consultation_update(actor=request.user, consultation=consultation, **form.cleaned_data)
+            consultation_update(actor=signed_in_user(request), consultation=consultation, **form.cleaned_data)
         except DomainError as exc:
             error = _refused(form, exc)
         else:
@@ -197,9 +205,9 @@ def panel_prescription(request: HttpRequest, appointment_id: int) -> HttpRespons
             if existing:
                 current = existing[0]
                 lines = [{name: getattr(item, name) for name in ITEM_FIELDS} for item in current.items.all()]
-                prescription_update(actor=request.user, prescription=current, items=[*lines, line])
+                prescription_update(actor=signed_in_user(request), prescription=current, items=[*lines, line])
             else:
-                prescription_create(actor=request.user, consultation=consultation, items=[line])
+                prescription_create(actor=signed_in_user(request), consultation=consultation, items=[line])
         except DomainError as exc:
             error = _refused(form, _line_error(exc))
         else:
@@ -219,7 +227,7 @@ def panel_complete(request: HttpRequest, appointment_id: int) -> HttpResponse:
     appointment = _panel_appointment(request, appointment_id)
     consultation = _existing_consultation(request, appointment)
     try:
-        consultation_complete(actor=request.user, consultation=consultation)
+        consultation_complete(actor=signed_in_user(request), consultation=consultation)
     except DomainError as exc:
         return _render_panel(request, _reloaded(request, appointment), error=exc.message)
     return _after_write(request, _reloaded(request, appointment))
@@ -228,9 +236,10 @@ def panel_complete(request: HttpRequest, appointment_id: int) -> HttpResponse:
 @login_required
 @require_GET
 def prescription_print(request: HttpRequest, pk: int) -> HttpResponse:
-    if not may_read_clinical_records(request.user):
+    user = signed_in_user(request)
+    if not may_read_clinical_records(user):
         raise PermissionDenied("Prescriptions are open to doctors and to the patient.")
-    prescription = prescription_details(prescriptions_for(request.user)).filter(pk=pk).first()
+    prescription = prescription_details(prescriptions_for(user)).filter(pk=pk).first()
     if prescription is None:
         raise Http404("No such prescription.")
     return render(request, "consultations/prescription_print.html", {"prescription": prescription})

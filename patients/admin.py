@@ -59,7 +59,8 @@ class PatientAdmin(OpdModelAdmin):
         _contact,
         _insurance,
     )
-    fieldsets = (
+    # The shared parts above infer as plain dicts, not the stubs' fieldset TypedDict; Django takes both.
+    fieldsets = (  # type: ignore[assignment]
         ("Record", {"fields": ("mrn", "status", "organization", "registered_at_clinic", "user")}),
         _person,
         _contact,

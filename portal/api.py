@@ -16,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from opd.core.api.schema import error_responses
+from opd.core.tenancy import signed_in_user
 
 from . import ics
 from .selectors import my_appointments
@@ -31,7 +32,7 @@ class AppointmentCalendarView(APIView):
         },
     )
     def get(self, request: Request, pk: int) -> HttpResponse:
-        appointment = get_object_or_404(my_appointments(request.user), pk=pk)
+        appointment = get_object_or_404(my_appointments(signed_in_user(request)), pk=pk)
         return ics.response(request, appointment)
 
     def perform_content_negotiation(self, request, force=False):

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from django import forms
 from django.db.models import QuerySet
 
 from notifications.models import PreferredChannel
 from opd.core.errors import DomainError
+from opd.core.forms import model_choice_field
 from opd.core.models import Clinic, Department, User
 from opd.core.tenancy import clinics_for, departments_for
 from patients.models import Sex
@@ -27,7 +29,7 @@ class ParentSelect(forms.Select):
     """A select whose options name their parent(s) in `data-parent`, so portal.js can narrow the
     department list to the chosen clinic and the doctor list to the chosen department."""
 
-    def __init__(self, *args, parent: Callable[[object], str], **kwargs):
+    def __init__(self, *args, parent: Callable[[Any], str], **kwargs):
         self.parent = parent
         super().__init__(*args, **kwargs)
 
@@ -115,7 +117,9 @@ class SignupForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["clinic"].queryset = Clinic.objects.filter(is_active=True).select_related("organization")
+        model_choice_field(self, "clinic").queryset = Clinic.objects.filter(is_active=True).select_related(
+            "organization"
+        )
         # One organization (the usual case): the clinic only records where the patient registered.
         self.fields["clinic"].required = len(signup_organizations()) > 1
         if not self.fields["clinic"].required:
@@ -161,18 +165,21 @@ class FindForm(forms.Form):
     def __init__(self, *args, user: User, **kwargs):
         super().__init__(*args, **kwargs)
         clinics = clinics_for(user).filter(is_active=True)
-        self.fields["clinic"].queryset = clinics
+        model_choice_field(self, "clinic").queryset = clinics
         departments = departments_for(user).filter(is_active=True, clinic__in=clinics)
-        self.fields["department"].queryset = departments
+        department_field = model_choice_field(self, "department")
+        department_field.queryset = departments
         # portal.js narrows the list to the chosen clinic; without it, each option names its clinic.
         several = clinics.count() > 1
-        self.fields["department"].label_from_instance = lambda d: (
+        # Django's way to label one field's options; the checker only knows the method it replaces.
+        department_field.label_from_instance = lambda d: (  # type: ignore[method-assign,assignment]
             f"{d.name} ({d.clinic.name})" if several else d.name
         )
-        self.fields["doctor"].queryset = (
+        doctor_field = model_choice_field(self, "doctor")
+        doctor_field.queryset = (
             doctors_for(user).select_related("user").prefetch_related("departments").distinct()
         )
-        self.fields["doctor"].label_from_instance = lambda d: f"{d.display_name} ({d.specialization})"
+        doctor_field.label_from_instance = lambda d: f"{d.display_name} ({d.specialization})"  # type: ignore[method-assign,assignment]
 
     def clean(self):
         data = super().clean()
@@ -219,7 +226,7 @@ class RescheduleForm(TokenForm):
 
     def __init__(self, *args, slots: QuerySet[Slot], **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["slot"].queryset = slots
+        model_choice_field(self, "slot").queryset = slots
 
 
 class ProfileForm(forms.Form):

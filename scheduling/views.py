@@ -24,6 +24,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from opd.core.errors import DomainError, NotFound, PermissionDenied
 from opd.core.models import Role
+from opd.core.tenancy import signed_in_user
 
 from .models import Appointment, ApprovalStatus, Doctor
 from .selectors import (
@@ -136,9 +137,10 @@ def _page_url(doctor: Doctor, request: HttpRequest) -> str:
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
     """The signed-in doctor's queue today. Staff and admins are sent to their waiting rooms."""
-    doctor = Doctor.objects.select_related("user").filter(user=request.user).first()
+    user = signed_in_user(request)
+    doctor = Doctor.objects.select_related("user").filter(user=user).first()
     if doctor is None:
-        if request.user.is_clinic_staff:
+        if user.is_clinic_staff:
             return redirect("queue:waiting-rooms")
         raise DjangoPermissionDenied("Only doctors have a queue.")
     return render(request, "scheduling/dashboard.html", _doctor_context(request, doctor))
@@ -179,11 +181,12 @@ def _back(request: HttpRequest, fallback: str) -> HttpResponse:
 @login_required
 @require_POST
 def call_next(request: HttpRequest, pk: int) -> HttpResponse:
-    doctor = _access(doctor_queue_access, request.user, pk)
-    if doctor.user_id != request.user.pk and not request.user.is_superuser:
+    user = signed_in_user(request)
+    doctor = _access(doctor_queue_access, user, pk)
+    if doctor.user_id != user.pk and not user.is_superuser:
         raise DjangoPermissionDenied("Doctors call their own next patient.")
     try:
-        called = queue_call_next(actor=request.user, doctor=doctor, pool=request.POST.get("pool") == "1")
+        called = queue_call_next(actor=user, doctor=doctor, pool=request.POST.get("pool") == "1")
     except DomainError as exc:
         messages.error(request, exc.message)
     else:
@@ -198,7 +201,7 @@ def appointment_action(request: HttpRequest, pk: int, action: str) -> HttpRespon
     if action not in ACTIONS:
         raise Http404("No such action.")
     service, who, done = ACTIONS[action]
-    user = request.user
+    user = signed_in_user(request)
     appointment = (
         appointments_for(user).select_related("doctor", "department").filter(pk=pk).first()
         if user.is_superuser or user.role in (Role.ADMIN, Role.STAFF, Role.DOCTOR)
@@ -230,11 +233,12 @@ def appointment_action(request: HttpRequest, pk: int, action: str) -> HttpRespon
 @require_GET
 def waiting_rooms(request: HttpRequest) -> HttpResponse:
     """Reception's start page: each clinic's waiting-room display, and each doctor's queue today."""
-    if not request.user.is_clinic_staff:
+    user = signed_in_user(request)
+    if not user.is_clinic_staff:
         raise DjangoPermissionDenied("Only clinic staff open waiting-room displays.")
     now = timezone.now()
     rooms = []
-    for clinic in queue_clinics_for(request.user):
+    for clinic in queue_clinics_for(user):
         lines, called = clinic_day(clinic, now=now)
         rooms.append({"clinic": clinic, "lines": lines, "called": called})
     admin_url = reverse("admin:scheduling_appointment_changelist")

@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from opd.core.api.permissions import IsClinician
 from opd.core.api.schema import error_responses
+from opd.core.tenancy import signed_in_user
 
 from .. import selectors
 from .renderers import CSVRenderer
@@ -61,7 +62,7 @@ def parse_query(request: Request) -> tuple[selectors.StatsScope, object, object]
     query.is_valid(raise_exception=True)
     data = query.validated_data
     scope = selectors.resolve_scope(
-        request.user,
+        signed_in_user(request),
         clinic_ids=data.get("clinic"),
         department_id=data.get("department"),
         doctor_id=data.get("doctor"),

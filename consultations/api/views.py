@@ -27,6 +27,7 @@ from opd.core.api.permissions import has_role
 from opd.core.api.schema import error_responses
 from opd.core.errors import NotFound, ValidationFailed
 from opd.core.models import Role
+from opd.core.tenancy import signed_in_user
 from patients.models import Patient
 from patients.selectors import patients_for
 
@@ -165,7 +166,7 @@ class ConsultationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     def get_queryset(self) -> QuerySet[Consultation]:
         if getattr(self, "swagger_fake_view", False):
             return Consultation.objects.none()
-        return consultation_details(consultations_for(self.request.user))
+        return consultation_details(consultations_for(signed_in_user(self.request)))
 
     def _answer(self, consultation: Consultation, status_code: int = status.HTTP_200_OK) -> Response:
         fresh = self.get_queryset().get(pk=consultation.pk)
@@ -182,7 +183,7 @@ class ConsultationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     )
     def create(self, request: Request) -> Response:
         data = _input(self, ConsultationOpenSerializer, request)
-        consultation = consultation_open(actor=request.user, appointment=data["appointment"])
+        consultation = consultation_open(actor=signed_in_user(request), appointment=data["appointment"])
         return self._answer(consultation, status.HTTP_201_CREATED)
 
     @extend_schema(
@@ -197,7 +198,9 @@ class ConsultationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         consultation = self.get_object()
         data = _input(self, ConsultationUpdateSerializer, request, partial=True)
         try:
-            consultation = consultation_update(actor=request.user, consultation=consultation, **data)
+            consultation = consultation_update(
+                actor=signed_in_user(request), consultation=consultation, **data
+            )
         except ValidationFailed as exc:
             raise _vitals_named(exc) from exc
         return self._answer(consultation)
@@ -211,7 +214,7 @@ class ConsultationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     )
     @action(detail=True, methods=["post"])
     def complete(self, request: Request, pk: str | None = None) -> Response:
-        consultation = consultation_complete(actor=request.user, consultation=self.get_object())
+        consultation = consultation_complete(actor=signed_in_user(request), consultation=self.get_object())
         return self._answer(consultation)
 
     @extend_schema(
@@ -224,7 +227,9 @@ class ConsultationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     def addenda(self, request: Request, pk: str | None = None) -> Response:
         consultation = self.get_object()
         data = _input(self, AddendumCreateSerializer, request)
-        addendum = addendum_create(actor=request.user, consultation=consultation, text=data["text"])
+        addendum = addendum_create(
+            actor=signed_in_user(request), consultation=consultation, text=data["text"]
+        )
         return Response(AddendumSerializer(addendum).data, status=status.HTTP_201_CREATED)
 
 
@@ -250,7 +255,7 @@ class PrescriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     def get_queryset(self) -> QuerySet[Prescription]:
         if getattr(self, "swagger_fake_view", False):
             return Prescription.objects.none()
-        return prescription_details(prescriptions_for(self.request.user))
+        return prescription_details(prescriptions_for(signed_in_user(self.request)))
 
     def _answer(self, prescription: Prescription, status_code: int = status.HTTP_200_OK) -> Response:
         fresh = self.get_queryset().get(pk=prescription.pk)
@@ -267,7 +272,10 @@ class PrescriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     def create(self, request: Request) -> Response:
         data = _input(self, PrescriptionCreateSerializer, request)
         prescription = prescription_create(
-            actor=request.user, consultation=data["consultation"], items=data["items"], notes=data["notes"]
+            actor=signed_in_user(request),
+            consultation=data["consultation"],
+            items=data["items"],
+            notes=data["notes"],
         )
         return self._answer(prescription, status.HTTP_201_CREATED)
 
@@ -280,7 +288,10 @@ class PrescriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         prescription = self.get_object()
         data = _input(self, PrescriptionUpdateSerializer, request, partial=True)
         prescription = prescription_update(
-            actor=request.user, prescription=prescription, items=data.get("items"), notes=data.get("notes")
+            actor=signed_in_user(request),
+            prescription=prescription,
+            items=data.get("items"),
+            notes=data.get("notes"),
         )
         return self._answer(prescription)
 
@@ -289,7 +300,7 @@ class PrescriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         responses={204: None, **error_responses(*WRITE_ERRORS, descriptions=MEANINGS)},
     )
     def destroy(self, request: Request, pk: str | None = None) -> Response:
-        prescription_delete(actor=request.user, prescription=self.get_object())
+        prescription_delete(actor=signed_in_user(request), prescription=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -316,7 +327,7 @@ class ResultViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     def get_queryset(self) -> QuerySet[Result]:
         if getattr(self, "swagger_fake_view", False):
             return Result.objects.none()
-        return result_details(results_for(self.request.user))
+        return result_details(results_for(signed_in_user(self.request)))
 
     @extend_schema(
         summary="File a result",
@@ -327,7 +338,7 @@ class ResultViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     )
     def create(self, request: Request) -> Response:
         data = dict(_input(self, ResultCreateSerializer, request))
-        result = result_create(actor=request.user, **data)
+        result = result_create(actor=signed_in_user(request), **data)
         fresh = self.get_queryset().get(pk=result.pk)
         return Response(ResultSerializer(fresh, context=self.get_serializer_context()).data, status=201)
 
@@ -376,7 +387,7 @@ class CareNoteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     def get_queryset(self) -> QuerySet[CareNote]:
         if getattr(self, "swagger_fake_view", False):
             return CareNote.objects.none()
-        return care_note_details(care_notes_for(self.request.user))
+        return care_note_details(care_notes_for(signed_in_user(self.request)))
 
     def _answer(self, note: CareNote, status_code: int = status.HTTP_200_OK) -> Response:
         fresh = self.get_queryset().get(pk=note.pk)
@@ -391,7 +402,7 @@ class CareNoteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     )
     def create(self, request: Request) -> Response:
         data = _input(self, CareNoteCreateSerializer, request)
-        note = care_note_create(actor=request.user, **data)
+        note = care_note_create(actor=signed_in_user(request), **data)
         return self._answer(note, status.HTTP_201_CREATED)
 
     @extend_schema(
@@ -402,7 +413,7 @@ class CareNoteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     def partial_update(self, request: Request, pk: str | None = None) -> Response:
         note = self.get_object()
         data = _input(self, CareNoteUpdateSerializer, request, partial=True)
-        note = care_note_update(actor=request.user, care_note=note, **data)
+        note = care_note_update(actor=signed_in_user(request), care_note=note, **data)
         return self._answer(note)
 
 
@@ -422,9 +433,10 @@ class PatientHistoryView(GenericAPIView):
         },
     )
     def get(self, request: Request, pk: int) -> Response:
-        patient = patients_for(request.user).filter(pk=pk).first()
+        user = signed_in_user(request)
+        patient = patients_for(user).filter(pk=pk).first()
         if patient is None:
             raise NotFound("No such patient.")
-        page = self.paginate_queryset(patient_history(request.user, patient))
-        entries = history_entries(request.user, list(page))
+        page = self.paginate_queryset(patient_history(user, patient))
+        entries = history_entries(user, list(page))  # type: ignore[arg-type]  # the default paginator always pages
         return self.get_paginated_response(self.get_serializer(entries, many=True).data)

@@ -85,7 +85,10 @@ def wrk(url: str, *, headers: dict, threads: int = 2, connections: int = 32, sec
     for name, value in headers.items():
         args += ["-H", f"{name}: {value}"]
     output = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout  # noqa: S603
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    found = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    if found is None:
+        raise RuntimeError(f"wrk printed no Requests/sec line:\n{output}")
+    rps = float(found.group(1))
     errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
     latency = {f"p{m[0]}_ms": float(m[1]) * _UNITS[m[2]] for m in _WRK_LATENCY.findall(output)}
     return {"rps": rps, "non_2xx": int(errors.group(1)) if errors else 0, **latency, "raw": output}

@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from .data import (
@@ -159,7 +160,7 @@ def selector_breakdown(org_id: int, first: dt.date, last: dt.date) -> dict:
     started = time.perf_counter()
     daily._read_stored(scope, stored)
     out[f"stored: sums and p90 of {len(stored)} days"] = round((time.perf_counter() - started) * 1000, 1)
-    parts = {
+    parts: dict[str, Callable[..., object]] = {
         "appointments_by_status": daily._appointment_aggregates,
         "first_visits": daily._new_patient_counts,
         "slots": daily._slot_aggregates,

@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 from decimal import Decimal
+from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.models import Max, Model
@@ -20,7 +21,8 @@ class Progress:
 
     def __init__(self, total: int, label: str, stream=None, width: int = 30):
         self.total, self.label, self.width = max(total, 1), label, width
-        self.stream = stream or sys.stdout
+        # A text stream, or a command's OutputWrapper (whose write takes `ending`).
+        self.stream: Any = stream or sys.stdout
         self.started = time.monotonic()
         self._last = 0.0
 
@@ -49,7 +51,7 @@ class Progress:
 
 
 def next_id(model: type[Model]) -> int:
-    return (model.objects.aggregate(m=Max("pk"))["m"] or 0) + 1
+    return (model.objects.aggregate(m=Max("pk"))["m"] or 0) + 1  # type: ignore[attr-defined]  # ours all have it
 
 
 def naive_utc(value: dt.datetime) -> dt.datetime:
@@ -79,7 +81,8 @@ class Table:
         quote = connection.ops.quote_name
         # Identifiers from the model's own metadata, quoted; values are parameters or SQL literals.
         self.head = "INSERT INTO {} ({}) VALUES ".format(  # noqa: S608
-            quote(model._meta.db_table), ", ".join(quote(f.column) for f in fields)
+            quote(model._meta.db_table),
+            ", ".join(quote(f.column) for f in fields),  # type: ignore[arg-type]  # concrete: has a column
         )
         self.literals = connection.vendor == "mysql"
         self.rows: list = []
@@ -109,6 +112,7 @@ class Table:
         """The buffered rows as (statement, parameter rows or None) to execute; the buffer empties."""
         if not self.rows:
             return []
+        work: list[tuple[str, list | None]]
         if self.literals:
             work = [(statement, None) for statement in self.statements()]
         else:

@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from opd.core.api.permissions import IsClinicStaff, has_role
 from opd.core.api.schema import error_responses
 from opd.core.models import Role
+from opd.core.tenancy import signed_in_user
 
 from ..filters import NotificationFilter
 from ..models import Notification
@@ -51,7 +52,7 @@ class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     def get_queryset(self) -> QuerySet[Notification]:
         if getattr(self, "swagger_fake_view", False):
             return Notification.objects.none()
-        return notifications_for(self.request.user)
+        return notifications_for(signed_in_user(self.request))
 
     def get_permissions(self):
         if self.action == "resend":
@@ -59,9 +60,11 @@ class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         return super().get_permissions()
 
     def get_serializer_context(self) -> dict:
-        context = super().get_serializer_context()
-        context["show_errors"] = has_role(self.request.user, Role.ADMIN, Role.STAFF)
-        return context
+        # The stubs type the base's context as a read-only Mapping; it is a fresh dict, so extend a copy.
+        return {
+            **super().get_serializer_context(),
+            "show_errors": has_role(self.request.user, Role.ADMIN, Role.STAFF),
+        }
 
     @extend_schema(
         summary="Resend a message",
@@ -72,5 +75,5 @@ class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     )
     @action(detail=True, methods=["post"])
     def resend(self, request: Request, pk: str | None = None) -> Response:
-        copy = notification_resend(actor=request.user, notification=self.get_object())
+        copy = notification_resend(actor=signed_in_user(request), notification=self.get_object())
         return Response(self.get_serializer(copy).data, status=status.HTTP_201_CREATED)

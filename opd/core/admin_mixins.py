@@ -40,19 +40,23 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import zoneinfo
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
 
 from django.contrib import admin, messages
-from django.contrib.admin.sites import NotRegistered
+from django.contrib.admin.exceptions import NotRegistered
+from django.contrib.admin.sites import AdminSite
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import ImproperlyConfigured, ValidationError
-from django.db.models import Model, QuerySet
+from django.db.models import Model, Prefetch, QuerySet
 from django.http import Http404, HttpResponseRedirect
 from django.urls import reverse
 from django.utils import timezone
 
 from .errors import DomainError
 from .models import Role
+
+M = TypeVar("M", bound=Model)
 
 VIEW, ADD, CHANGE, DELETE = "view", "add", "change", "delete"
 ADMIN_ROLES = frozenset({Role.ADMIN, Role.STAFF})
@@ -169,6 +173,7 @@ class _ChangeList(ChangeList):
 class RoleScopedMixin:
     """Permissions by role and tenant scoping, for ModelAdmins and inlines alike."""
 
+    admin_site: AdminSite  # set by the ModelAdmin or inline this is mixed into
     role_permissions: dict[str, Iterable[str]] = {}
     superuser_permissions: Iterable[str] | None = None
     # What __str__ reads: this queryset also feeds other admins' choices, list filters and autocomplete,
@@ -248,7 +253,7 @@ class OpdModelAdminMixin(RoleScopedMixin):
     locked_on_change: tuple[str, ...] = ("organization",)
     # A service's field name -> this form's field name, where they differ.
     service_error_fields: dict[str, str] = {}
-    list_prefetch_related: tuple[str, ...] = ()
+    list_prefetch_related: tuple[str | Prefetch, ...] = ()
 
     def get_object(self, request, object_id, from_field=None):
         obj = super().get_object(request, object_id, from_field)
@@ -259,8 +264,8 @@ class OpdModelAdminMixin(RoleScopedMixin):
             raise Http404(f"No {self.opts.verbose_name} matches the given query.")
         return obj
 
-    def get_form(self, request, obj=None, **kwargs):
-        form = super().get_form(request, obj, **kwargs)
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
         fields = form.base_fields
         if "organization" in fields and not request.user.is_superuser:
             # Everyone but a superuser works inside their own organization; the value is not taken from
@@ -383,7 +388,7 @@ def report_bulk(
     *,
     done: int,
     done_message: str,
-    failures: list[tuple[object, str]],
+    failures: Sequence[tuple[object, str]],
     failed_intro: str,
 ) -> None:
     """Tell the user how a bulk action went: how many succeeded, and each failure with the reason."""
@@ -399,12 +404,12 @@ def report_bulk(
 def bulk_change(
     modeladmin,
     request,
-    queryset: QuerySet,
+    queryset: QuerySet[M],
     *,
     noun: str,
     verb: str,
-    already: Callable[[Model], bool],
-    change: Callable[[Model], object],
+    already: Callable[[M], bool],
+    change: Callable[[M], object],
 ) -> None:
     """A bulk action that calls a service for each selected row: rows already in the wanted state are
     counted, not changed; a refusal (DomainError) is reported with its reason and the rest go on."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib.auth.forms import PasswordChangeForm, SetPasswordForm
 
 from .models import User
@@ -24,3 +25,12 @@ class ServiceSetPasswordForm(SetPasswordForm):
 
 class ServicePasswordChangeForm(PasswordChangeForm, ServiceSetPasswordForm):
     pass
+
+
+def model_choice_field(form: forms.BaseForm, name: str) -> forms.ModelChoiceField[Any]:
+    """`form.fields[name]` as the model choice field it is, for a form's __init__ to scope its queryset
+    to the user: `fields` holds plain `Field`s as far as the checker knows."""
+    field = form.fields[name]
+    if not isinstance(field, forms.ModelChoiceField):
+        raise TypeError(f"{type(form).__name__}.{name} is not a model choice field.")
+    return field

@@ -9,6 +9,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from opd.core.api.permissions import IsClinicStaff
+from opd.core.tenancy import signed_in_user
 
 from ..filters import PatientFilter
 from ..models import Patient, PatientStatus
@@ -64,5 +65,7 @@ class PatientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         return self._set_status(PatientStatus.ACTIVE)
 
     def _set_status(self, new_status: str) -> Response:
-        patient = patient_set_status(actor=self.request.user, patient=self.get_object(), status=new_status)
+        patient = patient_set_status(
+            actor=signed_in_user(self.request), patient=self.get_object(), status=new_status
+        )
         return Response(PatientSerializer(patient).data)

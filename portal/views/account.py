@@ -13,19 +13,20 @@ from django.views.decorators.http import require_GET, require_http_methods
 from notifications.services import contact_preference_set
 from opd.core.errors import DomainError
 from opd.core.models import Role
+from opd.core.tenancy import signed_in_user
 from patients.services import patient_update
 
 from ..forms import PreferencesForm, ProfileForm, SignupForm, add_domain_error
 from ..selectors import contact_preference_of, split_appointments
 from ..services import patient_register
-from .common import patient_required
+from .common import PatientRequest, patient_required
 
 
 @login_required
 @require_GET
 def after_login(request: HttpRequest) -> HttpResponse:
     """Where LOGIN_REDIRECT_URL points: each role to its own pages."""
-    user = request.user
+    user = signed_in_user(request)
     if user.is_patient:
         upcoming, _ = split_appointments(user)
         return redirect("portal:appointments" if upcoming.exists() else "portal:find")
@@ -41,7 +42,7 @@ def after_login(request: HttpRequest) -> HttpResponse:
 
 @patient_required
 @require_GET
-def index(request: HttpRequest) -> HttpResponse:
+def index(request: PatientRequest) -> HttpResponse:
     return redirect("portal:appointments")
 
 
@@ -70,7 +71,7 @@ PREFERENCE_FIELDS = ("email_enabled", "sms_enabled", "in_app_enabled", "preferre
 
 @patient_required
 @require_http_methods(["GET", "POST"])
-def profile(request: HttpRequest) -> HttpResponse:
+def profile(request: PatientRequest) -> HttpResponse:
     """Two forms on one page, told apart by the `section` they post: contact details (patients'
     patient_update) and message preferences (notifications' contact_preference_set)."""
     patient = request.patient

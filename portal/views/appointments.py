@@ -16,27 +16,34 @@ from django.views.decorators.http import require_GET, require_http_methods
 from opd.core.errors import DomainError
 from opd.core.templatetags.opd import local_time
 from scheduling.models import Appointment
-from scheduling.selectors import slots_for
+from scheduling.selectors import ChangeWindow, slots_for
 from scheduling.services import appointment_cancel, appointment_reschedule
 
 from .. import ics
 from ..forms import CancelForm, RescheduleForm, add_domain_error
 from ..selectors import calendar, change_window, my_appointments, open_slots, slots_on, split_appointments
-from .common import PORTAL, by_doctor, overlap_message, patient_required, pick_day, run_once
+from .common import PORTAL, PatientRequest, by_doctor, overlap_message, patient_required, pick_day, run_once
 
 PAST_PER_PAGE = 20
+
+
+def _show_window(appointment: Appointment, now: dt.datetime | None = None) -> ChangeWindow:
+    """Put the appointment's change window where its template reads it (`appointment.window`)."""
+    window = change_window(appointment, now)
+    appointment.window = window  # type: ignore[attr-defined]  # for the template, not a model field
+    return window
 
 
 def _with_windows(appointments: Iterable[Appointment], now: dt.datetime) -> list[Appointment]:
     rows = list(appointments)
     for appointment in rows:
-        appointment.window = change_window(appointment, now)
+        _show_window(appointment, now)
     return rows
 
 
 @patient_required
 @require_GET
-def appointments(request: HttpRequest) -> HttpResponse:
+def appointments(request: PatientRequest) -> HttpResponse:
     now = timezone.now()
     upcoming, past = split_appointments(request.user, now)
     past_page = Paginator(past, PAST_PER_PAGE).get_page(request.GET.get("page"))
@@ -44,34 +51,34 @@ def appointments(request: HttpRequest) -> HttpResponse:
     return render(request, "portal/appointments.html", context)
 
 
-def _appointment_page(request: HttpRequest, pk: int, *, confirmed: bool) -> HttpResponse:
+def _appointment_page(request: PatientRequest, pk: int, *, confirmed: bool) -> HttpResponse:
     appointment = get_object_or_404(my_appointments(request.user), pk=pk)
-    appointment.window = change_window(appointment)
+    _show_window(appointment)
     return render(request, "portal/appointment.html", {"appointment": appointment, "confirmed": confirmed})
 
 
 @patient_required
 @require_GET
-def appointment_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def appointment_detail(request: PatientRequest, pk: int) -> HttpResponse:
     return _appointment_page(request, pk, confirmed=False)
 
 
 @patient_required
 @require_GET
-def confirmation(request: HttpRequest, pk: int) -> HttpResponse:
+def confirmation(request: PatientRequest, pk: int) -> HttpResponse:
     return _appointment_page(request, pk, confirmed=True)
 
 
 @patient_required
 @require_GET
-def appointment_calendar(request: HttpRequest, pk: int) -> HttpResponse:
+def appointment_calendar(request: PatientRequest, pk: int) -> HttpResponse:
     appointment = get_object_or_404(my_appointments(request.user), pk=pk)
     return ics.response(request, appointment)
 
 
 @patient_required
 @require_http_methods(["GET", "POST"])
-def cancel(request: HttpRequest, pk: int) -> HttpResponse:
+def cancel(request: PatientRequest, pk: int) -> HttpResponse:
     user = request.user
     appointment = get_object_or_404(my_appointments(user), pk=pk)
     form = CancelForm(request.POST) if request.method == "POST" else CancelForm()
@@ -100,7 +107,7 @@ def cancel(request: HttpRequest, pk: int) -> HttpResponse:
                 when = local_time(appointment.start, appointment.clinic)
                 messages.success(request, f"Your appointment on {when} is cancelled.")
                 return redirect("portal:appointments")
-    appointment.window = change_window(appointment)
+    _show_window(appointment)
     return render(request, "portal/cancel.html", {"appointment": appointment, "form": form}, status=status)
 
 
@@ -113,7 +120,7 @@ def _wanted_day(request: HttpRequest) -> dt.date | None:
 
 @patient_required
 @require_http_methods(["GET", "POST"])
-def reschedule(request: HttpRequest, pk: int) -> HttpResponse:
+def reschedule(request: PatientRequest, pk: int) -> HttpResponse:
     user = request.user
     appointment = get_object_or_404(my_appointments(user), pk=pk)
     # Any slot of the department in the tenant: the service says why a closed or full one is refused.
@@ -156,9 +163,9 @@ def reschedule(request: HttpRequest, pk: int) -> HttpResponse:
                     request, f"Your appointment is moved to {local_time(moved.start, moved.clinic)}."
                 )
                 return redirect("portal:appointment", appointment.pk)
-    appointment.window = change_window(appointment)
+    window = _show_window(appointment)
     context: dict[str, Any] = {"appointment": appointment, "form": form}
-    if appointment.window.allowed:
+    if window.allowed:
         qs = open_slots(user, department=appointment.department, exclude_slot_id=appointment.slot_id)
         days = calendar(qs, appointment.clinic)
         day = pick_day(days, wanted_day)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
@@ -17,10 +17,10 @@ from scheduling.services import appointment_book, appointment_book_first_availab
 
 from ..forms import BookForm, FindForm, add_domain_error
 from ..selectors import calendar, first_open_day, nearest_open_slots, open_slots, slots_on
-from .common import PORTAL, by_doctor, overlap_message, patient_required, pick_day, run_once
+from .common import PORTAL, PatientRequest, by_doctor, overlap_message, patient_required, pick_day, run_once
 
 
-def _default_choice(request: HttpRequest) -> dict[str, int]:
+def _default_choice(request: PatientRequest) -> dict[str, int]:
     """Preselect what there is no choice about: the patient's clinic (or the only one), and the clinic's
     only department. With both known the page opens straight on the calendar."""
     clinics = list(clinics_for(request.user).filter(is_active=True).values_list("pk", flat=True))
@@ -43,7 +43,7 @@ def _default_choice(request: HttpRequest) -> dict[str, int]:
 
 @patient_required
 @require_GET
-def find(request: HttpRequest) -> HttpResponse:
+def find(request: PatientRequest) -> HttpResponse:
     user = request.user
     if request.GET.get("department"):
         form = FindForm(request.GET, user=user)
@@ -73,7 +73,7 @@ def find(request: HttpRequest) -> HttpResponse:
 
 @patient_required
 @require_http_methods(["GET", "POST"])
-def book(request: HttpRequest, slot_id: int) -> HttpResponse:
+def book(request: PatientRequest, slot_id: int) -> HttpResponse:
     user = request.user
     # Closed slots stay reachable (tenant-scoped) so the page can say why and offer others.
     slot = get_object_or_404(
@@ -128,7 +128,7 @@ def book(request: HttpRequest, slot_id: int) -> HttpResponse:
 
 @patient_required
 @require_http_methods(["GET", "POST"])
-def book_first_available(request: HttpRequest, department_id: int) -> HttpResponse:
+def book_first_available(request: PatientRequest, department_id: int) -> HttpResponse:
     user = request.user
     department = get_object_or_404(
         departments_for(user).filter(is_active=True, clinic__is_active=True), pk=department_id

@@ -6,14 +6,17 @@ import datetime as dt
 import itertools
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, cast
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from opd.core.idempotency import fingerprint, run_idempotent
+from opd.core.models import User
 from opd.core.templatetags.opd import local_time
+from opd.core.tenancy import signed_in_user
+from patients.models import Patient
 from patients.selectors import patients_for
 from scheduling.models import ACTIVE_STATUSES, Appointment, BookingChannel, Slot
 
@@ -21,27 +24,41 @@ from ..forms import TokenForm
 from ..selectors import CalendarDay, my_appointments
 
 PORTAL = BookingChannel.PORTAL
+P = ParamSpec("P")
 
 
-def patient_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+class PatientRequest(HttpRequest):
+    """The request a view behind `patient_required` gets: its user is a signed-in patient, and
+    `patient` is their record. The decorator checks both before the view runs."""
+
+    user: User
+    patient: Patient
+
+
+def patient_required(
+    view: Callable[Concatenate[PatientRequest, P], HttpResponse],
+) -> Callable[Concatenate[HttpRequest, P], HttpResponse]:
     """Signed in, a patient, with a patient record; `request.patient` is that record."""
 
     @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not request.user.is_patient:
+    def wrapper(request: HttpRequest, *args: P.args, **kwargs: P.kwargs) -> HttpResponse:
+        user = signed_in_user(request)
+        if not user.is_patient:
             # Staff, admins and doctors have their own pages; the portal is not for them.
             return redirect("portal:after-login")
-        patient = patients_for(request.user).first()
+        patient = patients_for(user).first()
         if patient is None:
             return render(request, "portal/no_record.html", status=403)
-        request.patient = patient
-        return view(request, *args, **kwargs)
+        # The one place the promise of PatientRequest is made true: the user is checked above.
+        patient_request = cast(PatientRequest, request)
+        patient_request.patient = patient
+        return view(patient_request, *args, **kwargs)
 
     return login_required(wrapper)
 
 
 def run_once(
-    request: HttpRequest, form: TokenForm, *, scope: str, about: tuple, write: Callable[[], Appointment]
+    request: PatientRequest, form: TokenForm, *, scope: str, about: tuple, write: Callable[[], Appointment]
 ) -> int:
     """Run `write` once per form token and return the id of the appointment it touched.
 
@@ -64,7 +81,7 @@ def run_once(
     return outcome.body["appointment"]
 
 
-def overlap_message(request: HttpRequest, start: dt.datetime, end: dt.datetime) -> str | None:
+def overlap_message(request: PatientRequest, start: dt.datetime, end: dt.datetime) -> str | None:
     """The booking service names the clash in UTC; the patient gets their own appointment, clinic time."""
     clash = (
         my_appointments(request.user).filter(status__in=ACTIVE_STATUSES, start__lt=end, end__gt=start).first()

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import ClassVar
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
@@ -258,7 +259,11 @@ class DoctorAdmin(OpdModelAdmin):
 
 class AvailabilityAdminBase(OpdModelAdmin):
     list_select_related = ("doctor__user", "department__clinic")
-    search_fields = ("^doctor__user__last_name", "^doctor__user__first_name", "department__name")
+    search_fields: ClassVar[tuple[str, ...]] = (
+        "^doctor__user__last_name",
+        "^doctor__user__first_name",
+        "department__name",
+    )
     autocomplete_fields = ("doctor",)
     locked_on_change = ("doctor",)
 

@@ -21,6 +21,7 @@ from opd.core.api.permissions import has_role
 from opd.core.api.schema import error_responses
 from opd.core.idempotency import HEADER, idempotent
 from opd.core.models import Role
+from opd.core.tenancy import signed_in_user
 
 from ..filters import AppointmentFilter, SlotFilter
 from ..models import Appointment, BookingChannel, Slot
@@ -84,7 +85,7 @@ class SlotViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self) -> QuerySet[Slot]:
         if getattr(self, "swagger_fake_view", False):
             return Slot.objects.none()
-        return slots_for(self.request.user).select_related("doctor__user", "department", "clinic")
+        return slots_for(signed_in_user(self.request)).select_related("doctor__user", "department", "clinic")
 
 
 WRITE_ERRORS = (400, 401, 403, 404, 409, 422)
@@ -109,7 +110,7 @@ class AppointmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     def get_queryset(self) -> QuerySet[Appointment]:
         if getattr(self, "swagger_fake_view", False):
             return Appointment.objects.none()
-        return appointments_for(self.request.user).select_related(
+        return appointments_for(signed_in_user(self.request)).select_related(
             "patient", "doctor__user", "department", "clinic"
         )
 
@@ -120,7 +121,7 @@ class AppointmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
 
     def _answer(self, appointment: Appointment, status_code: int = status.HTTP_200_OK) -> Response:
         if not all(
-            Appointment._meta.get_field(name).is_cached(appointment)
+            Appointment._meta.get_field(name).is_cached(appointment)  # type: ignore[union-attr]  # each is a ForeignKey
             for name in ("patient", "clinic", "department", "doctor")
         ):
             # Read back through the scoped queryset: the representation needs its related rows in one query.
@@ -168,7 +169,10 @@ class AppointmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         appointment = self.get_object()
         data = self._input(AppointmentCancelSerializer, request)
         appointment = appointment_cancel(
-            actor=request.user, appointment=appointment, reason=data["reason"], channel=BookingChannel.API
+            actor=signed_in_user(request),
+            appointment=appointment,
+            reason=data["reason"],
+            channel=BookingChannel.API,
         )
         return self._answer(appointment)
 
@@ -186,6 +190,9 @@ class AppointmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         appointment = self.get_object()
         data = self._input(AppointmentRescheduleSerializer, request)
         appointment = appointment_reschedule(
-            actor=request.user, appointment=appointment, slot=data["slot"], channel=BookingChannel.API
+            actor=signed_in_user(request),
+            appointment=appointment,
+            slot=data["slot"],
+            channel=BookingChannel.API,
         )
         return self._answer(appointment)

@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from opd.core.api.permissions import IsAdmin, IsClinician
 from opd.core.api.serializers import ScopedPrimaryKeyField, StrictInputMixin
 from opd.core.models import Department
-from opd.core.tenancy import departments_for
+from opd.core.tenancy import departments_for, signed_in_user
 
 from ..filters import DoctorFilter
 from ..models import ApprovalStatus, AvailabilityException, AvailabilityRule, Doctor
@@ -165,7 +165,7 @@ class DoctorViewSet(viewsets.ReadOnlyModelViewSet):
 
     def _set_approval(self, approval_status: str) -> Response:
         doctor = doctor_set_approval(
-            actor=self.request.user, doctor=self.get_object(), status=approval_status
+            actor=signed_in_user(self.request), doctor=self.get_object(), status=approval_status
         )
         return Response(self.get_serializer(doctor).data)
 
@@ -188,7 +188,9 @@ class _DoctorScheduleViewSet(viewsets.GenericViewSet):
 
     def get_doctor(self) -> Doctor:
         if not hasattr(self, "_doctor"):
-            self._doctor = get_object_or_404(doctors_for(self.request.user), pk=self.kwargs["doctor_pk"])
+            self._doctor = get_object_or_404(
+                doctors_for(signed_in_user(self.request)), pk=self.kwargs["doctor_pk"]
+            )
         return self._doctor
 
 

@@ -14,6 +14,8 @@ that forbids the action (not checked in, already called, nobody waiting), 409.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import BasePermission, IsAuthenticated
@@ -26,6 +28,7 @@ from opd.core.api.schema import error_responses
 from opd.core.api.serializers import StrictInputMixin
 from opd.core.errors import NotFound, PermissionDenied
 from opd.core.models import Role
+from opd.core.tenancy import signed_in_user
 
 from ..models import Appointment, Doctor
 from ..selectors import (
@@ -190,16 +193,17 @@ class _AppointmentAction(APIView):
     """POST /appointments/{id}/<action>/ with an empty body; answers the appointment as the queue shows it.
     Whether a doctor may act on another doctor's patient is the service's to say (check_doctor_owns)."""
 
-    service = None
+    # Each action names its service (a staticmethod), or overrides act() as _TransitionAction does.
+    service: Callable[..., Appointment]
 
     def get_appointment(self, pk: int) -> Appointment:
-        appointment = appointments_for(self.request.user).filter(pk=pk).first()
+        appointment = appointments_for(signed_in_user(self.request)).filter(pk=pk).first()
         if appointment is None:
             raise NotFound("No such appointment.")
         return appointment
 
     def act(self, appointment: Appointment) -> Appointment:
-        return type(self).service(actor=self.request.user, appointment=appointment)
+        return type(self).service(actor=signed_in_user(self.request), appointment=appointment)
 
     def post(self, request: Request, pk: int) -> Response:
         return Response(_entry(self.act(self.get_appointment(pk))))
@@ -212,7 +216,7 @@ class _TransitionAction(_AppointmentAction):
 
     def act(self, appointment: Appointment) -> Appointment:
         return appointment_transition(
-            actor=self.request.user, appointment=appointment, transition=self.transition
+            actor=signed_in_user(self.request), appointment=appointment, transition=self.transition
         )
 
 
@@ -311,14 +315,15 @@ class CallNextView(APIView):
         },
     )
     def post(self, request: Request, pk: int) -> Response:
-        doctor = doctors_for(request.user).filter(pk=pk).first()
+        user = signed_in_user(request)
+        doctor = doctors_for(user).filter(pk=pk).first()
         if doctor is None:
             raise NotFound("No such doctor.")
-        if doctor.user_id != request.user.pk and not request.user.is_superuser:
+        if doctor.user_id != user.pk and not user.is_superuser:
             raise PermissionDenied("Doctors call their own next patient.")
         data = CallNextSerializer(data=request.data, context={"request": request})
         data.is_valid(raise_exception=True)
-        called = queue_call_next(actor=request.user, doctor=doctor, pool=data.validated_data["pool"])
+        called = queue_call_next(actor=user, doctor=doctor, pool=data.validated_data["pool"])
         return Response(_entry(called), status=status.HTTP_200_OK)
 
 
@@ -332,7 +337,7 @@ class DoctorQueueView(APIView):
         responses={200: DoctorQueueSnapshotSerializer, **error_responses(401, 403, 404)},
     )
     def get(self, request: Request, pk: int) -> Response:
-        doctor: Doctor = doctor_queue_access(request.user, pk)
+        doctor: Doctor = doctor_queue_access(signed_in_user(request), pk)
         return Response(doctor_queue_snapshot(doctor))
 
 
@@ -346,4 +351,4 @@ class ClinicQueueView(APIView):
         responses={200: ClinicQueueSnapshotSerializer, **error_responses(401, 403, 404)},
     )
     def get(self, request: Request, pk: int) -> Response:
-        return Response(clinic_queue_snapshot(clinic_queue_access(request.user, pk)))
+        return Response(clinic_queue_snapshot(clinic_queue_access(signed_in_user(request), pk)))

@@ -121,7 +121,7 @@ class AppointmentSerializer(_LocalTimeMixin, serializers.ModelSerializer):
     doctor = DoctorBriefSerializer(read_only=True)
     department = DepartmentBriefSerializer(read_only=True)
     clinic = ClinicBriefSerializer(read_only=True)
-    slot = serializers.PrimaryKeyRelatedField(read_only=True)
+    slot: serializers.PrimaryKeyRelatedField[Slot] = serializers.PrimaryKeyRelatedField(read_only=True)
     start = UtcDateTimeField(read_only=True)
     end = UtcDateTimeField(read_only=True)
     local_start = serializers.SerializerMethodField(help_text="The start in the clinic's time zone.")

@@ -74,7 +74,7 @@ class Command(BaseCommand):
             started = timezone.now()
             published = time.perf_counter()
             for pk in ids:
-                send_notification.apply_async(args=[pk], queue=queue)
+                send_notification.apply_async(args=(pk,), queue=queue)
             publish_seconds = time.perf_counter() - published
             sent = self._wait(ids, timeout, worker)
             self._report(ids, started, publish_seconds, sent, f"{pool}, concurrency {concurrency}")

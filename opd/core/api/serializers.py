@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import QuerySet
 from rest_framework import serializers
@@ -12,6 +12,12 @@ from opd.core.errors import NotFound
 from opd.core.models import Clinic, Department, Organization, User
 
 NOT_FOUND_CODE = "not_found"
+
+if TYPE_CHECKING:
+    # What StrictInputMixin is mixed into, so the checker knows its `fields` and super() calls.
+    _SerializerBase = serializers.Serializer[Any]
+else:
+    _SerializerBase = object
 
 
 class ScopedPrimaryKeyField(serializers.PrimaryKeyRelatedField):
@@ -49,13 +55,13 @@ class ScopedPrimaryKeyField(serializers.PrimaryKeyRelatedField):
             self.fail(NOT_FOUND_CODE, label=self.noun)
 
 
-def _codes(errors: Any) -> set[str]:
+def _codes(errors: Any) -> set[str | None]:
     if isinstance(errors, list):
         return {getattr(e, "code", None) for e in errors}
     return {None}
 
 
-class StrictInputMixin:
+class StrictInputMixin(_SerializerBase):
     """Input rules for write serializers.
 
     * A key the serializer does not know is refused (400, named), never silently dropped.
@@ -86,7 +92,8 @@ class StrictInputMixin:
 class ErrorDetailSerializer(serializers.Serializer):
     code = serializers.CharField()
     message = serializers.CharField()
-    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+    # The metaclass takes declared fields off the class, so this does not hide Serializer.fields.
+    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))  # type: ignore[assignment]
 
 
 class ErrorSerializer(serializers.Serializer):
