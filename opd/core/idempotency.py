@@ -25,7 +25,7 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
@@ -35,6 +35,7 @@ from rest_framework.response import Response
 from .db import retry_on_deadlock
 from .errors import Conflict, DomainError, ValidationFailed
 from .models import IdempotencyRecord, User
+from .tenancy import signed_in_user
 
 ViewAction = TypeVar("ViewAction", bound=Callable[..., Response])
 
@@ -148,7 +149,7 @@ def idempotent_response(request: Request, *, scope: str, perform: Callable[[], R
 
     outcome = run_idempotent(
         # The actions wrapped here require a signed-in user (their permission classes run first).
-        user=cast(User, request.user),
+        user=signed_in_user(request),
         scope=scope,
         key=key,
         digest=fingerprint(request.method, request.path, _plain(request.data)),
