@@ -22,8 +22,6 @@ from patients.models import Sex
 from scheduling.models import Doctor, Slot
 from scheduling.selectors import doctors_for
 
-from .services import signup_organizations
-
 
 class ParentSelect(forms.Select):
     """A select whose options name their parent(s) in `data-parent`, so portal.js can narrow the
@@ -97,9 +95,6 @@ class SignupForm(forms.Form):
         required=False,
         widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "tel"}),
     )
-    clinic = forms.ModelChoiceField(
-        label="Your clinic", queryset=Clinic.objects.none(), required=False, empty_label="Choose a clinic"
-    )
     password1 = forms.CharField(
         label="Password",
         strip=False,
@@ -114,16 +109,6 @@ class SignupForm(forms.Form):
 
     # The service's field names, where they differ from the form's.
     SERVICE_FIELDS = {"password": "password1"}
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        model_choice_field(self, "clinic").queryset = Clinic.objects.filter(is_active=True).select_related(
-            "organization"
-        )
-        # One organization (the usual case): the clinic only records where the patient registered.
-        self.fields["clinic"].required = len(signup_organizations()) > 1
-        if not self.fields["clinic"].required:
-            self.fields["clinic"].help_text = "Optional: the clinic you expect to visit most."
 
     def clean(self):
         data = super().clean()
@@ -141,7 +126,6 @@ class SignupForm(forms.Form):
             "date_of_birth": data["date_of_birth"],
             "phone": data["phone"],
             "sex": data["sex"] or Sex.UNKNOWN,
-            "clinic": data["clinic"],
         }
 
 

@@ -1,23 +1,28 @@
 """Writes that only the portal makes. Everything else (booking, contact details) goes through the
 services of the app that owns the data.
 
-Self-registration and the organization: a clinic group runs one organization, so a new patient joins
-the organization of the clinic they chose; without a choice, the single organization that has an
-active clinic. With several such organizations a clinic must be chosen (the sign-up form then asks).
+Self-registration and the organization: a patient signs up through their clinic's own sign-up link
+(/portal/c/<organization slug>/<clinic code>/signup/) and joins that clinic's organization; without
+such a link there is no sign-up, so nobody picks an organization from a list. A new account must
+confirm its e-mail address (opd.core user_verify_email) before it can book.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
+from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models import Q
+from django.template.loader import render_to_string
 
-from opd.core.errors import Conflict, ValidationFailed
+from opd.core.errors import Conflict, NotFound, ValidationFailed
 from opd.core.models import Clinic, Organization, Role, User
-from opd.core.services import user_create
+from opd.core.services import email_verification_token, user_create
 from patients.models import Patient, Sex
 from patients.services import patient_create
 
@@ -27,22 +32,27 @@ DUPLICATE_EMAIL = (
 )
 
 
-def signup_organizations() -> list[Organization]:
-    """Organizations a patient could join: those with at least one active clinic."""
-    return list(Organization.objects.filter(clinics__is_active=True).distinct().order_by("pk"))
+NO_SIGNUP_LINK = (
+    "Online registration opens from your clinic's own sign-up link: ask your clinic for it, or call them."
+)
 
 
-def _organization_for(clinic: Clinic | None) -> Organization:
-    if clinic is not None:
-        if not clinic.is_active:
-            raise ValidationFailed("This clinic is closed.", fields={"clinic": "Choose an open clinic."})
-        return clinic.organization
-    organizations = signup_organizations()
-    if len(organizations) == 1:
-        return organizations[0]
-    if not organizations:
-        raise ValidationFailed("Online registration is not open yet; please call the clinic.")
-    raise ValidationFailed("Choose your clinic.", fields={"clinic": "Choose the clinic you will visit."})
+def signup_clinic(*, organization_slug: str, clinic_code: str) -> Clinic:
+    """The open clinic a sign-up link names; NotFound for a link that names none."""
+    clinic = (
+        Clinic.objects.select_related("organization")
+        .filter(organization__slug=organization_slug, code=clinic_code, is_active=True)
+        .first()
+    )
+    if clinic is None:
+        raise NotFound(NO_SIGNUP_LINK, code="no_signup_link")
+    return clinic
+
+
+def _organization_for(clinic: Clinic) -> Organization:
+    if not clinic.is_active:
+        raise ValidationFailed("This clinic is closed.", fields={"clinic": "This clinic is closed."})
+    return clinic.organization
 
 
 def _email_taken(email: str) -> bool:
@@ -58,12 +68,13 @@ def patient_register(
     date_of_birth: dt.date,
     phone: str = "",
     sex: str = Sex.UNKNOWN,
-    clinic: Clinic | None = None,
+    clinic: Clinic,
 ) -> Patient:
     """Create a patient's sign-in (role patient, username = email) and their Patient record together.
 
     The email address is the username, so it is unique across the whole installation: a second
     registration with it is refused whatever its case. The password goes through Django's validators.
+    The account starts unverified: the caller sends the verification e-mail (verification_email_send).
     """
     email = User.objects.normalize_email(email).strip().lower()
     if _email_taken(email):
@@ -92,6 +103,7 @@ def patient_register(
                 email=email,
                 first_name=first_name,
                 last_name=last_name,
+                email_verified=False,
             )
             return patient_create(
                 actor=user,
@@ -119,3 +131,19 @@ def patient_register(
                 DUPLICATE_EMAIL, fields={"email": DUPLICATE_EMAIL}, code="duplicate_email"
             ) from exc
         raise Conflict("The registration clashed with another change; please try again.") from exc
+
+
+def verification_email_send(*, user: User, link_for: Callable[[str], str]) -> None:
+    """E-mail `user` the link that confirms their address; `link_for` turns the signed token into the
+    absolute address of the portal's verify page (the door knows its host)."""
+    if user.email_verified_at is not None or not user.email:
+        return
+    link = link_for(email_verification_token(user=user))
+    hours = settings.OPD_EMAIL_VERIFICATION_MAX_AGE // 3600
+    context = {"user": user, "link": link, "hours": hours}
+    send_mail(
+        subject="Confirm your e-mail address",
+        message=render_to_string("portal/emails/verify_email.txt", context),
+        from_email=None,
+        recipient_list=[user.email],
+    )

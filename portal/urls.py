@@ -9,6 +9,9 @@ urlpatterns = [
     path("", views.index, name="index"),
     path("after-login/", views.after_login, name="after-login"),
     path("signup/", views.signup, name="signup"),
+    path("c/<slug:organization>/<slug:clinic>/signup/", views.signup_at_clinic, name="signup-at-clinic"),
+    path("verify-email/resend/", views.verify_email_resend, name="verify-email-resend"),
+    path("verify-email/<str:token>/", views.verify_email, name="verify-email"),
     path("find/", views.find, name="find"),
     path("book/<int:slot_id>/", views.book, name="book"),
     path(

@@ -51,6 +51,8 @@ class UserFactory(factory.django.DjangoModelFactory):
     role = Role.STAFF
     organization = factory.SubFactory(OrganizationFactory)
     password = factory.django.Password("pass-word-123")
+    # Like accounts the clinic creates; tests of self sign-up pass email_verified_at=None.
+    email_verified_at = factory.LazyFunction(timezone.now)
 
     @factory.post_generation
     def clinics(self, create, extracted, **kwargs):

@@ -38,6 +38,9 @@ class User(AbstractUser):
     organization = models.ForeignKey(
         Organization, on_delete=models.PROTECT, null=True, blank=True, related_name="users"
     )
+    # When the person proved they read mail at `email` (services.user_verify_email). Patients who sign
+    # themselves up cannot book until it is set; accounts the clinic creates are verified by it.
+    email_verified_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -73,6 +76,11 @@ class Clinic(models.Model):
         default=60, help_text="Reception may check a patient in from this many minutes before the start."
     )
     is_active = models.BooleanField(default=True)
+    listed_publicly = models.BooleanField(
+        default=False,
+        help_text="Shown to visitors who are not signed in, when the deployment publishes listed clinics "
+        "(OPD_PUBLIC_CLINICS = listed).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -68,6 +69,15 @@ def clinics_for(user: User) -> QuerySet[Clinic]:
     if user.role == Role.PATIENT:
         return qs.filter(organization_id=user.organization_id, is_active=True)  # type: ignore[misc]  # no organization: matches no row
     return qs.filter(pk__in=clinic_ids_for(user))  # type: ignore[misc]  # None only for superusers, who return earlier
+
+
+def public_clinics() -> QuerySet[Clinic]:
+    """What visitors who are not signed in may see: nothing, unless the deployment publishes the clinics
+    an administrator listed (OPD_PUBLIC_CLINICS = "listed", Clinic.listed_publicly). The default
+    publishes nothing, so one organization's visitors never learn of another's clinics."""
+    if settings.OPD_PUBLIC_CLINICS != "listed":
+        return Clinic.objects.none()
+    return Clinic.objects.select_related("organization").filter(is_active=True, listed_publicly=True)
 
 
 def departments_for(user: User) -> QuerySet[Department]:

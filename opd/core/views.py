@@ -70,15 +70,15 @@ def readyz(request):
 def home(request):
     """The landing page: what the clinics offer (open clinics and their open departments) and the way in.
 
-    Visitors see every open clinic (a clinic group runs one organization); signed-in users their own
-    organization's, or their clinics'.
+    Visitors see only the clinics the deployment publishes (tenancy.public_clinics; none by default);
+    signed-in users their own organization's, or their clinics'.
     """
     from django.db.models import Prefetch
 
-    from opd.core.models import Clinic, Department
-    from opd.core.tenancy import clinics_for
+    from opd.core.models import Department
+    from opd.core.tenancy import clinics_for, public_clinics
 
-    clinics = clinics_for(request.user) if request.user.is_authenticated else Clinic.objects.all()
+    clinics = clinics_for(request.user) if request.user.is_authenticated else public_clinics()
     clinics = clinics.filter(is_active=True).prefetch_related(
         Prefetch(
             "departments",

@@ -12,6 +12,7 @@ from typing import Any
 
 import environ
 from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 DATA_DIR = BASE_DIR / ".data"
@@ -285,6 +286,18 @@ OPD_SLOT_HORIZON_DAYS = env.int("OPD_SLOT_HORIZON_DAYS", default=28)
 OPD_IDEMPOTENCY_KEY_HOURS = env.int("OPD_IDEMPOTENCY_KEY_HOURS", default=24)
 # Absolute links in e-mails (report downloads, portal links).
 OPD_BASE_URL = env("OPD_BASE_URL", default="http://127.0.0.1:8000")
+
+# PATIENT SIGN-UP
+# How long an e-mail verification link works (seconds; default 3 days).
+OPD_EMAIL_VERIFICATION_MAX_AGE = env.int("OPD_EMAIL_VERIFICATION_MAX_AGE", default=3 * 24 * 3600)
+# How many future booked appointments a patient may hold per organization when booking themselves
+# (staff booking on a patient's behalf are not capped). 0 turns the cap off.
+OPD_MAX_FUTURE_BOOKINGS_PER_PATIENT = env.int("OPD_MAX_FUTURE_BOOKINGS_PER_PATIENT", default=3)
+# What visitors who are not signed in see of the clinics: "none" (default) or "listed" (clinics whose
+# `listed_publicly` flag an administrator set).
+OPD_PUBLIC_CLINICS = env("OPD_PUBLIC_CLINICS", default="none")
+if OPD_PUBLIC_CLINICS not in ("none", "listed"):
+    raise ImproperlyConfigured('OPD_PUBLIC_CLINICS must be "none" or "listed".')
 
 # NOTIFICATIONS
 OPD_NOTIFICATIONS_QUEUE = env("OPD_NOTIFICATIONS_QUEUE", default="")  # "" = Celery's default queue

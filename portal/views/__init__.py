@@ -7,7 +7,15 @@ cancelling and rescheduling run once per form token (common.run_once), so a doub
 has one effect and both submits land on the same page.
 """
 
-from .account import after_login, index, profile, signup
+from .account import (
+    after_login,
+    index,
+    profile,
+    signup,
+    signup_at_clinic,
+    verify_email,
+    verify_email_resend,
+)
 from .appointments import (
     appointment_calendar,
     appointment_detail,
@@ -34,4 +42,7 @@ __all__ = [
     "record",
     "reschedule",
     "signup",
+    "signup_at_clinic",
+    "verify_email",
+    "verify_email_resend",
 ]

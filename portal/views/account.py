@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from notifications.services import contact_preference_set
 from opd.core.errors import DomainError
-from opd.core.models import Role
+from opd.core.models import Role, User
+from opd.core.services import user_verify_email
 from opd.core.tenancy import signed_in_user
 from patients.services import patient_update
 
 from ..forms import PreferencesForm, ProfileForm, SignupForm, add_domain_error
 from ..selectors import contact_preference_of, split_appointments
-from ..services import patient_register
+from ..services import NO_SIGNUP_LINK, patient_register, signup_clinic, verification_email_send
 from .common import PatientRequest, patient_required
 
 
@@ -46,23 +49,70 @@ def index(request: PatientRequest) -> HttpResponse:
     return redirect("portal:appointments")
 
 
-@require_http_methods(["GET", "POST"])
+@require_GET
 def signup(request: HttpRequest) -> HttpResponse:
+    """Sign-up opens only from a clinic's own link (signup_at_clinic): here, say so and list nothing."""
     if request.user.is_authenticated:
         return redirect("portal:after-login")
+    return render(request, "registration/signup_closed.html", {"message": NO_SIGNUP_LINK}, status=404)
+
+
+@require_http_methods(["GET", "POST"])
+def signup_at_clinic(request: HttpRequest, organization: str, clinic: str) -> HttpResponse:
+    if request.user.is_authenticated:
+        return redirect("portal:after-login")
+    try:
+        chosen = signup_clinic(organization_slug=organization, clinic_code=clinic)
+    except DomainError as exc:
+        return render(request, "registration/signup_closed.html", {"message": exc.message}, status=404)
     form = SignupForm(request.POST) if request.method == "POST" else SignupForm()
     if form.is_bound and form.is_valid():
         try:
-            patient = patient_register(**form.service_arguments())
+            patient = patient_register(clinic=chosen, **form.service_arguments())
         except DomainError as exc:
             add_domain_error(form, exc, SignupForm.SERVICE_FIELDS)
         else:
-            login(request, patient.user, backend="django.contrib.auth.backends.ModelBackend")
+            user = cast(User, patient.user)  # patient_register made it
+            _send_verification(request, user)
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             messages.success(
-                request, f"Welcome, {patient.first_name}. Your account is ready: book a visit below."
+                request,
+                f"Welcome, {patient.first_name}. We sent a link to {user.email}: open it to confirm your "
+                "address, then you can book.",
             )
             return redirect("portal:find")
-    return render(request, "registration/signup.html", {"form": form}, status=400 if form.is_bound else 200)
+    context = {"form": form, "clinic": chosen}
+    return render(request, "registration/signup.html", context, status=400 if form.is_bound else 200)
+
+
+def _send_verification(request: HttpRequest, user: User) -> None:
+    verification_email_send(
+        user=user,
+        link_for=lambda token: request.build_absolute_uri(reverse("portal:verify-email", args=[token])),
+    )
+
+
+@require_GET
+def verify_email(request: HttpRequest, token: str) -> HttpResponse:
+    """The link from the verification e-mail. It needs no sign-in: the signed token names the person."""
+    try:
+        user_verify_email(token=token)
+    except DomainError as exc:
+        return render(request, "registration/verify_email_failed.html", {"message": exc.message}, status=400)
+    messages.success(request, "Thank you: your e-mail address is confirmed. You can book now.")
+    return redirect("portal:find" if request.user.is_authenticated else "login")
+
+
+@patient_required
+@require_POST
+def verify_email_resend(request: PatientRequest) -> HttpResponse:
+    user = signed_in_user(request)
+    if user.email_verified_at is not None:
+        messages.info(request, "Your e-mail address is already confirmed.")
+    else:
+        _send_verification(request, user)
+        messages.success(request, f"We sent a new link to {user.email}.")
+    return redirect("portal:find")
 
 
 PROFILE_FIELDS = ("phone", "email", "address", "emergency_contact_name", "emergency_contact_phone")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, QuerySet, Sum
 from django.utils import timezone
@@ -24,7 +25,7 @@ from django.utils import timezone
 from opd.core import events
 from opd.core.audit import audit
 from opd.core.db import retry_on_deadlock
-from opd.core.errors import Conflict, NotFound, ValidationFailed
+from opd.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from opd.core.models import Role, User
 from patients.models import Patient
 
@@ -65,6 +66,50 @@ def _check_actor_may_book_for(actor: User | None, patient: Patient) -> None:
         raise NotFound("No such patient.", fields={"patient": "Unknown patient."})
     if actor is not None and not actor.is_superuser and actor.organization_id != patient.organization_id:
         raise NotFound("No such patient.", fields={"patient": "Unknown patient."})
+
+
+EMAIL_UNVERIFIED = (
+    "Please confirm your e-mail address before booking: open the link we sent you, or ask for a new one "
+    "on your profile page."
+)
+
+
+def _books_for_self(actor: User | None, patient: Patient) -> bool:
+    """A patient booking their own appointment (the portal, or the API with a patient's sign-in), as
+    opposed to staff booking on the patient's behalf, who may override the patient-only rules."""
+    return (
+        actor is not None
+        and not actor.is_superuser
+        and actor.role == Role.PATIENT
+        and patient.user_id == actor.pk
+    )
+
+
+def _check_email_verified(actor: User | None, patient: Patient) -> None:
+    # Checked at the service so every door (portal pages, API) refuses alike; staff bookings pass.
+    if _books_for_self(actor, patient) and actor is not None and actor.email_verified_at is None:
+        raise PermissionDenied(EMAIL_UNVERIFIED, code="email_unverified")
+
+
+def _check_booking_cap(actor: User | None, patient: Patient, now: dt.datetime) -> None:
+    """A patient booking themselves holds at most OPD_MAX_FUTURE_BOOKINGS_PER_PATIENT future booked
+    appointments in the organization. Caller holds the patient's row lock, so two bookings at the
+    boundary are serialized and the second sees the first."""
+    cap = settings.OPD_MAX_FUTURE_BOOKINGS_PER_PATIENT
+    if not cap or not _books_for_self(actor, patient):
+        return
+    held = Appointment.objects.filter(
+        patient=patient,
+        organization_id=patient.organization_id,
+        status=AppointmentStatus.BOOKED,
+        start__gt=now,
+    ).count()
+    if held >= cap:
+        raise Conflict(
+            f"You already have {held} upcoming appointments; you may hold at most {cap} at a time. "
+            "Cancel one, or call the clinic.",
+            code="booking_cap",
+        )
 
 
 def _check_patient_bookable(patient: Patient) -> None:
@@ -201,10 +246,12 @@ def appointment_book(
 ) -> Appointment:
     """Book `patient` into `slot`. Locks the patient row, then the slot row."""
     _check_actor_may_book_for(actor, patient)
+    _check_email_verified(actor, patient)
     try:
         with transaction.atomic():
             patient = _lock_patient(patient.pk)
             _check_patient_bookable(patient)
+            _check_booking_cap(actor, patient, timezone.now())
             locked = Slot.objects.select_for_update().get(pk=slot.pk)
             shown = slot_for_booking(slot.pk)
             _check_slot_bookable(locked, shown, patient, timezone.now())
@@ -284,6 +331,7 @@ def appointment_book_first_available(
     by someone else it waits on the best one and looks again, so a seat is never reported gone while free.
     """
     _check_actor_may_book_for(actor, patient)
+    _check_email_verified(actor, patient)
     now = timezone.now()
     after = max(after or now, now)
     if before is not None and before <= after:
@@ -294,6 +342,7 @@ def appointment_book_first_available(
         with transaction.atomic():
             patient = _lock_patient(patient.pk)
             _check_patient_bookable(patient)
+            _check_booking_cap(actor, patient, now)
             for _ in range(MAX_ASSIGN_ROUNDS):
                 ids = _candidates(patient, department_id, after, before)
                 if not ids:

@@ -195,7 +195,7 @@ def test_the_admins_password_page_saves_through_the_service(client, admin_user, 
 
 def test_portal_sign_up_creates_the_account_through_the_service(client, clinic):
     response = client.post(
-        reverse("portal:signup"),
+        reverse("portal:signup-at-clinic", args=[clinic.organization.slug, clinic.code]),
         {
             "first_name": "Mary",
             "last_name": "Seacole",
@@ -203,7 +203,6 @@ def test_portal_sign_up_creates_the_account_through_the_service(client, clinic):
             "date_of_birth": dt.date(1990, 5, 1).isoformat(),
             "password1": "a-long-pass-phrase-42",
             "password2": "a-long-pass-phrase-42",
-            "clinic": clinic.pk,
         },
     )
     assert response.status_code == 302

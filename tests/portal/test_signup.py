@@ -1,4 +1,5 @@
-"""Self-registration: one account and one patient record, or nothing and a message beside the field."""
+"""Self-registration through a clinic's own sign-up link: one account and one patient record, or
+nothing and a message beside the field. Without a clinic link there is no sign-up form."""
 
 from __future__ import annotations
 
@@ -14,6 +15,15 @@ pytestmark = pytest.mark.django_db
 SIGNUP = "/portal/signup/"
 
 
+def link(clinic) -> str:
+    return f"/portal/c/{clinic.organization.slug}/{clinic.code}/signup/"
+
+
+@pytest.fixture
+def signup(clinic) -> str:
+    return link(clinic)
+
+
 def form(**overrides) -> dict:
     data = {
         "first_name": "Mary",
@@ -22,7 +32,6 @@ def form(**overrides) -> dict:
         "sex": "female",
         "email": "Mary.Seacole@example.org",
         "phone": "+44 20 7946 0999",
-        "clinic": "",
         "password1": "kingston-1805-crimea",
         "password2": "kingston-1805-crimea",
     }
@@ -38,15 +47,22 @@ def test_it_is_named_portal_signup():
     assert reverse("portal:signup") == SIGNUP
 
 
-def test_it_shows_a_labelled_form(client, clinic):
-    html = client.get(SIGNUP).content.decode()
+def test_the_clinic_link_is_named_portal_signup_at_clinic(clinic):
+    assert reverse("portal:signup-at-clinic", args=[clinic.organization.slug, clinic.code]) == link(clinic)
+
+
+def test_it_shows_a_labelled_form_naming_the_clinic(client, signup, clinic):
+    html = client.get(signup).content.decode()
+
+    assert clinic.name in html
+    assert 'name="clinic"' not in html  # no list of clinics to choose an organization from
 
     for field in ("first_name", "last_name", "date_of_birth", "email", "phone", "password1", "password2"):
         assert f'<label for="id_{field}">' in html
 
 
-def test_it_creates_the_user_and_the_linked_patient_and_signs_in(client, clinic):
-    response = client.post(SIGNUP, form(clinic=clinic.pk))
+def test_it_creates_the_user_and_the_linked_patient_and_signs_in(client, signup, clinic):
+    response = client.post(signup, form())
 
     assert response.status_code == 302
     assert response.url == reverse("portal:find")
@@ -68,27 +84,46 @@ def test_it_creates_the_user_and_the_linked_patient_and_signs_in(client, clinic)
     assert client.get(reverse("portal:find")).status_code == 200
 
 
-def test_it_joins_the_single_organization_when_no_clinic_is_chosen(client, clinic):
-    client.post(SIGNUP, form())
+def test_it_joins_the_organization_of_the_clinic_in_the_link(client, clinic, other_org_clinic):
+    client.post(link(other_org_clinic), form())
 
     patient = Patient.objects.get()
-    assert (patient.organization_id, patient.registered_at_clinic_id) == (clinic.organization_id, None)
+    assert (patient.organization_id, patient.registered_at_clinic_id) == (
+        other_org_clinic.organization_id,
+        other_org_clinic.pk,
+    )
 
 
-def test_it_asks_for_a_clinic_when_several_organizations_take_patients(client, clinic, other_org_clinic):
+def test_it_refuses_sign_up_without_a_clinic_link_and_explains(client, clinic, other_org_clinic):
+    response = client.get(SIGNUP)
+
+    assert response.status_code == 404
+    html = response.content.decode()
+    assert "sign-up link" in html
+    assert 'name="email"' not in html
+    assert clinic.name not in html
+    assert other_org_clinic.name not in html
+    assert client.post(SIGNUP, form()).status_code == 405
+    assert counts() == (User.objects.count(), 0)
+
+
+@pytest.mark.parametrize(
+    "path", ["/portal/c/no-such-org/main/signup/", "/portal/c/{org}/no-such-clinic/signup/"]
+)
+def test_it_refuses_a_link_that_names_no_clinic(client, clinic, path):
     before = counts()
 
-    response = client.post(SIGNUP, form())
+    response = client.post(path.format(org=clinic.organization.slug), form())
 
-    assert response.status_code == 400
-    assert "clinic" in response.context["form"].errors
+    assert response.status_code == 404
+    assert "sign-up link" in response.content.decode()
     assert counts() == before
 
 
-def test_it_refuses_a_duplicate_email_whatever_its_case(client, clinic, patient):
+def test_it_refuses_a_duplicate_email_whatever_its_case(client, signup, patient):
     before = counts()
 
-    response = client.post(SIGNUP, form(email="PAT@example.org"))
+    response = client.post(signup, form(email="PAT@example.org"))
 
     assert response.status_code == 400
     errors = response.context["form"].errors["email"]
@@ -97,11 +132,11 @@ def test_it_refuses_a_duplicate_email_whatever_its_case(client, clinic, patient)
     assert counts() == before
 
 
-def test_it_refuses_an_email_already_used_as_a_username(client, clinic):
+def test_it_refuses_an_email_already_used_as_a_username(client, signup, clinic):
     UserFactory(username="mary.seacole@example.org", email="", organization=clinic.organization)
     before = counts()
 
-    response = client.post(SIGNUP, form())
+    response = client.post(signup, form())
 
     assert "email" in response.context["form"].errors
     assert counts() == before
@@ -119,10 +154,10 @@ def test_it_refuses_an_email_already_used_as_a_username(client, clinic):
         ({"date_of_birth": "yesterday"}, "date_of_birth"),
     ],
 )
-def test_it_shows_the_error_beside_the_field_and_writes_nothing(client, clinic, overrides, field):
+def test_it_shows_the_error_beside_the_field_and_writes_nothing(client, signup, overrides, field):
     before = counts()
 
-    response = client.post(SIGNUP, form(**overrides))
+    response = client.post(signup, form(**overrides))
 
     assert response.status_code == 400
     assert field in response.context["form"].errors, response.context["form"].errors
@@ -130,14 +165,15 @@ def test_it_shows_the_error_beside_the_field_and_writes_nothing(client, clinic, 
     assert counts() == before
 
 
-def test_it_sends_a_signed_in_user_on(as_patient):
+def test_it_sends_a_signed_in_user_on(as_patient, signup):
     assert as_patient.get(SIGNUP).url == reverse("portal:after-login")
+    assert as_patient.get(signup).url == reverse("portal:after-login")
 
 
 def test_it_refuses_a_closed_clinic(client, clinic):
     closed = ClinicFactory(organization=clinic.organization, is_active=False)
 
-    response = client.post(SIGNUP, form(clinic=closed.pk))
+    response = client.post(link(closed), form())
 
-    assert "clinic" in response.context["form"].errors
+    assert response.status_code == 404
     assert not Patient.objects.exists()

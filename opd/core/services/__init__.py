@@ -52,6 +52,7 @@ from .organizations import (  # noqa: E402
     time_zone_planner_unregister,
 )
 from .users import (  # noqa: E402
+    email_verification_token,
     membership_add,
     membership_remove,
     user_change_role,
@@ -60,6 +61,7 @@ from .users import (  # noqa: E402
     user_reactivate,
     user_set_password,
     user_update,
+    user_verify_email,
 )
 
 __all__ = [
@@ -67,6 +69,7 @@ __all__ = [
     "clinic_update",
     "department_create",
     "department_update",
+    "email_verification_token",
     "idempotency_records_purge",
     "membership_add",
     "membership_remove",
@@ -80,5 +83,6 @@ __all__ = [
     "user_reactivate",
     "user_set_password",
     "user_update",
+    "user_verify_email",
     "validate_model",
 ]

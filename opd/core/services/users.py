@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+from django.core import signing
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from ..audit import audit
 from ..errors import Conflict, PermissionDenied, ValidationFailed
@@ -68,10 +71,13 @@ def user_create(
     last_name: str = "",
     is_staff: bool = False,
     is_superuser: bool = False,
+    email_verified: bool = True,
 ) -> User:
     """A new sign-in. `password` None leaves it unusable (the person sets one through a reset link).
 
-    `actor` None is the person signing themselves up, or the system (seeding)."""
+    `actor` None is the person signing themselves up, or the system (seeding). An account the clinic
+    creates counts as verified (the clinic vouches for the address); self sign-up passes
+    `email_verified=False` and the person proves the address with user_verify_email."""
     check_tenant(actor, organization.pk if organization else None, "organization")
     if is_superuser:
         _check_may_grant(actor, ["is_superuser"])
@@ -84,6 +90,7 @@ def user_create(
         organization=organization,
         is_staff=is_staff or is_superuser,
         is_superuser=is_superuser,
+        email_verified_at=timezone.now() if email_verified else None,
     )
     if password is None:
         user.set_unusable_password()
@@ -261,3 +268,46 @@ def membership_remove(*, actor: User | None, membership: Membership) -> None:
             clinic_id=membership.clinic_id,
         )
         Membership.objects.filter(pk=membership.pk).delete()
+
+
+# E-mail verification. The link carries the user's id and address, signed and time-stamped, so it
+# stops working when it expires or when the address changes; nothing is stored for it.
+EMAIL_VERIFICATION_SALT = "opd.core.email-verification"
+VERIFICATION_EXPIRED = "This verification link has expired. Sign in and ask for a new one."
+VERIFICATION_INVALID = "This verification link is not valid. Sign in and ask for a new one."
+
+
+def email_verification_token(*, user: User) -> str:
+    return signing.TimestampSigner(salt=EMAIL_VERIFICATION_SALT).sign_object(
+        {"user": user.pk, "email": user.email.lower()}
+    )
+
+
+def user_verify_email(*, token: str) -> User:
+    """Mark the address of the link's user as verified (audited). A link that is tampered with, older
+    than OPD_EMAIL_VERIFICATION_MAX_AGE seconds, or for an address the user no longer has is refused.
+    Verifying twice is harmless: the first time stands."""
+    signer = signing.TimestampSigner(salt=EMAIL_VERIFICATION_SALT)
+    try:
+        payload = signer.unsign_object(token, max_age=settings.OPD_EMAIL_VERIFICATION_MAX_AGE)
+    except signing.SignatureExpired as exc:
+        raise ValidationFailed(VERIFICATION_EXPIRED, code="verification_expired") from exc
+    except signing.BadSignature as exc:
+        raise ValidationFailed(VERIFICATION_INVALID, code="verification_invalid") from exc
+    if not isinstance(payload, dict) or not isinstance(payload.get("user"), int):
+        raise ValidationFailed(VERIFICATION_INVALID, code="verification_invalid")
+    with transaction.atomic():
+        user = User.objects.select_for_update().filter(pk=payload["user"], is_active=True).first()
+        if user is None or user.email.lower() != payload.get("email"):
+            raise ValidationFailed(VERIFICATION_INVALID, code="verification_invalid")
+        if user.email_verified_at is None:
+            user.email_verified_at = timezone.now()
+            user.save(update_fields=["email_verified_at"])
+            audit(
+                actor=user,
+                action="user.email_verified",
+                obj=user,
+                organization_id=user.organization_id,
+                email=user.email,
+            )
+    return user
