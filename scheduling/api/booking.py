@@ -64,8 +64,11 @@ IDEMPOTENCY_KEY = OpenApiParameter(
 
 
 WRITE_MEANINGS = {
+    403: "Not allowed; code `email_unverified`: a patient booking themselves has not confirmed their "
+    "e-mail address yet.",
     404: "Unknown, or not visible to this user (also for ids in the body, named in `fields`).",
-    409: "Conflict: the slot is full, the patient has an overlapping appointment, or the state forbids it.",
+    409: "Conflict: the slot is full, the patient has an overlapping appointment, or the state forbids it; "
+    "code `booking_cap`: a patient booking themselves already holds the most future appointments allowed.",
 }
 
 
