@@ -110,6 +110,7 @@ class ClinicForm(forms.ModelForm):
             "email",
             "cancellation_cutoff_minutes",
             "is_active",
+            "listed_publicly",
         )
 
 

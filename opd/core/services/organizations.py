@@ -34,6 +34,7 @@ CLINIC_FIELDS = (
     "cancellation_cutoff_minutes",
     "checkin_opens_minutes",
     "is_active",
+    "listed_publicly",
 )
 DEPARTMENT_FIELDS = ("name", "code", "is_active")
 
