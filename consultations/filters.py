@@ -7,7 +7,7 @@ import datetime as dt
 import django_filters
 from django.db.models import QuerySet
 
-from opd.core.filters import IdFilter, StrictBooleanFilter
+from opd.core.filters import DayFilter, IdFilter, StrictBooleanFilter
 
 from .models import (
     CareCategory,
@@ -59,12 +59,8 @@ class CareNoteFilter(django_filters.FilterSet):
     patient = IdFilter(field_name="patient_id", label="Patient id")
     clinic = IdFilter(field_name="clinic_id", label="Clinic id")
     category = django_filters.ChoiceFilter(choices=CareCategory.choices)
-    date_from = django_filters.DateFilter(
-        method="filter_date_from", label="From this day (clinic local), inclusive"
-    )
-    date_to = django_filters.DateFilter(
-        method="filter_date_to", label="Up to this day (clinic local), inclusive"
-    )
+    date_from = DayFilter(method="filter_date_from", label="From this day (clinic local), inclusive")
+    date_to = DayFilter(method="filter_date_to", label="Up to this day (clinic local), inclusive")
 
     class Meta:
         model = CareNote

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from django.db.models import Q
 from django.utils import timezone
 
+from opd.core.dates import OUT_OF_RANGE, day_in_range
 from opd.core.errors import NotFound, PermissionDenied, ValidationFailed
 from opd.core.models import Clinic, Department, Role, User
 from opd.core.tenancy import clinic_ids_for
@@ -142,6 +143,10 @@ def scope_for_organization(
 
 
 def validate_range(date_from: dt.date | None, date_to: dt.date | None) -> tuple[dt.date, dt.date]:
+    for name, day in (("date_from", date_from), ("date_to", date_to)):
+        # Before any arithmetic: a day near year 1 or 9999 overflows when a margin is added.
+        if day is not None and not day_in_range(day):
+            raise ValidationFailed(f"{name}: {OUT_OF_RANGE}", fields={name: OUT_OF_RANGE})
     date_to = date_to or timezone.localdate()
     date_from = date_from or date_to - dt.timedelta(days=DEFAULT_DAYS - 1)
     if date_from > date_to:

@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from django.core.files.uploadedfile import UploadedFile
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from rest_framework.request import Request
@@ -117,11 +118,30 @@ def run_idempotent(
         return Outcome(status=status, body=record.response_body)
 
 
+def _file_digest(upload: UploadedFile) -> dict[str, Any]:
+    """A file part by its name, size and content digest (JSON cannot hold the file itself); the file is
+    rewound so the view reads it whole."""
+    digest = hashlib.sha256()
+    for chunk in upload.chunks():
+        digest.update(chunk)
+    upload.seek(0)
+    return {"file": upload.name, "size": upload.size, "sha256": digest.hexdigest()}
+
+
+def _plain_value(value: Any) -> Any:
+    if isinstance(value, UploadedFile):
+        return _file_digest(value)
+    if isinstance(value, list):
+        return [_plain_value(item) for item in value]
+    return value
+
+
 def _plain(data: Any) -> Any:
-    if hasattr(data, "lists"):  # a QueryDict from a form-encoded body
-        return dict(data.lists())
+    """The request body as JSON-able data to fingerprint: a multipart body's files by their digest."""
+    if hasattr(data, "lists"):  # a QueryDict from a form-encoded or multipart body
+        return {key: _plain_value(values) for key, values in data.lists()}
     if isinstance(data, Mapping):
-        return dict(data)
+        return {key: _plain_value(value) for key, value in data.items()}
     return data
 
 

@@ -45,7 +45,27 @@ def error_body(code: str, message: str, fields: dict[str, list[str]] | None = No
     return {"error": {"code": code, "message": message, "fields": fields or {}}}
 
 
+MALFORMED_JSON = "Malformed JSON: the body is nested too deeply."
+
+
+def _raised_while_parsing(exc: BaseException) -> bool:
+    """Whether the exception came out of a request body parser (DRF's parsers, the json module)."""
+    tb = exc.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename.replace("\\", "/")
+        if filename.endswith(("/rest_framework/parsers.py", "/json/decoder.py", "/json/__init__.py")):
+            return True
+        tb = tb.tb_next
+    return False
+
+
 def exception_handler(exc: Exception, context: dict) -> Response | None:
+    # Python's JSON parser recurses once per nesting level, so `[[[[...` thousands deep raises
+    # RecursionError, which DRF's parsers do not catch (they catch ValueError): a malformed body, not a
+    # server fault. Checked here rather than in one parser class so that every JSON door (including
+    # views that name their own parser classes) answers alike; a RecursionError elsewhere stays a 500.
+    if isinstance(exc, RecursionError) and _raised_while_parsing(exc):
+        exc = drf.ParseError(MALFORMED_JSON)
     if isinstance(exc, DomainError):
         return Response(error_body(exc.code, exc.message, exc.fields), status=exc.status)
     if isinstance(exc, Http404):
