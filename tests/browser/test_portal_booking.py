@@ -7,6 +7,7 @@ import pathlib
 import re
 
 import pytest
+from django.core import mail
 from playwright.sync_api import expect
 
 from scheduling.models import Appointment, AppointmentStatus
@@ -47,16 +48,19 @@ def assert_labelled(page) -> None:
 
 
 def test_it_signs_up_books_first_available_and_manages_the_appointment(
-    live_server, page, screenshot, schedule
+    live_server, page, screenshot, schedule, settings, clinic
 ):
+    settings.OPD_PUBLIC_CLINICS = "listed"
+    clinic.listed_publicly = True
+    clinic.save()
     page.goto(f"{live_server.url}/")
     expect(page.get_by_role("heading", name="Our clinics")).to_be_visible()
     expect(page.get_by_text("General medicine").first).to_be_visible()
     screenshot(page, "portal-home")
 
-    # Sign up
-    page.get_by_role("button", name="Create an account").click()
-    page.wait_for_url("**/portal/signup/")
+    # Sign up, from the clinic's own link
+    page.get_by_role("link", name=f"Create an account at {clinic.name}").click()
+    page.wait_for_url(f"**/portal/c/{clinic.organization.slug}/{clinic.code}/signup/")
     page.get_by_label("First name").fill("Mary")
     page.get_by_label("Last name").fill("Seacole")
     page.get_by_label("Date of birth").fill("1985-11-23")
@@ -68,9 +72,13 @@ def test_it_signs_up_books_first_available_and_manages_the_appointment(
     screenshot(page, "portal-signup")
     page.get_by_role("button", name="Create my account").click()
 
-    # Find: one clinic, one department, so the calendar is already there
+    # Find: one clinic, one department, so the calendar is already there; first confirm the address
     page.wait_for_url("**/portal/find/")
-    expect(page.get_by_text("Your account is ready")).to_be_visible()
+    expect(page.get_by_text("We sent a link to mary@example.org")).to_be_visible()
+    link = re.search(r"http\S+/portal/verify-email/\S+/", mail.outbox[-1].body).group(0)
+    page.goto(link)
+    page.wait_for_url("**/portal/find/")
+    expect(page.get_by_text("your e-mail address is confirmed")).to_be_visible()
     expect(page.get_by_text("Europe/London").first).to_be_visible()
     expect(page.get_by_role("link", name="Book 09:00 with").first).to_be_visible()
     assert_labelled(page)
