@@ -234,6 +234,11 @@ class Command(BaseCommand):
             f"Today's queues: {waiting} patients checked in and waiting or called. Doctors see theirs at "
             "/queue/dashboard/, reception the waiting rooms at /queue/waiting-rooms/."
         )
+        links = ", ".join(f"/portal/c/{org.slug}/{clinic.code}/signup/" for clinic in demo.clinics.values())
+        self.stdout.write(
+            f"New patients sign up from their clinic's own link ({links}) and confirm their e-mail "
+            "address before booking (the link is e-mailed; with the console backend it is printed)."
+        )
 
     def _print_credentials(self, credentials: list[Credential]) -> None:
         headers = ("role", "username", "password", "where")
