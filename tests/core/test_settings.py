@@ -104,3 +104,15 @@ def test_it_refuses_weak_secret_keys(secret_key, message):
 
     assert result.returncode != 0
     assert message in result.stderr
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{"OPD_SESSION_IDLE_MINUTES_STAFF": "0"}, {"DJANGO_SESSION_COOKIE_AGE": "10"}],
+    ids=["no-idle-minutes", "ten-second-sessions"],
+)
+def test_it_refuses_session_lifetimes_that_would_sign_everyone_out(overrides):
+    result = manage("check", env=production_env(**overrides))
+
+    assert result.returncode != 0
+    assert "Session idle minutes must be at least 1" in result.stderr
