@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from django.conf import settings
 from django.contrib import messages
@@ -81,6 +81,14 @@ class SessionLifetimeMiddleware:
             return response
         messages.info(request, message)
         login_url = reverse(settings.LOGIN_URL)
+        if request.headers.get("HX-Request"):
+            # htmx would swap the login page into a fragment; this sends the whole window there instead.
+            page = urlsplit(request.headers.get("HX-Current-URL", ""))
+            if page.path:
+                login_url += "?" + urlencode({"next": urlunsplit(("", "", page.path, page.query, ""))})
+            htmx_redirect = HttpResponse(status=200)
+            htmx_redirect["HX-Redirect"] = login_url
+            return htmx_redirect
         if request.method == "GET":
             login_url += "?" + urlencode({"next": request.get_full_path()})
         return HttpResponseRedirect(login_url)

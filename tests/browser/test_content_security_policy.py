@@ -57,4 +57,4 @@ def test_no_page_breaks_the_content_security_policy(
     visit(page, base + f"/admin/scheduling/appointment/{appointment.pk}/change/", ready="#content")
     visit(page, base + "/api/docs/", ready="#swagger-ui .information-container")
 
-    assert csp_violations == []
+    assert not csp_violations, "\n".join(csp_violations)

@@ -92,4 +92,4 @@ def test_a_doctor_opens_records_vitals_and_sees_the_news2_without_reloading(
     assert seen["same_page"] is True
     assert "between 20 and 300" in seen["error"]
     assert Consultation.objects.get(appointment=appointment).pulse == 95
-    assert csp_violations == []
+    assert not csp_violations, "\n".join(csp_violations)

@@ -141,3 +141,19 @@ def test_it_saves_the_session_at_most_once_a_minute(doctor):
     with at(1.5):
         client.get(DASHBOARD)
     assert Session.objects.get(session_key=key).expire_date > saved
+
+
+def test_it_sends_an_idle_htmx_request_to_the_login_page_as_a_whole(doctor):
+    client = signed_in(doctor.user)
+    with at(0):
+        client.get(DASHBOARD)
+    with at(31):
+        response = client.post(
+            f"/queue/doctors/{doctor.pk}/call-next/",
+            HTTP_HX_REQUEST="true",
+            HTTP_HX_CURRENT_URL="http://testserver/queue/dashboard/",
+        )
+
+    assert response.status_code == 200
+    assert response["HX-Redirect"] == "/accounts/login/?next=%2Fqueue%2Fdashboard%2F"
+    assert response.content == b""
