@@ -8,6 +8,8 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import SESSION_KEY, logout
+from django.contrib.auth.signals import user_logged_in
+from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect, JsonResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -36,6 +38,17 @@ def _minutes(seconds: int) -> str:
     if minutes % 60 == 0 and minutes >= 120:
         return f"{minutes // 60} hours"
     return "1 minute" if minutes == 1 else f"{minutes} minutes"
+
+
+@receiver(user_logged_in, dispatch_uid="opd.core.middleware.start_session_clocks")
+def start_session_clocks(sender: object, request: HttpRequest | None, **kwargs: object) -> None:
+    """A sign-in starts both clocks afresh: login() keeps the session's data when the same user signs in
+    again, and an old start would end the new session early. (Connected here, where the middleware that
+    reads the clocks is loaded with the first request.)"""
+    if request is not None and hasattr(request, "session"):
+        now = int(timezone.now().timestamp())
+        request.session[STARTED_KEY] = now
+        request.session[LAST_ACTIVITY_KEY] = now
 
 
 class SessionLifetimeMiddleware:

@@ -19,14 +19,16 @@ API = "/api/v1/clinics/"
 pytestmark = pytest.mark.django_db
 
 
-def signed_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 def at(minutes: float):
     return time_machine.travel(START + dt.timedelta(minutes=minutes), tick=False)
+
+
+def signed_in(user) -> Client:
+    """Signed in at minute 0."""
+    client = Client()
+    with at(0):
+        client.force_login(user)
+    return client
 
 
 def test_it_keeps_a_doctor_signed_in_after_29_idle_minutes(doctor):
@@ -157,3 +159,16 @@ def test_it_sends_an_idle_htmx_request_to_the_login_page_as_a_whole(doctor):
     assert response.status_code == 200
     assert response["HX-Redirect"] == "/accounts/login/?next=%2Fqueue%2Fdashboard%2F"
     assert response.content == b""
+
+
+def test_it_starts_the_lifetime_afresh_when_the_user_signs_in_again(doctor, settings):
+    settings.SESSION_COOKIE_AGE = 60 * 60
+    client = signed_in(doctor.user)
+    with at(0):
+        client.get(DASHBOARD)
+    with at(50):
+        client.force_login(doctor.user)  # the same user again: Django keeps the session's data
+    with at(70):
+        response = client.get(DASHBOARD)
+
+    assert response.status_code == 200
