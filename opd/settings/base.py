@@ -12,6 +12,7 @@ from typing import Any
 
 import environ
 from celery.schedules import crontab
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -42,6 +43,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "channels",
+    "csp",
     "opd.core",
     "patients",
     "scheduling",
@@ -56,12 +58,18 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy on every answer (# SECURITY below), next to Django's other security headers.
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Session idle timeout and absolute lifetime (needs the user and messages), then no-store on
+    # every authenticated answer.
+    "opd.core.middleware.SessionLifetimeMiddleware",
+    "opd.core.middleware.NoStoreAuthenticatedMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Innermost, so it sees what a view raised before any other middleware does.
     "opd.core.api.exceptions.ApiServerErrorMiddleware",
@@ -212,6 +220,34 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 SESSION_COOKIE_HTTPONLY = True
+# Sessions end after an idle spell (by role) and, however active, after SESSION_COOKIE_AGE: see
+# opd.core.middleware.SessionLifetimeMiddleware.
+OPD_SESSION_IDLE_MINUTES_STAFF = env.int("OPD_SESSION_IDLE_MINUTES_STAFF", default=30)  # and doctors, admins
+OPD_SESSION_IDLE_MINUTES_PATIENT = env.int("OPD_SESSION_IDLE_MINUTES_PATIENT", default=120)
+SESSION_COOKIE_AGE = env.int("DJANGO_SESSION_COOKIE_AGE", default=12 * 60 * 60)
+if min(OPD_SESSION_IDLE_MINUTES_STAFF, OPD_SESSION_IDLE_MINUTES_PATIENT) < 1 or SESSION_COOKIE_AGE < 60:
+    raise ImproperlyConfigured(
+        "Session idle minutes must be at least 1 and DJANGO_SESSION_COOKIE_AGE at least 60."
+    )
+# Content-Security-Policy (django-csp): no inline scripts or styles anywhere; JS and CSS come from static/.
+# 'self' covers same-origin ws:/wss: in CSP3 browsers; a separate websocket origin is added explicitly.
+_connect_src = [SELF]
+if WEBSOCKET_BASE_URL:
+    _connect_src.append(WEBSOCKET_BASE_URL.rstrip("/"))
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": _connect_src,
+        "frame-ancestors": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "object-src": [NONE],
+    }
+}
 CSRF_COOKIE_HTTPONLY = False
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -8,8 +8,17 @@ from .base import DATABASES, DEBUG, DEVELOPMENT_SECRET_KEY, INSTALLED_APPS, REDI
 # Demo seeding (published passwords) and the benchmark's unauthenticated ping have no place in production.
 INSTALLED_APPS = [app for app in INSTALLED_APPS if app != "devtools"]
 
+# Sessions, password-reset links and signed values all rest on this key: refuse what a guesser tries first.
+WEAK_SECRET_KEYS = {"changeme", "change-me", "secret", "secretkey", "secret-key", "password", "django"}
 if SECRET_KEY == DEVELOPMENT_SECRET_KEY:
     raise ImproperlyConfigured("DJANGO_SECRET_KEY is required in production.")
+if SECRET_KEY.lower() in WEAK_SECRET_KEYS or SECRET_KEY.startswith("django-insecure-"):
+    raise ImproperlyConfigured("DJANGO_SECRET_KEY is a known weak value: generate a random one.")
+if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:
+    raise ImproperlyConfigured(
+        "DJANGO_SECRET_KEY must be at least 50 characters with at least 5 distinct ones: generate a random one "
+        "(python -c 'import secrets; print(secrets.token_urlsafe(50))')."
+    )
 if DEBUG:
     raise ImproperlyConfigured("DJANGO_DEBUG must be false in production.")
 if DATABASES["default"]["ENGINE"] != "django.db.backends.mysql" or not REDIS_URL:

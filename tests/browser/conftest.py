@@ -41,20 +41,56 @@ def browser():
         instance.close()
 
 
+# Every page reports what the Content-Security-Policy blocked: Chromium logs each refusal to the console,
+# and this listener names the directive and the blocked resource too (it runs before the page's scripts).
+CSP_MARKER = "Content Security Policy"
+REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  console.error(`Content Security Policy violation: ${event.violatedDirective} blocked ${event.blockedURI || "inline"}`
+    + ` at ${event.sourceFile || event.documentURI}:${event.lineNumber}`);
+});
+"""
+
+
 @pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+def csp_violations():
+    """What the Content-Security-Policy blocked on the test's pages; a test that leaves any fails."""
+    seen: list[str] = []
+    yield seen
+    if seen:
+        pytest.fail("Content-Security-Policy violations:\n" + "\n".join(seen), pytrace=False)
+
+
+def new_page(browser, csp_violations: list[str], **context_options):
+    context = browser.new_context(**context_options)
+    context.add_init_script(REPORT_CSP_VIOLATIONS)
     page = context.new_page()
+    page.on(
+        "console",
+        lambda message: (
+            csp_violations.append(f"{page.url}: {message.text}") if CSP_MARKER in message.text else None
+        ),
+    )
     page.set_default_timeout(10_000)
+    return context, page
+
+
+@pytest.fixture
+def page(browser, csp_violations):
+    context, page = new_page(browser, csp_violations, viewport={"width": 1280, "height": 900})
     yield page
     context.close()
 
 
 @pytest.fixture
-def narrow_page(browser):
-    context = browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True)
-    page = context.new_page()
-    page.set_default_timeout(10_000)
+def narrow_page(browser, csp_violations):
+    context, page = new_page(
+        browser,
+        csp_violations,
+        viewport={"width": 360, "height": 740},
+        is_mobile=True,
+        has_touch=True,
+    )
     yield page
     context.close()
 

@@ -16,6 +16,7 @@ from rest_framework.authtoken.models import Token
 
 from patients.models import Patient
 from scheduling.services import appointment_complete, appointment_start, queue_call_next
+from tests.browser.conftest import new_page
 from tests.factories import DoctorFactory
 from tests.scheduling.asgi_server import asgi_server, post
 from tests.scheduling.queue_helpers import booked, isolate_channel_layer, move_to_daytime_zone, waiting
@@ -41,7 +42,7 @@ def sign_in(page, server, user, password: str = "pass-word-123") -> None:
 
 
 def test_the_dashboard_shows_a_check_in_made_elsewhere_without_reloading(
-    server, page, browser, screenshot, org, staff_user, doctor, department, clinic
+    server, page, browser, csp_violations, screenshot, org, staff_user, doctor, department, clinic
 ):
     doctor.room = "Room 3"
     doctor.save(update_fields=["room"])
@@ -100,8 +101,7 @@ def test_the_dashboard_shows_a_check_in_made_elsewhere_without_reloading(
     screenshot(page, "dashboard")
 
     # The waiting room, on a big screen: tokens and rooms, no names, and it follows the doctor's calls.
-    display = browser.new_context(viewport={"width": 1600, "height": 900}).new_page()
-    display.set_default_timeout(10_000)
+    _, display = new_page(browser, csp_violations, viewport={"width": 1600, "height": 900})
     sign_in(display, server, staff_user)
     display.goto(f"{server.url}/queue/clinics/{clinic.pk}/display/")
     display.wait_for_selector(LIVE)

@@ -12,7 +12,7 @@ import pytest
 from django.urls import reverse
 
 from consultations.models import Consultation
-from tests.browser.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.browser.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, new_page
 
 from .factories import checked_in_appointment
 
@@ -43,14 +43,14 @@ def test_a_doctor_opens_records_vitals_and_sees_the_news2_without_reloading(
     panel = f"{live_server.url}{reverse('consultations:panel', args=[appointment.pk])}"
     prefix = f"#a{appointment.pk}-"
     seen: dict = {}
+    csp_violations: list[str] = []
 
     def scenario() -> None:
         from playwright.sync_api import sync_playwright
 
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.set_default_timeout(10_000)
+            _, page = new_page(browser, csp_violations, viewport={"width": 1280, "height": 900})
             page.goto(f"{live_server.url}/accounts/login/?next={panel}")
             page.get_by_label("Username").fill(doctor.user.get_username())
             page.get_by_label("Password").fill("pass-word-123")
@@ -92,3 +92,4 @@ def test_a_doctor_opens_records_vitals_and_sees_the_news2_without_reloading(
     assert seen["same_page"] is True
     assert "between 20 and 300" in seen["error"]
     assert Consultation.objects.get(appointment=appointment).pulse == 95
+    assert not csp_violations, "\n".join(csp_violations)

@@ -86,3 +86,33 @@ def test_it_refuses_to_start_with_development_settings(overrides, message):
 
     assert result.returncode != 0
     assert message in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("secret_key", "message"),
+    [
+        ("changeme", "DJANGO_SECRET_KEY is a known weak value"),
+        ("secret", "DJANGO_SECRET_KEY is a known weak value"),
+        ("django-insecure-" + secrets.token_urlsafe(50), "DJANGO_SECRET_KEY is a known weak value"),
+        (secrets.token_urlsafe(30), "DJANGO_SECRET_KEY must be at least 50 characters"),  # 40 characters
+        ("ab" * 40, "at least 5 distinct ones"),
+    ],
+    ids=["changeme", "secret", "django-insecure-prefix", "shorter-than-50", "four-distinct-characters"],
+)
+def test_it_refuses_weak_secret_keys(secret_key, message):
+    result = manage("check", env=production_env(DJANGO_SECRET_KEY=secret_key))
+
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{"OPD_SESSION_IDLE_MINUTES_STAFF": "0"}, {"DJANGO_SESSION_COOKIE_AGE": "10"}],
+    ids=["no-idle-minutes", "ten-second-sessions"],
+)
+def test_it_refuses_session_lifetimes_that_would_sign_everyone_out(overrides):
+    result = manage("check", env=production_env(**overrides))
+
+    assert result.returncode != 0
+    assert "Session idle minutes must be at least 1" in result.stderr
