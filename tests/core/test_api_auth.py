@@ -1,4 +1,5 @@
 import datetime as dt
+import logging
 
 import pytest
 import time_machine
@@ -6,6 +7,7 @@ from django.conf import settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from opd.core.log_redaction import redact
 from opd.core.models import ApiToken, AuditEvent
 from opd.core.services import user_deactivate, user_set_password
 from tests.conftest import assert_error, token_for
@@ -249,3 +251,35 @@ def test_a_websocket_ticket_is_short_lived(staff_user):
     assert response.status_code == 201
     expires_at = dt.datetime.fromisoformat(response.json()["expires_at"])
     assert expires_at - timezone.now() <= dt.timedelta(seconds=settings.OPD_WS_TICKET_SECONDS)
+
+
+def test_no_log_line_holds_a_key_or_ticket(staff_user, caplog):
+    caplog.set_level(logging.DEBUG)
+
+    key = sign_in()["token"]
+    client = with_token(key)
+    client.get("/api/v1/clinics/")
+    ticket = client.post("/api/v1/auth/ws-ticket/").json()["ticket"]
+    client.post(LOGOUT_URL)
+    client.get("/api/v1/clinics/")  # 401, logged as "Unauthorized"
+
+    assert caplog.records
+    assert key not in caplog.text
+    assert ticket not in caplog.text
+
+
+def test_the_server_log_filter_redacts_credentials_in_query_strings():
+    line = redact('GET /ws/queue/doctor/1/?ticket=abc-DEF_1&x=2 and /x?token=zzz" 401')
+
+    assert line == 'GET /ws/queue/doctor/1/?ticket=[redacted]&x=2 and /x?token=[redacted]" 401'
+
+
+def test_logout_with_a_session_ends_the_session_and_leaves_tokens_alone(staff_user):
+    key = token_for(staff_user)
+    client = APIClient()
+    client.force_login(staff_user)
+
+    assert client.post(LOGOUT_URL).status_code == 204
+
+    assert_error(client.get("/api/v1/clinics/"), 401, "not_authenticated")
+    assert with_token(key).get("/api/v1/clinics/").status_code == 200

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from tests.conftest import token_for
@@ -32,7 +33,8 @@ def test_a_change_through_either_server_reaches_clients_of_both(
 
     # The doctor's dashboard on server one (a single-use ticket in the query, from server two: the ticket
     # lives in the shared cache), the waiting room on server two (token in the subprotocol header).
-    with asgi_server(prefix) as one, asgi_server(prefix) as two:
+    # Server one logs every request and handshake (uvicorn's access log), to show no credential in it.
+    with asgi_server(prefix, log_level="info") as one, asgi_server(prefix) as two:
         status, body = post(f"{two.url}/api/v1/auth/ws-ticket/", token=doctors_token)
         assert status == 201, body
         ticket = json.loads(body)["ticket"]
@@ -73,3 +75,17 @@ def test_a_change_through_either_server_reaches_clients_of_both(
             on_dashboard, on_display = receive(dashboard), receive(display)
             assert (on_dashboard["action"], on_dashboard["version"]) == ("called", dashboard_version + 2)
             assert (on_display["action"], on_display["entry"]["state"]) == ("called", "called")
+
+        # An old-style ?token= is refused (closed 4401), and no credential reached the access log.
+        with connect(
+            f"{one.ws_url}/ws/queue/doctor/{doctor.pk}/?token={doctors_token}",
+            origin=one.url,
+            open_timeout=WAIT,
+        ) as refused:
+            with pytest.raises(ConnectionClosed) as closed:
+                refused.recv(timeout=WAIT)
+            assert closed.value.rcvd.code == 4401
+        log = one.output()
+        assert f"/ws/queue/doctor/{doctor.pk}/?ticket=[redacted]" in log  # the handshake was logged
+        for credential in (ticket, doctors_token, reception):
+            assert credential not in log
