@@ -36,24 +36,20 @@ class TokenRefused(Exception):
 
 def token_issue(*, user: User, name: str = "") -> tuple[ApiToken, str]:
     """A new token for a person who has just proven who they are. Returns the row and the key, which is
-    not stored anywhere: the caller hands it to the client once."""
+    not stored anywhere: the caller hands it to the client once.
+
+    Not written to the audit trail: the row itself records the sign-in (who, when, which client) and is
+    kept after revocation. Signing in counts as its first use."""
     key = new_key()
-    with transaction.atomic():
-        token = ApiToken.objects.create(
-            user=user,
-            digest=digest(key),
-            prefix=key[:PREFIX_LENGTH],
-            name=name[:NAME_LENGTH],
-            expires_at=timezone.now() + dt.timedelta(hours=settings.OPD_TOKEN_TTL_HOURS),
-        )
-        audit(
-            actor=user,
-            action="token.issued",
-            obj=token,
-            organization_id=user.organization_id,
-            prefix=token.prefix,
-            expires_at=token.expires_at.isoformat(),
-        )
+    now = timezone.now()
+    token = ApiToken.objects.create(
+        user=user,
+        digest=digest(key),
+        prefix=key[:PREFIX_LENGTH],
+        name=name[:NAME_LENGTH],
+        expires_at=now + dt.timedelta(hours=settings.OPD_TOKEN_TTL_HOURS),
+        last_used_at=now,
+    )
     return token, key
 
 
