@@ -168,15 +168,20 @@ def api():
     return APIClient()
 
 
+def token_for(user) -> str:
+    """A new API token key for `user`, issued as a sign-in would (live for OPD_TOKEN_TTL_HOURS)."""
+    from opd.core.services import token_issue
+
+    return token_issue(user=user, name="tests")[1]
+
+
 @pytest.fixture
 def api_as(api):
-    """api_as(user) -> an API client authenticated with that user's token."""
-    from rest_framework.authtoken.models import Token
+    """api_as(user) -> an API client authenticated with a new token of that user."""
 
     def login(user):
-        token, _ = Token.objects.get_or_create(user=user)
         client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token_for(user)}")
         return client
 
     return login

@@ -100,9 +100,8 @@ def ensure_schema_and_data(reseed: bool, spec: dict, *, recommended: bool) -> di
 
 
 def bench_users(org_id: int) -> dict:
-    from rest_framework.authtoken.models import Token
-
     from opd.core.models import Clinic, Membership, Role, User
+    from opd.core.services import token_issue
 
     clinics = list(Clinic.objects.filter(organization_id=org_id).order_by("pk"))
     admin, _ = User.objects.get_or_create(
@@ -114,8 +113,9 @@ def bench_users(org_id: int) -> dict:
     for clinic in clinics:
         Membership.objects.get_or_create(user=staff, clinic=clinic)
     return {
-        "admin": Token.objects.get_or_create(user=admin)[0].key,
-        "staff": Token.objects.get_or_create(user=staff)[0].key,
+        # A new token per run (each lives OPD_TOKEN_TTL_HOURS), as a client signing in would get.
+        "admin": token_issue(user=admin, name="bench")[1],
+        "staff": token_issue(user=staff, name="bench")[1],
         "clinic_ids": [c.pk for c in clinics],
     }
 

@@ -169,3 +169,29 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope} {self.key}"
+
+
+class ApiToken(models.Model):
+    """An API sign-in (`Authorization: Token <key>`), one per login, that expires and can be revoked.
+
+    Only the SHA-256 digest of the key is stored: the key is shown once, to whoever signed in, and a
+    copy of this table opens nothing. The key is 256 random bits, so a plain (unsalted, fast) digest is
+    enough, and it lets a request find its token by one indexed lookup. `prefix` (the key's first
+    characters) lets a person tell their tokens apart in a list without the list revealing them.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    digest = models.CharField(max_length=64, unique=True)
+    prefix = models.CharField(max_length=8)
+    name = models.CharField(max_length=200, blank=True, help_text="The client's User-Agent at sign-in.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["user", "revoked_at", "expires_at"], name="core_apitoken_live")]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… of {self.user_id}"

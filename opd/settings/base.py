@@ -37,7 +37,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -285,7 +284,7 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="OPD <no-reply@opd.local>
 # API
 REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "opd.core.api.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -314,6 +313,15 @@ SPECTACULAR_SETTINGS = {
         "PatientStatusEnum": "patients.models.PatientStatus",
     },
 }
+
+# API TOKENS
+# A token from POST /api/v1/auth/token/ lives this long (a working day and some); logout, revocation,
+# a password change and deactivation end it earlier.
+OPD_TOKEN_TTL_HOURS = env.int("OPD_TOKEN_TTL_HOURS", default=24)
+# A websocket ticket (POST /api/v1/auth/ws-ticket/) must be used within this many seconds, once.
+OPD_WS_TICKET_SECONDS = env.int("OPD_WS_TICKET_SECONDS", default=30)
+if OPD_TOKEN_TTL_HOURS <= 0 or OPD_WS_TICKET_SECONDS <= 0:
+    raise ImproperlyConfigured("OPD_TOKEN_TTL_HOURS and OPD_WS_TICKET_SECONDS must be positive.")
 
 # DOMAIN
 # How far ahead slots are materialized, and how many days of availability `generate_slots` looks at.

@@ -12,11 +12,11 @@ import json
 
 import pytest
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
 from patients.models import Patient
 from scheduling.services import appointment_complete, appointment_start, queue_call_next
 from tests.browser.conftest import new_page
+from tests.conftest import token_for
 from tests.factories import DoctorFactory
 from tests.scheduling.asgi_server import asgi_server, post
 from tests.scheduling.queue_helpers import booked, isolate_channel_layer, move_to_daytime_zone, waiting
@@ -63,7 +63,7 @@ def test_the_dashboard_shows_a_check_in_made_elsewhere_without_reloading(
     waiting(staff_user, doctor, department, minutes=20)
     arriving = booked(staff_user, doctor, department, minutes=35)
     booked(staff_user, doctor, department, minutes=50)
-    reception = Token.objects.create(user=staff_user).key
+    reception = token_for(staff_user)
     # Names no doctor shares (Faker's could), so "no patient name on the waiting room" means just that.
     for appointment, last_name in ((first, "Quennell"), (arriving, "Marplewood")):
         Patient.objects.filter(pk=appointment.patient_id).update(last_name=last_name)
@@ -124,7 +124,7 @@ def test_the_dashboard_shows_a_check_in_made_elsewhere_without_reloading(
 
 def test_the_dashboard_reconnects_after_the_connection_drops(server, page, staff_user, doctor, department):
     arriving = booked(staff_user, doctor, department, minutes=30)
-    reception = Token.objects.create(user=staff_user).key
+    reception = token_for(staff_user)
     sign_in(page, server, doctor.user)
     page.goto(f"{server.url}/queue/dashboard/")
     page.wait_for_selector(LIVE)

@@ -18,7 +18,6 @@ from typing import IO
 
 import pytest
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
 from consultations.models import RecordType
 from consultations.services import (
@@ -31,6 +30,7 @@ from devtools.management.commands.seed_demo import seed
 from opd.core.models import Role, User
 from scheduling.models import Appointment, AppointmentStatus
 from scheduling.services import appointment_book, appointment_cancel, appointment_check_in
+from tests.conftest import token_for
 from tests.factories import SlotFactory
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -112,14 +112,14 @@ def _clinical_day() -> tuple[User, User]:
 
 
 def _start(base_url: str, user: User, tmp_path: Path, output: IO[str]) -> subprocess.Popen[str]:
-    token, _ = Token.objects.get_or_create(user=user)
+    token = token_for(user)
     workdir = tmp_path / user.username
     command = [
         _schemathesis(),
         "run",
         f"{base_url}/api/schema/?format=json",
         "--header",
-        f"Authorization: Token {token.key}",
+        f"Authorization: Token {token}",
         "--checks",
         CHECKS,
         "--phases",

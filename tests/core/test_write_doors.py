@@ -212,7 +212,7 @@ def _defined_by_us(cls: type, name: str) -> bool:
 
 
 # Third-party admins of models that are not ours; their apps own how they are written.
-THIRD_PARTY_ADMINS = {"auth", "authtoken", "django_celery_beat"}
+THIRD_PARTY_ADMINS = {"auth", "django_celery_beat"}
 
 
 def test_every_admin_that_writes_says_which_service_it_calls():

@@ -83,7 +83,7 @@ def _wait_until_ready(server: Server) -> None:
 
 
 @contextlib.contextmanager
-def asgi_server(channels_prefix: str) -> Iterator[Server]:
+def asgi_server(channels_prefix: str, *, log_level: str = "warning") -> Iterator[Server]:
     port = free_port()
     with tempfile.NamedTemporaryFile("w", prefix="uvicorn-", suffix=".log", delete=False) as log:
         log_path = pathlib.Path(log.name)
@@ -101,7 +101,7 @@ def asgi_server(channels_prefix: str) -> Iterator[Server]:
             "--lifespan",
             "off",
             "--log-level",
-            "warning",
+            log_level,
         ],
         cwd=ROOT,
         env=server_env(channels_prefix),

@@ -7,15 +7,20 @@ their on_commit events really go out through Redis to the consumer.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
+import time_machine
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
-from rest_framework.authtoken.models import Token
+from django.utils import timezone
 
 from opd.asgi import application
 from opd.core import events
+from opd.core.services import tokens_revoke_all
 from scheduling import realtime
 from scheduling.services import appointment_check_in, appointment_start, queue_call_next
+from tests.conftest import token_for
 
 from .queue_helpers import (
     booked,
@@ -110,26 +115,75 @@ def test_it_refuses_a_page_from_another_site(doctor):
     run(scenario)
 
 
-def test_it_signs_in_with_an_api_token_in_the_query_or_the_subprotocol(staff_user, doctor):
-    token = Token.objects.create(user=staff_user).key
+def test_it_signs_in_with_an_api_token_in_the_subprotocol(staff_user, doctor):
+    token = token_for(staff_user)
     path = f"/ws/queue/doctor/{doctor.pk}/"
-
-    by_query = socket(f"{path}?token={token}")
     by_header = socket(path, subprotocols=["opd-token", token])
 
     async def scenario():
-        assert (await opened(by_query))["queue"] == f"doctor:{doctor.pk}"
-        await by_query.disconnect()
-
         connected, subprotocol = await by_header.connect(timeout=TIMEOUT)
         assert connected
         assert subprotocol == "opd-token"  # a browser insists on hearing one it offered
         assert (await by_header.receive_json_from(timeout=TIMEOUT))["type"] == "snapshot"
         await by_header.disconnect()
 
-        assert await close_code(socket(f"{path}?token=not-a-token")) == 4401
+        assert await close_code(socket(path, subprotocols=["opd-token", "not-a-token"])) == 4401
 
     run(scenario)
+
+
+def test_it_refuses_a_token_in_the_query_string(staff_user, doctor):
+    # Query strings land in access logs: a token there is never read, even a live one.
+    token = token_for(staff_user)
+
+    async def scenario():
+        assert await close_code(socket(f"/ws/queue/doctor/{doctor.pk}/?token={token}")) == 4401
+
+    run(scenario)
+
+
+def test_it_refuses_a_revoked_or_expired_token_in_the_subprotocol(staff_user, doctor, settings):
+    revoked = token_for(staff_user)
+    tokens_revoke_all(actor=staff_user, user=staff_user, reason="test")
+    expired = token_for(staff_user)
+    path = f"/ws/queue/doctor/{doctor.pk}/"
+
+    async def scenario():
+        assert await close_code(socket(path, subprotocols=["opd-token", revoked])) == 4401
+        assert await close_code(socket(path, subprotocols=["opd-token", expired])) == 4401
+
+    later = timezone.now() + dt.timedelta(hours=settings.OPD_TOKEN_TTL_HOURS, seconds=1)
+    with time_machine.travel(later, tick=False):
+        run(scenario)
+
+
+def test_it_signs_in_once_with_a_ticket(api_as, staff_user, doctor):
+    response = api_as(staff_user).post("/api/v1/auth/ws-ticket/")
+    assert response.status_code == 201
+    ticket = response.json()["ticket"]
+    path = f"/ws/queue/doctor/{doctor.pk}/?ticket={ticket}"
+    first = socket(path)
+
+    async def scenario():
+        assert (await opened(first))["queue"] == f"doctor:{doctor.pk}"
+        await first.disconnect()
+        assert await close_code(socket(path)) == 4401  # used
+
+    run(scenario)
+
+
+def test_it_refuses_an_expired_or_unknown_ticket(api_as, staff_user, doctor, settings):
+    ticket = api_as(staff_user).post("/api/v1/auth/ws-ticket/").json()["ticket"]
+    path = f"/ws/queue/doctor/{doctor.pk}/"
+
+    async def scenario():
+        assert await close_code(socket(f"{path}?ticket={ticket}")) == 4401
+        assert await close_code(socket(f"{path}?ticket=not-a-ticket")) == 4401
+
+    # Still in the cache (it keeps entries a second longer), past the ticket's own expiry.
+    later = timezone.now() + dt.timedelta(seconds=settings.OPD_WS_TICKET_SECONDS)
+    with time_machine.travel(later, tick=False):
+        run(scenario)
 
 
 # Snapshot and events

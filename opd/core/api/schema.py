@@ -25,7 +25,7 @@ from .serializers import ErrorSerializer, ScopedPrimaryKeyField
 
 DESCRIPTIONS: dict[int, str] = {
     400: "Invalid input; `fields` names each problem.",
-    401: "Not signed in, or the token is unknown.",
+    401: "Not signed in, or the token is unknown, expired or revoked.",
     403: "The role may not do this (or, for a session client, the CSRF check failed).",
     404: "Unknown, or not visible to this user: a path id, an id in the body (named in `fields`), "
     "or a page past the end (`Invalid page.`).",

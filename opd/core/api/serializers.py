@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from rest_framework import serializers
 
 from opd.core.errors import NotFound
-from opd.core.models import Clinic, Department, Organization, User
+from opd.core.models import ApiToken, Clinic, Department, Organization, User
 
 NOT_FOUND_CODE = "not_found"
 
@@ -134,3 +134,37 @@ class DepartmentSerializer(serializers.ModelSerializer):
         model = Department
         fields = ["id", "clinic", "clinic_name", "name", "code", "is_active"]
         read_only_fields = fields
+
+
+class LoginSerializer(serializers.Serializer):
+    username = serializers.CharField()
+    password = serializers.CharField(style={"input_type": "password"}, trim_whitespace=False, write_only=True)
+
+
+class TokenIssuedSerializer(serializers.Serializer):
+    token = serializers.CharField(help_text="Send as `Authorization: Token <token>`. Shown only this once.")
+    expires_at = serializers.DateTimeField()
+
+
+class ApiTokenSerializer(serializers.ModelSerializer):
+    """A token as its owner sees it in the list: never the key, only its first characters."""
+
+    current = serializers.SerializerMethodField(help_text="The token this request was made with.")
+
+    class Meta:
+        model = ApiToken
+        fields = ["id", "prefix", "name", "created_at", "expires_at", "last_used_at", "current"]
+        read_only_fields = fields
+
+    def get_current(self, token: ApiToken) -> bool:
+        request = self.context.get("request")
+        return isinstance(getattr(request, "auth", None), ApiToken) and request.auth.pk == token.pk  # type: ignore[union-attr]
+
+
+class TokensRevokedSerializer(serializers.Serializer):
+    revoked = serializers.IntegerField(help_text="How many live tokens were revoked.")
+
+
+class WsTicketSerializer(serializers.Serializer):
+    ticket = serializers.CharField(help_text="Open the websocket with `?ticket=<ticket>`, once.")
+    expires_at = serializers.DateTimeField()

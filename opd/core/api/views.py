@@ -1,4 +1,5 @@
-"""The token endpoint, the read-only organization tree (organizations, clinics, departments) and the schema."""
+"""Sign-in for API clients (tokens, websocket tickets), the read-only organization tree (organizations,
+clinics, departments) and the schema."""
 
 from __future__ import annotations
 
@@ -7,21 +8,111 @@ from typing import Any, ClassVar
 
 import django_filters
 from django.conf import settings
+from django.contrib.auth import authenticate, logout
+from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularAPIView
-from rest_framework import viewsets
-from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from opd.core.filters import IdFilter
-from opd.core.models import Clinic, Department, Organization
-from opd.core.tenancy import clinics_for, departments_for, organizations_for
+from opd.core.models import ApiToken, Clinic, Department, Organization
+from opd.core.selectors import live_api_tokens_for
+from opd.core.services import token_issue, token_revoke, tokens_revoke_all, ws_ticket_issue
+from opd.core.tenancy import clinics_for, departments_for, organizations_for, signed_in_user
 
-from .serializers import ClinicSerializer, DepartmentSerializer, OrganizationSerializer
+from .schema import error_responses
+from .serializers import (
+    ApiTokenSerializer,
+    ClinicSerializer,
+    DepartmentSerializer,
+    LoginSerializer,
+    OrganizationSerializer,
+    TokenIssuedSerializer,
+    TokensRevokedSerializer,
+    WsTicketSerializer,
+)
+
+BAD_CREDENTIALS = "Unable to log in with provided credentials."
 
 
-class ObtainTokenView(ObtainAuthToken):
-    """POST username and password; answers {"token": ...} for `Authorization: Token ...`."""
+class ObtainTokenView(APIView):
+    """POST username and password; answers a new token for `Authorization: Token ...` and when it expires.
+
+    Each sign-in issues another token (one per device or program), valid OPD_TOKEN_TTL_HOURS. Credentials
+    go through django.contrib.auth.authenticate with the request, so every authentication backend (and
+    any lockout around it) sees this door like the login pages."""
+
+    authentication_classes = ()  # a stale session or token must not stand between a person and a sign-in
+    permission_classes = (AllowAny,)
+
+    @extend_schema(request=LoginSerializer, responses={200: TokenIssuedSerializer})
+    def post(self, request: Request) -> Response:
+        serializer = LoginSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = authenticate(
+            request=request,
+            username=serializer.validated_data["username"],
+            password=serializer.validated_data["password"],
+        )
+        if user is None:  # wrong password, unknown name, or an inactive account: one answer for all
+            raise serializers.ValidationError({"non_field_errors": [BAD_CREDENTIALS]}, code="authorization")
+        token, key = token_issue(user=user, name=request.headers.get("User-Agent", ""))
+        return Response(TokenIssuedSerializer({"token": key, "expires_at": token.expires_at}).data)
+
+
+class LogoutView(APIView):
+    """Sign out: revokes the token this request was made with (a session client's session ends instead)."""
+
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request: Request) -> Response:
+        user = signed_in_user(request)
+        if isinstance(request.auth, ApiToken):
+            token_revoke(actor=user, token=request.auth)
+        else:
+            logout(request._request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ApiTokenViewSet(mixins.ListModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
+    """The signed-in person's live API tokens (never the keys), to revoke one or all of them."""
+
+    queryset = ApiToken.objects.none()
+    serializer_class = ApiTokenSerializer
+
+    def get_queryset(self):
+        return live_api_tokens_for(signed_in_user(self.request))
+
+    @extend_schema(responses={204: None, **error_responses(404)})
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Revoke one of your tokens (another person's, or a revoked or expired one, is 404)."""
+        token_revoke(actor=signed_in_user(request), token=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=None, responses={200: TokensRevokedSerializer})
+    @action(detail=False, methods=["post"], url_path="revoke-all")
+    def revoke_all(self, request: Request) -> Response:
+        """Log out everywhere: revoke every live token of yours, the one of this request included."""
+        user = signed_in_user(request)
+        count = tokens_revoke_all(actor=user, user=user, reason="revoke_all")
+        return Response(TokensRevokedSerializer({"revoked": count}).data)
+
+
+class WsTicketView(APIView):
+    """A single-use ticket to open one websocket as you, within OPD_WS_TICKET_SECONDS: `?ticket=...`.
+
+    For clients without the session cookie; it keeps the long-lived token out of URLs (and access logs)."""
+
+    @extend_schema(request=None, responses={201: WsTicketSerializer})
+    def post(self, request: Request) -> Response:
+        ticket, expires_at = ws_ticket_issue(user=signed_in_user(request))
+        return Response(
+            WsTicketSerializer({"ticket": ticket, "expires_at": expires_at}).data,
+            status=status.HTTP_201_CREATED,
+        )
 
 
 class OrganizationViewSet(viewsets.ReadOnlyModelViewSet):

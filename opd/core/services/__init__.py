@@ -51,6 +51,15 @@ from .organizations import (  # noqa: E402
     time_zone_planner_register,
     time_zone_planner_unregister,
 )
+from .tokens import (  # noqa: E402
+    TokenRefused,
+    token_issue,
+    token_revoke,
+    token_use,
+    tokens_revoke_all,
+    ws_ticket_issue,
+    ws_ticket_redeem,
+)
 from .users import (  # noqa: E402
     email_verification_token,
     membership_add,
@@ -65,6 +74,7 @@ from .users import (  # noqa: E402
 )
 
 __all__ = [
+    "TokenRefused",
     "clinic_create",
     "clinic_update",
     "department_create",
@@ -77,6 +87,10 @@ __all__ = [
     "organization_update",
     "time_zone_planner_register",
     "time_zone_planner_unregister",
+    "token_issue",
+    "token_revoke",
+    "token_use",
+    "tokens_revoke_all",
     "user_change_role",
     "user_create",
     "user_deactivate",
@@ -85,4 +99,6 @@ __all__ = [
     "user_update",
     "user_verify_email",
     "validate_model",
+    "ws_ticket_issue",
+    "ws_ticket_redeem",
 ]

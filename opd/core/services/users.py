@@ -19,6 +19,7 @@ from ..errors import Conflict, PermissionDenied, ValidationFailed
 from ..models import Clinic, Membership, Organization, Role, User
 from . import validate_model
 from .organizations import check_tenant
+from .tokens import tokens_revoke_all
 
 USER_FIELDS = ("username", "first_name", "last_name", "email", "is_staff")
 # Only a superuser grants these; the project itself uses roles, not Django's groups and permissions.
@@ -193,6 +194,8 @@ def _set_active(actor: User | None, user: User, is_active: bool) -> User:
         current.save(update_fields=["is_active"])
         action = "user.reactivated" if is_active else "user.deactivated"
         audit(actor=actor, action=action, obj=current, organization_id=current.organization_id)
+        if not is_active:
+            tokens_revoke_all(actor=actor, user=current, reason="deactivated")
     return current
 
 
@@ -207,7 +210,8 @@ def user_reactivate(*, actor: User | None, user: User) -> User:
 
 
 def user_set_password(*, actor: User | None, user: User, password: str | None) -> User:
-    """Set a new password (None: make it unusable). The audit event says that it changed, never what."""
+    """Set a new password (None: make it unusable). The audit event says that it changed, never what.
+    Every API token of the person ends with the old password: one that leaked stops working."""
     check_tenant(actor, user.organization_id, "user")
     with transaction.atomic():
         current = User.objects.select_for_update().get(pk=user.pk)
@@ -223,6 +227,7 @@ def user_set_password(*, actor: User | None, user: User, password: str | None) -
             organization_id=current.organization_id,
             usable=password is not None,
         )
+        tokens_revoke_all(actor=actor, user=current, reason="password_changed")
     return current
 
 

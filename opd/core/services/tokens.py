@@ -1,0 +1,139 @@
+"""API tokens (one per sign-in, expiring, revocable) and single-use websocket tickets.
+
+A token is issued by signing in (`POST /api/v1/auth/token/`), lives `OPD_TOKEN_TTL_HOURS`, and ends
+earlier when its owner logs out with it, revokes it, or when the owner's password changes or the account
+is deactivated (those services revoke every token of the person). Revoked tokens keep their row (who
+signed in from where, and until when) with `revoked_at` set.
+
+A websocket ticket lets a client without the session cookie open a socket without putting a long-lived
+credential in the URL, where access logs would keep it: an authenticated POST gets a random ticket that
+the cache holds for `OPD_WS_TICKET_SECONDS`, and the first connection that presents it consumes it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from ..audit import audit
+from ..models import ApiToken, User
+from ..tokens import PREFIX_LENGTH, digest, new_key
+
+# last_used_at is a hint for the person reading their token list, not an access log: writing it on every
+# request would turn each API read into a write, so it moves at most once a minute.
+LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
+TICKET_CACHE_PREFIX = "ws-ticket:"
+NAME_LENGTH = ApiToken._meta.get_field("name").max_length or 200
+
+
+class TokenRefused(Exception):
+    """The key opens nothing; the message says why, for the 401."""
+
+
+def token_issue(*, user: User, name: str = "") -> tuple[ApiToken, str]:
+    """A new token for a person who has just proven who they are. Returns the row and the key, which is
+    not stored anywhere: the caller hands it to the client once.
+
+    Not written to the audit trail: the row itself records the sign-in (who, when, which client) and is
+    kept after revocation. Signing in counts as its first use."""
+    key = new_key()
+    now = timezone.now()
+    token = ApiToken.objects.create(
+        user=user,
+        digest=digest(key),
+        prefix=key[:PREFIX_LENGTH],
+        name=name[:NAME_LENGTH],
+        expires_at=now + dt.timedelta(hours=settings.OPD_TOKEN_TTL_HOURS),
+        last_used_at=now,
+    )
+    return token, key
+
+
+def token_use(*, key: str) -> ApiToken:
+    """The live token with this key (its user loaded), noting when it was last used.
+
+    Raises TokenRefused for an unknown, revoked or expired key and for an inactive user's."""
+    token = ApiToken.objects.select_related("user").filter(digest=digest(key)).first()
+    if token is None:
+        raise TokenRefused("Invalid token.")
+    now = timezone.now()
+    if token.revoked_at is not None:
+        raise TokenRefused("Token revoked.")
+    if token.expires_at <= now:
+        raise TokenRefused("Token expired.")
+    if not token.user.is_active:
+        raise TokenRefused("User inactive or deleted.")
+    if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
+        # Conditional, so concurrent requests of one client write it once.
+        ApiToken.objects.filter(pk=token.pk, last_used_at=token.last_used_at).update(last_used_at=now)
+        token.last_used_at = now
+    return token
+
+
+def token_revoke(*, actor: User, token: ApiToken) -> ApiToken:
+    """End one token now. Revoking a revoked or expired token changes nothing and is not an error."""
+    now = timezone.now()
+    with transaction.atomic():
+        revoked = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=now)
+        if revoked:
+            token.revoked_at = now
+            audit(
+                actor=actor,
+                action="token.revoked",
+                obj=token,
+                organization_id=token.user.organization_id,
+                prefix=token.prefix,
+            )
+    return token
+
+
+def tokens_revoke_all(*, actor: User | None, user: User, reason: str) -> int:
+    """End every live token of `user` (logout everywhere, a new password, a closed account); audited
+    with the reason and how many there were. Returns that number."""
+    now = timezone.now()
+    with transaction.atomic():
+        count = ApiToken.objects.filter(user=user, revoked_at__isnull=True, expires_at__gt=now).update(
+            revoked_at=now
+        )
+        if count:
+            audit(
+                actor=actor,
+                action="token.revoked_all",
+                obj=user,
+                organization_id=user.organization_id,
+                reason=reason,
+                count=count,
+            )
+    return count
+
+
+def ws_ticket_issue(*, user: User) -> tuple[str, dt.datetime]:
+    """A single-use ticket for one websocket connection, valid for OPD_WS_TICKET_SECONDS. Kept in the
+    cache under its digest, so the cache holds nothing a client could present."""
+    ticket = new_key()
+    seconds = settings.OPD_WS_TICKET_SECONDS
+    expires_at = timezone.now() + dt.timedelta(seconds=seconds)
+    # The cache's own expiry clears the entry; the stored time is the rule, so a ticket ends on our
+    # clock even where the cache keeps it a little longer.
+    entry = {"user_id": user.pk, "expires_at": expires_at.timestamp()}
+    cache.set(TICKET_CACHE_PREFIX + digest(ticket), entry, timeout=seconds + 1)
+    return ticket, expires_at
+
+
+def ws_ticket_redeem(*, ticket: str) -> int | None:
+    """The id of the user a ticket was issued to, consuming it; None if unknown, expired or used.
+
+    Single use holds under concurrency: of two connections presenting one ticket, both may read it, but
+    the cache's delete (Redis DEL; the local-memory cache's, under its lock) reports a removal to only
+    one of them."""
+    key = TICKET_CACHE_PREFIX + digest(ticket)
+    entry = cache.get(key)
+    if not isinstance(entry, dict) or not cache.delete(key):
+        return None
+    if entry["expires_at"] <= timezone.now().timestamp():
+        return None
+    return int(entry["user_id"])
