@@ -245,6 +245,10 @@ def doctor_queue_access(user: User, doctor_id: int) -> Doctor:
         return doctor
     if doctor.user_id == user.pk:
         check_clinical_standing(user)  # their own queue shows patients: not while suspended or pending
+        ids = clinic_ids_for(user)
+        if ids is not None and not Clinic.objects.filter(pk__in=ids, departments__doctors=doctor).exists():
+            # Removed from the clinic: its patients are another clinic's now.
+            raise NotFound("You no longer work at a clinic of this queue.")
         return doctor
     raise PermissionDenied("Only the doctor and clinic staff may watch this queue.")
 

@@ -18,6 +18,14 @@ def has_role(user, *roles: str) -> bool:
     return True
 
 
+class InClinicalStanding(BasePermission):
+    """Everyone passes but a doctor whose clinical standing lapsed: 403 no_clinical_standing."""
+
+    def has_permission(self, request, view) -> bool:
+        check_clinical_standing(request.user)
+        return True
+
+
 class IsAdmin(BasePermission):
     message = "Only administrators may do this."
 
