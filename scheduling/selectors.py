@@ -243,7 +243,7 @@ def doctor_queue_access(user: User, doctor_id: int) -> Doctor:
         raise NotFound("No such doctor.")
     if user.is_clinic_staff:
         return doctor
-    if doctor.user_id == user.pk:
+    if doctor.user_id == user.pk and (user.is_superuser or user.role == Role.DOCTOR):
         check_clinical_standing(user)  # their own queue shows patients: not while suspended or pending
         ids = clinic_ids_for(user)
         if ids is not None and not Clinic.objects.filter(pk__in=ids, departments__doctors=doctor).exists():

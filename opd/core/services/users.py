@@ -11,6 +11,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
+from .. import events
 from ..audit import audit
 from ..errors import Conflict, PermissionDenied, ValidationFailed
 from ..models import Clinic, Membership, Organization, Role, User
@@ -169,6 +170,8 @@ def user_change_role(*, actor: User | None, user: User, role: str, is_staff: boo
             new_role=current.role,
             fields=sorted(changed),
         )
+        if "role" in changed:
+            events.publish(events.ACCESS_REVOKED, user_id=current.pk, reason="role_changed")
     return current
 
 
@@ -186,6 +189,8 @@ def _set_active(actor: User | None, user: User, is_active: bool) -> User:
         current.save(update_fields=["is_active"])
         action = "user.reactivated" if is_active else "user.deactivated"
         audit(actor=actor, action=action, obj=current, organization_id=current.organization_id)
+        if not is_active:
+            events.publish(events.ACCESS_REVOKED, user_id=current.pk, reason="deactivated")
     return current
 
 
@@ -261,3 +266,4 @@ def membership_remove(*, actor: User | None, membership: Membership) -> None:
             clinic_id=membership.clinic_id,
         )
         Membership.objects.filter(pk=membership.pk).delete()
+        events.publish(events.ACCESS_REVOKED, user_id=membership.user_id, reason="membership_removed")
