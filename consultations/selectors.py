@@ -23,7 +23,7 @@ from typing import Any
 from django.db.models import CharField, F, Prefetch, QuerySet, Value
 
 from opd.core.models import Role, User
-from opd.core.tenancy import restrict_to_clinics
+from opd.core.tenancy import has_clinical_standing, restrict_to_clinics
 from patients.models import Patient
 from scheduling.models import Appointment
 from scheduling.selectors import appointments_for
@@ -32,23 +32,29 @@ from .models import Addendum, CareNote, Consultation, ConsultationStatus, Prescr
 
 
 def may_read_clinical_records(user: User) -> bool:
-    return bool(
-        user and user.is_authenticated and (user.is_superuser or user.role in (Role.DOCTOR, Role.PATIENT))
-    )
+    """Doctors in clinical standing (opd.core.tenancy) and patients; the doors answer a doctor without
+    standing with 403 no_clinical_standing (check_clinical_standing) rather than an empty list."""
+    if not (user and user.is_authenticated):
+        return False
+    if user.role == Role.DOCTOR and not user.is_superuser:
+        return has_clinical_standing(user)
+    return user.is_superuser or user.role == Role.PATIENT
 
 
 def may_read_care_notes(user: User) -> bool:
-    return bool(
-        user
-        and user.is_authenticated
-        and (user.is_superuser or user.role in (Role.ADMIN, Role.STAFF, Role.DOCTOR))
-    )
+    if not (user and user.is_authenticated):
+        return False
+    if user.role == Role.DOCTOR and not user.is_superuser:
+        return has_clinical_standing(user)
+    return user.is_superuser or user.role in (Role.ADMIN, Role.STAFF)
 
 
 def _clinical(qs: QuerySet[Any], user: User, *, completed: str) -> QuerySet[Any]:
     if user.is_superuser:
         return qs
     if user.role == Role.DOCTOR:
+        if not has_clinical_standing(user):
+            return qs.none()
         return restrict_to_clinics(qs.filter(organization_id=user.organization_id), user)
     if user.role == Role.PATIENT:
         return qs.filter(
@@ -75,6 +81,8 @@ def care_notes_for(user: User) -> QuerySet[CareNote]:
     qs = CareNote.objects.all()
     if user.is_superuser:
         return qs
+    if user.role == Role.DOCTOR and not has_clinical_standing(user):
+        return qs.none()
     if user.role in (Role.ADMIN, Role.STAFF, Role.DOCTOR):
         return restrict_to_clinics(qs.filter(organization_id=user.organization_id), user)  # type: ignore[misc]  # no organization: matches no row
     return qs.none()

@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET, require_POST
 from opd.core.admin_mixins import attach_domain_error
 from opd.core.errors import DomainError
 from opd.core.models import Role
-from opd.core.tenancy import signed_in_user
+from opd.core.tenancy import require_clinical_standing, signed_in_user
 from scheduling.models import Appointment
 from scheduling.selectors import appointments_for
 
@@ -63,6 +63,7 @@ def _is_htmx(request: HttpRequest) -> bool:
 
 def _panel_appointment(request: HttpRequest, appointment_id: int) -> Appointment:
     user = signed_in_user(request)
+    require_clinical_standing(user)
     appointment = appointment_details(appointments_for(user)).filter(pk=appointment_id).first()
     if appointment is None:
         raise Http404("No such appointment.")
@@ -237,6 +238,7 @@ def panel_complete(request: HttpRequest, appointment_id: int) -> HttpResponse:
 @require_GET
 def prescription_print(request: HttpRequest, pk: int) -> HttpResponse:
     user = signed_in_user(request)
+    require_clinical_standing(user)
     if not may_read_clinical_records(user):
         raise PermissionDenied("Prescriptions are open to doctors and to the patient.")
     prescription = prescription_details(prescriptions_for(user)).filter(pk=pk).first()

@@ -1,12 +1,15 @@
 """In-app notifications pushed to a signed-in user's open pages: ws/notifications/.
 
 One group per user (backends.user_group); the send task's InAppBackend does the group_send once the
-message's row is claimed, outside any transaction. The socket only listens: nothing is read from it.
+message's row is claimed, outside any transaction. The socket only listens: a frame from the client gets
+{"type": "error", "code": "bad_frame"} if it is not JSON and is otherwise ignored. The messages are the
+user's own, so only a closed account ends the socket: deactivation (opd.core.realtime) sends
+{"type": "closed", "reason": "access_revoked"} and closes with 4403; each message forwarded re-checks it.
 """
 
 from __future__ import annotations
 
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from opd.core.consumers import GuardedJsonWebsocketConsumer
 
 from .backends import user_group
 
@@ -14,7 +17,7 @@ from .backends import user_group
 NOT_SIGNED_IN = 4401
 
 
-class NotificationConsumer(AsyncJsonWebsocketConsumer):
+class NotificationConsumer(GuardedJsonWebsocketConsumer):
     group_name: str | None = None
 
     async def connect(self) -> None:
@@ -25,13 +28,23 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         self.group_name = user_group(user.pk)
         await self.channel_layer.group_add(self.group_name, self.channel_name)
         await self.accept()
+        await self.watch_access(user.pk)
 
-    async def disconnect(self, code: int) -> None:
+    async def leave_groups(self) -> None:
         if self.group_name:
             await self.channel_layer.group_discard(self.group_name, self.channel_name)
+            self.group_name = None
+        await super().leave_groups()
 
     async def receive_json(self, content, **kwargs) -> None:
         """Nothing to receive; pages only listen."""
 
     async def notification_message(self, event: dict) -> None:
+        # One primary-key read per message: in-app messages are few, and a closed account must not
+        # receive the next one even if its revocation message was lost.
+        if self.group_name is None:
+            return
+        if not await self.still_allowed():
+            await self.revoke()
+            return
         await self.send_json(event["notification"])

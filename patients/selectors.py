@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.db.models import Q, QuerySet
 
 from opd.core.models import Role, User
+from opd.core.tenancy import clinic_ids_for
 
 from .models import Patient
 from .services import digits_only
@@ -17,6 +18,8 @@ def patients_for(user: User) -> QuerySet[Patient]:
     qs = Patient.objects.all()
     if user.is_superuser:
         return qs
+    if user.role == Role.DOCTOR and not clinic_ids_for(user):
+        return qs.none()  # suspended, pending or working at no clinic: no patient data at all
     if user.role in (Role.ADMIN, Role.STAFF, Role.DOCTOR):
         return qs.filter(organization_id=user.organization_id)  # type: ignore[misc]  # no organization: matches no row
     return qs.filter(user=user, organization_id=user.organization_id)  # type: ignore[misc]  # no organization: matches no row

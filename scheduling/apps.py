@@ -22,3 +22,11 @@ class SchedulingConfig(AppConfig):
         from .services import slots_replan_for_time_zone
 
         time_zone_planner_register(slots_replan_for_time_zone)
+
+        # A doctor's clinical access follows their profile's approval (opd.core.tenancy checks it on every
+        # request through this check; scheduling owns the profile).
+        from opd.core.tenancy import clinical_standing_register
+
+        from .selectors import doctor_in_good_standing
+
+        clinical_standing_register(doctor_in_good_standing)

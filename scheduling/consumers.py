@@ -11,8 +11,13 @@ Protocol, JSON both ways:
                                                                                             and on resync
   server -> {"type": "event", "queue": "doctor:7", "version": 42, "action": "checked_in",
              "appointment_id": 1234, "entry": {...}}                                        each change
-  client -> {"type": "resync"}   answered with a snapshot
+  client -> {"type": "resync"}   answered with a snapshot, at most one a second per socket (sooner:
+                                 {"type": "error", "code": "rate_limited", "retry_after": seconds})
   client -> {"type": "ping"}     answered with {"type": "pong"}
+  server -> {"type": "error", "code": "bad_frame", ...}   a frame that is not JSON text
+  server -> {"type": "closed", "reason": "access_revoked"}, then close 4403: the user's access to this
+            queue ended (suspended, deactivated, removed from the clinic, role changed). Checked again on
+            connect, on each resync and when opd.core.realtime says the user's access narrowed.
 Events reach a client in version order with no gaps: one that would leave a gap (a message lost, or two
 processes' messages crossing) is replaced by a fresh snapshot, and one older than what the client has
 is dropped. A client that still sees version != last + 1 sends "resync".
@@ -20,12 +25,16 @@ is dropped. A client that still sees version != last + 1 sends "resync".
 
 from __future__ import annotations
 
+import math
+import time
 from typing import Any
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
 
+from opd.core.consumers import GuardedJsonWebsocketConsumer
 from opd.core.errors import NotFound, PermissionDenied
+from opd.core.models import User
 from opd.core.ws_auth import TOKEN_SUBPROTOCOL
 
 from .realtime import group_name
@@ -43,11 +52,15 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 
 
-class QueueConsumer(AsyncJsonWebsocketConsumer):
+class QueueConsumer(GuardedJsonWebsocketConsumer):
     kind: str = DOCTOR_QUEUE
 
     queue: str | None = None
     version: int = 0
+    pk: int = 0
+    # time.time() of the last resync answered (time-machine moves it in tests; no sleeping). Snapshots
+    # the server sends of itself (on connect, after a gap) do not count: the client did not ask.
+    last_resync_at: float = -math.inf
 
     async def connect(self) -> None:
         # A browser only completes the handshake if one of the subprotocols it offered is chosen.
@@ -57,9 +70,10 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
-        pk = int(self.scope["url_route"]["kwargs"]["pk"])
+        pk = self.pk = int(self.scope["url_route"]["kwargs"]["pk"])
         try:
-            await database_sync_to_async(self._authorize)(user, pk)
+            # The user as the database has them now, not as the handshake found them.
+            await database_sync_to_async(self._authorize_fresh)(user.pk, pk)
         except NotFound:
             await self.close(code=CLOSE_NOT_FOUND)
             return
@@ -70,31 +84,60 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
         # Join before reading the snapshot: an event committed meanwhile is either in the snapshot (and
         # dropped as old when it arrives) or newer than it (and passed on).
         await self.channel_layer.group_add(group_name(self.queue), self.channel_name)
+        await self.watch_access(user.pk)
         await self.send_snapshot()
 
-    def _authorize(self, user, pk: int) -> None:
+    def _authorize_fresh(self, user_id: int, pk: int) -> None:
+        user = User.objects.filter(pk=user_id, is_active=True).first()
+        if user is None:
+            raise PermissionDenied("This account is closed.")
+        self.check_access(user, pk)
+
+    def check_access(self, user: User, pk: int | None = None) -> None:
+        pk = self.pk if pk is None else pk
         if self.kind == DOCTOR_QUEUE:
             doctor_queue_access(user, pk)
         else:
             clinic_queue_access(user, pk)
 
-    async def disconnect(self, code: int) -> None:
+    async def leave_groups(self) -> None:
         if self.queue is not None:
             await self.channel_layer.group_discard(group_name(self.queue), self.channel_name)
+            self.queue = None
+        await super().leave_groups()
 
     async def send_snapshot(self) -> None:
+        """A fresh snapshot, only while the user may still see the queue (else the socket closes)."""
+        if not await self.still_allowed():
+            await self.revoke()
+            return
         snapshot = await database_sync_to_async(queue_snapshot)(self.queue)
         self.version = snapshot["version"]
         await self.send_json(
             {"type": "snapshot", "queue": self.queue, "version": self.version, "snapshot": snapshot}
         )
 
+    async def resync(self) -> None:
+        # Each snapshot reads the whole day: one a second per socket is plenty for a client that lost
+        # track, and a loop of resyncs cannot turn one socket into a load on the database.
+        now = time.time()
+        wait = self.last_resync_at + settings.OPD_QUEUE_RESYNC_INTERVAL_SECONDS - now
+        if wait > 0:
+            await self.send_error(
+                "rate_limited",
+                "Too many resyncs: wait before asking again.",
+                retry_after=math.ceil(round(wait * 1000, 6)) / 1000,  # whole ms, rounded up
+            )
+            return
+        self.last_resync_at = now
+        await self.send_snapshot()
+
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         if self.queue is None:
             return
         kind = content.get("type") if isinstance(content, dict) else None
         if kind == "resync":
-            await self.send_snapshot()
+            await self.resync()
         elif kind == "ping":
             await self.send_json({"type": "pong", "version": self.version})
         else:
@@ -103,6 +146,8 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
             )
 
     async def queue_event(self, message: dict[str, Any]) -> None:
+        if self.queue is None:
+            return  # closed (revoked) while this message was on its way
         version = message["version"]
         if version <= self.version:
             return  # the client's state already includes it

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from opd.core.errors import NotFound, PermissionDenied
 from opd.core.models import Clinic, Role, User
-from opd.core.tenancy import clinic_ids_for, clinics_for, restrict_to_clinics
+from opd.core.tenancy import check_clinical_standing, clinic_ids_for, clinics_for, restrict_to_clinics
 
 from .models import Appointment, AppointmentStatus, ApprovalStatus, Doctor, QueueVersion, Slot
 
@@ -119,6 +119,12 @@ def bookable_slot_q(now: dt.datetime) -> Q:
         department__is_active=True,
         clinic__is_active=True,
     )
+
+
+def doctor_in_good_standing(user: User) -> bool:
+    """The clinical-standing check scheduling registers with opd.core.tenancy: the user has an approved
+    doctor profile (pending and suspended ones do not count). One indexed query, once per request."""
+    return Doctor.objects.filter(user_id=user.pk, approval_status=ApprovalStatus.APPROVED).exists()
 
 
 def doctors_for(user: User) -> QuerySet[Doctor]:
@@ -235,7 +241,14 @@ def doctor_queue_access(user: User, doctor_id: int) -> Doctor:
     doctor = doctors_for(user).select_related("user").filter(pk=doctor_id).first()
     if doctor is None:
         raise NotFound("No such doctor.")
-    if doctor.user_id == user.pk or user.is_clinic_staff:
+    if user.is_clinic_staff:
+        return doctor
+    if doctor.user_id == user.pk and (user.is_superuser or user.role == Role.DOCTOR):
+        check_clinical_standing(user)  # their own queue shows patients: not while suspended or pending
+        ids = clinic_ids_for(user)
+        if ids is not None and not Clinic.objects.filter(pk__in=ids, departments__doctors=doctor).exists():
+            # Removed from the clinic: its patients are another clinic's now.
+            raise NotFound("You no longer work at a clinic of this queue.")
         return doctor
     raise PermissionDenied("Only the doctor and clinic staff may watch this queue.")
 

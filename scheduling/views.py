@@ -24,7 +24,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from opd.core.errors import DomainError, NotFound, PermissionDenied
 from opd.core.models import Role
-from opd.core.tenancy import signed_in_user
+from opd.core.tenancy import require_clinical_standing, signed_in_user
 
 from .models import Appointment, ApprovalStatus, Doctor
 from .selectors import (
@@ -138,6 +138,7 @@ def _page_url(doctor: Doctor, request: HttpRequest) -> str:
 def dashboard(request: HttpRequest) -> HttpResponse:
     """The signed-in doctor's queue today. Staff and admins are sent to their waiting rooms."""
     user = signed_in_user(request)
+    require_clinical_standing(user)
     doctor = Doctor.objects.select_related("user").filter(user=user).first()
     if doctor is None:
         if user.is_clinic_staff:
@@ -202,6 +203,7 @@ def appointment_action(request: HttpRequest, pk: int, action: str) -> HttpRespon
         raise Http404("No such action.")
     service, who, done = ACTIONS[action]
     user = signed_in_user(request)
+    require_clinical_standing(user)
     appointment = (
         appointments_for(user).select_related("doctor", "department").filter(pk=pk).first()
         if user.is_superuser or user.role in (Role.ADMIN, Role.STAFF, Role.DOCTOR)

@@ -27,7 +27,7 @@ from opd.core.api.permissions import has_role
 from opd.core.api.schema import error_responses
 from opd.core.errors import NotFound, ValidationFailed
 from opd.core.models import Role
-from opd.core.tenancy import signed_in_user
+from opd.core.tenancy import check_clinical_standing, signed_in_user
 from patients.models import Patient
 from patients.selectors import patients_for
 
@@ -86,6 +86,7 @@ class ClinicalRecordAccess(BasePermission):
     message = CLINICAL_READERS_ONLY
 
     def has_permission(self, request, view) -> bool:
+        check_clinical_standing(request.user)
         if not may_read_clinical_records(request.user):
             self.message = CLINICAL_READERS_ONLY
             return False
@@ -101,6 +102,7 @@ class CareNoteAccess(BasePermission):
     message = "Care notes are open to clinic staff and doctors."
 
     def has_permission(self, request, view) -> bool:
+        check_clinical_standing(request.user)
         if not may_read_care_notes(request.user):
             return False
         if request.method in SAFE_METHODS:
@@ -113,6 +115,7 @@ class HistoryAccess(BasePermission):
     message = "A patient's history is open to doctors and to the patient."
 
     def has_permission(self, request, view) -> bool:
+        check_clinical_standing(request.user)
         return may_read_clinical_records(request.user)
 
 

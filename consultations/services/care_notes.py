@@ -10,7 +10,7 @@ from opd.core.audit import audit
 from opd.core.errors import NotFound, PermissionDenied
 from opd.core.models import Clinic, Role, User
 from opd.core.services import validate_model
-from opd.core.tenancy import clinic_ids_for
+from opd.core.tenancy import check_clinical_standing, clinic_ids_for
 from patients.models import Patient
 
 from ..models import CareNote
@@ -21,6 +21,7 @@ def care_note_create(*, actor: User, patient: Patient, clinic: Clinic, category:
     """A nurse's or staff member's (or a doctor's) note about a patient at one of their clinics."""
     if actor is None or not (actor.is_superuser or actor.role in (Role.STAFF, Role.DOCTOR)):
         raise PermissionDenied("Only clinic staff and doctors write care notes.")
+    check_clinical_standing(actor)
     ids = clinic_ids_for(actor)
     if ids is not None and clinic.pk not in ids:
         raise NotFound("No such clinic.", fields={"clinic": "Unknown clinic."})
@@ -48,6 +49,7 @@ def care_note_update(
     *, actor: User, care_note: CareNote, category: str | None = None, text: str | None = None
 ) -> CareNote:
     """Its author corrects a care note; the audit trail keeps what it said before."""
+    check_clinical_standing(actor)
     with transaction.atomic():
         current = CareNote.objects.select_for_update().get(pk=care_note.pk)
         if current.author_id != actor.pk:

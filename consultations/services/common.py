@@ -6,6 +6,7 @@ from typing import Any
 
 from opd.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from opd.core.models import Role, User
+from opd.core.tenancy import check_clinical_standing
 from scheduling.models import Appointment
 
 from ..models import Consultation, ConsultationStatus
@@ -17,6 +18,7 @@ SET_BY_SERVICE = ("organization", "clinic", "appointment", "doctor", "patient", 
 def check_doctor(actor: User) -> None:
     if actor is None or not (actor.is_superuser or actor.role == Role.DOCTOR):
         raise PermissionDenied("Only doctors write consultations, prescriptions and results.")
+    check_clinical_standing(actor)  # every door: the API, the panel, the admin
 
 
 def check_same_organization(actor: User, organization_id: int, noun: str) -> None:

@@ -6,3 +6,9 @@ class CoreConfig(AppConfig):
     label = "core"
     verbose_name = "Organization and access"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import events, realtime
+
+        # Open websockets hear at once that a person's access narrowed, and re-check it.
+        events.subscribe(events.ACCESS_REVOKED, realtime.on_access_revoked)

@@ -6,6 +6,7 @@ schedules) are visible to admins everywhere and to staff and doctors at the clin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -13,9 +14,11 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from . import errors
 from .models import Clinic, Department, Membership, Organization, Role, User
 
 if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser
     from rest_framework.request import Request
 
 
@@ -34,8 +37,75 @@ def signed_in_user(request: HttpRequest | Request) -> User:
     return user
 
 
+# Clinical standing ----------------------------------------------------------------------------------
+#
+# A doctor reads and writes clinical records only while their account is active and their clinical
+# profile is approved (not pending, not suspended). The profile lives in scheduling, above this app, so
+# scheduling registers the check from its AppConfig.ready() (as it registers its time-zone planner):
+# opd.core knows only the shape of the check. With no check registered a doctor has no standing: the
+# door fails closed. Everything that scopes a doctor's clinics goes through clinic_ids_for below, so a
+# suspension takes effect on the very next request of every door that reads by clinic.
+
+StandingCheck = Callable[[User], bool]
+_standing_checks: list[StandingCheck] = []
+
+NO_CLINICAL_STANDING = "no_clinical_standing"
+NO_STANDING_MESSAGE = (
+    "Your clinical access is not active: your doctor profile is pending approval or suspended, "
+    "or your account was closed. Ask your organization's administrator."
+)
+
+
+def clinical_standing_register(check: StandingCheck) -> None:
+    if check not in _standing_checks:
+        _standing_checks.append(check)
+
+
+def clinical_standing_unregister(check: StandingCheck) -> None:
+    if check in _standing_checks:
+        _standing_checks.remove(check)
+
+
+def has_clinical_standing(user: User | AnonymousUser) -> bool:
+    """Whether a doctor may work with clinical records now (superusers always). Other roles: False (their
+    access does not come from a clinical profile). Cached on the user object, like clinic_ids_for: one
+    request, one answer."""
+    if not user.is_authenticated or not user.is_active:
+        return False
+    if user.is_superuser:
+        return True
+    if not isinstance(user, User) or user.role != Role.DOCTOR:
+        return False
+    cached: bool | None = getattr(user, "_opd_clinical_standing", None)
+    if cached is not None:
+        return cached
+    standing = bool(_standing_checks) and all(check(user) for check in _standing_checks)
+    user._opd_clinical_standing = standing  # type: ignore[attr-defined]  # a per-request cache on the instance
+    return standing
+
+
+def check_clinical_standing(user: User | AnonymousUser) -> None:
+    """Refuse (403, code no_clinical_standing) a doctor whose standing lapsed; others pass untouched."""
+    if (
+        getattr(user, "role", None) == Role.DOCTOR
+        and not user.is_superuser
+        and not has_clinical_standing(user)
+    ):
+        raise errors.PermissionDenied(NO_STANDING_MESSAGE, code=NO_CLINICAL_STANDING)
+
+
+def require_clinical_standing(user: User | AnonymousUser) -> None:
+    """check_clinical_standing for pages: a 403 page with the reason."""
+    try:
+        check_clinical_standing(user)
+    except errors.PermissionDenied as exc:
+        raise PermissionDenied(exc.message) from exc
+
+
 def clinic_ids_for(user: User) -> list[int] | None:
-    """Clinic ids the user works at; None means every clinic (superuser). Cached on the user object."""
+    """Clinic ids the user works at; None means every clinic (superuser). Cached on the user object.
+
+    A doctor without clinical standing works nowhere: every clinic-scoped read of theirs is empty."""
     if user.is_superuser:
         return None
     cached = getattr(user, "_opd_clinic_ids", None)
@@ -43,6 +113,8 @@ def clinic_ids_for(user: User) -> list[int] | None:
         return cached
     if user.role == Role.ADMIN:
         ids = list(Clinic.objects.filter(organization_id=user.organization_id).values_list("id", flat=True))  # type: ignore[misc]  # no organization: matches no row
+    elif user.role == Role.DOCTOR and not has_clinical_standing(user):
+        ids = []
     elif user.role in (Role.STAFF, Role.DOCTOR):
         ids = list(
             Membership.objects.filter(user=user, clinic__organization_id=user.organization_id).values_list(  # type: ignore[misc]  # no organization: matches no row

@@ -210,6 +210,8 @@ else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 # Pages learn where to open websockets; behind a proxy that routes /ws/ this stays empty (same origin).
 WEBSOCKET_BASE_URL = env("WEBSOCKET_BASE_URL", default="")
+# A queue socket answers at most one resync per this many seconds (each reads the whole day's queue).
+OPD_QUEUE_RESYNC_INTERVAL_SECONDS = env.float("OPD_QUEUE_RESYNC_INTERVAL_SECONDS", default=1.0)
 
 # SECURITY
 AUTH_PASSWORD_VALIDATORS = [

@@ -8,7 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from opd.core.api.permissions import IsClinicStaff
+from opd.core.api.permissions import InClinicalStanding, IsClinicStaff
 from opd.core.tenancy import signed_in_user
 
 from ..filters import PatientFilter
@@ -31,7 +31,7 @@ class PatientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
     def get_permissions(self):
         if self.action in ("list", "retrieve"):
-            return [IsAuthenticated()]
+            return [IsAuthenticated(), InClinicalStanding()]
         return [IsClinicStaff()]
 
     def get_serializer_class(self):

@@ -37,7 +37,6 @@ from ..selectors import (
     clinic_queue_snapshot,
     doctor_queue_access,
     doctor_queue_snapshot,
-    doctors_for,
     queue_entry,
 )
 from ..services import (
@@ -316,9 +315,8 @@ class CallNextView(APIView):
     )
     def post(self, request: Request, pk: int) -> Response:
         user = signed_in_user(request)
-        doctor = doctors_for(user).filter(pk=pk).first()
-        if doctor is None:
-            raise NotFound("No such doctor.")
+        # The queue's own check: standing, and a membership at one of its clinics.
+        doctor = doctor_queue_access(user, pk)
         if doctor.user_id != user.pk and not user.is_superuser:
             raise PermissionDenied("Doctors call their own next patient.")
         data = CallNextSerializer(data=request.data, context={"request": request})

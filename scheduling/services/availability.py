@@ -9,6 +9,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from opd.core import events
 from opd.core.audit import audit
 from opd.core.errors import Conflict, ValidationFailed
 from opd.core.models import Department, User
@@ -217,5 +218,7 @@ def doctor_set_approval(*, actor: User | None, doctor: Doctor, status: str) -> D
         locked.save(update_fields=["approval_status", "approved_at", "updated_at"])
         audit(actor=actor, action=f"doctor.{status}", obj=locked, organization_id=locked.organization_id)
         _replan(locked)
+        if status != ApprovalStatus.APPROVED:
+            events.publish(events.ACCESS_REVOKED, user_id=locked.user_id, reason=status)
     doctor.approval_status, doctor.approved_at = locked.approval_status, locked.approved_at
     return doctor

@@ -37,6 +37,7 @@ from opd.core.audit import audit
 from opd.core.db import next_in_sequence, retry_on_deadlock
 from opd.core.errors import Conflict, PermissionDenied
 from opd.core.models import Role, User
+from opd.core.tenancy import check_clinical_standing
 
 from ..models import Appointment, AppointmentStatus, Doctor, QueueVersion, TokenCounter
 from ..selectors import CLINIC_QUEUE, DOCTOR_QUEUE, queue_entry, queue_name, serving, waiting_line
@@ -70,7 +71,10 @@ def queue_key(appt: Appointment) -> str:
 
 
 def check_doctor_owns(actor: User | None, appt: Appointment) -> None:
-    """A doctor acts only on their own appointments; staff and admins on any their door let them reach."""
+    """A doctor acts only on their own appointments, and only while in clinical standing; staff and admins
+    on any their door let them reach."""
+    if actor is not None:
+        check_clinical_standing(actor)
     if (
         actor is not None
         and not actor.is_superuser
@@ -198,6 +202,8 @@ def queue_call_next(
             and doctor.user_id != actor.pk
         ):
             raise PermissionDenied("Doctors call their own next patient.")
+        if actor is not None:
+            check_clinical_standing(actor)
         busy = serving(doctor, now=now).order_by("-called_at").first()
         if busy is not None:
             if busy.status == AppointmentStatus.IN_CONSULTATION:

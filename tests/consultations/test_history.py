@@ -113,7 +113,7 @@ def test_it_answers_in_a_fixed_number_of_queries_however_long_the_history(
 
     assert client.get(history_url(other_patient)).json()["count"] == 30
     assert short == long
-    assert long <= 12
+    assert long <= 13  # one of them: the doctor's clinical standing, checked on every request
 
 
 def test_a_patient_sees_their_own_completed_record_only(

@@ -26,7 +26,8 @@ from .serializers import ErrorSerializer, ScopedPrimaryKeyField
 DESCRIPTIONS: dict[int, str] = {
     400: "Invalid input; `fields` names each problem.",
     401: "Not signed in, or the token is unknown, expired or revoked.",
-    403: "The role may not do this (or, for a session client, the CSRF check failed).",
+    403: "The role may not do this, or a doctor's clinical profile is pending approval or suspended (code "
+    "`no_clinical_standing`), or, for a session client, the CSRF check failed.",
     404: "Unknown, or not visible to this user: a path id, an id in the body (named in `fields`), "
     "or a page past the end (`Invalid page.`).",
     406: "The Accept header asks for a media type this operation does not answer.",

@@ -14,6 +14,7 @@ from django.core import signing
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from .. import events
 from ..audit import audit
 from ..errors import Conflict, PermissionDenied, ValidationFailed
 from ..models import Clinic, Membership, Organization, Role, User
@@ -177,6 +178,8 @@ def user_change_role(*, actor: User | None, user: User, role: str, is_staff: boo
             new_role=current.role,
             fields=sorted(changed),
         )
+        if "role" in changed:
+            events.publish(events.ACCESS_REVOKED, user_id=current.pk, reason="role_changed")
     return current
 
 
@@ -196,6 +199,7 @@ def _set_active(actor: User | None, user: User, is_active: bool) -> User:
         audit(actor=actor, action=action, obj=current, organization_id=current.organization_id)
         if not is_active:
             tokens_revoke_all(actor=actor, user=current, reason="deactivated")
+            events.publish(events.ACCESS_REVOKED, user_id=current.pk, reason="deactivated")
     return current
 
 
@@ -273,6 +277,7 @@ def membership_remove(*, actor: User | None, membership: Membership) -> None:
             clinic_id=membership.clinic_id,
         )
         Membership.objects.filter(pk=membership.pk).delete()
+        events.publish(events.ACCESS_REVOKED, user_id=membership.user_id, reason="membership_removed")
 
 
 # E-mail verification. The link carries the user's id and address, signed and time-stamped, so it

@@ -1,0 +1,95 @@
+"""What every websocket that shows protected data shares: access that is checked again, and frames that
+cannot crash it.
+
+- Standing: a subclass's `check_access(user)` (sync, database) is run at connect, on every resync and
+  whenever opd.core.realtime says the user's access narrowed; the user is loaded afresh each time, so a
+  suspension, deactivation, removed membership or role change counts from the very next check. When it
+  fails, the socket gets a last frame {"type": "closed", "reason": "access_revoked"} and closes with 4403.
+- Frames: text that is not JSON, and binary frames, get {"type": "error", "code": "bad_frame"} instead
+  of an unhandled exception.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from .errors import DomainError
+from .models import User
+from .realtime import access_group
+
+CLOSE_REVOKED = 4403
+BAD_FRAME = "bad_frame"
+
+
+class GuardedJsonWebsocketConsumer(AsyncJsonWebsocketConsumer):
+    user_id: int | None = None
+    _access_group: str | None = None
+
+    def check_access(self, user: User) -> None:
+        """Raise a DomainError (or return False from has_access) when `user` may no longer watch."""
+
+    def _has_access(self, user_id: int) -> bool:
+        user = User.objects.filter(pk=user_id).first()
+        if user is None or not user.is_active:
+            return False
+        try:
+            self.check_access(user)
+        except DomainError:
+            return False
+        return True
+
+    async def still_allowed(self) -> bool:
+        if self.user_id is None:
+            return False
+        return await database_sync_to_async(self._has_access)(self.user_id)
+
+    async def watch_access(self, user_id: int) -> None:
+        """Join the user's access group (call once the socket is accepted and authorized)."""
+        self.user_id = user_id
+        self._access_group = access_group(user_id)
+        await self.channel_layer.group_add(self._access_group, self.channel_name)
+
+    async def leave_groups(self) -> None:
+        """Stop hearing anything (subclasses leave their own groups too, then call this)."""
+        if self._access_group is not None:
+            await self.channel_layer.group_discard(self._access_group, self.channel_name)
+            self._access_group = None
+
+    async def disconnect(self, code: int) -> None:
+        await self.leave_groups()
+
+    async def revoke(self) -> None:
+        # Leave the groups first: until the client's disconnect arrives the consumer would otherwise
+        # still be handed group messages (and send them after the close).
+        self.user_id = None
+        await self.leave_groups()
+        await self.send_json({"type": "closed", "reason": "access_revoked"})
+        await self.close(code=CLOSE_REVOKED)
+
+    async def access_revoked(self, message: dict[str, Any]) -> None:
+        if self.user_id is not None and not await self.still_allowed():
+            await self.revoke()
+
+    async def send_error(self, code: str, message: str, **extra: Any) -> None:
+        await self.send_json({"type": "error", "code": code, "message": message, **extra})
+
+    async def receive(
+        self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any
+    ) -> None:
+        if text_data is None:
+            await self.send_error(BAD_FRAME, "Send JSON in text frames; binary frames are not understood.")
+            return
+        try:
+            content = await self.decode_json(text_data)
+        except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes
+            await self.send_error(BAD_FRAME, "That frame is not JSON.")
+            return
+        await self.receive_json(content, **kwargs)
+
+    @classmethod
+    async def decode_json(cls, text_data: str) -> Any:
+        return json.loads(text_data)
