@@ -126,7 +126,9 @@ class QueueConsumer(GuardedJsonWebsocketConsumer):
             await self.send_error(
                 "rate_limited",
                 "Too many resyncs: wait before asking again.",
-                retry_after=math.ceil(round(wait * 1000, 6)) / 1000,  # whole ms, rounded up
+                # Whole ms, rounded up; first to the microsecond, since epoch seconds as floats carry noise
+                # of a few tenths of a microsecond that would otherwise round 600 ms up to 601.
+                retry_after=math.ceil(round(wait * 1000, 3)) / 1000,
             )
             return
         self.last_resync_at = now
