@@ -16,7 +16,7 @@ from rest_framework.authtoken.models import Token
 
 from patients.models import Patient
 from scheduling.services import appointment_complete, appointment_start, queue_call_next
-from tests.browser.conftest import new_page
+from tests.browser.conftest import assert_accessible, new_page
 from tests.factories import DoctorFactory
 from tests.scheduling.asgi_server import asgi_server, post
 from tests.scheduling.queue_helpers import booked, isolate_channel_layer, move_to_daytime_zone, waiting
@@ -98,6 +98,7 @@ def test_the_dashboard_shows_a_check_in_made_elsewhere_without_reloading(
         "id => document.getElementById(id).getAnimations().some(a => a.playState === 'running')",
         arg=f"appointment-{arriving.pk}",
     )
+    assert_accessible(page, "dashboard")
     screenshot(page, "dashboard")
 
     # The waiting room, on a big screen: tokens and rooms, no names, and it follows the doctor's calls.
@@ -118,6 +119,7 @@ def test_the_dashboard_shows_a_check_in_made_elsewhere_without_reloading(
     display.locator(".calling.is-latest .calling-token", has_text=called).wait_for(state="visible")
     for appointment in (first, arriving):
         assert appointment.patient.last_name not in display.locator("body").inner_text()
+    assert_accessible(display, "waiting-room")
     screenshot(display, "waiting-room")
     display.context.close()
 
