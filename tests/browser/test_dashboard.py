@@ -98,6 +98,8 @@ def test_the_dashboard_shows_a_check_in_made_elsewhere_without_reloading(
         "id => document.getElementById(id).getAnimations().some(a => a.playState === 'running')",
         arg=f"appointment-{arriving.pk}",
     )
+    # With the consultation panel htmx loaded into it: checked as the doctor sees it.
+    page.locator("#queue-current section.consultation-panel").wait_for()
     assert_accessible(page, "dashboard")
     screenshot(page, "dashboard")
 
