@@ -6,6 +6,7 @@ machine. Screenshots go to test-artifacts/ for people to look at.
 
 from __future__ import annotations
 
+import functools
 import os
 import pathlib
 
@@ -120,3 +121,64 @@ def login(live_server):
         page.wait_for_load_state("networkidle")
 
     return sign_in
+
+
+# Accessibility: axe-core (vendored, see vendor/README.md) injected through the DevTools protocol with
+# page.evaluate: an added <script> tag would be inline, refused by the Content-Security-Policy and
+# reported as a violation. WCAG 2.0/2.1 at levels A and AA is the standard; best-practice adds the
+# landmark, heading and region rules that keep pages usable by screen reader and keyboard.
+AXE = pathlib.Path(__file__).resolve().parent / "vendor" / "axe-core" / "axe.min.js"
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]
+RUN_AXE = """
+async ([tags, disabled, preload]) => {
+  const rules = Object.fromEntries(disabled.map((id) => [id, {enabled: false}]));
+  const result = await axe.run(document, {runOnly: {type: "tag", values: tags}, rules, preload});
+  return result.violations.map((v) => ({
+    id: v.id, impact: v.impact, help: v.help, helpUrl: v.helpUrl,
+    nodes: v.nodes.map((n) => ({target: n.target.join(" "), summary: n.failureSummary})),
+  }));
+}
+"""
+
+
+@functools.cache
+def axe_source() -> str:
+    return AXE.read_text(encoding="utf-8")
+
+
+def axe_violations(page, *, disabled_rules: tuple[str, ...] = (), preload: bool = True) -> list[dict]:
+    """axe-core's violations on the page as it is now (after any htmx swap).
+
+    preload=False keeps axe from reading the page's style sheets itself: it parses an @import-ed sheet
+    by adding a <style> element, which the Content-Security-Policy refuses (Django admin's forms.css
+    imports widgets.css). Only the css-orientation-lock rule needs them; our own sheets import nothing.
+    """
+    if not page.evaluate("() => typeof window.axe !== 'undefined'"):
+        page.evaluate(axe_source())
+    return page.evaluate(RUN_AXE, [AXE_TAGS, list(disabled_rules), preload])
+
+
+def format_violations(violations: list[dict]) -> str:
+    lines = []
+    for v in violations:
+        lines.append(f"- {v['id']} ({v['impact']}): {v['help']} <{v['helpUrl']}>")
+        for node in v["nodes"][:10]:
+            summary = " ".join(node["summary"].split())
+            lines.append(f"    {node['target']}: {summary}")
+        if len(v["nodes"]) > 10:
+            lines.append(f"    ... and {len(v['nodes']) - 10} more")
+    return "\n".join(lines)
+
+
+def assert_accessible(
+    page, context: str = "", *, disabled_rules: tuple[str, ...] = (), preload: bool = True
+) -> None:
+    """Fails with axe-core's violations (rule, impact, selectors, help) on the page as it is now.
+
+    disabled_rules is only for third-party pages we do not render (Django admin, Swagger UI); say why
+    where it is used.
+    """
+    violations = axe_violations(page, disabled_rules=disabled_rules, preload=preload)
+    if violations:
+        where = f"{context} ({page.url})" if context else page.url
+        pytest.fail(f"Accessibility violations on {where}:\n{format_violations(violations)}", pytrace=False)

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from patients.models import Patient
 from scheduling.services import appointment_complete, appointment_start, queue_call_next
-from tests.browser.conftest import new_page
+from tests.browser.conftest import assert_accessible, new_page
 from tests.conftest import token_for
 from tests.factories import DoctorFactory
 from tests.scheduling.asgi_server import asgi_server, post
@@ -98,6 +98,9 @@ def test_the_dashboard_shows_a_check_in_made_elsewhere_without_reloading(
         "id => document.getElementById(id).getAnimations().some(a => a.playState === 'running')",
         arg=f"appointment-{arriving.pk}",
     )
+    # With the consultation panel htmx loaded into it: checked as the doctor sees it.
+    page.locator("#queue-current section.consultation-panel").wait_for()
+    assert_accessible(page, "dashboard")
     screenshot(page, "dashboard")
 
     # The waiting room, on a big screen: tokens and rooms, no names, and it follows the doctor's calls.
@@ -118,6 +121,7 @@ def test_the_dashboard_shows_a_check_in_made_elsewhere_without_reloading(
     display.locator(".calling.is-latest .calling-token", has_text=called).wait_for(state="visible")
     for appointment in (first, arriving):
         assert appointment.patient.last_name not in display.locator("body").inner_text()
+    assert_accessible(display, "waiting-room")
     screenshot(display, "waiting-room")
     display.context.close()
 

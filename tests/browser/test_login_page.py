@@ -1,5 +1,7 @@
 import pytest
 
+from tests.browser.conftest import assert_accessible
+
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.browser]
 
 
@@ -8,6 +10,7 @@ def test_it_signs_a_user_in_through_the_login_form(live_server, page, login, sta
     assert page.url.endswith("/admin/")  # staff are sent to their own pages
     page.goto(f"{live_server.url}/")
     assert page.get_by_role("button", name=f"Log out {staff_user.username}").is_visible()
+    assert_accessible(page, "login-done")
     screenshot(page, "login-done")
 
 
@@ -18,3 +21,4 @@ def test_it_says_beside_the_form_when_the_password_is_wrong(live_server, page, s
     page.get_by_role("button", name="Log in").click()
     assert page.get_by_role("alert").first.is_visible()
     assert "/accounts/login/" in page.url
+    assert_accessible(page, "login page, wrong password")

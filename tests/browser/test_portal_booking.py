@@ -12,6 +12,7 @@ from playwright.sync_api import expect
 
 from scheduling.models import Appointment, AppointmentStatus
 from scheduling.services import appointment_book
+from tests.browser.conftest import assert_accessible
 from tests.portal.conftest import make_slot
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.browser]
@@ -56,6 +57,7 @@ def test_it_signs_up_books_first_available_and_manages_the_appointment(
     page.goto(f"{live_server.url}/")
     expect(page.get_by_role("heading", name="Our clinics")).to_be_visible()
     expect(page.get_by_text("General medicine").first).to_be_visible()
+    assert_accessible(page, "portal-home")
     screenshot(page, "portal-home")
 
     # Sign up, from the clinic's own link
@@ -69,6 +71,7 @@ def test_it_signs_up_books_first_available_and_manages_the_appointment(
     page.get_by_label(re.compile(r"^Password(?! again)")).fill("kingston-1805-crimea")
     page.get_by_label("Password again").fill("kingston-1805-crimea")
     assert_labelled(page)
+    assert_accessible(page, "portal-signup")
     screenshot(page, "portal-signup")
     page.get_by_role("button", name="Create my account").click()
 
@@ -82,6 +85,7 @@ def test_it_signs_up_books_first_available_and_manages_the_appointment(
     expect(page.get_by_text("Europe/London").first).to_be_visible()
     expect(page.get_by_role("link", name="Book 09:00 with").first).to_be_visible()
     assert_labelled(page)
+    assert_accessible(page, "portal-find")
     screenshot(page, "portal-find")
 
     # Book the first available time
@@ -89,6 +93,7 @@ def test_it_signs_up_books_first_available_and_manages_the_appointment(
     page.wait_for_url("**/portal/book/first-available/*/")
     page.get_by_label("Reason for the visit").fill("Cough for two weeks, getting worse")
     assert_labelled(page)
+    assert_accessible(page, "portal-first-available")
     screenshot(page, "portal-first-available")
     page.get_by_role("button", name="Book the first available time").click()
     page.wait_for_url(re.compile(r"/portal/appointments/\d+/confirmed/$"))
@@ -96,6 +101,7 @@ def test_it_signs_up_books_first_available_and_manages_the_appointment(
     appointment = Appointment.objects.get()
     assert appointment.slot_id == schedule[(1, 0)].pk
     expect(page.get_by_text("09:00 Europe/London")).to_be_visible()
+    assert_accessible(page, "portal-confirmation")
     screenshot(page, "portal-confirmation")
 
     # Download the .ics
@@ -114,16 +120,18 @@ def test_it_signs_up_books_first_available_and_manages_the_appointment(
     assert upcoming.count() == 1
     assert "General medicine" in upcoming.inner_text()
     expect(upcoming.get_by_text("Booked")).to_be_visible()
+    assert_accessible(page, "portal-appointments")
     screenshot(page, "portal-appointments")
 
     # Reschedule to the next day at 09:15
     upcoming.get_by_role("button", name=re.compile("^Reschedule")).click()
     page.wait_for_url("**/reschedule/")
     new_slot = schedule[(2, 15)]
-    page.get_by_role("link", name=re.compile(f"^{new_slot.date:%A} {new_slot.date.day} ")).click()
+    page.get_by_role("link", name=re.compile(f"^{new_slot.date:%a} {new_slot.date.day} ")).click()
     page.wait_for_url(f"**/reschedule/?day={new_slot.date.isoformat()}")
     page.get_by_label("09:15").check()
     assert_labelled(page)
+    assert_accessible(page, "portal-reschedule")
     screenshot(page, "portal-reschedule")
     page.get_by_role("button", name="Move my appointment").click()
     expect(page.get_by_text("Your appointment is moved to")).to_be_visible()
@@ -135,6 +143,7 @@ def test_it_signs_up_books_first_available_and_manages_the_appointment(
     page.wait_for_url("**/cancel/")
     page.get_by_label("Reason for cancelling (optional)").fill("Feeling better")
     assert_labelled(page)
+    assert_accessible(page, "portal-cancel")
     screenshot(page, "portal-cancel")
     page.get_by_role("button", name="Cancel appointment").click()
     page.wait_for_url("**/portal/appointments/")
@@ -143,6 +152,7 @@ def test_it_signs_up_books_first_available_and_manages_the_appointment(
     expect(page.locator("table").get_by_text("Cancelled")).to_be_visible()
     appointment.refresh_from_db()
     assert appointment.status == AppointmentStatus.CANCELLED
+    assert_accessible(page, "portal-appointments-after-cancel")
     screenshot(page, "portal-appointments-after-cancel")
 
 
@@ -162,6 +172,7 @@ def test_it_offers_the_nearest_times_when_the_slot_is_taken_meanwhile(
 
     expect(page.get_by_text("taken by someone else")).to_be_visible()
     expect(page.get_by_role("heading", name="Nearest open times")).to_be_visible()
+    assert_accessible(page, "portal-slot-taken")
     screenshot(page, "portal-slot-taken")
     alternatives = page.locator(".alternatives a")
     assert "09:00" in alternatives.first.inner_text()
@@ -183,6 +194,7 @@ def test_it_books_on_a_360_pixel_screen(live_server, narrow_page, login, screens
     page.wait_for_url("**/portal/find/")
     assert fits_the_screen(page)
     assert_labelled(page)
+    assert_accessible(page, "portal-narrow-find")
     screenshot(page, "portal-narrow-find")
 
     page.get_by_role("link", name="Book 09:30 with").first.click()
@@ -190,15 +202,18 @@ def test_it_books_on_a_360_pixel_screen(live_server, narrow_page, login, screens
     page.get_by_label("Reason for the visit").fill("Follow-up")
     assert fits_the_screen(page)
     assert_labelled(page)
+    assert_accessible(page, "portal-narrow-book")
     screenshot(page, "portal-narrow-book")
     page.get_by_role("button", name="Book this appointment").click()
     expect(page.get_by_role("heading", name="You're booked")).to_be_visible()
     assert fits_the_screen(page)
+    assert_accessible(page, "portal-narrow-confirmation")
     screenshot(page, "portal-narrow-confirmation")
 
     page.goto(f"{live_server.url}/portal/appointments/")
     assert page.locator(".appointment-card").count() == 1
     assert fits_the_screen(page)
+    assert_accessible(page, "portal-narrow-appointments")
     screenshot(page, "portal-narrow-appointments")
 
     page.locator(".appointment-card").get_by_role("button", name=re.compile("^Cancel")).click()
@@ -207,6 +222,7 @@ def test_it_books_on_a_360_pixel_screen(live_server, narrow_page, login, screens
     expect(page.locator(".message-success")).to_contain_text("is cancelled")
     expect(page.locator("table").get_by_text("Cancelled")).to_be_visible()
     assert fits_the_screen(page)
+    assert_accessible(page, "portal-narrow-appointments-after-cancel")
     screenshot(page, "portal-narrow-appointments-after-cancel")
 
 

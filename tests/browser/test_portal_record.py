@@ -9,6 +9,7 @@ from playwright.sync_api import expect
 
 from consultations.services import consultation_complete, prescription_create, result_create
 from notifications.models import ContactPreference
+from tests.browser.conftest import assert_accessible
 from tests.browser.test_portal_booking import UNLABELLED
 from tests.portal.conftest import visit_in_consultation
 
@@ -61,12 +62,14 @@ def test_it_shows_my_record_read_only(live_server, page, narrow_page, login, scr
     expect(page.get_by_text("Amoxicillin 500 mg")).to_be_visible()
     expect(page.get_by_text("outside the range")).to_be_visible()
     assert page.locator("main form").count() == 0
+    assert_accessible(page, "portal-record")
     screenshot(page, "portal-record")
 
     login(narrow_page, patient.user)
     narrow_page.goto(f"{live_server.url}/portal/record/")
     expect(narrow_page.get_by_text("Acute bronchitis")).to_be_visible()
     assert narrow_page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert_accessible(narrow_page, "portal-narrow-record")
     screenshot(narrow_page, "portal-narrow-record")
 
 
@@ -82,4 +85,5 @@ def test_it_saves_my_message_preferences(live_server, page, login, screenshot, p
     pref = ContactPreference.objects.get(patient=patient)
     assert (pref.sms_enabled, pref.preferred_channel) == (False, "email")
     assert page.evaluate(UNLABELLED) == []
+    assert_accessible(page, "portal-profile")
     screenshot(page, "portal-profile")

@@ -12,7 +12,14 @@ import pytest
 from django.urls import reverse
 
 from consultations.models import Consultation
-from tests.browser.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, new_page
+from tests.browser.conftest import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    axe_violations,
+    format_violations,
+    new_page,
+)
 
 from .factories import checked_in_appointment
 
@@ -44,6 +51,11 @@ def test_a_doctor_opens_records_vitals_and_sees_the_news2_without_reloading(
     prefix = f"#a{appointment.pk}-"
     seen: dict = {}
     csp_violations: list[str] = []
+    accessibility: list[str] = []  # axe-core's findings, reported from the test's own thread
+
+    def check(page, state: str) -> None:
+        if violations := axe_violations(page):
+            accessibility.append(f"{state}:\n{format_violations(violations)}")
 
     def scenario() -> None:
         from playwright.sync_api import sync_playwright
@@ -60,6 +72,7 @@ def test_a_doctor_opens_records_vitals_and_sees_the_news2_without_reloading(
 
             page.get_by_role("button", name="Open consultation").click()
             page.get_by_role("button", name="Save vitals").wait_for()
+            check(page, "panel opened")
             for field, value in {
                 "respiratory_rate": "22",
                 "spo2": "95",
@@ -76,6 +89,7 @@ def test_a_doctor_opens_records_vitals_and_sees_the_news2_without_reloading(
             seen["band"] = page.locator(".news2 .badge").inner_text()
             seen["total"] = page.locator(".news2-total").inner_text()
             seen["same_page"] = page.evaluate("window.__same_page")
+            check(page, "NEWS2 shown")
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "consultation-panel-news2.png"), full_page=True)
 
@@ -83,6 +97,7 @@ def test_a_doctor_opens_records_vitals_and_sees_the_news2_without_reloading(
             page.get_by_role("button", name="Save vitals").click()
             page.locator(f"{prefix}pulse_error").wait_for()
             seen["error"] = page.locator(f"{prefix}pulse_error").inner_text()
+            check(page, "vitals refused, error beside the field")
             browser.close()
 
     in_own_thread(scenario)
@@ -93,3 +108,4 @@ def test_a_doctor_opens_records_vitals_and_sees_the_news2_without_reloading(
     assert "between 20 and 300" in seen["error"]
     assert Consultation.objects.get(appointment=appointment).pulse == 95
     assert not csp_violations, "\n".join(csp_violations)
+    assert not accessibility, "axe-core found accessibility violations:\n" + "\n".join(accessibility)
