@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from notifications.services import contact_preference_set
 from opd.core.errors import DomainError
 from opd.core.models import Role
+from opd.core.ratelimit import rate_limited
 from opd.core.tenancy import signed_in_user
 from patients.services import patient_update
 
@@ -47,6 +48,7 @@ def index(request: PatientRequest) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
+@rate_limited("signup", subject="email")
 def signup(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
         return redirect("portal:after-login")

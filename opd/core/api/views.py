@@ -18,10 +18,13 @@ from opd.core.models import Clinic, Department, Organization
 from opd.core.tenancy import clinics_for, departments_for, organizations_for
 
 from .serializers import ClinicSerializer, DepartmentSerializer, OrganizationSerializer
+from .signin import SignInProtectionMixin
 
 
-class ObtainTokenView(ObtainAuthToken):
-    """POST username and password; answers {"token": ...} for `Authorization: Token ...`."""
+class ObtainTokenView(SignInProtectionMixin, ObtainAuthToken):
+    """POST username and password; answers {"token": ...} for `Authorization: Token ...`.
+
+    Throttled per address and locked out per account and per address (django-axes): 429 either way."""
 
 
 class OrganizationViewSet(viewsets.ReadOnlyModelViewSet):
