@@ -150,3 +150,11 @@ def test_the_login_page_counts_with_the_api(client, staff_user):
 
     assert response.status_code == 429
     assert "_auth_user_id" not in client.session
+
+
+def test_options_on_the_token_endpoint_answers_without_signing_anyone_in(staff_user):
+    response = APIClient().options(TOKEN_URL, {"username": "reception", "password": RIGHT})
+
+    assert response.status_code == 200
+    staff_user.refresh_from_db()
+    assert staff_user.last_login is None

@@ -63,7 +63,9 @@ class SignInProtectionMixin(APIView):
         if is_locked_out(request) and response.status_code != 429:
             response = self.handle_exception(LockedOut(wait=retry_after_seconds(request)))
         elif status.is_success(response.status_code) and not self.sends_user_logged_in:
-            validated = getattr(self._sign_in_serializer, "validated_data", None) or {}
+            # `_validated_data`: an OPTIONS answer builds the serializer without validating it, and
+            # `validated_data` then raises (an AssertionError, which getattr does not catch).
+            validated = getattr(self._sign_in_serializer, "_validated_data", None) or {}
             if isinstance(validated, dict) and validated.get("user") is not None:
                 user_logged_in.send(
                     sender=validated["user"].__class__, request=request, user=validated["user"]
