@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularSwaggerSplitView
 from opd.core import views as core_views
 from opd.core.api.views import SchemaView
 from opd.core.forms import ServicePasswordChangeForm, ServiceSetPasswordForm
+from opd.core.ratelimit import rate_limited
 
 handler404 = "opd.core.api.exceptions.page_not_found"
 
@@ -16,6 +17,13 @@ urlpatterns = [
     path("readyz", core_views.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     # Django's account views, with forms that save through user_set_password (audited); the rest as is.
+    # Sign-in and reset are rate-limited like the API (opd.core.ratelimit); django-axes locks sign-in.
+    path("accounts/login/", rate_limited("signin")(auth_views.LoginView.as_view()), name="login"),
+    path(
+        "accounts/password_reset/",
+        rate_limited("password_reset", subject="email")(auth_views.PasswordResetView.as_view()),
+        name="password_reset",
+    ),
     path(
         "accounts/password_change/",
         auth_views.PasswordChangeView.as_view(form_class=ServicePasswordChangeForm),

@@ -99,7 +99,7 @@ class SignupForm(forms.Form):
         label="Password",
         strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-        help_text="At least 8 characters; not only numbers, not a common password.",
+        help_text="At least 12 characters; not only numbers, not a common password, not like your name.",
     )
     password2 = forms.CharField(
         label="Password again",

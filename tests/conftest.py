@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import time_machine
+from django.core.cache import cache
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -32,6 +33,20 @@ from .factories import (
 
 # ClinicFactory's time zone, and so `clinic`'s (`other_clinic` is in Paris, an hour ahead).
 CLINIC_ZONE = zoneinfo.ZoneInfo("Europe/London")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    """Rate-limit counters (opd.core.api.throttling) are in the real cache, outside the test's
+    transaction: each test starts with none, so one test's requests never throttle the next."""
+    _clear_rate_limits()
+
+
+def _clear_rate_limits() -> None:
+    if hasattr(cache, "delete_pattern"):
+        cache.delete_pattern("throttle_*")
+    else:
+        cache.clear()
 
 
 @pytest.fixture

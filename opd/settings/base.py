@@ -7,6 +7,7 @@ to MariaDB/MySQL and Redis, as production and the test suite use.
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "channels",
     "csp",
+    "axes",
     "opd.core",
     "patients",
     "scheduling",
@@ -70,6 +72,8 @@ MIDDLEWARE = [
     "opd.core.middleware.SessionLifetimeMiddleware",
     "opd.core.middleware.NoStoreAuthenticatedMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Turns a sign-in django-axes refused into the 429 lockout answer (opd.core.signin).
+    "axes.middleware.AxesMiddleware",
     # Innermost, so it sees what a view raised before any other middleware does.
     "opd.core.api.exceptions.ApiServerErrorMiddleware",
 ]
@@ -78,6 +82,11 @@ ROOT_URLCONF = "opd.urls"
 WSGI_APPLICATION = "opd.wsgi.application"
 ASGI_APPLICATION = "opd.asgi.application"
 AUTH_USER_MODEL = "core.User"
+# django-axes first: it refuses a locked-out account or address before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 TEMPLATES = [
@@ -216,7 +225,10 @@ OPD_QUEUE_RESYNC_INTERVAL_SECONDS = env.float("OPD_QUEUE_RESYNC_INTERVAL_SECONDS
 # SECURITY
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": env.int("OPD_PASSWORD_MIN_LENGTH", default=12)},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
@@ -258,6 +270,27 @@ LOGIN_REDIRECT_URL = (
     "portal:after-login"  # patients to the portal, doctors to the dashboard, staff to the admin
 )
 PASSWORD_RESET_TIMEOUT = 60 * 60 * 24
+
+# SIGN-IN PROTECTION
+# django-axes: OPD_SIGNIN_FAILURE_LIMIT failures for one username, or from one address, lock sign-in for
+# that username (or address) on every door (admin, /accounts/login/, the API token) for the cool-off. Each
+# attempt during a lockout, the right password included, is refused and starts the cool-off again. A clinic
+# whose staff share one address behind NAT can list it in OPD_SIGNIN_IP_ALLOWLIST (accounts still lock).
+# Failures live in the database (axes' database handler): lockouts survive restarts, and superusers see
+# and delete them in the admin ("Access attempts"); `manage.py axes_reset_username NAME` unlocks a name.
+AXES_FAILURE_LIMIT = env.int("OPD_SIGNIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env.int("OPD_SIGNIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one locks: per account, and per address
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = True
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_LOCKOUT_CALLABLE = "opd.core.signin.lockout_response"
+# The address the API throttles count by, so a proxy's X-Forwarded-For is trusted the same way by both.
+AXES_CLIENT_IP_CALLABLE = "opd.core.api.throttling.client_ip"
+AXES_IP_WHITELIST = env.list("OPD_SIGNIN_IP_ALLOWLIST", default=[]) or None
+# Axes stores the POSTed form with each failure; keep the password (and the token) out of it.
+AXES_SENSITIVE_PARAMETERS = ["password", "token", "csrfmiddlewaretoken"]
 LOGOUT_REDIRECT_URL = "/"
 
 # I18N / TIME
@@ -297,6 +330,21 @@ REST_FRAMEWORK: dict[str, Any] = {
     "EXCEPTION_HANDLER": "opd.core.api.exceptions.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    # How many reverse proxies' X-Forwarded-For to trust for the client address; 0 trusts none (the
+    # header is the client's to forge), so set it to the number of proxies in front of the app.
+    "NUM_PROXIES": env.int("OPD_NUM_PROXIES", default=0),
+    # opd.core.api.throttling: "<scope>_ip" per address, "<scope>_user" per account ("<scope>_<role>"
+    # for that role). Counted in the cache (Redis when REDIS_URL is set). 429 with Retry-After beyond.
+    "DEFAULT_THROTTLE_RATES": {
+        "signin_ip": env("OPD_RATE_SIGNIN_IP", default="30/min"),
+        "signup_ip": env("OPD_RATE_SIGNUP_IP", default="20/hour"),
+        "signup_user": env("OPD_RATE_SIGNUP_EMAIL", default="5/hour"),
+        "password_reset_ip": env("OPD_RATE_PASSWORD_RESET_IP", default="20/hour"),
+        "password_reset_user": env("OPD_RATE_PASSWORD_RESET_EMAIL", default="5/hour"),
+        "booking_ip": env("OPD_RATE_BOOKING_IP", default="600/hour"),
+        "booking_user": env("OPD_RATE_BOOKING_USER", default="120/hour"),
+        "booking_patient": env("OPD_RATE_BOOKING_PATIENT", default="20/hour"),
+    },
 }
 if DEBUG:
     REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"].append("rest_framework.renderers.BrowsableAPIRenderer")

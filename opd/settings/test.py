@@ -30,3 +30,7 @@ WHITENOISE_AUTOREFRESH = True
 # otherwise every committed booking would leave send tasks on the shared Redis queue.
 CELERY_TASK_ALWAYS_EAGER = os.environ.get("CELERY_TASK_ALWAYS_EAGER", "true").lower() == "true"
 OPD_SMS_FILE_DIR = tempfile.mkdtemp(prefix="opd-test-sms-")
+# Rate-limit counters live in the cache and every test client is 127.0.0.1: each pytest-xdist worker
+# keeps its own (tests/conftest.py also clears them before each test), so one worker cannot throttle another.
+if "KEY_PREFIX" in CACHES["default"]:  # noqa: F405
+    CACHES["default"]["KEY_PREFIX"] += "-" + os.environ.get("PYTEST_XDIST_WORKER", "main")  # noqa: F405

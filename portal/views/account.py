@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from notifications.services import contact_preference_set
 from opd.core.errors import DomainError
 from opd.core.models import Role, User
+from opd.core.ratelimit import rate_limited
 from opd.core.services import user_verify_email
 from opd.core.tenancy import signed_in_user
 from patients.services import patient_update
@@ -58,6 +59,7 @@ def signup(request: HttpRequest) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
+@rate_limited("signup", subject="email")
 def signup_at_clinic(request: HttpRequest, organization: str, clinic: str) -> HttpResponse:
     if request.user.is_authenticated:
         return redirect("portal:after-login")

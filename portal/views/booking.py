@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
 from opd.core.errors import DomainError
+from opd.core.ratelimit import rate_limited
 from opd.core.tenancy import clinics_for, departments_for
 from scheduling.selectors import bookable_slot_q, slots_for
 from scheduling.services import appointment_book, appointment_book_first_available
@@ -73,6 +74,7 @@ def find(request: PatientRequest) -> HttpResponse:
 
 @patient_required
 @require_http_methods(["GET", "POST"])
+@rate_limited("booking")
 def book(request: PatientRequest, slot_id: int) -> HttpResponse:
     user = request.user
     # Closed slots stay reachable (tenant-scoped) so the page can say why and offer others.
@@ -128,6 +130,7 @@ def book(request: PatientRequest, slot_id: int) -> HttpResponse:
 
 @patient_required
 @require_http_methods(["GET", "POST"])
+@rate_limited("booking")
 def book_first_available(request: PatientRequest, department_id: int) -> HttpResponse:
     user = request.user
     department = get_object_or_404(

@@ -19,6 +19,7 @@ from rest_framework.response import Response
 
 from opd.core.api.permissions import has_role
 from opd.core.api.schema import error_responses
+from opd.core.api.throttling import SCOPED_THROTTLES
 from opd.core.idempotency import HEADER, idempotent
 from opd.core.models import Role
 from opd.core.tenancy import signed_in_user
@@ -109,6 +110,10 @@ class AppointmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     serializer_class = AppointmentSerializer
     filterset_class = AppointmentFilter
     permission_classes = [MayChangeAppointments]
+    # Booking is rate-limited per user (patients tighter) and per address; the other actions are not.
+    throttle_classes = SCOPED_THROTTLES
+    throttle_scope = "booking"
+    throttle_actions = ("create",)
 
     def get_queryset(self) -> QuerySet[Appointment]:
         if getattr(self, "swagger_fake_view", False):

@@ -212,7 +212,8 @@ def _defined_by_us(cls: type, name: str) -> bool:
 
 
 # Third-party admins of models that are not ours; their apps own how they are written.
-THIRD_PARTY_ADMINS = {"auth", "django_celery_beat"}
+# axes: the lockout records, shown and deleted by superusers only (lifting a lockout is deleting them).
+THIRD_PARTY_ADMINS = {"auth", "django_celery_beat", "axes"}
 
 
 def test_every_admin_that_writes_says_which_service_it_calls():

@@ -138,11 +138,11 @@ WEEKEND_SESSIONS = ((dt.time(10), dt.time(13)),)
 
 # Demo credentials: published here on purpose. Never reuse them anywhere real.
 PASSWORDS = {
-    "superuser": "demo-super-2468",
-    Role.ADMIN: "demo-admin-2468",
-    Role.STAFF: "demo-staff-2468",
-    Role.DOCTOR: "demo-doctor-2468",
-    Role.PATIENT: "demo-patient-2468",
+    "superuser": "master-keys-2468",
+    Role.ADMIN: "run-the-org-2468",
+    Role.STAFF: "front-desk-2468",
+    Role.DOCTOR: "stethoscope-2468",
+    Role.PATIENT: "see-my-doctor-2468",
 }
 
 NAMES = {

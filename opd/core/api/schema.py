@@ -4,7 +4,7 @@ Views document the refusals that are theirs (`error_responses(409, ...)` in `ext
 adds the ones DRF's machinery answers for any view, read from the operation itself, so no view can forget
 them: 401 (authentication), 403 (a role check, or CSRF for session clients), 404 (a path id, or a page past
 the end, or a body id), 400 (a body or filter), 415 (a body in another media type), 406 (an Accept
-it cannot offer).
+it cannot offer), 429 with Retry-After (a throttled operation, opd.core.api.throttling).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from rest_framework.permissions import SAFE_METHODS, AllowAny, IsAuthenticated
 from rest_framework.views import APIView
 
 from .serializers import ErrorSerializer, ScopedPrimaryKeyField
+from .throttling import throttle_scope
 
 DESCRIPTIONS: dict[int, str] = {
     400: "Invalid input; `fields` names each problem.",
@@ -34,6 +35,15 @@ DESCRIPTIONS: dict[int, str] = {
     409: "Conflict: the current state forbids it.",
     415: "The body is in a media type this operation does not read.",
     422: "The Idempotency-Key was already used for a different request.",
+    429: "Too many requests (`throttled`), or sign-in locked after repeated failures (`locked_out`); "
+    "the Retry-After header says how many seconds to wait.",
+}
+
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "schema": {"type": "integer", "minimum": 0},
+    }
 }
 
 # Wall-clock times of day (a clinic's session hours) carry no offset, which JSON Schema's "time" requires.
@@ -83,6 +93,8 @@ class AutoSchema(SpectacularAutoSchema):
             if str(status) not in responses:
                 answer = OpenApiResponse(ErrorSerializer, description=description)
                 responses[str(status)] = self._get_response_for_code(answer, str(status))
+        if "429" in responses:
+            responses["429"].setdefault("headers", {}).update(RETRY_AFTER)
         operation["responses"] = dict(sorted(responses.items()))
         return operation
 
@@ -110,6 +122,8 @@ class AutoSchema(SpectacularAutoSchema):
             errors[406] = DESCRIPTIONS[406]
         if has_body:
             errors[415] = DESCRIPTIONS[415]
+        if self.view.get_throttles() and throttle_scope(self.view, self.method):
+            errors[429] = DESCRIPTIONS[429]
         return errors
 
     def _looks_up_body_ids(self) -> bool:

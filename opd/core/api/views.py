@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import django_filters
 from django.conf import settings
 from django.contrib.auth import authenticate, logout
+from django.contrib.auth.signals import user_logged_in
 from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework import mixins, serializers, status, viewsets
@@ -35,19 +36,22 @@ from .serializers import (
     TokensRevokedSerializer,
     WsTicketSerializer,
 )
+from .signin import SignInProtectionMixin
 
 BAD_CREDENTIALS = "Unable to log in with provided credentials."
 
 
-class ObtainTokenView(APIView):
+class ObtainTokenView(SignInProtectionMixin, APIView):
     """POST username and password; answers a new token for `Authorization: Token ...` and when it expires.
 
     Each sign-in issues another token (one per device or program), valid OPD_TOKEN_TTL_HOURS. Credentials
-    go through django.contrib.auth.authenticate with the request, so every authentication backend (and
-    any lockout around it) sees this door like the login pages."""
+    go through django.contrib.auth.authenticate with the request, so every authentication backend sees
+    this door like the login pages: throttled per address and locked out per account and per address
+    (django-axes), 429 either way (SignInProtectionMixin)."""
 
     authentication_classes = ()  # a stale session or token must not stand between a person and a sign-in
     permission_classes = (AllowAny,)
+    sends_user_logged_in = True  # post() sends it, for the user it signed in
 
     @extend_schema(request=LoginSerializer, responses={200: TokenIssuedSerializer})
     def post(self, request: Request) -> Response:
@@ -60,6 +64,8 @@ class ObtainTokenView(APIView):
         )
         if user is None:  # wrong password, unknown name, or an inactive account: one answer for all
             raise serializers.ValidationError({"non_field_errors": [BAD_CREDENTIALS]}, code="authorization")
+        # A sign-in like the login page's: axes starts the failure count again and last_login moves.
+        user_logged_in.send(sender=user.__class__, request=request, user=user)
         token, key = token_issue(user=user, name=request.headers.get("User-Agent", ""))
         return Response(TokenIssuedSerializer({"token": key, "expires_at": token.expires_at}).data)
 

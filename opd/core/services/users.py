@@ -1,8 +1,9 @@
 """People who sign in and the clinics they work at.
 
-Password strength is checked by the door that takes a password from a person (the admin's password
-forms, the portal's sign-up) with Django's validators, as Django's own `create_user` leaves it to them;
-these services hash what they are given.
+Every password set here goes through Django's validators (AUTH_PASSWORD_VALIDATORS: at least 12
+characters, not common, not numeric, not like the person's names): the forms check too, to show the
+message beside the field, but this is the rule's one door, so no caller (the admin, the portal, a command,
+the seeding) can set a weak one.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.password_validation import validate_password
 from django.core import signing
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -47,6 +50,13 @@ def _check_may_grant(actor: User | None, names: list[str]) -> None:
             "Only a superuser changes superuser status, groups or permissions.",
             fields=dict.fromkeys(granted, "Only a superuser changes this."),
         )
+
+
+def _check_password(password: str, user: User) -> None:
+    try:
+        validate_password(password, user=user)
+    except ValidationError as exc:
+        raise ValidationFailed(exc.messages[0], fields={"password": exc.messages}) from exc
 
 
 def _save(user: User, **kwargs: Any) -> None:
@@ -100,6 +110,8 @@ def user_create(
         user.set_password(password)
     _check_user(user)
     validate_model(user)
+    if password is not None:
+        _check_password(password, user)
     with transaction.atomic():
         _save(user)
         audit(
@@ -217,6 +229,8 @@ def user_set_password(*, actor: User | None, user: User, password: str | None) -
     """Set a new password (None: make it unusable). The audit event says that it changed, never what.
     Every API token of the person ends with the old password: one that leaked stops working."""
     check_tenant(actor, user.organization_id, "user")
+    if password is not None:
+        _check_password(password, user)
     with transaction.atomic():
         current = User.objects.select_for_update().get(pk=user.pk)
         if password is None:
