@@ -78,13 +78,12 @@ def test_the_admins_password_page_refuses_a_short_password(client, admin_user, s
 
 def test_portal_sign_up_refuses_a_short_password_beside_the_field(client, clinic):
     response = client.post(
-        reverse("portal:signup"),
+        reverse("portal:signup-at-clinic", args=[clinic.organization.slug, clinic.code]),
         {
             "first_name": "Mary",
             "last_name": "Seacole",
             "date_of_birth": "1985-11-23",
             "email": "mary@example.org",
-            "clinic": clinic.pk,
             "password1": "crimea-1855",
             "password2": "crimea-1855",
         },

@@ -90,7 +90,6 @@ def signup_form(email: str) -> dict:
         "sex": "female",
         "email": email,
         "phone": "",
-        "clinic": "",
         "password1": "kingston-1805-crimea",
         "password2": "kingston-1805-crimea",
     }
@@ -99,10 +98,16 @@ def signup_form(email: str) -> dict:
 def test_sign_up_is_throttled_per_address(client, clinic, rates):
     rates(signup_ip="2/hour")
     for n in range(2):
-        client.post(reverse("portal:signup"), signup_form(f"person{n}@example.org"))
+        client.post(
+            reverse("portal:signup-at-clinic", args=[clinic.organization.slug, clinic.code]),
+            signup_form(f"person{n}@example.org"),
+        )
         client.logout()
 
-    refused = client.post(reverse("portal:signup"), signup_form("person9@example.org"))
+    refused = client.post(
+        reverse("portal:signup-at-clinic", args=[clinic.organization.slug, clinic.code]),
+        signup_form("person9@example.org"),
+    )
 
     assert_throttled_page(refused)
     assert not User.objects.filter(username="person9@example.org").exists()
@@ -112,13 +117,17 @@ def test_sign_up_is_throttled_per_email_address(client, clinic, rates):
     rates(signup_user="2/hour")
     for n in range(2):
         answer = client.post(
-            reverse("portal:signup"),
+            reverse("portal:signup-at-clinic", args=[clinic.organization.slug, clinic.code]),
             {**signup_form("same@example.org"), "password2": "differs"},
             REMOTE_ADDR=f"10.2.0.{n}",
         )
         assert answer.status_code == 400
 
-    refused = client.post(reverse("portal:signup"), signup_form("SAME@example.org"), REMOTE_ADDR="10.2.0.9")
+    refused = client.post(
+        reverse("portal:signup-at-clinic", args=[clinic.organization.slug, clinic.code]),
+        signup_form("SAME@example.org"),
+        REMOTE_ADDR="10.2.0.9",
+    )
 
     assert_throttled_page(refused)
 

@@ -51,7 +51,6 @@ class ObtainTokenView(SignInProtectionMixin, APIView):
 
     authentication_classes = ()  # a stale session or token must not stand between a person and a sign-in
     permission_classes = (AllowAny,)
-    sends_user_logged_in = True  # post() sends it, for the user it signed in
 
     @extend_schema(request=LoginSerializer, responses={200: TokenIssuedSerializer})
     def post(self, request: Request) -> Response:
