@@ -20,9 +20,17 @@ from scheduling.selectors import ChangeWindow, slots_for
 from scheduling.services import appointment_cancel, appointment_reschedule
 
 from .. import ics
-from ..forms import CancelForm, RescheduleForm, add_domain_error
+from ..forms import CancelForm, RescheduleForm
 from ..selectors import calendar, change_window, my_appointments, open_slots, slots_on, split_appointments
-from .common import PORTAL, PatientRequest, by_doctor, overlap_message, patient_required, pick_day, run_once
+from .common import (
+    PORTAL,
+    PatientRequest,
+    by_doctor,
+    overlap_message,
+    patient_required,
+    pick_day,
+    submit_once,
+)
 
 PAST_PER_PAGE = 20
 
@@ -86,24 +94,20 @@ def cancel(request: PatientRequest, pk: int) -> HttpResponse:
     if form.is_bound:
         status = 400
         if form.is_valid():
-            try:
-                run_once(
-                    request,
-                    form,
-                    scope="cancel",
-                    about=(appointment.pk,),
-                    write=lambda: appointment_cancel(
-                        actor=user,
-                        appointment=appointment,
-                        reason=form.cleaned_data["reason"],
-                        channel=PORTAL,
-                    ),
-                )
-            except DomainError as exc:
-                # Past the cut-off the service says why (code cutoff_passed); shown above the form.
-                add_domain_error(form, exc)
-                status = exc.status
-            else:
+            # Past the cut-off the service says why (code cutoff_passed); shown above the form.
+            done, status = submit_once(
+                request,
+                form,
+                scope="cancel",
+                about=(appointment.pk,),
+                write=lambda: appointment_cancel(
+                    actor=user,
+                    appointment=appointment,
+                    reason=form.cleaned_data["reason"],
+                    channel=PORTAL,
+                ),
+            )
+            if done is not None:
                 when = local_time(appointment.start, appointment.clinic)
                 messages.success(request, f"Your appointment on {when} is cancelled.")
                 return redirect("portal:appointments")
@@ -137,27 +141,25 @@ def reschedule(request: PatientRequest, pk: int) -> HttpResponse:
         if form.is_valid():
             slot = form.cleaned_data["slot"]
             wanted_day = slot.date  # after a refusal, show that day's other times
-            try:
-                run_once(
-                    request,
-                    form,
-                    scope="reschedule",
-                    about=(appointment.pk, slot.pk),
-                    write=lambda: appointment_reschedule(
-                        actor=user, appointment=appointment, slot=slot, channel=PORTAL
-                    ),
-                )
-            except DomainError as exc:
+
+            def explain(exc: DomainError) -> tuple[str | None, str] | None:
                 if exc.code == "slot_full":
-                    form.add_error(
-                        "slot", "Sorry, that time was taken by someone else a moment ago; choose another."
-                    )
-                elif exc.code == "overlap":
-                    form.add_error("slot", overlap_message(request, slot.start, slot.end) or exc.message)
-                else:
-                    add_domain_error(form, exc)
-                status = exc.status
-            else:
+                    return "slot", "Sorry, that time was taken by someone else a moment ago; choose another."
+                if exc.code == "overlap":
+                    return "slot", overlap_message(request, slot.start, slot.end) or exc.message
+                return None
+
+            done, status = submit_once(
+                request,
+                form,
+                scope="reschedule",
+                about=(appointment.pk, slot.pk),
+                write=lambda: appointment_reschedule(
+                    actor=user, appointment=appointment, slot=slot, channel=PORTAL
+                ),
+                explain=explain,
+            )
+            if done is not None:
                 moved = my_appointments(user).get(pk=appointment.pk)
                 messages.success(
                     request, f"Your appointment is moved to {local_time(moved.start, moved.clinic)}."

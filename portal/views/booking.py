@@ -16,9 +16,17 @@ from opd.core.tenancy import clinics_for, departments_for
 from scheduling.selectors import bookable_slot_q, slots_for
 from scheduling.services import appointment_book, appointment_book_first_available
 
-from ..forms import BookForm, FindForm, add_domain_error
+from ..forms import BookForm, FindForm
 from ..selectors import calendar, first_open_day, nearest_open_slots, open_slots, slots_on
-from .common import PORTAL, PatientRequest, by_doctor, overlap_message, patient_required, pick_day, run_once
+from .common import (
+    PORTAL,
+    PatientRequest,
+    by_doctor,
+    overlap_message,
+    patient_required,
+    pick_day,
+    submit_once,
+)
 
 
 def _default_choice(request: PatientRequest) -> dict[str, int]:
@@ -91,31 +99,32 @@ def book(request: PatientRequest, slot_id: int) -> HttpResponse:
     if form.is_bound:
         status = 400
         if form.is_valid():
-            try:
-                booked = run_once(
-                    request,
-                    form,
-                    scope="book",
-                    about=(slot.pk,),
-                    write=lambda: appointment_book(
-                        actor=user,
-                        patient=request.patient,
-                        slot=slot,
-                        reason=form.cleaned_data["reason"],
-                        channel=PORTAL,
-                    ),
-                )
-            except DomainError as exc:
+
+            def explain(exc: DomainError) -> tuple[str | None, str] | None:
                 if exc.code == "slot_full":
-                    form.add_error(
-                        None, "Sorry, this time was taken by someone else a moment ago. Nothing was booked."
+                    return (
+                        None,
+                        "Sorry, this time was taken by someone else a moment ago. Nothing was booked.",
                     )
-                elif exc.code == "overlap":
-                    form.add_error(None, overlap_message(request, slot.start, slot.end) or exc.message)
-                else:
-                    add_domain_error(form, exc)
-                status = exc.status
-            else:
+                if exc.code == "overlap":
+                    return None, overlap_message(request, slot.start, slot.end) or exc.message
+                return None
+
+            booked, status = submit_once(
+                request,
+                form,
+                scope="book",
+                about=(slot.pk,),
+                write=lambda: appointment_book(
+                    actor=user,
+                    patient=request.patient,
+                    slot=slot,
+                    reason=form.cleaned_data["reason"],
+                    channel=PORTAL,
+                ),
+                explain=explain,
+            )
+            if booked is not None:
                 return redirect("portal:confirmation", booked)
     is_open = slots_for(user).filter(bookable_slot_q(timezone.now()), pk=slot.pk).exists()
     context = {
@@ -141,27 +150,25 @@ def book_first_available(request: PatientRequest, department_id: int) -> HttpRes
     if form.is_bound:
         status = 400
         if form.is_valid():
-            try:
-                booked = run_once(
-                    request,
-                    form,
-                    scope="book_first_available",
-                    about=(department.pk,),
-                    write=lambda: appointment_book_first_available(
-                        actor=user,
-                        patient=request.patient,
-                        department_id=department.pk,
-                        reason=form.cleaned_data["reason"],
-                        channel=PORTAL,
-                    ),
-                )
-            except DomainError as exc:
-                if exc.code == "no_slot":
-                    form.add_error(None, f"Sorry, {department.name} has no open time left to book online.")
-                else:
-                    add_domain_error(form, exc)
-                status = exc.status
-            else:
+            booked, status = submit_once(
+                request,
+                form,
+                scope="book_first_available",
+                about=(department.pk,),
+                write=lambda: appointment_book_first_available(
+                    actor=user,
+                    patient=request.patient,
+                    department_id=department.pk,
+                    reason=form.cleaned_data["reason"],
+                    channel=PORTAL,
+                ),
+                explain=lambda exc: (
+                    (None, f"Sorry, {department.name} has no open time left to book online.")
+                    if exc.code == "no_slot"
+                    else None
+                ),
+            )
+            if booked is not None:
                 return redirect("portal:confirmation", booked)
     context = {
         "department": department,

@@ -12,6 +12,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
+from opd.core.errors import DomainError
 from opd.core.idempotency import fingerprint, run_idempotent
 from opd.core.models import User
 from opd.core.templatetags.opd import local_time
@@ -20,7 +21,7 @@ from patients.models import Patient
 from patients.selectors import patients_for
 from scheduling.models import ACTIVE_STATUSES, Appointment, BookingChannel, Slot
 
-from ..forms import TokenForm
+from ..forms import TokenForm, add_domain_error
 from ..selectors import CalendarDay, my_appointments
 
 PORTAL = BookingChannel.PORTAL
@@ -79,6 +80,29 @@ def run_once(
         perform=perform,
     )
     return outcome.body["appointment"]
+
+
+def submit_once(
+    request: PatientRequest,
+    form: TokenForm,
+    *,
+    scope: str,
+    about: tuple,
+    write: Callable[[], Appointment],
+    explain: Callable[[DomainError], tuple[str | None, str] | None] | None = None,
+) -> tuple[int | None, int]:
+    """A valid form's write, once (run_once): answers (the appointment's id, 200), or (None, the status of
+    the refusal) with the refusal beside the form. `explain` words a refusal for the patient as (field,
+    message), or None to show the service's own message."""
+    try:
+        return run_once(request, form, scope=scope, about=about, write=write), 200
+    except DomainError as exc:
+        worded = explain(exc) if explain else None
+        if worded is None:
+            add_domain_error(form, exc)
+        else:
+            form.add_error(*worded)
+        return None, exc.status
 
 
 def overlap_message(request: PatientRequest, start: dt.datetime, end: dt.datetime) -> str | None:
