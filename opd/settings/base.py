@@ -344,6 +344,8 @@ REST_FRAMEWORK: dict[str, Any] = {
         "booking_ip": env("OPD_RATE_BOOKING_IP", default="600/hour"),
         "booking_user": env("OPD_RATE_BOOKING_USER", default="120/hour"),
         "booking_patient": env("OPD_RATE_BOOKING_PATIENT", default="20/hour"),
+        "verification_resend_ip": env("OPD_RATE_VERIFICATION_RESEND_IP", default="20/hour"),
+        "verification_resend_user": env("OPD_RATE_VERIFICATION_RESEND_USER", default="3/hour"),
     },
 }
 if DEBUG:

@@ -107,6 +107,7 @@ def verify_email(request: HttpRequest, token: str) -> HttpResponse:
 
 @patient_required
 @require_POST
+@rate_limited("verification_resend")  # each one sends an e-mail: a loop must not turn it into a mailer
 def verify_email_resend(request: PatientRequest) -> HttpResponse:
     user = signed_in_user(request)
     if user.email_verified_at is not None:

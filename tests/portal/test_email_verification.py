@@ -196,3 +196,22 @@ def test_a_link_for_an_address_the_user_no_longer_has_is_refused(client, unverif
     assert response.status_code == 400
     unverified.user.refresh_from_db()
     assert unverified.user.email_verified_at is None
+
+
+def test_resending_the_link_is_rate_limited_per_patient(client, unverified, settings):
+    rates = settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {**rates, "verification_resend_user": "2/hour"},
+    }
+    client.force_login(unverified.user)
+    url = reverse("portal:verify-email-resend")
+    for _ in range(2):
+        assert client.post(url).status_code == 302
+
+    refused = client.post(url)
+
+    assert refused.status_code == 429
+    assert 0 < int(refused["Retry-After"]) <= 3600
+    assert "Too many requests" in refused.content.decode()
+    assert len(mail.outbox) == 2  # the refused request sent nothing
