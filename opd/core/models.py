@@ -134,9 +134,20 @@ class AuditEvent(models.Model):
 
     organization = models.ForeignKey(Organization, on_delete=models.PROTECT, null=True, blank=True)
     actor = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    # The actor's role when it happened (a later role change must not rewrite history).
+    actor_role = models.CharField(max_length=16, blank=True)
     action = models.CharField(max_length=64)
     object_type = models.CharField(max_length=64)
     object_id = models.CharField(max_length=64)
+    # Where the record belongs, so an access log can be read per clinic and per patient (the patient's
+    # own "who opened my record" page). A plain id for the patient: opd.core sits below `patients`.
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    patient_id = models.BigIntegerField(null=True, blank=True)
+    # From the request that did it (opd.core.audit's request context); empty for beat and workers.
+    source_ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    # Why, where one was required (break the glass) or given (a cancellation's reason).
+    reason = models.TextField(blank=True)
     data = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
@@ -145,6 +156,7 @@ class AuditEvent(models.Model):
         indexes = [
             models.Index(fields=["organization", "created_at"], name="core_audit_org_time"),
             models.Index(fields=["object_type", "object_id"], name="core_audit_object"),
+            models.Index(fields=["patient_id", "created_at"], name="core_audit_patient_time"),
         ]
 
     def __str__(self) -> str:

@@ -66,6 +66,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Source address and user agent for audit rows; writes the request's buffered access-log rows.
+    "opd.core.audit.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     # Session idle timeout and absolute lifetime (needs the user and messages), then no-store on
     # every authenticated answer.
