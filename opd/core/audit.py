@@ -7,17 +7,30 @@ query, not forty; outside a request (a websocket consumer, a worker) they are wr
 
 Who, from where: the middleware puts the request's source address and user agent in a context variable,
 so a service called from any door fills them in without every caller passing them.
+
+Tamper evidence: every row is stamped here with `mac`, a keyed HMAC (OPD_AUDIT_KEY) of its content, and
+the sealer (opd.core.services.audit_chain) chains the rows of each organization in AuditSeal; triggers
+refuse UPDATE and DELETE. Edits keep their before and after through `changes`, which never copies
+clinical free text or secret identifiers into the trail (that would undo their encryption at rest).
 """
 
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Callable
+import datetime as dt
+import decimal
+import hashlib
+import hmac
+import json
+import uuid
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.db import models
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 
 from .models import AuditEvent, User
 
@@ -42,6 +55,140 @@ def current_context() -> RequestContext | None:
     return _context.get()
 
 
+def audit_key() -> bytes:
+    return settings.OPD_AUDIT_KEY.encode()
+
+
+def keyed_digest(*parts: bytes | str) -> str:
+    """HMAC-SHA256 with the audit key over length-prefixed parts (so no two part lists collide)."""
+    mac = hmac.new(audit_key(), digestmod=hashlib.sha256)
+    for part in parts:
+        raw = part.encode() if isinstance(part, str) else part
+        mac.update(len(raw).to_bytes(8, "big"))
+        mac.update(raw)
+    return mac.hexdigest()
+
+
+# Every column of AuditEvent but `id` and `mac`, in a fixed order: the content a MAC and a seal cover.
+# A column added to AuditEvent must be added here (tests/core/test_audit_chain.py checks the list).
+CONTENT_FIELDS = (
+    "organization_id",
+    "actor_id",
+    "actor_role",
+    "action",
+    "object_type",
+    "object_id",
+    "clinic_id",
+    "patient_id",
+    "source_ip",
+    "user_agent",
+    "reason",
+    "data",
+    "created_at",
+)
+_ip_field = models.GenericIPAddressField()
+
+
+def canonical_content(event: Any) -> str:
+    """The event's content as one string that reads the same before it is written and after it is read
+    back from MariaDB or SQLite: JSON with sorted keys, the time in UTC to the microsecond, the address
+    as Django stores it."""
+    values: dict[str, Any] = {}
+    for name in CONTENT_FIELDS:
+        value = getattr(event, name)
+        if name == "created_at":
+            value = value.astimezone(dt.UTC).isoformat(timespec="microseconds")
+        elif name == "source_ip" and value:
+            value = _ip_field.to_python(value)
+        elif name == "data":
+            # Through JSON and back first: the column keeps what json.dumps makes of tuples and int keys.
+            value = json.loads(json.dumps(value or {}))
+        values[name] = value
+    return json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def event_mac(event: Any) -> str:
+    return keyed_digest("opd.audit.event", canonical_content(event))
+
+
+# What `changes` never copies into the trail: clinical free text and identifiers that are encrypted at
+# rest. Their change is recorded with lengths and a keyed fingerprint (the same value gives the same
+# fingerprint, so an auditor holding the key can confirm a suspected value; a reader of the table cannot).
+REDACTED_FIELDS = frozenset(
+    {
+        # consultations
+        "chief_complaint",
+        "history",
+        "examination",
+        "assessment",
+        "plan",
+        "text",
+        "notes",
+        "instructions",
+        "addendum",
+        # patients
+        "insurance_policy_number",
+        "national_id",
+        "phone",
+        "phone_digits",
+        "email",
+        "address",
+        "emergency_contact_name",
+        "emergency_contact_phone",
+    }
+)
+
+
+def _plain(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal | uuid.UUID):
+        return str(value)
+    if isinstance(value, models.Model):
+        return value.pk
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, Iterable):
+        return [_plain(v) for v in value]
+    return str(value)
+
+
+def _fingerprint(value: Any) -> dict[str, Any]:
+    text = "" if value is None else str(value)
+    return {"length": len(text), "fingerprint": keyed_digest("opd.audit.redacted", text)[:16]}
+
+
+def changes(
+    before: Mapping[str, Any] | Any,
+    after: Mapping[str, Any] | Any,
+    fields: Iterable[str],
+    *,
+    redacted: Iterable[str] = (),
+) -> dict[str, dict[str, Any]]:
+    """`{field: {"before": old, "after": new}}` for each of `fields` whose value differs.
+
+    `before`/`after` are mappings or model instances. Fields in REDACTED_FIELDS or `redacted` keep
+    `{"length", "fingerprint"}` instead of the value: the audit table is not encrypted, and a copy of a
+    note or an insurance number here would defeat encryption at rest."""
+    hidden = REDACTED_FIELDS | frozenset(redacted)
+
+    def read(source: Any, name: str) -> Any:
+        return source.get(name) if isinstance(source, Mapping) else getattr(source, name)
+
+    result: dict[str, dict[str, Any]] = {}
+    for name in fields:
+        old, new = read(before, name), read(after, name)
+        if old == new:
+            continue
+        if name in hidden:
+            result[name] = {"before": _fingerprint(old), "after": _fingerprint(new), "redacted": True}
+        else:
+            result[name] = {"before": _plain(old), "after": _plain(new)}
+    return result
+
+
 def _event(
     *,
     actor: User | None,
@@ -56,7 +203,7 @@ def _event(
 ) -> AuditEvent:
     context = _context.get()
     real_actor = actor if actor is not None and actor.pk else None
-    return AuditEvent(
+    event = AuditEvent(
         organization_id=organization_id,
         actor=real_actor,
         actor_role=("superuser" if real_actor.is_superuser else real_actor.role) if real_actor else "",
@@ -68,8 +215,11 @@ def _event(
         source_ip=context.source_ip if context else None,
         user_agent=context.user_agent if context else "",
         reason=reason,
-        data=data or {},
+        data=_plain(data or {}),
+        created_at=timezone.now(),
     )
+    event.mac = event_mac(event)
+    return event
 
 
 def audit(

@@ -5,6 +5,7 @@ import zoneinfo
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils import timezone
 
 
 def validate_time_zone(value: str) -> None:
@@ -130,10 +131,17 @@ class Membership(models.Model):
 
 
 class AuditEvent(models.Model):
-    """Who did what to which record, written by services inside the same transaction as the change."""
+    """Who did what to which record, written by services inside the same transaction as the change.
+
+    Append-only: database triggers refuse UPDATE and DELETE (migration core 0007), and each row carries
+    `mac`, a keyed HMAC of its content made when it was written (opd.core.audit), which the sealer
+    (opd.core.services.audit_chain) chains per organization in AuditSeal. Nothing may rewrite a row,
+    so its foreign keys PROTECT: a person or a clinic with a history is deactivated, never deleted.
+    """
 
     organization = models.ForeignKey(Organization, on_delete=models.PROTECT, null=True, blank=True)
-    actor = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    # PROTECT, not SET_NULL: nulling the actor would be an UPDATE of history (the trigger refuses it).
+    actor = models.ForeignKey(User, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     # The actor's role when it happened (a later role change must not rewrite history).
     actor_role = models.CharField(max_length=16, blank=True)
     action = models.CharField(max_length=64)
@@ -149,7 +157,12 @@ class AuditEvent(models.Model):
     # Why, where one was required (break the glass) or given (a cancellation's reason).
     reason = models.TextField(blank=True)
     data = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Set by opd.core.audit before the row is written (not auto_now_add, which would stamp it after the
+    # MAC over it was made).
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # HMAC-SHA256 (OPD_AUDIT_KEY) of every column but the id: someone with database access only cannot
+    # forge or alter a row without this failing (opd.core.audit.event_mac).
+    mac = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -161,6 +174,40 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.object_type}#{self.object_id}"
+
+
+class AuditChain(models.Model):
+    """One row per hash chain (an organization's, or 0 for events with none): the row the sealer locks,
+    so two sealers never give out one sequence number twice. Holds no evidence itself."""
+
+    chain = models.BigIntegerField(primary_key=True)
+
+    def __str__(self) -> str:
+        return f"audit chain {self.chain}"
+
+
+class AuditSeal(models.Model):
+    """Link `seq` of an organization's hash chain over its audit events, appended by the sealer.
+
+    hash = HMAC-SHA256(OPD_AUDIT_KEY, prev_hash || the event's canonical content, its id included).
+    Insert-only like AuditEvent (triggers). `chain` is the organization's id (0: events with no
+    organization) rather than a nullable foreign key, so (chain, seq) is unique on MariaDB too, where
+    NULLs never collide. `event_id` is a plain id, no constraint: a deleted event must leave its seal
+    behind to be noticed, not block or cascade.
+    """
+
+    chain = models.BigIntegerField()
+    seq = models.PositiveBigIntegerField()
+    event_id = models.BigIntegerField(unique=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+    sealed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["chain", "seq"], name="core_auditseal_chain_seq")]
+
+    def __str__(self) -> str:
+        return f"seal {self.chain}#{self.seq}"
 
 
 class IdempotencyRecord(models.Model):

@@ -8,8 +8,21 @@ from celery import shared_task
 from django.conf import settings
 
 from .services import idempotency_records_purge
+from .services.audit_chain import audit_seal_all, audit_verify_and_report
 
 
 @shared_task(name="core.purge_idempotency_records")
 def purge_idempotency_records() -> int:
     return idempotency_records_purge(older_than=dt.timedelta(hours=settings.OPD_IDEMPOTENCY_KEY_HOURS))
+
+
+@shared_task(name="core.audit_seal")
+def audit_seal() -> int:
+    """Every minute: chain the audit events written since (opd.core.services.audit_chain)."""
+    return audit_seal_all()
+
+
+@shared_task(name="core.audit_verify_daily")
+def audit_verify_daily() -> int:
+    """Daily: verify every chain and mail the organizations' admins; answers how many chains failed."""
+    return sum(not report.ok for report in audit_verify_and_report())

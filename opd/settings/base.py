@@ -201,6 +201,16 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 600.0,
         "options": {"expires": 540},
     },
+    "core.audit_seal": {
+        "task": "core.audit_seal",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
+    "core.audit_verify_daily": {
+        "task": "core.audit_verify_daily",
+        "schedule": crontab(hour=3, minute=15),
+        "options": {"expires": 3 * 3600},
+    },
     "archive.archive_old_records": {
         "task": "archive.archive_old_records",
         "schedule": crontab(hour=2, minute=30),
@@ -225,6 +235,24 @@ WEBSOCKET_BASE_URL = env("WEBSOCKET_BASE_URL", default="")
 OPD_QUEUE_RESYNC_INTERVAL_SECONDS = env.float("OPD_QUEUE_RESYNC_INTERVAL_SECONDS", default=1.0)
 
 # SECURITY
+# The audit trail's key (opd.core.audit): every audit row carries an HMAC of its content under it, and the
+# per-organization hash chain (AuditSeal) is keyed with it, so someone with database access only cannot
+# forge a row or recompute a chain. Production refuses to start without a strong one (production.py).
+# Unset (make run, SQLite): a development key derived from the development SECRET_KEY: it is public,
+# so a chain made with it proves nothing. Changing the key makes every existing row and seal fail
+# verification: keep it as long as the trail.
+OPD_AUDIT_KEY = env("OPD_AUDIT_KEY", default="")
+OPD_AUDIT_KEY_IS_DEVELOPMENT = not OPD_AUDIT_KEY
+if not OPD_AUDIT_KEY:
+    import hashlib
+
+    OPD_AUDIT_KEY = "development-" + hashlib.sha256(b"opd.audit:" + SECRET_KEY.encode()).hexdigest()
+# The sealer looks back this far before the newest event it sealed, for rows whose transaction committed
+# after later rows had been sealed; verification calls an unsealed event older than that inserted.
+OPD_AUDIT_SEAL_MARGIN_MINUTES = env.int("OPD_AUDIT_SEAL_MARGIN_MINUTES", default=60)
+# The daily verification mails each organization's admins when its chain fails and, with this on, an OK
+# summary too (a missing mail is then noticed: silence cannot mean both "fine" and "the job stopped").
+OPD_AUDIT_VERIFY_MAIL_OK = env.bool("OPD_AUDIT_VERIFY_MAIL_OK", default=True)
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {

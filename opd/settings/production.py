@@ -3,7 +3,17 @@
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import DATABASES, DEBUG, DEVELOPMENT_SECRET_KEY, INSTALLED_APPS, REDIS_URL, SECRET_KEY, env
+from .base import (
+    DATABASES,
+    DEBUG,
+    DEVELOPMENT_SECRET_KEY,
+    INSTALLED_APPS,
+    OPD_AUDIT_KEY,
+    OPD_AUDIT_KEY_IS_DEVELOPMENT,
+    REDIS_URL,
+    SECRET_KEY,
+    env,
+)
 
 # Demo seeding (published passwords) and the benchmark's unauthenticated ping have no place in production.
 INSTALLED_APPS = [app for app in INSTALLED_APPS if app != "devtools"]
@@ -19,6 +29,16 @@ if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:
         "DJANGO_SECRET_KEY must be at least 50 characters with at least 5 distinct ones: generate a random one "
         "(python -c 'import secrets; print(secrets.token_urlsafe(50))')."
     )
+# The audit trail's HMAC key: the same rules, and not the secret key (each can then be handled apart).
+if OPD_AUDIT_KEY_IS_DEVELOPMENT:
+    raise ImproperlyConfigured("OPD_AUDIT_KEY is required in production (the audit trail's HMAC key).")
+if OPD_AUDIT_KEY.lower() in WEAK_SECRET_KEYS or len(OPD_AUDIT_KEY) < 50 or len(set(OPD_AUDIT_KEY)) < 5:
+    raise ImproperlyConfigured(
+        "OPD_AUDIT_KEY must be at least 50 characters with at least 5 distinct ones: generate a random one "
+        "(python -c 'import secrets; print(secrets.token_urlsafe(50))')."
+    )
+if OPD_AUDIT_KEY == SECRET_KEY:
+    raise ImproperlyConfigured("OPD_AUDIT_KEY must differ from DJANGO_SECRET_KEY.")
 if DEBUG:
     raise ImproperlyConfigured("DJANGO_DEBUG must be false in production.")
 if DATABASES["default"]["ENGINE"] != "django.db.backends.mysql" or not REDIS_URL:

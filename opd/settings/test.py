@@ -16,6 +16,9 @@ if not (os.environ.get("DATABASE_URL") and REDIS_URL) and not os.environ.get("OP
         "Tests run on MariaDB and Redis: run them with `make test`, or export the URLs `make services` prints."
     )
 
+# A fixed audit key, so MACs and seals made in one test process verify in another (servers, workers).
+OPD_AUDIT_KEY = "test-audit-key-only-for-the-suite-0123456789abcdefghijklmnop"
+OPD_AUDIT_KEY_IS_DEVELOPMENT = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only; tests
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # OPD_TEST_DB_NAME lets two suites share one server without sharing a database (must start with test_opd).

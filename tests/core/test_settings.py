@@ -25,6 +25,7 @@ def production_env(**overrides: str | None) -> dict[str, str]:
         {
             "DJANGO_SETTINGS_MODULE": "opd.settings.production",
             "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),  # 67 random characters
+            "OPD_AUDIT_KEY": secrets.token_urlsafe(50),
             "DATABASE_URL": os.environ.get("DATABASE_URL", "mysql://opd:opd@127.0.0.1:3306/opd"),
             "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
             "DJANGO_ALLOWED_HOSTS": "opd.example.org,www.opd.example.org",
@@ -116,3 +117,28 @@ def test_it_refuses_session_lifetimes_that_would_sign_everyone_out(overrides):
 
     assert result.returncode != 0
     assert "Session idle minutes must be at least 1" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("audit_key", "message"),
+    [
+        (None, "OPD_AUDIT_KEY is required in production"),
+        ("changeme", "OPD_AUDIT_KEY must be at least 50 characters"),
+        ("ab" * 40, "OPD_AUDIT_KEY must be at least 50 characters with at least 5 distinct ones"),
+    ],
+    ids=["missing", "weak", "four-distinct-characters"],
+)
+def test_it_refuses_to_start_without_a_strong_audit_key(audit_key, message):
+    result = manage("check", env=production_env(OPD_AUDIT_KEY=audit_key))
+
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_it_refuses_an_audit_key_equal_to_the_secret_key():
+    key = secrets.token_urlsafe(50)
+
+    result = manage("check", env=production_env(DJANGO_SECRET_KEY=key, OPD_AUDIT_KEY=key))
+
+    assert result.returncode != 0
+    assert "OPD_AUDIT_KEY must differ from DJANGO_SECRET_KEY" in result.stderr
