@@ -5,7 +5,7 @@ from typing import Any
 
 from django.db import transaction
 
-from opd.core.audit import audit
+from opd.core.audit import audit, changes
 from opd.core.db import next_in_sequence, retry_on_deadlock
 from opd.core.errors import ValidationFailed
 from opd.core.models import Clinic, Organization, User
@@ -71,6 +71,7 @@ def patient_update(*, actor: User | None, patient: Patient, **fields: Any) -> Pa
     changed = {name: value for name, value in fields.items() if getattr(patient, name) != value}
     if not changed:
         return patient
+    before = {name: getattr(patient, name) for name in changed}
     for name, value in changed.items():
         setattr(patient, name, value)
     patient.phone_digits = digits_only(patient.phone)
@@ -82,7 +83,10 @@ def patient_update(*, actor: User | None, patient: Patient, **fields: Any) -> Pa
             action="patient.updated",
             obj=patient,
             organization_id=patient.organization_id,
+            patient_id=patient.pk,
             fields=sorted(changed),
+            # Identifiers and contact details are kept as lengths and keyed fingerprints, not values.
+            changes=changes(before, patient, sorted(changed), redacted={"email"}),
         )
     return patient
 

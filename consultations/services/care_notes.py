@@ -6,7 +6,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from opd.core import events
-from opd.core.audit import audit
+from opd.core.audit import audit, changes
 from opd.core.errors import NotFound, PermissionDenied
 from opd.core.models import Clinic, Role, User
 from opd.core.services import validate_model
@@ -71,6 +71,8 @@ def care_note_update(
             action="care_note.updated",
             obj=current,
             organization_id=current.organization_id,
-            before={name: before[name] for name in changed},
+            fields=changed,
+            # The text as its length and a keyed fingerprint: a copy here would undo its encryption.
+            changes=changes(before, current, changed),
         )
     return current

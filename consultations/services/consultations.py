@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from opd.core import events
 from opd.core.audit import audit
+from opd.core.audit import changes as field_changes
 from opd.core.db import retry_on_deadlock
 from opd.core.errors import Conflict
 from opd.core.models import User
@@ -135,6 +136,7 @@ def consultation_update(*, actor: User, consultation: Consultation, **changes: A
         changed = [name for name, value in changes.items() if getattr(current, name) != value]
         if not changed:
             return current
+        before = {name: getattr(current, name) for name in changed}
         for name in changed:
             setattr(current, name, changes[name])
         validate_model(current, exclude=SET_BY_SERVICE)
@@ -166,6 +168,8 @@ def consultation_update(*, actor: User, consultation: Consultation, **changes: A
             obj=current,
             organization_id=current.organization_id,
             fields=changed,
+            # The note fields are kept as lengths and keyed fingerprints (encrypted at rest; the trail is not).
+            changes=field_changes(before, current, changed),
             news2_total=current.news2_total,
             news2_band=current.news2_band,
         )

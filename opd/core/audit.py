@@ -131,7 +131,6 @@ REDACTED_FIELDS = frozenset(
         "national_id",
         "phone",
         "phone_digits",
-        "email",
         "address",
         "emergency_contact_name",
         "emergency_contact_phone",
@@ -226,21 +225,26 @@ def audit(
     *,
     actor: User | None,
     action: str,
-    obj: models.Model,
+    obj: models.Model | tuple[str, Any],
     organization_id: int | None,
     **data: Any,
 ) -> AuditEvent:
-    """Record a change (or a sign-in event) now, in the caller's transaction.
+    """Record a change (or a sign-in event) now, in the caller's transaction. `obj` is the row, or
+    `(object_type, object_id)` for something without one.
 
     Everything in `data` is kept as given; a `clinic_id` or `patient_id` among it also fills the
     column, so the trail can be read per clinic and per patient. A `reason=` stays in `data` (the
     `reason` column is for the reason an access required)."""
     clinic_id, patient_id = data.get("clinic_id"), data.get("patient_id")
+    if isinstance(obj, tuple):  # what has no row: a sign-in attempt for an unknown name
+        object_type, object_id = obj[0], str(obj[1])
+    else:
+        object_type, object_id = obj._meta.label_lower, str(obj.pk)
     event = _event(
         actor=actor,
         action=action,
-        object_type=obj._meta.label_lower,
-        object_id=str(obj.pk),
+        object_type=object_type,
+        object_id=object_id,
         organization_id=organization_id,
         clinic_id=clinic_id if isinstance(clinic_id, int) else None,
         patient_id=patient_id if isinstance(patient_id, int) else None,

@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 
 from opd.core.api.exceptions import error_body, is_api
+from opd.core.receivers import EXPIRED_FLAG
 
 LAST_ACTIVITY_KEY = "_opd_last_activity"
 STARTED_KEY = "_opd_session_started"
@@ -87,6 +88,7 @@ class SessionLifetimeMiddleware:
 
     @staticmethod
     def _signed_out(request: HttpRequest, message: str) -> HttpResponseBase:
+        setattr(request, EXPIRED_FLAG, True)  # the audit trail says "expired", not that they signed out
         logout(request)  # flushes the session: a new, empty one, so the message below survives
         if is_api(request):
             response: HttpResponseBase = JsonResponse(error_body("session_expired", message), status=401)

@@ -10,7 +10,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from opd.core import events
-from opd.core.audit import audit
+from opd.core.audit import audit, changes
 from opd.core.errors import Conflict, ValidationFailed
 from opd.core.models import Department, User
 from opd.core.services import validate_model
@@ -119,6 +119,7 @@ def availability_rule_update(
         raise ValidationFailed("Unknown fields.", fields=dict.fromkeys(sorted(unknown), "Unknown field."))
     # Edit a fresh copy, so the caller's instance still shows what is stored if this fails.
     rule = AvailabilityRule.objects.get(pk=rule.pk)
+    before = {name: getattr(rule, name) for name in fields}
     for name, value in fields.items():
         setattr(rule, name, value)
     _check_times(rule.start_time, rule.end_time, rule.slot_minutes)
@@ -135,6 +136,7 @@ def availability_rule_update(
             obj=rule,
             organization_id=rule.doctor.organization_id,
             fields=sorted(fields),
+            changes=changes(before, rule, sorted(fields)),
         )
         _replan(rule.doctor)
     return rule

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.db import transaction
 
-from opd.core.audit import audit
+from opd.core.audit import audit, changes
 from opd.core.errors import ValidationFailed
 from opd.core.models import Department, Organization, Role, User
 from opd.core.services import validate_model
@@ -84,13 +84,16 @@ def doctor_update(*, actor: User | None, doctor: Doctor, **fields: Any) -> Docto
     changed = sorted(
         name for name in PROFILE_FIELDS if name in fields and getattr(current, name) != fields[name]
     )
+    before = {name: getattr(current, name) for name in changed}
     for name in changed:
         setattr(current, name, fields[name])
     departments = None
     if "departments" in fields:
         departments = _check_departments(current.organization_id, fields["departments"])
-        if {d.pk for d in departments} != set(current.departments.values_list("pk", flat=True)):
+        held = set(current.departments.values_list("pk", flat=True))
+        if {d.pk for d in departments} != held:
             changed.append("departments")
+            before["departments"] = sorted(held)
         else:
             departments = None
     if not changed:
@@ -100,13 +103,16 @@ def doctor_update(*, actor: User | None, doctor: Doctor, **fields: Any) -> Docto
         profile = [name for name in changed if name != "departments"]
         if profile:
             current.save(update_fields=[*profile, "updated_at"])
+        after = {name: getattr(current, name) for name in changed if name != "departments"}
         if departments is not None:
             current.departments.set(departments)
+            after["departments"] = sorted(d.pk for d in departments)
         audit(
             actor=actor,
             action="doctor.changed",
             obj=current,
             organization_id=current.organization_id,
             fields=sorted(changed),
+            changes=changes(before, after, sorted(before)),
         )
     return current

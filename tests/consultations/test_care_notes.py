@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 from django.utils import timezone
@@ -139,7 +140,17 @@ def test_only_the_author_corrects_a_care_note_and_nobody_deletes_it(
     assert response.status_code == 200, response.content
     assert response.json()["text"] == "Slipped; no injury."
     change = AuditEvent.objects.get(action="care_note.updated")
-    assert change.data["before"] == {"text": "Fell."}
+    # The change, not the text: the trail is not encrypted, the note is.
+    assert change.data["fields"] == ["text"]
+    assert change.data["changes"]["text"]["redacted"] is True
+    assert (
+        change.data["changes"]["text"]["before"]["length"],
+        change.data["changes"]["text"]["after"]["length"],
+    ) == (
+        len("Fell."),
+        len("Slipped; no injury."),
+    )
+    assert "Fell." not in json.dumps(change.data)
 
     assert_error(api_as(doctor.user).patch(url, {"text": "Mine"}), 403, "permission_denied")
     assert api_as(staff_user).delete(url).status_code == 405

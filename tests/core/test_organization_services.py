@@ -64,7 +64,13 @@ def test_it_creates_and_updates_a_clinic_with_audit_events(admin_user, org):
     clinic = clinic_create(actor=admin_user, organization=org, name="South", code="south", time_zone="UTC")
     assert last_event("clinic.created").organization_id == org.pk
     clinic_update(actor=admin_user, clinic=clinic, cancellation_cutoff_minutes=30, name="South wing")
-    assert last_event("clinic.changed").data == {"fields": ["cancellation_cutoff_minutes", "name"]}
+    assert last_event("clinic.changed").data == {
+        "fields": ["cancellation_cutoff_minutes", "name"],
+        "changes": {
+            "cancellation_cutoff_minutes": {"before": 120, "after": 30},
+            "name": {"before": "South", "after": "South wing"},
+        },
+    }
 
 
 def test_it_refuses_a_duplicate_clinic_code_naming_the_field(admin_user, clinic):

@@ -79,8 +79,15 @@ def test_it_lets_only_a_superuser_grant_superuser(admin_user, staff_user):
 
 
 def test_it_updates_a_user_and_says_which_fields_changed(admin_user, staff_user):
+    old_first_name = staff_user.first_name
     user_update(actor=admin_user, user=staff_user, first_name="Joy", email="joy@example.org")
-    assert last_event("user.changed").data == {"fields": ["email", "first_name"]}
+    assert last_event("user.changed").data == {
+        "fields": ["email", "first_name"],
+        "changes": {
+            "email": {"before": "reception@example.org", "after": "joy@example.org"},
+            "first_name": {"before": old_first_name, "after": "Joy"},
+        },
+    }
     user_update(actor=admin_user, user=staff_user, first_name="Joy")  # nothing changes: no event
     assert AuditEvent.objects.filter(action="user.changed").count() == 1
 

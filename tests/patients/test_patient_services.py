@@ -47,9 +47,11 @@ def test_it_keeps_phone_digits_for_search_and_audits_changes(staff_user, org):
     patient_update(actor=staff_user, patient=patient, phone="020 7946 0999")
     patient.refresh_from_db()
     assert patient.phone_digits == "02079460999"
-    assert AuditEvent.objects.filter(object_id=str(patient.pk), action="patient.updated").get().data == {
-        "fields": ["phone"]
-    }
+    event = AuditEvent.objects.filter(object_id=str(patient.pk), action="patient.updated").get()
+    assert (event.data["fields"], event.patient_id) == (["phone"], patient.pk)
+    # The number itself stays out of the (unencrypted) trail: its length and a keyed fingerprint only.
+    assert event.data["changes"]["phone"]["after"]["length"] == len("020 7946 0999")
+    assert "7946" not in str(event.data)
 
 
 def test_deactivation_keeps_the_record(staff_user, patient):

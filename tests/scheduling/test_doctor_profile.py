@@ -77,7 +77,13 @@ def test_it_updates_the_profile_and_says_what_changed(admin_user, doctor, depart
     north = DepartmentFactory(clinic=other_clinic, code="nth")
     doctor_update(actor=admin_user, doctor=doctor, room="Room 3", departments=[department, north])
     assert set(doctor.departments.all()) == {department, north}
-    assert last_event("doctor.changed").data == {"fields": ["departments", "room"]}
+    assert last_event("doctor.changed").data == {
+        "fields": ["departments", "room"],
+        "changes": {
+            "departments": {"before": [department.pk], "after": sorted([department.pk, north.pk])},
+            "room": {"before": "", "after": "Room 3"},
+        },
+    }
 
 
 def test_the_admin_edits_the_room_through_the_service(client, admin_user, doctor, department):

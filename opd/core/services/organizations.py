@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from django.db import transaction
 
-from ..audit import audit
+from ..audit import audit, changes
 from ..errors import NotFound, PermissionDenied, ValidationFailed
 from ..models import Clinic, Department, Organization, User
 from . import validate_model
@@ -72,6 +72,11 @@ def _only(fields: dict[str, Any], allowed: tuple[str, ...]) -> None:
         raise ValidationFailed("Unknown fields.", fields=dict.fromkeys(sorted(unknown), "Unknown field."))
 
 
+def _values(instance: Any, fields: dict[str, Any]) -> dict[str, Any]:
+    """What `instance` holds now for `fields`: the "before" of the audit event's changes."""
+    return {name: getattr(instance, name) for name in fields}
+
+
 def _apply(instance: Any, fields: dict[str, Any]) -> list[str]:
     """Set the fields that differ on `instance`; return their names, sorted."""
     changed = sorted(name for name, value in fields.items() if getattr(instance, name) != value)
@@ -97,6 +102,7 @@ def organization_update(*, actor: User | None, organization: Organization, **fie
     _only(fields, ORGANIZATION_FIELDS)
     check_tenant(actor, organization.pk, "organization")
     current = Organization.objects.get(pk=organization.pk)
+    before = _values(current, fields)
     changed = _apply(current, fields)
     if "slug" in changed and actor is not None and not actor.is_superuser:
         raise ValidationFailed(
@@ -114,6 +120,7 @@ def organization_update(*, actor: User | None, organization: Organization, **fie
             obj=current,
             organization_id=current.pk,
             fields=changed,
+            changes=changes(before, current, changed),
         )
     return current
 
@@ -141,12 +148,13 @@ def clinic_update(*, actor: User | None, clinic: Clinic, **fields: Any) -> Clini
     with transaction.atomic():
         current = Clinic.objects.select_for_update().get(pk=clinic.pk)
         previous_time_zone = current.time_zone
+        before = _values(current, fields)
         changed = _apply(current, fields)
         if not changed:
             return current
         validate_model(current)
         current.save(update_fields=changed)
-        data: dict[str, Any] = {"fields": changed}
+        data: dict[str, Any] = {"fields": changed, "changes": changes(before, current, changed)}
         if "time_zone" in changed:
             data["time_zone"] = {"from": previous_time_zone, "to": current.time_zone}
             for planner in list(_time_zone_planners):
@@ -175,6 +183,7 @@ def department_update(*, actor: User | None, department: Department, **fields: A
     _only(fields, DEPARTMENT_FIELDS)
     current = Department.objects.select_related("clinic").get(pk=department.pk)
     check_tenant(actor, current.clinic.organization_id, "department")
+    before = _values(current, fields)
     changed = _apply(current, fields)
     if not changed:
         return current
@@ -187,5 +196,6 @@ def department_update(*, actor: User | None, department: Department, **fields: A
             obj=current,
             organization_id=current.clinic.organization_id,
             fields=changed,
+            changes=changes(before, current, changed),
         )
     return current

@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from .. import events
-from ..audit import audit
+from ..audit import audit, changes
 from ..errors import Conflict, PermissionDenied, ValidationFailed
 from ..models import Clinic, Membership, Organization, Role, User
 from . import validate_model
@@ -142,6 +142,7 @@ def user_update(*, actor: User | None, user: User, **fields: Any) -> User:
     _check_may_grant(actor, [*changed, *m2m_changed])
     if not changed and not m2m_changed:
         return current
+    before = {name: getattr(current, name) for name in changed}
     for name in changed:
         setattr(current, name, fields[name])
     _check_user(current)
@@ -157,6 +158,7 @@ def user_update(*, actor: User | None, user: User, **fields: Any) -> User:
             obj=current,
             organization_id=current.organization_id,
             fields=changed + m2m_changed,
+            changes=changes(before, current, changed),
         )
     return current
 
@@ -169,7 +171,7 @@ def user_change_role(*, actor: User | None, user: User, role: str, is_staff: boo
     check_tenant(actor, user.organization_id, "user")
     with transaction.atomic():
         current = User.objects.select_for_update().get(pk=user.pk)
-        previous = current.role
+        previous, was_staff = current.role, current.is_staff
         changed = []
         if current.role != role:
             current.role = role
@@ -189,6 +191,7 @@ def user_change_role(*, actor: User | None, user: User, role: str, is_staff: boo
             old_role=previous,
             new_role=current.role,
             fields=sorted(changed),
+            changes=changes({"role": previous, "is_staff": was_staff}, current, changed),
         )
         if "role" in changed:
             events.publish(events.ACCESS_REVOKED, user_id=current.pk, reason="role_changed")
