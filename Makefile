@@ -126,8 +126,8 @@ test-fast: venv
 ## make serve: the production process layout on MariaDB and Redis, DEBUG off, with the demo data:
 ## gunicorn (HTTP, persistent database connections) on :8000, uvicorn (websockets, CONN_MAX_AGE=0) on
 ## :8001, Celery worker and beat (the worker at nice 10: background work yields the cores to requests on a
-## shared machine). Plain HTTP on loopback, so the settings are base.py's with a secret key
-## kept in .data/; behind TLS, DJANGO_SETTINGS_MODULE=opd.settings.production. Gunicorn's control socket
+## shared machine). Plain HTTP on loopback, so the settings are base.py's with a secret key and an audit
+## key kept in .data/; behind TLS, DJANGO_SETTINGS_MODULE=opd.settings.production. Gunicorn's control socket
 ## is off: its default path is one per user, which a second checkout's gunicorn would take over.
 serve: venv
 	@.ci/install-os-packages.sh
@@ -138,6 +138,10 @@ serve: venv
 	if [ -z "$${DJANGO_SECRET_KEY:-}" ]; then \
 	  [ -s .data/secret-key ] || (umask 077; $(PY) -c 'import secrets; print(secrets.token_urlsafe(50))' >.data/secret-key); \
 	  export DJANGO_SECRET_KEY=$$(cat .data/secret-key); \
+	fi; \
+	if [ -z "$${OPD_AUDIT_KEY:-}" ]; then \
+	  [ -s .data/audit-key ] || (umask 077; $(PY) -c 'import secrets; print(secrets.token_urlsafe(50))' >.data/audit-key); \
+	  export OPD_AUDIT_KEY=$$(cat .data/audit-key); \
 	fi; \
 	set -e; \
 	$(PY) manage.py migrate --noinput; \

@@ -22,7 +22,9 @@ def audit_seal() -> int:
     return audit_seal_all()
 
 
-@shared_task(name="core.audit_verify_daily")
+# Walks every row: longer than the default limit, shorter than the broker's visibility timeout (an hour),
+# after which an acked-late task would be handed to a second worker.
+@shared_task(name="core.audit_verify_daily", soft_time_limit=3000, time_limit=3300)
 def audit_verify_daily() -> int:
     """Daily: verify every chain and mail the organizations' admins; answers how many chains failed."""
     return sum(not report.ok for report in audit_verify_and_report())

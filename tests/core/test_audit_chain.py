@@ -344,3 +344,21 @@ def test_it_seals_a_row_committed_after_later_rows_were_sealed(org):
         == AuditEvent.objects.get(action="slow.transaction").pk
     )
     assert verify()[0] == 0
+
+
+@pytest.mark.django_db
+def test_beat_seals_every_minute_and_verifies_daily(org):
+    from django.conf import settings
+
+    from opd.celery import app as celery_app
+
+    celery_app.loader.import_default_modules()
+    schedule = settings.CELERY_BEAT_SCHEDULE
+    assert schedule["core.audit_seal"]["schedule"] == 60.0
+    assert {schedule[name]["task"] for name in ("core.audit_seal", "core.audit_verify_daily")} <= set(
+        celery_app.tasks
+    )
+    write_trail(org, None, count=3)
+
+    assert tasks.audit_seal() == 3
+    assert tasks.audit_seal() == 0

@@ -3,12 +3,15 @@ door was used; a failure keeps the name tried, never the password."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
+import time_machine
 from django.conf import settings
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from opd.core.models import AuditEvent
@@ -105,3 +108,13 @@ def test_it_records_a_sign_out(staff_user):
 
     [event] = events("user.signed_out")
     assert (event.actor, event.data["reason"], event.source_ip) == (staff_user, "logout", "192.0.2.10")
+
+
+def test_it_records_an_expired_session_as_expired_not_signed_out(staff_user):
+    client = page_login("reception", RIGHT)
+
+    with time_machine.travel(timezone.now() + dt.timedelta(minutes=45), tick=False):
+        client.get(reverse("home"))
+
+    [event] = events("user.signed_out")
+    assert (event.actor, event.data["reason"]) == (staff_user, "expired")
