@@ -69,40 +69,35 @@ def keyed_digest(*parts: bytes | str) -> str:
     return mac.hexdigest()
 
 
-# Every column of AuditEvent but `id` and `mac`, in a fixed order: the content a MAC and a seal cover.
-# A column added to AuditEvent must be added here (tests/core/test_audit_chain.py checks the list).
-CONTENT_FIELDS = (
-    "organization_id",
-    "actor_id",
-    "actor_role",
-    "action",
-    "object_type",
-    "object_id",
-    "clinic_id",
-    "patient_id",
-    "source_ip",
-    "user_agent",
-    "reason",
-    "data",
-    "created_at",
-)
-_ip_field = models.GenericIPAddressField()
+# Not content: the row's id (the seal covers it) and the MAC itself.
+NOT_CONTENT = frozenset({"id", "mac"})
+# Left out of the canonical form: a column added later with an empty default (NULL, "", false, 0, {})
+# then leaves the MACs of older rows valid. Empty and absent mean the same for every audit column.
+EMPTY: tuple[Any, ...] = (None, "", False, 0, {}, [])
 
 
 def canonical_content(event: Any) -> str:
-    """The event's content as one string that reads the same before it is written and after it is read
-    back from MariaDB or SQLite: JSON with sorted keys, the time in UTC to the microsecond, the address
-    as Django stores it."""
+    """The event's content, every column but `id` and `mac` (taken from the model, so a new column is
+    covered without a list to keep), as one string that reads the same before the row is written and
+    after it is read back from MariaDB or SQLite: JSON with sorted keys, times in UTC to the microsecond,
+    addresses as Django stores them. Works on historical models too (the migration that backfills)."""
     values: dict[str, Any] = {}
-    for name in CONTENT_FIELDS:
+    for column in type(event)._meta.concrete_fields:
+        name = column.attname
+        if name in NOT_CONTENT:
+            continue
         value = getattr(event, name)
-        if name == "created_at":
+        if isinstance(column, models.DateTimeField) and value is not None:
             value = value.astimezone(dt.UTC).isoformat(timespec="microseconds")
-        elif name == "source_ip" and value:
-            value = _ip_field.to_python(value)
-        elif name == "data":
-            # Through JSON and back first: the column keeps what json.dumps makes of tuples and int keys.
-            value = json.loads(json.dumps(value or {}))
+        elif isinstance(column, models.GenericIPAddressField) and value:
+            value = column.to_python(value)
+        elif isinstance(column, models.JSONField):
+            # Through JSON and back: the column keeps what json.dumps makes of tuples and int keys.
+            value = json.loads(json.dumps(value))
+        else:
+            value = _plain(value)
+        if any(value == empty and type(value) is type(empty) for empty in EMPTY):
+            continue
         values[name] = value
     return json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
