@@ -386,3 +386,19 @@ def test_beat_seals_every_minute_and_verifies_daily(org):
 
     assert tasks.audit_seal() == 3
     assert tasks.audit_seal() == 0
+
+
+@tamper
+def test_rows_written_before_this_release_get_a_mac_and_verify(org):
+    from django.apps import apps
+
+    with as_a_dba() as sql:
+        sql.execute(
+            "INSERT INTO core_auditevent (organization_id, actor_role, action, object_type, object_id, "
+            "user_agent, reason, data, created_at, mac) VALUES (%s, '', 'clinic.created', 'core.clinic', '1', "
+            "'', '', %s, %s, '')",
+            [org.pk, '{"fields": ["name"]}', timezone.now() - dt.timedelta(days=400)],
+        )
+        MIGRATION.mac_existing_events(apps, None)
+
+    assert verify()[0] == 0
