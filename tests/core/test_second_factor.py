@@ -326,3 +326,12 @@ def test_codes_follow_the_clock(staff_user):
         code = code_for(device)
         assert code.current
         assert token(staff_user.username, otp_code=code.code).status_code == 200
+
+
+def test_otp_code_gives_the_next_code_when_this_steps_was_used(capsys, staff_user):
+    device, _ = enrol(staff_user)  # the enrolment spent this step's code
+    with time_machine.travel(device.t0 + device.last_t * device.step + 1, tick=False):
+        call_command("otp_code", staff_user.username)
+        code = capsys.readouterr().out.split()[0]
+        device.refresh_from_db()
+        assert token(staff_user.username, otp_code=code).status_code == 200

@@ -22,9 +22,7 @@ class Command(BaseCommand):
         if device is None:
             raise CommandError(f"“{username}” has no authenticator enrolled (or no such account).")
         code = code_for(device)
-        if code.current:
-            self.stdout.write(f"{code.code}  (valid for {code.seconds_left} more seconds)")
-        else:
-            self.stdout.write(
-                f"{code.code}  (this step's code was just used; this one works in {code.seconds_left} seconds)"
-            )
+        # The server accepts one step of clock drift either way, so the next step's code (shown when this
+        # step's was already used: a code works once) is good at once, until the step after it ends.
+        seconds = code.seconds_left + (0 if code.current else device.step)
+        self.stdout.write(f"{code.code}  (valid for about {seconds} more seconds)")
