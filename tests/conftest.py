@@ -32,7 +32,7 @@ from .factories import (
     UserFactory,
 )
 
-# The audit tables refuse DELETE (triggers, opd.core migration 0007), and Django's flush after a
+# The audit tables refuse DELETE (triggers, opd.core migration 0008), and Django's flush after a
 # transactional test empties tables with DELETE: empty those two with TRUNCATE, which fires no trigger
 # (as a DBA wiping a test database would). The application itself has no such door.
 APPEND_ONLY_TABLES = ("core_auditevent", "core_auditseal")

@@ -23,7 +23,7 @@ from opd.core.models import AuditEvent, AuditSeal, Role
 from opd.core.services.audit_chain import audit_seal, audit_seal_all
 from tests.factories import OrganizationFactory, UserFactory
 
-MIGRATION = importlib.import_module("opd.core.migrations.0007_audit_append_only_and_hash_chain")
+MIGRATION = importlib.import_module("opd.core.migrations.0008_audit_append_only_and_hash_chain")
 
 
 def verify(*args: str) -> tuple[int, str]:

@@ -142,3 +142,13 @@ def test_it_refuses_an_audit_key_equal_to_the_secret_key():
 
     assert result.returncode != 0
     assert "OPD_AUDIT_KEY must differ from DJANGO_SECRET_KEY" in result.stderr
+
+
+def test_the_deploy_checks_warn_when_the_second_factor_is_switched_off():
+    result = manage(
+        "check", "--deploy", "--fail-level", "WARNING", env=production_env(OPD_REQUIRE_SECOND_FACTOR="false")
+    )
+
+    assert result.returncode != 0
+    assert "opd.W001" in result.stderr + result.stdout
+    assert "OPD_REQUIRE_SECOND_FACTOR is off" in result.stderr + result.stdout

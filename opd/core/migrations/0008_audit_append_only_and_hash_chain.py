@@ -67,7 +67,7 @@ def mac_existing_events(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('core', '0006_audit_context_and_access_fields'),
+        ('core', '0007_second_factor'),
     ]
 
     operations = [
