@@ -42,7 +42,7 @@ class ClinicalReadLogMixin:
     author_field = "doctor__user"
 
     def author_id(self, obj: Any) -> int | None:
-        return obj.doctor.user_id  # type: ignore[no-any-return]
+        return obj.doctor.user_id
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         user = signed_in_user(request)

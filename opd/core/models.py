@@ -171,6 +171,15 @@ class AuditEvent(models.Model):
         return f"{self.action} {self.object_type}#{self.object_id}"
 
 
+class FlaggedAccess(AuditEvent):
+    """The access log's break-the-glass rows, as the admin lists them for review (a proxy: same rows)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "flagged access"
+        verbose_name_plural = "flagged accesses"
+
+
 class AccessGrant(models.Model):
     """A clinician's stated reason to open a patient's record without a care relationship (break the
     glass), good for OPD_BREAK_GLASS_MINUTES. The reason itself is in the access log (an AuditEvent

@@ -215,6 +215,12 @@ def test_who_may_print(
         return client.get(print_url(prescription)).status_code
 
     assert status(doctor.user) == 200
+    # A colleague with no appointment with the patient: the page asks why (break the glass) first.
+    assert status(colleague.user) == 403
+    client.post(
+        reverse("consultations:break-glass", args=[patient.pk]),
+        {"reason": BREAK_GLASS, "next": print_url(prescription)},
+    )
     assert status(colleague.user) == 200
     assert status(other_clinic_doctor.user) == 404
     assert status(staff_user) == 403
