@@ -99,3 +99,19 @@ def test_the_page_is_paginated(client, api_as, doctor, department, patient):
     assert len(first.context["rows"]) == 25
     assert "Page 1 of 2" in first.content.decode()
     assert len(client.get(reverse("portal:accesses"), {"page": 2}).context["rows"]) == 1
+
+
+def test_an_admin_sets_the_policy_in_the_admin_and_it_is_audited(client, admin_user, org):
+    from opd.core.models import AuditEvent
+
+    client.force_login(admin_user)
+    response = client.post(
+        reverse("admin:core_organization_change", args=[org.pk]),
+        {"name": org.name, "access_log_shows_names": "on"},
+    )
+
+    assert response.status_code == 302, response.content
+    org.refresh_from_db()
+    assert org.access_log_shows_names is True
+    event = AuditEvent.objects.get(action="organization.changed")
+    assert event.data["fields"] == ["access_log_shows_names"]
