@@ -7,6 +7,11 @@ Who may call (tenancy is each view's scoped queryset: another organization's ids
 * care notes: read by admins, staff and doctors at their clinics; written by staff and doctors; edited
   by their author; never deleted. Patients are refused.
 * /patients/{id}/history/: doctors and the patient themself; staff and admins are refused.
+
+Break the glass (consultations.access): a doctor opening a record of a patient outside their care
+relationship is refused with 403 `reason_required` (field `reason`) until they send a reason (`?reason=`
+or the X-Access-Reason header); lists keep to the patients in the doctor's care. Every read is logged
+(ClinicalReadLogMixin): a list, one access row per record on the page, in one INSERT.
 """
 
 from __future__ import annotations
