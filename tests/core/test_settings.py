@@ -116,3 +116,13 @@ def test_it_refuses_session_lifetimes_that_would_sign_everyone_out(overrides):
 
     assert result.returncode != 0
     assert "Session idle minutes must be at least 1" in result.stderr
+
+
+def test_the_deploy_checks_warn_when_the_second_factor_is_switched_off():
+    result = manage(
+        "check", "--deploy", "--fail-level", "WARNING", env=production_env(OPD_REQUIRE_SECOND_FACTOR="false")
+    )
+
+    assert result.returncode != 0
+    assert "opd.W001" in result.stderr + result.stdout
+    assert "OPD_REQUIRE_SECOND_FACTOR is off" in result.stderr + result.stdout

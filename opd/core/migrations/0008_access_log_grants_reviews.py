@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('core', '0006_audit_context_and_access_fields'),
+        ('core', '0007_second_factor'),
     ]
 
     operations = [
