@@ -1,14 +1,22 @@
-"""Archived records in the admin: read-only, for administrators of the organization; restoring is the
-`restore_archive` management command."""
+"""Archived records in the admin: read-only; restoring is the `restore_archive` management command.
+
+Administrators of the organization see the index (which rows were archived with which appointment) and
+open the rows that are not clinical content (appointments, notifications, care notes, which they read
+live too); a clinical row (consultation, addendum, prescription and its lines, result) is refused (403),
+as the live notes are. Superusers open them, and each opening is logged (`record.viewed`, via admin)."""
 
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
 
+from consultations.access import VIEWED
 from opd.core.admin_mixins import VIEW, OpdModelAdmin
+from opd.core.audit import record_access
 from opd.core.models import Role
 
 from .models import ArchivedRecord
+from .selectors import archived_root_of, is_clinical
 
 
 @admin.register(ArchivedRecord)
@@ -25,3 +33,27 @@ class ArchivedRecordAdmin(OpdModelAdmin):
 
     def scope_queryset(self, qs, user):
         return qs.filter(organization_id=user.organization_id)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        if obj is not None and is_clinical(obj) and not request.user.is_superuser:
+            return False
+        return super().has_view_permission(request, obj)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        response = super().change_view(request, object_id, form_url, extra_context)
+        if request.method == "GET" and response.status_code == 200:
+            record = self.get_object(request, unquote(object_id))
+            if record is not None and is_clinical(record):
+                root = archived_root_of(record)
+                fields = root.data.get("fields", {}) if root is not None else {}
+                record_access(
+                    actor=request.user,
+                    action=VIEWED,
+                    obj=record,
+                    organization_id=record.organization_id,
+                    clinic_id=fields.get("clinic"),
+                    patient_id=fields.get("patient"),
+                    via="admin",
+                    model=record.model,
+                )
+        return response

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
@@ -30,6 +31,7 @@ from opd.core.admin_mixins import (
 )
 from opd.core.models import Role
 
+from .access import VIEWED, log_reads
 from .models import (
     NOTE_FIELDS,
     VITAL_FIELDS,
@@ -43,6 +45,22 @@ from .selectors import care_notes_for, consultations_for
 from .services import CONSULTATION_FIELDS, care_note_create, consultation_update
 
 CLINICAL_ONLY_SUPERUSERS: dict = {}  # no role sees clinical notes in the admin; superusers do
+
+
+class ReadLoggedAdminMixin:
+    """Opening a clinical row's page in the admin is a read of the record: logged (`record.viewed`,
+    via admin), with the rows its inlines show (`shown_with`)."""
+
+    def shown_with(self, obj) -> list:
+        return []
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        response = super().change_view(request, object_id, form_url, extra_context)
+        if request.method == "GET" and response.status_code == 200:
+            obj = self.get_object(request, unquote(object_id))
+            if obj is not None:
+                log_reads(request.user, VIEWED, [obj, *self.shown_with(obj)], via="admin")
+        return response
 
 
 class ClinicalInline(OpdTabularInline):
@@ -119,10 +137,14 @@ class ConsultationForm(forms.ModelForm):
 
 
 @admin.register(Consultation)
-class ConsultationAdmin(OpdModelAdmin):
+class ConsultationAdmin(ReadLoggedAdminMixin, OpdModelAdmin):
     role_permissions = CLINICAL_ONLY_SUPERUSERS
     superuser_permissions = {VIEW, CHANGE}
     form = ConsultationForm
+
+    def shown_with(self, obj: Consultation) -> list:
+        return [*obj.prescriptions.all(), *obj.results.all()]
+
     inlines = (PrescriptionInline, ResultInline, AddendumInline)
     list_display = ("started_local", "patient", "doctor", "clinic", "status", "news2_total", "news2_band")
     list_filter = ("status", "news2_band", ("clinic", ScopedRelatedFilter))
@@ -199,7 +221,7 @@ class ConsultationAdmin(OpdModelAdmin):
 
 
 @admin.register(CareNote)
-class CareNoteAdmin(OpdModelAdmin):
+class CareNoteAdmin(ReadLoggedAdminMixin, OpdModelAdmin):
     role_permissions = {Role.ADMIN: {VIEW}, Role.STAFF: {VIEW, ADD}}
     superuser_permissions = {VIEW, ADD}
     list_display = ("created_local", "patient", "clinic", "category", "author", "short_text")

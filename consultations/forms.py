@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.forms.models import fields_for_model, model_to_dict
 
 from .models import NOTE_FIELDS, VITAL_FIELDS, Consultation, PrescriptionItem
@@ -44,3 +45,22 @@ class NotesForm(_ModelFieldsForm):
 class PrescriptionLineForm(_ModelFieldsForm):
     model = PrescriptionItem
     field_names = ITEM_FIELDS
+
+
+class BreakGlassForm(forms.Form):
+    """Why a doctor opens the record of a patient they have no care relationship with."""
+
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=1000,
+        help_text="For example: covering for a colleague, a call from the emergency department. "
+        "Logged with your name and reviewed by the organization.",
+    )
+    next = forms.CharField(widget=forms.HiddenInput, required=False)
+
+    def clean_reason(self) -> str:
+        reason = " ".join(self.cleaned_data["reason"].split())
+        minimum = settings.OPD_BREAK_GLASS_REASON_MIN_LENGTH
+        if len(reason) < minimum:
+            raise forms.ValidationError(f"At least {minimum} characters.")
+        return reason

@@ -11,6 +11,9 @@ Who sees what (nothing crosses organizations; another tenant's id is a 404):
 it was made. Doctors see their colleagues' drafts there (read-only); only the appointment's doctor
 writes. Admins are treated like staff for clinical notes: running a clinic does not need them, and
 the admin role is held by people who are not clinicians. Superusers see everything.
+
+These are the clinic-wide scopes. On top of them, a doctor needs a care relationship with the patient (or
+a stated reason) to open a record, and lists keep to the patients in their care: consultations.access.
 """
 
 from __future__ import annotations

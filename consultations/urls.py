@@ -17,4 +17,5 @@ urlpatterns = [
     ),
     path("appointments/<int:appointment_id>/panel/complete/", views.panel_complete, name="panel-complete"),
     path("prescriptions/<int:pk>/print/", views.prescription_print, name="prescription-print"),
+    path("patients/<int:patient_id>/break-glass/", views.break_glass, name="break-glass"),
 ]

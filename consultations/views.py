@@ -7,26 +7,35 @@ back to it, a refused one shows the page again with the messages beside the fiel
 
 Access: the panel is the appointment's doctor's only (403 for everyone else who can see the
 appointment, 404 for anyone who cannot). The printable prescription is for doctors of the clinic
-(the prescribing doctor among them) and for the patient once it is issued; staff are refused.
+(the prescribing doctor among them) and for the patient once it is issued; staff are refused. A doctor
+without a care relationship with the patient (consultations.access) gets a form asking for the reason
+first (403), which posts to break_glass and comes back.
+
+Access log: each rendering of the panel logs the consultation and prescriptions it shows; the printable
+prescription logs `record.printed`.
 """
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.cache import patch_vary_headers
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from opd.core.admin_mixins import attach_domain_error
 from opd.core.errors import DomainError
 from opd.core.models import Role
 from opd.core.tenancy import require_clinical_standing, signed_in_user
+from patients.selectors import patients_for
 from scheduling.models import Appointment
 from scheduling.selectors import appointments_for
 
-from .forms import NotesForm, PrescriptionLineForm, VitalsForm
+from .access import PRINTED, REASON_REQUIRED, VIEWED, log_reads, open_record
+from .forms import BreakGlassForm, NotesForm, PrescriptionLineForm, VitalsForm
 from .models import Consultation, Prescription
 from .selectors import (
     appointment_details,
@@ -105,10 +114,14 @@ def _render_panel(
     news2_rows = []
     if consultation is not None and consultation.news2_sub_scores is not None:
         news2_rows = [(NEWS2_LABELS[name], score) for name, score in consultation.news2_sub_scores.items()]
+    prescriptions = _prescriptions_of(request, consultation)
+    if consultation is not None:
+        # Every rendering shows the record, after a write too: each is a read of it.
+        log_reads(signed_in_user(request), VIEWED, [consultation, *prescriptions])
     context = {
         "appointment": appointment,
         "consultation": consultation,
-        "prescriptions": _prescriptions_of(request, consultation),
+        "prescriptions": prescriptions,
         "can_open": consultation is None and appointment.status in OPENABLE,
         "news2_rows": news2_rows,
         "news2_missing": [NEWS2_LABELS[name] for name in consultation.news2_missing] if consultation else [],
@@ -135,6 +148,7 @@ def _after_write(request: HttpRequest, appointment: Appointment) -> HttpResponse
 @login_required
 @require_GET
 def panel(request: HttpRequest, appointment_id: int) -> HttpResponse:
+    """Logged: the consultation and prescriptions shown (the appointment's doctor: no reason asked)."""
     return _render_panel(request, _panel_appointment(request, appointment_id))
 
 
@@ -244,4 +258,72 @@ def prescription_print(request: HttpRequest, pk: int) -> HttpResponse:
     prescription = prescription_details(prescriptions_for(user)).filter(pk=pk).first()
     if prescription is None:
         raise Http404("No such prescription.")
+    asked = _open_or_ask(request, prescription, author_id=prescription.doctor.user_id)
+    if isinstance(asked, HttpResponse):
+        return asked
+    log_reads(user, PRINTED, [prescription], reason=asked)
     return render(request, "consultations/prescription_print.html", {"prescription": prescription})
+
+
+# Break the glass on pages ----------------------------------------------------------------------------
+
+
+def _ask_for_reason(
+    request: HttpRequest, patient_id: int, form: BreakGlassForm | None = None
+) -> HttpResponse:
+    form = form or BreakGlassForm(initial={"next": request.get_full_path()})
+    context = {
+        "form": form,
+        "patient_id": patient_id,
+        "months": settings.OPD_CARE_RELATIONSHIP_MONTHS,
+        "minutes": settings.OPD_BREAK_GLASS_MINUTES,
+    }
+    # 403: the record stays closed until a reason is given; the page says how to open it.
+    return render(request, "consultations/break_glass.html", context, status=403)
+
+
+def _open_or_ask(request: HttpRequest, row, *, author_id: int | None) -> str | HttpResponse:
+    """The reason the access stands on ("" within a care relationship), or the page asking for one."""
+    try:
+        return open_record(
+            signed_in_user(request),
+            patient_id=row.patient_id,
+            organization_id=row.organization_id,
+            clinic_id=row.clinic_id,
+            author_id=author_id,
+        )
+    except DomainError as exc:
+        if exc.code != REASON_REQUIRED:
+            raise
+        return _ask_for_reason(request, row.patient_id)
+
+
+@login_required
+@require_POST
+def break_glass(request: HttpRequest, patient_id: int) -> HttpResponse:
+    """The reason form's answer: records the reason (flagged for review) and goes back to the record."""
+    user = signed_in_user(request)
+    require_clinical_standing(user)
+    if user.role != Role.DOCTOR:
+        raise PermissionDenied("Only clinicians open records with a stated reason.")
+    patient = patients_for(user).filter(pk=patient_id).first()
+    if patient is None:
+        raise Http404("No such patient.")
+    form = BreakGlassForm(request.POST)
+    if not form.is_valid():
+        return _ask_for_reason(request, patient_id, form)
+    try:
+        open_record(
+            user,
+            patient_id=patient.pk,
+            organization_id=patient.organization_id,
+            clinic_id=None,
+            reason=form.cleaned_data["reason"],
+        )
+    except DomainError as exc:
+        form.add_error("reason", exc.message)
+        return _ask_for_reason(request, patient_id, form)
+    target = form.cleaned_data.get("next") or "/"
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=False):
+        target = "/"
+    return redirect(target)

@@ -12,4 +12,5 @@ urlpatterns = [
     path("", include("notifications.api.urls")),
     path("", include("portal.api")),
     path("", include("analytics.api.urls")),
+    path("", include("archive.api")),
 ]

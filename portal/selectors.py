@@ -19,7 +19,7 @@ from consultations.selectors import (
     results_for,
 )
 from notifications.models import ContactPreference
-from opd.core.models import Clinic, Department, User
+from opd.core.models import AuditEvent, Clinic, Department, Organization, User
 from patients.models import Patient
 from scheduling.models import ACTIVE_STATUSES, Appointment, AppointmentStatus, Doctor, Slot
 from scheduling.selectors import (
@@ -167,3 +167,76 @@ def change_window(appointment: Appointment, now: dt.datetime | None = None) -> C
         )
         return ChangeWindow(False, window.closes_at, window.cutoff_minutes, reason)
     return window
+
+
+# Who opened my record -------------------------------------------------------------------------------
+
+ACCESS_LABELS = {
+    "record.viewed": "Viewed",
+    "record.downloaded": "Downloaded a file",
+    "record.printed": "Printed",
+    "record.exported": "Exported",
+    "record.break_glass": "Opened with a stated reason (no appointment with you)",
+}
+
+
+@dataclass(frozen=True)
+class RecordAccess:
+    at: dt.datetime
+    time_zone: str
+    kind: str
+    label: str
+    role: str
+    clinic: str
+    name: str
+    with_reason: bool
+
+
+def record_accesses(user: User, patient: Patient) -> QuerySet[AuditEvent]:
+    """Reads of the patient's own record by others (their own reads are left out: they know them),
+    newest first. Scoped by the patient's organization and id: another patient's rows never match."""
+    return (
+        AuditEvent.objects.filter(
+            organization_id=patient.organization_id,
+            patient_id=patient.pk,
+            action__in=list(ACCESS_LABELS),
+        )
+        .exclude(actor_id=user.pk)
+        .select_related("clinic", "actor")
+        .order_by("-created_at", "-pk")
+    )
+
+
+ROLE_LABELS = {
+    "doctor": "Doctor",
+    "staff": "Clinic staff",
+    "admin": "Administrator",
+    "superuser": "Platform operator",
+    "patient": "Patient",
+}
+
+
+def describe_accesses(events: list[AuditEvent], patient: Patient) -> list[RecordAccess]:
+    """As the patient is shown them: the time in the clinic's zone (the patient's own clinic's for a
+    read that spans clinics), names only where the organization's policy says so."""
+    show_names = Organization.objects.filter(pk=patient.organization_id, access_log_shows_names=True).exists()
+    registered = patient.registered_at_clinic
+    fallback = registered.time_zone if registered is not None else "UTC"
+    out = []
+    for event in events:
+        name = ""
+        if show_names and event.actor is not None:
+            name = event.actor.get_full_name() or event.actor.username
+        out.append(
+            RecordAccess(
+                at=event.created_at,
+                time_zone=event.clinic.time_zone if event.clinic else fallback,
+                kind=event.action,
+                label=ACCESS_LABELS.get(event.action, event.action),
+                role=ROLE_LABELS.get(event.actor_role, event.actor_role or "System"),
+                clinic=event.clinic.name if event.clinic else "",
+                name=name,
+                with_reason=bool(event.reason),
+            )
+        )
+    return out

@@ -26,5 +26,6 @@ urlpatterns = [
     path("appointments/<int:pk>/cancel/", views.cancel, name="cancel"),
     path("appointments/<int:pk>/reschedule/", views.reschedule, name="reschedule"),
     path("record/", views.record, name="record"),
+    path("record/accesses/", views.accesses, name="accesses"),
     path("profile/", views.profile, name="profile"),
 ]

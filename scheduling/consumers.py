@@ -21,6 +21,9 @@ Protocol, JSON both ways:
 Events reach a client in version order with no gaps: one that would leave a gap (a message lost, or two
 processes' messages crossing) is replaced by a fresh snapshot, and one older than what the client has
 is dropped. A client that still sees version != last + 1 sends "resync".
+
+Access log: every snapshot of a doctor's queue sent (it names patients) is one access row, with the
+socket's address and user agent; events are not logged one by one (scheduling.access says why).
 """
 
 from __future__ import annotations
@@ -32,11 +35,14 @@ from typing import Any
 from channels.db import database_sync_to_async
 from django.conf import settings
 
+from opd.core.audit import access_context
 from opd.core.consumers import GuardedJsonWebsocketConsumer
 from opd.core.errors import NotFound, PermissionDenied
 from opd.core.models import User
 from opd.core.ws_auth import TOKEN_SUBPROTOCOL
 
+from .access import log_queue_view
+from .models import Doctor
 from .realtime import group_name
 from .selectors import (
     CLINIC_QUEUE,
@@ -111,11 +117,29 @@ class QueueConsumer(GuardedJsonWebsocketConsumer):
         if not await self.still_allowed():
             await self.revoke()
             return
-        snapshot = await database_sync_to_async(queue_snapshot)(self.queue)
+        snapshot = await database_sync_to_async(self._logged_snapshot)()
         self.version = snapshot["version"]
         await self.send_json(
             {"type": "snapshot", "queue": self.queue, "version": self.version, "snapshot": snapshot}
         )
+
+    def _logged_snapshot(self) -> dict[str, Any]:
+        """The snapshot, logged as shown to the user when it names patients (a doctor's queue)."""
+        assert self.queue is not None  # noqa: S101  # only called on a joined socket
+        snapshot = queue_snapshot(self.queue)
+        if self.kind == DOCTOR_QUEUE:
+            client = self.scope.get("client") or (None, None)
+            headers = dict(self.scope.get("headers") or [])
+            with access_context(
+                source_ip=client[0], user_agent=headers.get(b"user-agent", b"").decode("latin-1")
+            ):
+                log_queue_view(
+                    self.scope["user"],
+                    Doctor.objects.get(pk=self.pk),
+                    snapshot=snapshot,
+                    via="websocket",
+                )
+        return snapshot
 
     async def resync(self) -> None:
         # Each snapshot reads the whole day: one a second per socket is plenty for a client that lost

@@ -25,6 +25,7 @@ from django.views.decorators.http import require_GET, require_POST
 from opd.core.errors import DomainError, NotFound, PermissionDenied
 from opd.core.models import Role
 from opd.core.tenancy import require_clinical_standing, signed_in_user
+from scheduling.access import log_queue_view
 
 from .models import Appointment, ApprovalStatus, Doctor
 from .selectors import (
@@ -92,6 +93,12 @@ def _doctor_context(request: HttpRequest, doctor: Doctor) -> dict:
     # The version first: the rows read after it are at least that new (a later event refreshes them).
     version = queue_version(queue_name(DOCTOR_QUEUE, doctor.pk))
     line = doctor_day(doctor, now=now)
+    log_queue_view(
+        signed_in_user(request),
+        doctor,
+        appointments=[*line.in_consultation, *line.called, *line.waiting, *line.expected, *line.done],
+        via="page",
+    )
     clinics = doctor_clinics(doctor)
     focus = line.current or (line.called[0] if line.called else None)
     clinic = clinics[0] if clinics else None

@@ -255,6 +255,10 @@ def committed(django_capture_on_commit_callbacks):
     return context
 
 
+# A reason to open a record without a care relationship (break the glass, consultations.access).
+BREAK_GLASS = "Covering the clinic for a colleague today"
+
+
 def assert_error(
     response,
     status: int,

@@ -7,6 +7,11 @@ Who may call (tenancy is each view's scoped queryset: another organization's ids
 * care notes: read by admins, staff and doctors at their clinics; written by staff and doctors; edited
   by their author; never deleted. Patients are refused.
 * /patients/{id}/history/: doctors and the patient themself; staff and admins are refused.
+
+Break the glass (consultations.access): a doctor opening a record of a patient outside their care
+relationship is refused with 403 `reason_required` (field `reason`) until they send a reason (`?reason=`
+or the X-Access-Reason header); lists keep to the patients in the doctor's care. Every read is logged
+(ClinicalReadLogMixin): a list, one access row per record on the page, in one INSERT.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from opd.core.tenancy import check_clinical_standing, signed_in_user
 from patients.models import Patient
 from patients.selectors import patients_for
 
+from ..access import DOWNLOADED, VIEWED, log_reads, open_record, stated_reason
 from ..filters import CareNoteFilter, ConsultationFilter, PrescriptionFilter, ResultFilter
 from ..models import VITAL_FIELDS, CareNote, Consultation, Prescription, Result
 from ..selectors import (
@@ -59,6 +65,7 @@ from ..services import (
     prescription_update,
     result_create,
 )
+from .access import REASON_PARAMETERS, ClinicalReadLogMixin
 from .serializers import (
     AddendumCreateSerializer,
     AddendumSerializer,
@@ -120,15 +127,17 @@ class HistoryAccess(BasePermission):
 
 
 MEANINGS = {
-    400: "Invalid input; `fields` names each problem. Nothing was written.",
-    403: "The role may not do this, or the record is another doctor's.",
+    400: "Invalid input; `fields` names each problem. Nothing was written. On a read: the `reason` given "
+    "to open a record without a care relationship is too short.",
+    403: "The role may not do this, or the record is another doctor's. `reason_required` (field "
+    "`reason`): a doctor without a care relationship with the patient must state why (break the glass).",
     404: "Unknown, or not visible to this user (also for ids in the body, named in `fields`).",
     409: "Conflict: the appointment already has a consultation, or the state forbids it "
     "(a completed consultation is read-only).",
 }
 
 
-READ_ERRORS = (401, 403, 404)
+READ_ERRORS = (400, 401, 403, 404)
 WRITE_ERRORS = (400, 401, 403, 404, 409)
 
 
@@ -154,10 +163,13 @@ def _vitals_named(exc: ValidationFailed) -> ValidationFailed:
     ),
     retrieve=extend_schema(
         summary="Show a consultation",
+        parameters=REASON_PARAMETERS,
         responses={200: ConsultationSerializer, **error_responses(*READ_ERRORS, descriptions=MEANINGS)},
     ),
 )
-class ConsultationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class ConsultationViewSet(
+    ClinicalReadLogMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
     """A doctor's record of one appointment: notes, vitals with NEWS2, addenda once completed."""
 
     queryset = Consultation.objects.none()  # the schema's hint; rows come from get_queryset
@@ -243,10 +255,13 @@ class ConsultationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     ),
     retrieve=extend_schema(
         summary="Show a prescription",
+        parameters=REASON_PARAMETERS,
         responses={200: PrescriptionSerializer, **error_responses(*READ_ERRORS, descriptions=MEANINGS)},
     ),
 )
-class PrescriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class PrescriptionViewSet(
+    ClinicalReadLogMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
     """Medication lines written during a consultation; issued (and read-only) once it is completed."""
 
     queryset = Prescription.objects.none()
@@ -314,11 +329,20 @@ class PrescriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     ),
     retrieve=extend_schema(
         summary="Show a result",
+        parameters=REASON_PARAMETERS,
         responses={200: ResultSerializer, **error_responses(*READ_ERRORS, descriptions=MEANINGS)},
     ),
 )
-class ResultViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class ResultViewSet(
+    ClinicalReadLogMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
     """Lab and imaging results and other records filed with a consultation. Never edited."""
+
+    read_actions = {"retrieve": VIEWED, "attachment": DOWNLOADED}
+    author_field = "recorded_by"
+
+    def author_id(self, obj: Result) -> int | None:
+        return obj.recorded_by_id
 
     queryset = Result.objects.none()
     serializer_class = ResultSerializer
@@ -347,6 +371,7 @@ class ResultViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
 
     @extend_schema(
         summary="Download a result's attachment",
+        parameters=REASON_PARAMETERS,
         responses={
             (200, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY, description="The file."),
             **error_responses(*READ_ERRORS, descriptions=MEANINGS),
@@ -378,8 +403,12 @@ class ResultViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         responses={200: CareNoteSerializer, **error_responses(*READ_ERRORS, descriptions=MEANINGS)},
     ),
 )
-class CareNoteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class CareNoteViewSet(
+    ClinicalReadLogMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
     """Nurses' and staff's notes about a patient at a clinic: observation, medication, hygiene, ..."""
+
+    break_glass = False  # staff read them at their clinics without an appointment: logged, not asked
 
     queryset = CareNote.objects.none()
     serializer_class = CareNoteSerializer
@@ -430,6 +459,9 @@ class PatientHistoryView(GenericAPIView):
 
     @extend_schema(
         summary="A patient's history",
+        description="A doctor without a care relationship with the patient is asked for a reason "
+        "(403 `reason_required`), as for each record. Logged: one access row per entry on the page.",
+        parameters=REASON_PARAMETERS,
         responses={
             200: HistoryEntrySerializer(many=True),
             **error_responses(*READ_ERRORS, descriptions=MEANINGS),
@@ -440,6 +472,14 @@ class PatientHistoryView(GenericAPIView):
         patient = patients_for(user).filter(pk=pk).first()
         if patient is None:
             raise NotFound("No such patient.")
+        reason = open_record(
+            user,
+            patient_id=patient.pk,
+            organization_id=patient.organization_id,
+            clinic_id=None,
+            reason=stated_reason(request),
+        )
         page = self.paginate_queryset(patient_history(user, patient))
         entries = history_entries(user, list(page))  # type: ignore[arg-type]  # the default paginator always pages
+        log_reads(user, VIEWED, [entry.item for entry in entries], reason=reason, via="history")
         return self.get_paginated_response(self.get_serializer(entries, many=True).data)

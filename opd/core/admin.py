@@ -413,3 +413,6 @@ class AuditEventAdmin(OpdModelAdmin):
     @admin.display(description="data")
     def data_pretty(self, obj: AuditEvent) -> str:
         return format_html("<pre>{}</pre>", json.dumps(obj.data, indent=2, sort_keys=True, default=str))
+
+
+from . import admin_access  # noqa: E402, F401  # flagged accesses and their reviews (break the glass)

@@ -23,7 +23,8 @@ import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -315,3 +316,15 @@ class AuditContextMiddleware:
             return response
         finally:
             _context.reset(token)
+
+
+@contextmanager
+def access_context(*, source_ip: str | None, user_agent: str) -> Iterator[None]:
+    """The request context for a door that is not an HTTP request (a websocket consumer): rows written
+    inside carry the socket's address and user agent, and buffered reads go in one INSERT at the end."""
+    token = _context.set(RequestContext(source_ip=source_ip, user_agent=user_agent[:300]))
+    try:
+        yield
+        flush_pending()
+    finally:
+        _context.reset(token)

@@ -32,6 +32,14 @@ class Organization(models.Model):
         "app. Patients may choose to.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # Whether a patient's "who opened my record" page names the staff who did, or only their role and
+    # clinic. Off by default: the patient learns what kind of person read what and where (enough to ask
+    # the clinic), and the clinic's staff are not exposed by name to every patient; the organization
+    # turns it on where its policy (or its regulator) says patients get names.
+    access_log_shows_names = models.BooleanField(
+        default=False,
+        help_text="Patients see the names of the staff who opened their record (otherwise role and clinic).",
+    )
 
     class Meta:
         ordering = ["name"]
@@ -216,6 +224,48 @@ class AuditSeal(models.Model):
 
     def __str__(self) -> str:
         return f"seal {self.chain}#{self.seq}"
+
+
+class FlaggedAccess(AuditEvent):
+    """The access log's break-the-glass rows, as the admin lists them for review (a proxy: same rows)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "flagged access"
+        verbose_name_plural = "flagged accesses"
+
+
+class AccessGrant(models.Model):
+    """A clinician's stated reason to open a patient's record without a care relationship (break the
+    glass), good for OPD_BREAK_GLASS_MINUTES. The reason itself is in the access log (an AuditEvent
+    `record.break_glass`, flagged for review); this row only spares the clinician a new question on each
+    click. A plain patient id, as in AuditEvent: opd.core sits below `patients`."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    patient_id = models.BigIntegerField()
+    reason = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "patient_id", "expires_at"], name="core_grant_live")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} -> patient {self.patient_id} until {self.expires_at:%Y-%m-%d %H:%M}"
+
+
+class AccessReview(models.Model):
+    """An administrator's review of a flagged access (a break-the-glass row of the access log). The
+    access row never changes (append-only, chained); the review is this separate row."""
+
+    event = models.OneToOneField(AuditEvent, on_delete=models.PROTECT, related_name="review")
+    reviewer = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    reviewed_at = models.DateTimeField(auto_now_add=True)
+    note = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"review of {self.event_id} by {self.reviewer_id}"
 
 
 class IdempotencyRecord(models.Model):

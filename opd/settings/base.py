@@ -463,6 +463,18 @@ OPD_ARCHIVE_BATCH_SIZE = env.int("OPD_ARCHIVE_BATCH_SIZE", default=200)
 
 # CLINICAL RECORD
 OPD_RESULT_ATTACHMENT_MAX_BYTES = env.int("OPD_RESULT_ATTACHMENT_MAX_BYTES", default=10 * 1024 * 1024)
+# Break the glass (consultations.access): a doctor has a care relationship with a patient through an
+# appointment with them (not cancelled) at one of their clinics that starts at most this many months
+# ago, or later (today's, upcoming); without one, opening the record needs a stated reason of at least
+# OPD_BREAK_GLASS_REASON_MIN_LENGTH characters, which then holds for OPD_BREAK_GLASS_MINUTES.
+OPD_CARE_RELATIONSHIP_MONTHS = env.int("OPD_CARE_RELATIONSHIP_MONTHS", default=12)
+OPD_BREAK_GLASS_MINUTES = env.int("OPD_BREAK_GLASS_MINUTES", default=30)
+OPD_BREAK_GLASS_REASON_MIN_LENGTH = env.int("OPD_BREAK_GLASS_REASON_MIN_LENGTH", default=10)
+if min(OPD_CARE_RELATIONSHIP_MONTHS, OPD_BREAK_GLASS_MINUTES, OPD_BREAK_GLASS_REASON_MIN_LENGTH) < 1:
+    raise ImproperlyConfigured(
+        "OPD_CARE_RELATIONSHIP_MONTHS, OPD_BREAK_GLASS_MINUTES and OPD_BREAK_GLASS_REASON_MIN_LENGTH "
+        "must be positive."
+    )
 
 # LOGGING
 LOGGING = {

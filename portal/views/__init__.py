@@ -25,9 +25,10 @@ from .appointments import (
     reschedule,
 )
 from .booking import book, book_first_available, find
-from .record import record
+from .record import accesses, record
 
 __all__ = [
+    "accesses",
     "after_login",
     "appointment_calendar",
     "appointment_detail",

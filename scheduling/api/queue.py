@@ -29,6 +29,7 @@ from opd.core.api.serializers import StrictInputMixin
 from opd.core.errors import NotFound, PermissionDenied
 from opd.core.models import Role
 from opd.core.tenancy import signed_in_user
+from scheduling.access import log_queue_view
 
 from ..models import Appointment, Doctor
 from ..selectors import (
@@ -335,8 +336,11 @@ class DoctorQueueView(APIView):
         responses={200: DoctorQueueSnapshotSerializer, **error_responses(401, 403, 404)},
     )
     def get(self, request: Request, pk: int) -> Response:
-        doctor: Doctor = doctor_queue_access(signed_in_user(request), pk)
-        return Response(doctor_queue_snapshot(doctor))
+        user = signed_in_user(request)
+        doctor: Doctor = doctor_queue_access(user, pk)
+        snapshot = doctor_queue_snapshot(doctor)
+        log_queue_view(user, doctor, snapshot=snapshot, via="api")
+        return Response(snapshot)
 
 
 class ClinicQueueView(APIView):

@@ -68,7 +68,14 @@ def test_no_page_breaks_the_content_security_policy_or_axe(
     check(page, "/portal/signup/ (no clinic named: 404)", findings)
 
     login(page, patient.user)
-    for url in ("/portal/", "/portal/find/", "/portal/appointments/", "/portal/record/", "/portal/profile/"):
+    for url in (
+        "/portal/",
+        "/portal/find/",
+        "/portal/appointments/",
+        "/portal/record/",
+        "/portal/record/accesses/",
+        "/portal/profile/",
+    ):
         visit(page, base + url, findings=findings)
     visit(page, base + f"/portal/appointments/{appointment.pk}/", findings=findings)
     page.context.clear_cookies()
@@ -92,6 +99,8 @@ def test_no_page_breaks_the_content_security_policy_or_axe(
         "/admin/",
         "/admin/scheduling/appointment/",
         "/admin/core/user/add/",
+        "/admin/core/flaggedaccess/",
+        "/admin/core/accessreview/add/",
         f"/admin/scheduling/appointment/{appointment.pk}/change/",
     )
     for url in admin_pages:

@@ -237,6 +237,10 @@ def test_a_new_doctor_account_reads_nothing_until_approved(api_as, admin_user, o
 
     doctor_set_approval(actor=admin_user, doctor=profile, status=ApprovalStatus.APPROVED)
 
+    # Approved, but no appointment with the patient yet: the record opens with a stated reason.
+    history = fill("/api/v1/patients/{patient}/history/", record)
+    assert_error(client.get(history), 403, "reason_required")
+    assert client.get(history, {"reason": "Taking over this patient's care"}).status_code == 200
     assert client.get("/api/v1/consultations/").json()["count"] == 1
     # Each step is on the audit trail, by the admin who took it.
     actions = list(

@@ -14,7 +14,7 @@ from consultations.services import consultation_complete, prescription_create
 from opd.core.models import AuditEvent, Role
 from scheduling.models import Appointment, AppointmentStatus
 from scheduling.services import appointment_cancel, appointment_mark_no_show, appointment_start
-from tests.conftest import assert_error
+from tests.conftest import BREAK_GLASS, assert_error
 from tests.factories import PatientFactory, UserFactory
 
 from .factories import CALM_VITALS, booked_appointment, completed_consultation, open_consultation
@@ -389,8 +389,14 @@ def test_staff_and_admins_do_not_see_clinical_notes(request, api_as, consultatio
     assert_error(client.patch(detail(consultation), {"plan": "x"}), 403, "permission_denied")
 
 
-def test_a_colleague_at_the_clinic_reads_the_draft(api_as, colleague, consultation):
-    response = api_as(colleague.user).get(CONSULTATIONS)
+def test_a_colleague_at_the_clinic_reads_the_draft_once_the_patient_is_in_their_care(
+    api_as, colleague, consultation
+):
+    client = api_as(colleague.user)
+    # No appointment with the patient: the list keeps to the colleague's own patients.
+    assert client.get(CONSULTATIONS).json()["results"] == []
+    assert client.get(detail(consultation), {"reason": BREAK_GLASS}).status_code == 200
+    response = client.get(CONSULTATIONS)
     assert [row["id"] for row in response.json()["results"]] == [consultation.pk]
 
 

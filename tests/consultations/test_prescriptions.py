@@ -8,7 +8,7 @@ from django.urls import reverse
 from consultations.models import Prescription, PrescriptionItem
 from consultations.services import consultation_complete, prescription_create
 from opd.core.models import AuditEvent
-from tests.conftest import assert_error
+from tests.conftest import BREAK_GLASS, assert_error
 
 from .factories import open_consultation
 
@@ -139,7 +139,9 @@ def test_who_reads_prescriptions(
 ):
     prescription = prescription_create(actor=doctor.user, consultation=consultation, items=[AMOXICILLIN])
 
-    assert api_as(colleague.user).get(detail(prescription)).status_code == 200
+    # A colleague at the clinic with no appointment with the patient: with a reason (break the glass).
+    assert_error(api_as(colleague.user).get(detail(prescription)), 403, "reason_required")
+    assert api_as(colleague.user).get(detail(prescription), {"reason": BREAK_GLASS}).status_code == 200
     assert_error(api_as(other_clinic_doctor.user).get(detail(prescription)), 404, "not_found")
     assert_error(api_as(staff_user).get(PRESCRIPTIONS), 403, "permission_denied")
     assert_error(api_as(staff_user).get(detail(prescription)), 403, "permission_denied")
@@ -213,6 +215,12 @@ def test_who_may_print(
         return client.get(print_url(prescription)).status_code
 
     assert status(doctor.user) == 200
+    # A colleague with no appointment with the patient: the page asks why (break the glass) first.
+    assert status(colleague.user) == 403
+    client.post(
+        reverse("consultations:break-glass", args=[patient.pk]),
+        {"reason": BREAK_GLASS, "next": print_url(prescription)},
+    )
     assert status(colleague.user) == 200
     assert status(other_clinic_doctor.user) == 404
     assert status(staff_user) == 403

@@ -10,7 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from consultations.models import Result
 from consultations.services import consultation_complete, result_create, result_is_abnormal
-from tests.conftest import assert_error
+from tests.conftest import BREAK_GLASS, assert_error
 
 pytestmark = pytest.mark.django_db
 
@@ -181,7 +181,8 @@ def test_who_reads_results(
     )
     url = f"{RESULTS}{result.pk}/"
 
-    assert api_as(colleague.user).get(url).status_code == 200
+    assert_error(api_as(colleague.user).get(url), 403, "reason_required")
+    assert api_as(colleague.user).get(url, {"reason": BREAK_GLASS}).status_code == 200
     assert_error(api_as(other_clinic_doctor.user).get(url), 404, "not_found")
     for user in (staff_user, admin_user):
         assert_error(api_as(user).get(RESULTS), 403, "permission_denied")

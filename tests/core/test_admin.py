@@ -325,6 +325,8 @@ def test_it_shows_each_role_the_models_it_works_with(as_user, admin_user, staff_
         "core.organization",
         "core.user",
         "core.auditevent",
+        "core.flaggedaccess",
+        "core.accessreview",
         "archive.archivedrecord",
         "analytics.reportdefinition",
         "analytics.reportrun",

@@ -23,7 +23,8 @@ from ..errors import NotFound, PermissionDenied, ValidationFailed
 from ..models import Clinic, Department, Organization, User
 from . import validate_model
 
-ORGANIZATION_FIELDS = ("name", "slug", "require_second_factor")
+# access_log_shows_names: whether patients see staff names on "who opened my record" (Organization).
+ORGANIZATION_FIELDS = ("name", "slug", "require_second_factor", "access_log_shows_names")
 CLINIC_FIELDS = (
     "name",
     "code",
@@ -98,8 +99,8 @@ def organization_create(*, actor: User | None, name: str, slug: str) -> Organiza
 
 
 def organization_update(*, actor: User | None, organization: Organization, **fields: Any) -> Organization:
-    """Rename, or set the second-factor requirement. The slug identifies the organization outside the admin:
-    only a superuser changes it."""
+    """Rename, or set the second-factor requirement or the access log's policy. The slug identifies the
+    organization outside the admin: only a superuser changes it."""
     _only(fields, ORGANIZATION_FIELDS)
     check_tenant(actor, organization.pk, "organization")
     current = Organization.objects.get(pk=organization.pk)

@@ -44,6 +44,7 @@ NAVIGATION = [
     ("Book", "portal:find", {Role.PATIENT}),
     ("My appointments", "portal:appointments", {Role.PATIENT}),
     ("My record", "portal:record", {Role.PATIENT}),
+    ("Who opened my record", "portal:accesses", {Role.PATIENT}),
     ("Profile", "portal:profile", {Role.PATIENT}),
     ("Today's queue", "queue:dashboard", {Role.DOCTOR}),
     ("Waiting room", "queue:waiting-rooms", {Role.STAFF, Role.ADMIN}),
