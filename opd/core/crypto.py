@@ -228,7 +228,18 @@ def _identifier(value: str) -> str:
     return re.sub(r"[^0-9A-Z]", "", (value or "").upper())
 
 
-NORMALIZERS = {"phone": _phone_tail, "identifier": _identifier}
+def _address(value: str) -> str:
+    # A message's recipient: an e-mail address (case does not matter), or a phone number (its tail). Text
+    # that is neither (an MRN, a name) is not indexed, so it cannot match a phone number by accident.
+    value = (value or "").strip()
+    if "@" in value:
+        return value.lower()
+    if any(ch.isalpha() for ch in value) or len(re.sub(r"\D", "", value)) < PHONE_TAIL_DIGITS:
+        return ""
+    return "tel:" + _phone_tail(value)
+
+
+NORMALIZERS = {"phone": _phone_tail, "identifier": _identifier, "address": _address}
 
 
 def _hmac(key: bytes, kind: str, normalized: str) -> str:

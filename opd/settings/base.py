@@ -283,7 +283,9 @@ PASSWORD_RESET_TIMEOUT = 60 * 60 * 24
 OPD_ENCRYPTION_KEYS = env.list("OPD_ENCRYPTION_KEYS", default=[])
 OPD_BLIND_INDEX_KEY = env("OPD_BLIND_INDEX_KEY", default="")
 OPD_BLIND_INDEX_KEY_PREVIOUS = env("OPD_BLIND_INDEX_KEY_PREVIOUS", default="")
-OPD_DEVELOPMENT_KEY_FILE: Path | None = DATA_DIR / "development-keys.env"
+OPD_DEVELOPMENT_KEY_FILE: Path | None = Path(
+    env("OPD_DEVELOPMENT_KEY_FILE", default=str(DATA_DIR / "development-keys.env"))
+)
 if OPD_ENCRYPTION_KEYS or OPD_BLIND_INDEX_KEY:
     # Bad values fail at start, not at the first patient saved.
     from opd.core.crypto import build_keyring
