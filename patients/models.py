@@ -26,6 +26,11 @@ def validate_birth_date(value: dt.date) -> None:
         raise ValidationError("Date of birth cannot be more than 150 years ago.")
 
 
+# The encrypted columns of a patient. Lists that show only who the patient is (the live queue) defer them:
+# each costs a decryption per row read.
+ENCRYPTED_FIELDS = ("phone", "email", "address", "emergency_contact_phone", "insurance_policy_number")
+
+
 class Sex(models.TextChoices):
     FEMALE = "female", "Female"
     MALE = "male", "Male"
