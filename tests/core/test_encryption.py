@@ -26,6 +26,7 @@ from consultations.services import (
     prescription_create,
     result_create,
 )
+from notifications.models import Notification
 from opd.core import crypto
 from opd.core.crypto import DecryptionError, generate_key
 from opd.core.models import Role
@@ -373,6 +374,9 @@ def test_rotation_re_encrypts_everything_then_the_old_key_can_be_dropped(record,
 
     settings.OPD_ENCRYPTION_KEYS = [NEW_KEY]
     assert_reads_back(record)
+    # The booking's messages carry the patient's phone and e-mail: rotated too.
+    sent_to = set(Notification.objects.filter(patient=record["patient"]).values_list("to", flat=True))
+    assert SECRETS["phone"] in sent_to
 
 
 def test_without_rotation_dropping_the_old_key_fails_loudly_naming_it(record, settings):
