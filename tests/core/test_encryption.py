@@ -464,3 +464,48 @@ def test_rotation_re_encrypts_archived_copies_so_a_restore_works_without_the_old
     archival_restore(root_model="scheduling.appointment", root_pks=[record["appointment"].pk])
 
     assert_reads_back(record)
+
+
+# Existing rows and online safety
+
+
+def test_the_data_migration_step_encrypts_plaintext_rows_in_batches_once(record):
+    from django.apps import apps
+
+    from opd.core.services.encryption import migrate_encrypt_columns
+
+    pk = record["care_note"].pk
+    raw_update(CareNote, "text", pk, "Written before encryption")  # as a row from before this release
+
+    migrate_encrypt_columns(apps, None, "consultations.CareNote", ["text"], batch_size=1)
+    sealed = raw(CareNote, "text", pk)
+    migrate_encrypt_columns(apps, None, "consultations.CareNote", ["text"], batch_size=1)
+
+    assert sealed.startswith("e1:")
+    assert raw(CareNote, "text", pk) == sealed  # a second run leaves sealed values alone
+    assert CareNote.objects.get(pk=pk).text == "Written before encryption"
+
+
+def test_rotation_never_overwrites_a_value_the_application_wrote_meanwhile(record, settings):
+    from opd.core.services.encryption import _compare_and_set
+
+    pk = record["patient"].pk
+    read_by_rotation = raw(Patient, "address", pk)
+    settings.OPD_ENCRYPTION_KEYS = [NEW_KEY, OLD_KEY]
+    Patient.objects.filter(pk=pk).update(address="New address, written by a user")  # a save meanwhile
+
+    rotated = crypto.encrypt(
+        crypto.decrypt(read_by_rotation, "patients.patient.address"), "patients.patient.address"
+    )
+    assert _compare_and_set("patients_patient", "id", pk, "address", read_by_rotation, rotated) == 0
+    assert Patient.objects.get(pk=pk).address == "New address, written by a user"
+
+
+def test_rotation_reports_values_written_past_the_application_and_leaves_them(record):
+    raw_update(Addendum, "text", record["addendum"].pk, "typed into the database by hand")
+    err = io.StringIO()
+
+    call_command("rotate_keys", stdout=io.StringIO(), stderr=err)
+
+    assert "consultations.addendum: 1 values are not encrypted tokens" in err.getvalue()
+    assert raw(Addendum, "text", record["addendum"].pk) == "typed into the database by hand"
