@@ -4,6 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularSwaggerSplitView
 
+from opd.core import second_factor_views
 from opd.core import views as core_views
 from opd.core.api.views import SchemaView
 from opd.core.forms import ServicePasswordChangeForm, ServiceSetPasswordForm
@@ -33,6 +34,19 @@ urlpatterns = [
         "accounts/reset/<uidb64>/<token>/",
         auth_views.PasswordResetConfirmView.as_view(form_class=ServiceSetPasswordForm),
         name="password_reset_confirm",
+    ),
+    path("accounts/second-factor/", second_factor_views.verify, name="second-factor"),
+    path("accounts/second-factor/enrol/", second_factor_views.enrol, name="second-factor-enrol"),
+    path("accounts/security/", second_factor_views.security, name="account-security"),
+    path(
+        "accounts/security/recovery-codes/",
+        second_factor_views.recovery_codes_renew,
+        name="account-recovery-codes",
+    ),
+    path(
+        "accounts/security/turn-off/",
+        second_factor_views.second_factor_turn_off,
+        name="account-second-factor-off",
     ),
     path("accounts/", include("django.contrib.auth.urls")),
     path("portal/", include("portal.urls")),

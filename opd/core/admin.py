@@ -13,10 +13,11 @@ import json
 import zoneinfo
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import AdminPasswordChangeForm, AdminUserCreationForm, UserChangeForm
 from django.utils.html import format_html
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from .admin_mixins import (
     ADD,
@@ -29,6 +30,7 @@ from .admin_mixins import (
     ScopedRelatedFilter,
     adopt,
 )
+from .errors import DomainError
 from .models import AuditEvent, Clinic, Department, Membership, Organization, Role, User
 from .services import (
     clinic_create,
@@ -39,11 +41,13 @@ from .services import (
     membership_remove,
     organization_create,
     organization_update,
+    second_factor_remove,
     user_change_role,
     user_create,
     user_deactivate,
     user_reactivate,
     user_set_password,
+    user_signin_unlock,
     user_update,
 )
 from .services.organizations import CLINIC_FIELDS, DEPARTMENT_FIELDS, ORGANIZATION_FIELDS
@@ -61,7 +65,7 @@ TIME_ZONE_CHOICES = [(name, name) for name in sorted(zoneinfo.available_timezone
 class OrganizationAdmin(OpdModelAdmin):
     role_permissions = {Role.ADMIN: {VIEW, CHANGE}}
     superuser_permissions = {VIEW, ADD, CHANGE}
-    list_display = ("name", "slug", "created_at")
+    list_display = ("name", "slug", "require_second_factor", "created_at")
     search_fields = ("name", "slug")
     readonly_fields = ("created_at",)
     ordering = ("name",)
@@ -222,6 +226,12 @@ def _save_membership(request, row, user: User, *, delete: bool = False) -> Membe
     return membership_add(actor=request.user, user=user, clinic=row.cleaned_data["clinic"])
 
 
+# django-otp's own admin would show every person's authenticator secret to whoever may view it, outside
+# any organization's scope: devices are managed by their owner (/accounts/security/) and reset by an
+# administrator with the "Reset second factor" action below.
+admin.site.unregister(TOTPDevice)
+
+
 @admin.register(User)
 class UserAdmin(OpdModelAdminMixin, BaseUserAdmin):
     role_permissions = {Role.ADMIN: {VIEW, ADD, CHANGE}}
@@ -319,6 +329,28 @@ class UserAdmin(OpdModelAdminMixin, BaseUserAdmin):
     def save_formset(self, request, form, formset, change):
         # Only MembershipInline.
         self.save_rows_through(request, formset, _save_membership)
+
+    actions = ("unlock_sign_in", "reset_second_factor")
+
+    @admin.action(description="Unlock sign-in of the selected people (after too many failed attempts)")
+    def unlock_sign_in(self, request, queryset):
+        cleared = sum(user_signin_unlock(actor=request.user, user=user) for user in queryset)
+        self.message_user(request, f"Sign-in unlocked ({cleared} recorded failure(s) cleared).")
+
+    @admin.action(description="Reset the second factor of the selected people (a lost phone)")
+    def reset_second_factor(self, request, queryset):
+        reset, refused = 0, []
+        for user in queryset:
+            try:
+                reset += bool(second_factor_remove(actor=request.user, user=user))
+            except DomainError as exc:
+                refused.append(f"{user}: {exc.message}")
+        self.message_user(
+            request,
+            f"{reset} second factor(s) reset: those people set up an authenticator again at their next sign-in.",
+        )
+        for message in refused:
+            self.message_user(request, message, level=messages.ERROR)
 
     def user_change_password(self, request, id, form_url=""):
         # The password form saves through user_set_password and needs the acting user. A copy of this

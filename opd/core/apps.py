@@ -8,7 +8,7 @@ class CoreConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import crypto, events, realtime
+        from . import checks, crypto, events, realtime  # noqa: F401 (checks registers itself)
 
         crypto.connect_setting_changed()
 

@@ -1,4 +1,4 @@
-"""Session lifetime and the cache headers of authenticated answers."""
+"""Session lifetime, the cache headers of authenticated answers, and the second factor's door."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ from django.contrib.auth import SESSION_KEY, logout
 from django.contrib.auth.signals import user_logged_in
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect, JsonResponse
-from django.urls import reverse
+from django.shortcuts import redirect
+from django.urls import Resolver404, resolve, reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 
 from opd.core.api.exceptions import error_body, is_api
+from opd.core.second_factor import SECOND_FACTOR_REQUIRED, needs_second_factor
 
 LAST_ACTIVITY_KEY = "_opd_last_activity"
 STARTED_KEY = "_opd_session_started"
@@ -124,3 +126,55 @@ class NoStoreAuthenticatedMiddleware:
             add_never_cache_headers(response)
             response["Pragma"] = "no-cache"
         return response
+
+
+# Pages a signed-in person reaches before giving the factor: signing out, the factor's own pages, and a
+# forgotten password (which signs nobody in).
+EXEMPT_URL_NAMES = frozenset(
+    {
+        "login",
+        "logout",
+        "second-factor",
+        "second-factor-enrol",
+        "password_reset",
+        "password_reset_done",
+        "password_reset_confirm",
+        "password_reset_complete",
+        "admin:login",
+        "admin:logout",
+        "healthz",
+        "readyz",
+        "api-token",
+    }
+)
+
+
+def _exempt(request: HttpRequest) -> bool:
+    if request.path.startswith(settings.STATIC_URL or "/static/"):
+        return True
+    try:
+        match = resolve(request.path_info)
+    except Resolver404:
+        return True  # a 404 shows nothing
+    return match.view_name in EXEMPT_URL_NAMES
+
+
+class SecondFactorMiddleware:
+    """After django-otp's OTPMiddleware: a signed-in session that needs a second factor and has not given
+    one reaches only the exempt pages; anything else sends it to give one (or answers 403 under /api/)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = request.user
+        if (
+            user.is_authenticated
+            and not user.is_verified()  # type: ignore[attr-defined]
+            and not _exempt(request)
+            and needs_second_factor(user)
+        ):
+            if is_api(request):
+                return JsonResponse(error_body("second_factor_required", SECOND_FACTOR_REQUIRED), status=403)
+            return redirect(f"{reverse('second-factor')}?{urlencode({'next': request.get_full_path()})}")
+        return self.get_response(request)

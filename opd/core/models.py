@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import hashlib
 import zoneinfo
 
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils import timezone
+from django_otp.models import Device, ThrottlingMixin
 
 
 def validate_time_zone(value: str) -> None:
@@ -22,6 +25,12 @@ class Role(models.TextChoices):
 class Organization(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=80, unique=True)
+    require_second_factor = models.BooleanField(
+        "require a second factor",
+        default=True,
+        help_text="Administrators, staff and doctors confirm each sign-in with a code from an authenticator "
+        "app. Patients may choose to.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -31,7 +40,7 @@ class Organization(models.Model):
         return self.name
 
 
-class User(AbstractUser):
+class User(AbstractUser):  # type: ignore[django-manager-missing]  # django-otp devices are untyped
     """A person who signs in. Everyone but a superuser belongs to exactly one organization."""
 
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.PATIENT)
@@ -200,6 +209,9 @@ class ApiToken(models.Model):
     expires_at = models.DateTimeField()
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # Issued to a sign-in that gave a second-factor code. A person whose sign-in needs one cannot use a
+    # token issued without it (opd.core.second_factor).
+    second_factor = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-created_at", "-pk"]
@@ -207,3 +219,48 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.prefix}… of {self.user_id}"
+
+
+class RecoveryCodeDevice(ThrottlingMixin, Device):
+    """A person's one-time recovery codes, a django-otp device so a code verifies a session like the app.
+
+    django-otp's own static device keeps its codes in plain text; these are kept as SHA-256 digests (each
+    code has 50 random bits, and the device's throttle slows guessing), so a copy of the table opens
+    nothing. Verifying a code uses it up."""
+
+    class Meta(Device.Meta):
+        verbose_name = "recovery codes"
+
+    def get_throttle_factor(self) -> int:
+        return 1
+
+    def verify_token(self, token: str) -> bool:
+        allowed, _ = self.verify_is_allowed()
+        if not allowed:
+            return False
+        used = self.codes.filter(digest=recovery_code_digest(token), used_at__isnull=True).update(
+            used_at=timezone.now()
+        )
+        if used:
+            self.throttle_reset(commit=False)
+            self.save(update_fields=["throttling_failure_timestamp", "throttling_failure_count"])
+        else:
+            self.throttle_increment()
+        return bool(used)
+
+
+def recovery_code_digest(code: str) -> str:
+    normalized = "".join(ch for ch in code.lower() if ch.isalnum())
+    return hashlib.sha256(normalized.encode()).hexdigest()
+
+
+class RecoveryCode(models.Model):
+    device = models.ForeignKey(RecoveryCodeDevice, on_delete=models.CASCADE, related_name="codes")
+    digest = models.CharField(max_length=64)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["device", "digest"], name="core_recoverycode_lookup")]
+
+    def __str__(self) -> str:
+        return f"recovery code of device {self.device_id}"

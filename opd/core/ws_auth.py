@@ -10,7 +10,8 @@ Two ways, neither of which puts a long-lived credential in the URL (query string
 
 Sits inside channels' AuthMiddlewareStack: a signed-in session wins, a ticket or token only signs in a
 socket that has none. An unknown, used or expired ticket, a dead token, or an inactive user's leaves the
-socket anonymous for the consumer to refuse.
+socket anonymous for the consumer to refuse; so does a session, or a token, that has not given the second
+factor its person's sign-in needs (opd.core.second_factor).
 """
 
 from __future__ import annotations
@@ -41,12 +42,21 @@ def ticket_from_scope(scope: dict[str, Any]) -> str | None:
 
 @database_sync_to_async
 def user_for_token(key: str) -> Any:
+    from opd.core.second_factor import token_authorizes
     from opd.core.services import TokenRefused, token_use
 
     try:
-        return token_use(key=key).user
+        token = token_use(key=key)
     except TokenRefused:
         return None
+    return token.user if token_authorizes(token) else None
+
+
+@database_sync_to_async
+def session_lacks_second_factor(user: Any, session: Any) -> bool:
+    from opd.core.second_factor import needs_second_factor, session_verified
+
+    return not session_verified(session) and needs_second_factor(user)
 
 
 @database_sync_to_async
@@ -63,6 +73,16 @@ def user_for_ticket(ticket: str) -> Any:
 class TokenAuthMiddleware(BaseMiddleware):
     async def __call__(self, scope, receive, send):
         user = scope.get("user")
+        if (
+            user is not None
+            and user.is_authenticated
+            and await session_lacks_second_factor(user, scope.get("session"))
+        ):
+            # A session that has not given the second factor it needs opens no socket: as signed out.
+            from django.contrib.auth.models import AnonymousUser
+
+            user = AnonymousUser()
+            scope = {**scope, "user": user}
         if user is None or not user.is_authenticated:
             found = None
             ticket = ticket_from_scope(scope)

@@ -45,6 +45,8 @@ INSTALLED_APPS = [
     "channels",
     "csp",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "opd.core",
     "patients",
     "scheduling",
@@ -66,6 +68,10 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): whether this session gave a second factor (django-otp), then the
+    # redirect to give one where the person's sign-in needs it (opd.core.second_factor).
+    "django_otp.middleware.OTPMiddleware",
+    "opd.core.middleware.SecondFactorMiddleware",
     # Source address and user agent for audit rows; writes the request's buffered access-log rows.
     "opd.core.audit.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -313,6 +319,16 @@ AXES_IP_WHITELIST = env.list("OPD_SIGNIN_IP_ALLOWLIST", default=[]) or None
 # Axes stores the POSTed form with each failure; keep the password (and the token) out of it.
 AXES_SENSITIVE_PARAMETERS = ["password", "token", "csrfmiddlewaretoken"]
 LOGOUT_REDIRECT_URL = "/"
+
+# SECOND FACTOR
+# Administrators, staff and doctors confirm each sign-in with a TOTP code (an authenticator app) or a
+# one-time recovery code, when their organization requires it (Organization.require_second_factor, on by
+# default); patients may enrol. OPD_REQUIRE_SECOND_FACTOR=false turns the requirement off for the whole
+# deployment (automated clients, test rigs): `check --deploy` warns while it is off.
+OPD_REQUIRE_SECOND_FACTOR = env.bool("OPD_REQUIRE_SECOND_FACTOR", default=True)
+OTP_TOTP_ISSUER = env("OPD_TOTP_ISSUER", default="OPD")
+OTP_TOTP_THROTTLE_FACTOR = 1  # each wrong code doubles the wait before the next is checked
+OPD_RECOVERY_CODE_COUNT = 10
 
 # I18N / TIME
 LANGUAGE_CODE = "en-gb"

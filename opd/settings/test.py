@@ -28,6 +28,9 @@ DATABASES["default"]["TEST"] = {
     **DATABASES["default"].get("TEST", {}),
     "NAME": os.environ.get("OPD_TEST_DB_NAME", "test_opd"),
 }
+# A test rig: the second factor is switched off for the deployment, as the setting's comment allows;
+# tests/core/test_second_factor.py switches it on and proves every door asks for it.
+OPD_REQUIRE_SECOND_FACTOR = False
 # Static files straight from the apps (no collectstatic before tests).
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True

@@ -184,3 +184,13 @@ def test_the_embedded_default_generates_a_private_development_key_file_once_and_
     assert second.returncode == 0, second.stderr
     assert "PLAIN=x" in second.stdout  # the same keys, read back from the file
     assert "Generated" not in second.stderr
+
+
+def test_the_deploy_checks_warn_when_the_second_factor_is_switched_off():
+    result = manage(
+        "check", "--deploy", "--fail-level", "WARNING", env=production_env(OPD_REQUIRE_SECOND_FACTOR="false")
+    )
+
+    assert result.returncode != 0
+    assert "opd.W001" in result.stderr + result.stdout
+    assert "OPD_REQUIRE_SECOND_FACTOR is off" in result.stderr + result.stdout

@@ -76,6 +76,12 @@ ALLOWED = {
         "rows.update",
     ): "next_in_sequence, the counter helper services call in their transaction",
     ("opd/core/db.py", "model.create"): "next_in_sequence (see above)",
+    (
+        "opd/core/models.py",
+        "self.update",
+    ): "RecoveryCodeDevice.verify_token: django-otp's device API, as its "
+    "TOTP device's, spends the code and moves the throttle; services call it in their transaction",
+    ("opd/core/models.py", "self.save"): "RecoveryCodeDevice.verify_token (see above)",
     ("opd/core/idempotency.py", "IdempotencyRecord.create"): "the transport's replay cache of API answers",
     ("opd/core/idempotency.py", "record.save"): "the transport's replay cache of API answers",
     ("opd/core/views.py", "cache.delete"): "a cache key, not a model",

@@ -20,7 +20,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from devtools.authenticator import code_for, key_of
 from devtools.management.commands.seed_scale import SCALE_OPTIONS, add_scale_arguments, run_scale
 from opd.core.crypto import blind_index_candidates
 from opd.core.errors import Conflict
@@ -30,6 +32,8 @@ from opd.core.services import (
     department_create,
     membership_add,
     organization_create,
+    second_factor_enrolment_begin,
+    second_factor_enrolment_confirm,
     user_change_role,
     user_create,
     user_reactivate,
@@ -167,6 +171,7 @@ class Credential:
     username: str
     password: str
     where: str
+    authenticator_key: str = ""
 
 
 @dataclass
@@ -258,6 +263,15 @@ class Command(BaseCommand):
         for row in rows:
             self.stdout.write(line.format(*row).rstrip())
         self.stdout.write("Sign in at /admin/ (superuser, admin, staff) or /api/ with these.")
+        self.stdout.write("")
+        self.stdout.write(
+            "Staff, doctors and administrators confirm each sign-in with a second factor. Get the code an "
+            "authenticator app would show with `.venv/bin/python manage.py otp_code USERNAME` "
+            "(in another terminal), or add the account's key to an authenticator app:"
+        )
+        for credential in credentials:
+            if credential.authenticator_key:
+                self.stdout.write(f"  {credential.username:<24} {credential.authenticator_key}")
 
 
 def seed() -> Demo:
@@ -268,6 +282,7 @@ def seed() -> Demo:
     seed_clinics(demo)
     seed_users(demo)
     seed_doctors(demo)
+    enrol_demo_staff(demo)
     seed_patients(demo)
     # Rules plan OPD_SLOT_HORIZON_DAYS ahead; make sure the demo always shows at least two weeks (one
     # day more, as the horizon counts from today in UTC and a clinic east of UTC may be a day ahead).
@@ -419,6 +434,20 @@ def seed_doctors(demo: Demo) -> None:
         demo.credentials.append(
             Credential("doctor", spec.username, PASSWORDS[Role.DOCTOR], f"{clinic.name}, {department.name}")
         )
+
+
+def enrol_demo_staff(demo: Demo) -> None:
+    """Every demo account but the patients' gets an authenticator, enrolled the way a person enrols one
+    (the first code confirms it), so a newcomer signs in with `otp_code` or by typing the key in an app."""
+    for credential in demo.credentials:
+        if credential.role == "patient":
+            continue
+        user = User.objects.get(username=credential.username)
+        device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+        if device is None:
+            device = second_factor_enrolment_begin(user=user)
+            second_factor_enrolment_confirm(user=user, device=device, code=code_for(device).code)
+        credential.authenticator_key = key_of(device)
 
 
 def add_weekly_sessions(demo: Demo, doctor: Doctor, department: Department) -> None:

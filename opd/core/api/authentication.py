@@ -6,6 +6,7 @@ from typing import Any
 
 from rest_framework import authentication, exceptions
 
+from opd.core.second_factor import token_authorizes
 from opd.core.services import TokenRefused, token_use
 
 
@@ -19,4 +20,10 @@ class TokenAuthentication(authentication.TokenAuthentication):
             token = token_use(key=key)
         except TokenRefused as exc:
             raise exceptions.AuthenticationFailed(str(exc)) from exc
+        if not token_authorizes(token):
+            raise exceptions.PermissionDenied(
+                "This token was issued without a second factor, which this account's sign-in now needs: "
+                "sign in again with `otp_code`.",
+                code="second_factor_required",
+            )
         return token.user, token

@@ -114,7 +114,9 @@ class AutoSchema(SpectacularAutoSchema):
             checks_csrf = self.method not in SAFE_METHODS and any(
                 isinstance(a, SessionAuthentication) for a in authenticators
             )
-            if refuses_roles or checks_csrf:
+            # Any signed-in request may also be refused for a missing second factor (opd.core.second_factor:
+            # a deployment's and an organization's setting), so every authenticated operation can answer 403.
+            if refuses_roles or checks_csrf or authenticators:
                 errors[403] = DESCRIPTIONS[403]
         if has_path_ids or "page" in query or self._looks_up_body_ids():
             errors[404] = DESCRIPTIONS[404]

@@ -139,6 +139,16 @@ class DepartmentSerializer(serializers.ModelSerializer):
 class LoginSerializer(serializers.Serializer):
     username = serializers.CharField()
     password = serializers.CharField(style={"input_type": "password"}, trim_whitespace=False, write_only=True)
+    otp_code = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=32,
+        write_only=True,
+        help_text="The current code from the account's authenticator app, or an unused recovery code. "
+        "Required when the account's sign-in needs a second factor (400 `second_factor_required` "
+        "without it); an account that must have one and has none is refused 403 "
+        "`second_factor_enrolment_required` until it enrols in a browser.",
+    )
 
 
 class TokenIssuedSerializer(serializers.Serializer):

@@ -12,17 +12,30 @@ from django.contrib.auth import authenticate, logout
 from django.contrib.auth.signals import user_logged_in
 from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularAPIView
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from opd.core.errors import ValidationFailed
 from opd.core.filters import IdFilter
 from opd.core.models import ApiToken, Clinic, Department, Organization
+from opd.core.second_factor import (
+    ENROLMENT_REQUIRED,
+    SECOND_FACTOR_REQUIRED,
+    is_enrolled,
+    needs_second_factor,
+)
 from opd.core.selectors import live_api_tokens_for
-from opd.core.services import token_issue, token_revoke, tokens_revoke_all, ws_ticket_issue
+from opd.core.services import (
+    second_factor_verify,
+    token_issue,
+    token_revoke,
+    tokens_revoke_all,
+    ws_ticket_issue,
+)
 from opd.core.tenancy import clinics_for, departments_for, organizations_for, signed_in_user
 
 from .schema import error_responses
@@ -52,7 +65,19 @@ class ObtainTokenView(SignInProtectionMixin, APIView):
     authentication_classes = ()  # a stale session or token must not stand between a person and a sign-in
     permission_classes = (AllowAny,)
 
-    @extend_schema(request=LoginSerializer, responses={200: TokenIssuedSerializer})
+    @extend_schema(
+        request=LoginSerializer,
+        responses={
+            200: TokenIssuedSerializer,
+            **error_responses(
+                403,
+                descriptions={
+                    403: "`second_factor_enrolment_required`: the account must have a second factor and has "
+                    "none yet; it enrols by signing in once with a browser."
+                },
+            ),
+        },
+    )
     def post(self, request: Request) -> Response:
         serializer = LoginSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -63,9 +88,24 @@ class ObtainTokenView(SignInProtectionMixin, APIView):
         )
         if user is None:  # wrong password, unknown name, or an inactive account: one answer for all
             raise serializers.ValidationError({"non_field_errors": [BAD_CREDENTIALS]}, code="authorization")
+        second_factor = needs_second_factor(user)
+        if second_factor:
+            if not is_enrolled(user):
+                raise exceptions.PermissionDenied(ENROLMENT_REQUIRED, code="second_factor_enrolment_required")
+            code = serializer.validated_data.get("otp_code", "")
+            if not code:
+                raise serializers.ValidationError(
+                    {"otp_code": [SECOND_FACTOR_REQUIRED]}, code="second_factor_required"
+                )
+            try:
+                second_factor_verify(user=user, code=code, request=request._request)
+            except ValidationFailed as exc:
+                raise serializers.ValidationError(exc.fields, code="second_factor_invalid") from exc
         # A sign-in like the login page's: axes starts the failure count again and last_login moves.
         user_logged_in.send(sender=user.__class__, request=request, user=user)
-        token, key = token_issue(user=user, name=request.headers.get("User-Agent", ""))
+        token, key = token_issue(
+            user=user, name=request.headers.get("User-Agent", ""), second_factor=second_factor
+        )
         return Response(TokenIssuedSerializer({"token": key, "expires_at": token.expires_at}).data)
 
 

@@ -51,6 +51,13 @@ from .organizations import (  # noqa: E402
     time_zone_planner_register,
     time_zone_planner_unregister,
 )
+from .second_factor import (  # noqa: E402
+    second_factor_enrolment_begin,
+    second_factor_enrolment_confirm,
+    second_factor_recovery_codes_regenerate,
+    second_factor_remove,
+    second_factor_verify,
+)
 from .tokens import (  # noqa: E402
     TokenRefused,
     token_issue,
@@ -69,6 +76,7 @@ from .users import (  # noqa: E402
     user_deactivate,
     user_reactivate,
     user_set_password,
+    user_signin_unlock,
     user_update,
     user_verify_email,
 )
@@ -85,6 +93,11 @@ __all__ = [
     "membership_remove",
     "organization_create",
     "organization_update",
+    "second_factor_enrolment_begin",
+    "second_factor_enrolment_confirm",
+    "second_factor_recovery_codes_regenerate",
+    "second_factor_remove",
+    "second_factor_verify",
     "time_zone_planner_register",
     "time_zone_planner_unregister",
     "token_issue",
@@ -96,6 +109,7 @@ __all__ = [
     "user_deactivate",
     "user_reactivate",
     "user_set_password",
+    "user_signin_unlock",
     "user_update",
     "user_verify_email",
     "validate_model",

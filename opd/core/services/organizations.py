@@ -23,7 +23,7 @@ from ..errors import NotFound, PermissionDenied, ValidationFailed
 from ..models import Clinic, Department, Organization, User
 from . import validate_model
 
-ORGANIZATION_FIELDS = ("name", "slug")
+ORGANIZATION_FIELDS = ("name", "slug", "require_second_factor")
 CLINIC_FIELDS = (
     "name",
     "code",
@@ -93,7 +93,8 @@ def organization_create(*, actor: User | None, name: str, slug: str) -> Organiza
 
 
 def organization_update(*, actor: User | None, organization: Organization, **fields: Any) -> Organization:
-    """Rename. The slug identifies the organization outside the admin: only a superuser changes it."""
+    """Rename, or set the second-factor requirement. The slug identifies the organization outside the admin:
+    only a superuser changes it."""
     _only(fields, ORGANIZATION_FIELDS)
     check_tenant(actor, organization.pk, "organization")
     current = Organization.objects.get(pk=organization.pk)

@@ -34,9 +34,10 @@ class TokenRefused(Exception):
     """The key opens nothing; the message says why, for the 401."""
 
 
-def token_issue(*, user: User, name: str = "") -> tuple[ApiToken, str]:
-    """A new token for a person who has just proven who they are. Returns the row and the key, which is
-    not stored anywhere: the caller hands it to the client once.
+def token_issue(*, user: User, name: str = "", second_factor: bool = False) -> tuple[ApiToken, str]:
+    """A new token for a person who has just proven who they are (`second_factor`: with a code as well
+    as the password). Returns the row and the key, which is not stored anywhere: the caller hands it to
+    the client once.
 
     Not written to the audit trail: the row itself records the sign-in (who, when, which client) and is
     kept after revocation. Signing in counts as its first use."""
@@ -49,6 +50,7 @@ def token_issue(*, user: User, name: str = "") -> tuple[ApiToken, str]:
         name=name[:NAME_LENGTH],
         expires_at=now + dt.timedelta(hours=settings.OPD_TOKEN_TTL_HOURS),
         last_used_at=now,
+        second_factor=second_factor,
     )
     return token, key
 

@@ -335,3 +335,23 @@ def user_verify_email(*, token: str) -> User:
                 email=user.email,
             )
     return user
+
+
+def user_signin_unlock(*, actor: User, user: User) -> int:
+    """End a sign-in lockout of `user`'s username (django-axes' failures for it), for an administrator of
+    their organization or a superuser. A lockout of an address stays for a superuser to lift. Audited;
+    answers how many recorded failures were cleared."""
+    from axes.utils import reset
+
+    if not actor.is_superuser and (actor.role != Role.ADMIN or actor.organization_id != user.organization_id):
+        raise PermissionDenied("Only an administrator of the person's organization can unlock their sign-in.")
+    with transaction.atomic():
+        cleared: int = reset(username=user.get_username())
+        audit(
+            actor=actor,
+            action="user.signin_unlocked",
+            obj=user,
+            organization_id=user.organization_id,
+            cleared=cleared,
+        )
+    return cleared
