@@ -21,6 +21,11 @@ Guarantees:
   disjoint batches (SELECT ... FOR UPDATE SKIP LOCKED on the roots).
 * Restorable: `manage.py restore_archive` (archival_restore) re-inserts a group parents first.
 
+Encrypted fields (opd.core.fields) stay encrypted in the archive: their values are sealed again into the
+JSON (the serializer would write the plaintext it reads), restore unseals them before the row is saved
+(which seals them for the live table), and `manage.py rotate_keys` re-encrypts the archived copies and
+their attachment files too (archive_encryption_rotate, registered in archive.apps).
+
 Rows that refer to archived rows only by a plain id (AuditEvent.object_id, IdempotencyRecord) are not
 foreign keys and stay where they are. Generic foreign keys are not followed. A restored row is archived
 again by the next run if it is still past the retention.
@@ -41,6 +46,11 @@ from django.core import serializers
 from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
+
+from opd.core import crypto
+from opd.core.fields import EncryptedMixin, encrypted_fields
+from opd.core.services.encryption import file_reseal
+from opd.core.storage import EncryptedFileSystemStorage
 
 from . import conf
 from .models import ArchivedRecord
@@ -134,7 +144,23 @@ def _serialize(model: type[models.Model], pks: list[Any]) -> dict[object, dict[s
     # Concrete fields only: many-to-many links are archived as rows of their through tables.
     names = [f.name for f in model._meta.concrete_fields if not f.primary_key]
     objects = model._base_manager.filter(pk__in=pks)
-    return {item["pk"]: item for item in serializers.serialize("python", objects, fields=names)}
+    items = {item["pk"]: item for item in serializers.serialize("python", objects, fields=names)}
+    sealed = encrypted_fields(model)
+    for item in items.values():
+        for f in sealed:
+            if item["fields"].get(f.name):
+                item["fields"][f.name] = crypto.encrypt(item["fields"][f.name], f.encryption_context())  # type: ignore[attr-defined]
+    return items
+
+
+def _unsealed(record_data: dict[str, Any]) -> dict[str, Any]:
+    """The archived row with its encrypted fields decrypted, for the deserializer (which saves sealed)."""
+    model = apps.get_model(record_data["model"])
+    fields = dict(record_data["fields"])
+    for f in encrypted_fields(model):
+        if fields.get(f.name):
+            fields[f.name] = crypto.decrypt(fields[f.name], f.encryption_context())  # type: ignore[attr-defined]
+    return {**record_data, "fields": fields}
 
 
 def _archive_batch(root: ArchiveRoot, cutoff: dt.datetime, batch_size: int, report: ArchiveReport) -> int:
@@ -256,8 +282,47 @@ def archival_restore(
                 ArchivedRecord.objects.select_for_update().filter(in_groups).order_by("position", "id")
             )
             for record in records:
-                for item in serializers.deserialize("python", [record.data]):
+                for item in serializers.deserialize("python", [_unsealed(record.data)]):
                     item.save(force_insert=True)
                 report.rows[record.model] += 1
             ArchivedRecord.objects.filter(pk__in=[r.pk for r in records]).delete()
             report.groups += len(groups)
+
+
+def archive_encryption_rotate(batch_size: int) -> int:
+    """Re-encrypt the archived copies of encrypted fields, and archived attachment files, with the current
+    key (opd.core.services.encryption.encryption_rotate calls it). Batches of archive rows are locked while
+    rewritten; restore and archival take the same locks. Returns how many values and files it rewrote."""
+    sealed_models = {
+        _label(m): m
+        for m in apps.get_models()
+        if encrypted_fields(m) or any(isinstance(f, models.FileField) for f in m._meta.concrete_fields)
+    }
+    rewritten, last = 0, 0
+    while True:
+        with transaction.atomic():
+            records = list(
+                ArchivedRecord.objects.select_for_update()
+                .filter(pk__gt=last, model__in=list(sealed_models))
+                .order_by("pk")[:batch_size]
+            )
+            if not records:
+                return rewritten
+            for record in records:
+                model = sealed_models[record.model]
+                fields, changed = record.data["fields"], False
+                for f in model._meta.concrete_fields:
+                    value = fields.get(f.name)
+                    if not value:
+                        continue
+                    if isinstance(f, EncryptedMixin) and crypto.needs_rotation(value):
+                        context = f.encryption_context()
+                        fields[f.name] = crypto.encrypt(crypto.decrypt(value, context), context)
+                        rewritten, changed = rewritten + 1, True
+                    elif isinstance(f, models.FileField) and isinstance(
+                        f.storage, EncryptedFileSystemStorage
+                    ):
+                        rewritten += file_reseal(f.storage, value)
+                if changed:
+                    ArchivedRecord.objects.filter(pk=record.pk).update(data=record.data)
+            last = records[-1].pk

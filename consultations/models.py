@@ -24,7 +24,9 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.deconstruct import deconstructible
 
+from opd.core.fields import EncryptedCharField, EncryptedTextField
 from opd.core.models import Clinic, Organization
+from opd.core.storage import encrypted_storage
 from patients.models import Patient
 from scheduling.models import Appointment, Doctor
 
@@ -160,11 +162,11 @@ class Consultation(models.Model):
     started_at = models.DateTimeField(default=timezone.now)
     completed_at = models.DateTimeField(null=True, blank=True)
 
-    # Clinical notes
-    chief_complaint = models.TextField(blank=True, max_length=TEXT_MAX)
-    history = models.TextField(blank=True, max_length=TEXT_MAX)
-    examination = models.TextField(blank=True, max_length=TEXT_MAX)
-    assessment = models.TextField("assessment / diagnosis", blank=True, max_length=TEXT_MAX)
+    # Clinical notes, encrypted at rest (the ICD-10 code stays plain: coded, checked and counted).
+    chief_complaint = EncryptedTextField(blank=True, max_length=TEXT_MAX)
+    history = EncryptedTextField(blank=True, max_length=TEXT_MAX)
+    examination = EncryptedTextField(blank=True, max_length=TEXT_MAX)
+    assessment = EncryptedTextField("assessment / diagnosis", blank=True, max_length=TEXT_MAX)
     diagnosis_code = models.CharField(
         "ICD-10 code",
         max_length=12,
@@ -172,7 +174,7 @@ class Consultation(models.Model):
         validators=[validate_icd10],
         help_text="For example J45.901.",
     )
-    plan = models.TextField(blank=True, max_length=TEXT_MAX)
+    plan = EncryptedTextField(blank=True, max_length=TEXT_MAX)
     follow_up_date = models.DateField(null=True, blank=True)
 
     # Vitals (one set per consultation). Units are in the names or the help text.
@@ -354,7 +356,7 @@ class Addendum(models.Model):
 
     consultation = models.ForeignKey(Consultation, on_delete=models.PROTECT, related_name="addenda")
     author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    text = models.TextField(max_length=TEXT_MAX)
+    text = EncryptedTextField(max_length=TEXT_MAX)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -392,7 +394,7 @@ class Prescription(models.Model):
     consultation = models.ForeignKey(Consultation, on_delete=models.PROTECT, related_name="prescriptions")
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="prescriptions")
     doctor = models.ForeignKey(Doctor, on_delete=models.PROTECT, related_name="prescriptions")
-    notes = models.TextField(blank=True, max_length=2000)
+    notes = EncryptedTextField(blank=True, max_length=2000)
     issued_at = models.DateTimeField(null=True, blank=True, help_text="When the consultation was completed.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -417,7 +419,7 @@ class PrescriptionItem(models.Model):
     quantity = models.PositiveIntegerField(
         validators=[MinValueValidator(1, "Dispense at least one.")], help_text="How many units to dispense."
     )
-    instructions = models.TextField(blank=True, max_length=1000)
+    instructions = EncryptedTextField(blank=True, max_length=1000)
 
     class Meta:
         ordering = ["prescription_id", "position"]
@@ -462,14 +464,17 @@ class Result(models.Model):
     recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     record_type = models.CharField(max_length=16, choices=RecordType.choices, default=RecordType.LAB_REPORT)
     test_name = models.CharField("test or record", max_length=200)
-    value = models.CharField(max_length=100, blank=True, help_text="A number, or text such as 'positive'.")
+    value = EncryptedCharField(max_length=100, blank=True, help_text="A number, or text such as 'positive'.")
     unit = models.CharField(max_length=30, blank=True)
     reference_low = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
     reference_high = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
     # Computed from value and range when the result is filed; null when it cannot be (text value, no range).
     is_abnormal = models.BooleanField("abnormal", null=True, blank=True, editable=False)
-    notes = models.TextField(blank=True, max_length=TEXT_MAX)
-    attachment = models.FileField(upload_to=result_attachment_path, blank=True, max_length=255)
+    notes = EncryptedTextField(blank=True, max_length=TEXT_MAX)
+    # Written encrypted, 0600, and read back only through the scoped download (opd.core.storage).
+    attachment = models.FileField(
+        upload_to=result_attachment_path, storage=encrypted_storage, blank=True, max_length=255
+    )
     attachment_name = models.CharField(max_length=255, blank=True, editable=False)
     attachment_content_type = models.CharField(max_length=100, blank=True, editable=False)
     attachment_size = models.PositiveIntegerField(null=True, blank=True, editable=False)
@@ -533,7 +538,7 @@ class CareNote(models.Model):
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="care_notes")
     author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     category = models.CharField(max_length=16, choices=CareCategory.choices)
-    text = models.TextField(max_length=TEXT_MAX)
+    text = EncryptedTextField(max_length=TEXT_MAX)
     date = models.DateField(editable=False, help_text="The day in the clinic's time zone.")
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)

@@ -22,6 +22,7 @@ from opd.core.admin_mixins import (
     in_clinic_time,
     report_bulk,
 )
+from opd.core.crypto import blind_index_candidates
 from opd.core.errors import DomainError
 from opd.core.models import Role
 from opd.core.tenancy import restrict_to_clinics
@@ -36,7 +37,8 @@ class NotificationAdmin(OpdModelAdmin):
     role_permissions = {Role.ADMIN: {VIEW, "resend"}, Role.STAFF: {VIEW, "resend"}}
     list_display = ("created_at", "kind", "channel", "status", "to", "patient", "due", "attempts", "sent_at")
     list_filter = ("status", "channel", "kind", ("clinic", ScopedRelatedFilter))
-    search_fields = ("=patient__mrn", "=to", "=dedup_key", "appointment__id__exact")
+    # The address is encrypted: get_search_results finds it through its blind index.
+    search_fields = ("=patient__mrn", "=dedup_key", "appointment__id__exact")
     search_help_text = "Exact MRN, e-mail address, phone number, appointment id or deduplication key."
     list_select_related = ("patient", "clinic")
     date_hierarchy = "created_at"
@@ -67,6 +69,13 @@ class NotificationAdmin(OpdModelAdmin):
 
     def scope_queryset(self, qs, user):
         return scope_notifications(qs, user)
+
+    def get_search_results(self, request, queryset, search_term):
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        candidates = blind_index_candidates("address", search_term)
+        if candidates:
+            results = results | queryset.filter(to_index__in=candidates)
+        return results, may_have_duplicates
 
     def has_resend_permission(self, request) -> bool:
         return self.allowed(request, "resend")

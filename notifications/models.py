@@ -5,6 +5,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
+from opd.core.fields import BlindIndexField, EncryptedCharField
 from opd.core.models import Clinic, Organization
 from patients.models import Patient
 from scheduling.models import Appointment
@@ -68,7 +69,9 @@ class Notification(models.Model):
     channel = models.CharField(max_length=8, choices=Channel.choices)
     kind = models.CharField(max_length=24, choices=Kind.choices)
     # Email address or phone number as they were when the message was written; empty for in-app.
-    to = models.CharField(max_length=254, blank=True)
+    # Encrypted at rest (a copy of the patient's contact details); found through its blind index.
+    to = EncryptedCharField(max_length=254, blank=True)
+    to_index = BlindIndexField(source="to", kind="address")
     subject = models.CharField(max_length=200, blank=True)
     body = models.TextField()
     body_html = models.TextField(blank=True)
@@ -141,6 +144,7 @@ class Notification(models.Model):
             models.Index(fields=["clinic", "created_at"], name="notifications_clinic_time"),
             models.Index(fields=["patient", "created_at"], name="notifications_patient_time"),
             models.Index(fields=["user", "created_at"], name="notifications_user_time"),
+            models.Index(fields=["organization", "to_index"], name="notifications_org_to_index"),
         ]
 
     def __str__(self) -> str:

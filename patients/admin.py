@@ -33,8 +33,9 @@ class PatientAdmin(OpdModelAdmin):
     list_display_links = ("mrn", "name")
     list_filter = ("status", "sex", ("registered_at_clinic", ScopedRelatedFilter))
     # Used by autocomplete and to show the search box; the search itself is patient_search() below.
-    search_fields = ("=mrn", "^last_name", "^first_name", "^phone_digits")
-    search_help_text = "Name (start of each word), phone number or exact MRN."
+    # Phone and policy numbers are encrypted: patient_search finds them through their blind indexes.
+    search_fields = ("=mrn", "^last_name", "^first_name")
+    search_help_text = "Name (start of each word), phone number (at least its last 7 digits), insurance policy number or exact MRN."
     list_select_related = ("organization", "registered_at_clinic")
     ordering = ("last_name", "first_name", "id")
     # Millions of rows: no unfiltered COUNT(*) and no facet counts on every page load. (No

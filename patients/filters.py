@@ -8,7 +8,8 @@ from .selectors import patient_search
 
 class PatientFilter(django_filters.FilterSet):
     search = django_filters.CharFilter(
-        method="filter_search", label="Name prefix (each word), phone digits or MRN"
+        method="filter_search",
+        label="Name prefix (each word), phone number (its last 7 digits or all), insurance policy number or MRN",
     )
     status = django_filters.ChoiceFilter(choices=PatientStatus.choices)
 

@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
+from opd.core.fields import BlindIndexField, EncryptedCharField, EncryptedEmailField, EncryptedTextField
 from opd.core.models import Clinic, Organization
 
 
@@ -23,6 +24,11 @@ def validate_birth_date(value: dt.date) -> None:
         raise ValidationError("Date of birth cannot be in the future.")
     if value < years_before(today, 150):
         raise ValidationError("Date of birth cannot be more than 150 years ago.")
+
+
+# The encrypted columns of a patient. Lists that show only who the patient is (the live queue) defer them:
+# each costs a decryption per row read.
+ENCRYPTED_FIELDS = ("phone", "email", "address", "emergency_contact_phone", "insurance_policy_number")
 
 
 class Sex(models.TextChoices):
@@ -52,15 +58,19 @@ class Patient(models.Model):
     last_name = models.CharField(max_length=100)
     date_of_birth = models.DateField(validators=[validate_birth_date])
     sex = models.CharField(max_length=8, choices=Sex.choices, default=Sex.UNKNOWN)
-    phone = models.CharField(max_length=32, blank=True)
-    # Digits only, so "+44 20 7946-0018" and "02079460018" find the same person through one index.
-    phone_digits = models.CharField(max_length=32, blank=True, editable=False)
-    email = models.EmailField(blank=True)
-    address = models.TextField(blank=True)
+    # Encrypted at rest (opd.core.fields); names stay plain so name-prefix search keeps its indexes.
+    phone = EncryptedCharField(max_length=32, blank=True)
+    # Keyed HMAC of the phone number's last 7 digits, so "+44 20 7946-0018", "020 7946 0018" and
+    # "7946 0018" find the same person through one index without the number being stored in clear.
+    phone_index = BlindIndexField(source="phone", kind="phone")
+    email = EncryptedEmailField(blank=True)
+    address = EncryptedTextField(blank=True)
     emergency_contact_name = models.CharField(max_length=200, blank=True)
-    emergency_contact_phone = models.CharField(max_length=32, blank=True)
+    emergency_contact_phone = EncryptedCharField(max_length=32, blank=True)
     insurance_provider = models.CharField(max_length=200, blank=True)
-    insurance_policy_number = models.CharField(max_length=100, blank=True)
+    insurance_policy_number = EncryptedCharField(max_length=100, blank=True)
+    # Keyed HMAC of the policy number without case, spaces or punctuation: equality search.
+    insurance_index = BlindIndexField(source="insurance_policy_number", kind="identifier")
     status = models.CharField(max_length=8, choices=PatientStatus.choices, default=PatientStatus.ACTIVE)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -76,7 +86,8 @@ class Patient(models.Model):
         indexes = [
             models.Index(fields=["organization", "last_name", "first_name"], name="patients_org_name"),
             models.Index(fields=["organization", "first_name"], name="patients_org_first_name"),
-            models.Index(fields=["organization", "phone_digits"], name="patients_org_phone"),
+            models.Index(fields=["organization", "phone_index"], name="patients_org_phone_index"),
+            models.Index(fields=["organization", "insurance_index"], name="patients_org_insurance_index"),
             models.Index(fields=["organization", "status", "last_name"], name="patients_org_status_name"),
         ]
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.db.models import Q, QuerySet
 
+from opd.core.crypto import blind_index_candidates
 from opd.core.models import Role, User
 from opd.core.tenancy import clinic_ids_for
 
@@ -26,10 +27,14 @@ def patients_for(user: User) -> QuerySet[Patient]:
 
 
 def patient_search(qs: QuerySet[Patient], term: str) -> QuerySet[Patient]:
-    """Case-insensitive search by name prefix (each word), phone digits or MRN, all index-backed.
+    """Case-insensitive search by name prefix (each word), phone number, insurance policy number or MRN,
+    all index-backed.
 
     Prefix matching keeps the (organization, last_name, first_name) indexes usable with millions of rows;
-    "ann smi" finds Ann Smith and Annabel Smithers.
+    "ann smi" finds Ann Smith and Annabel Smithers. Phone and policy numbers are encrypted, so they are
+    found through their keyed blind indexes (opd.core.crypto): a phone number by its last 7 digits
+    however written (the whole number, or its end), a policy number whole, ignoring case and punctuation.
+    The start of a phone number alone no longer finds it.
     """
     term = (term or "").strip()
     if not term:
@@ -37,7 +42,10 @@ def patient_search(qs: QuerySet[Patient], term: str) -> QuerySet[Patient]:
     condition = Q(mrn__iexact=term)
     digits = digits_only(term)
     if len(digits) >= 4 and not any(ch.isalpha() for ch in term):
-        condition |= Q(phone_digits__startswith=digits)
+        condition |= Q(phone_index__in=blind_index_candidates("phone", digits))
+    policy = blind_index_candidates("identifier", term)
+    if policy and len(term) >= 4:
+        condition |= Q(insurance_index__in=policy)
     words = term.split()
     name_condition = Q()
     for word in words[:4]:

@@ -55,7 +55,6 @@ def patient_create(
     patient = Patient(
         organization=organization, registered_at_clinic=registered_at_clinic, user=user, **fields
     )
-    patient.phone_digits = digits_only(patient.phone)
     validate_model(patient, exclude=["mrn"])
     with transaction.atomic():
         patient.mrn = _next_mrn(organization.pk)
@@ -74,10 +73,10 @@ def patient_update(*, actor: User | None, patient: Patient, **fields: Any) -> Pa
     before = {name: getattr(patient, name) for name in changed}
     for name, value in changed.items():
         setattr(patient, name, value)
-    patient.phone_digits = digits_only(patient.phone)
     validate_model(patient, exclude=["mrn"])
     with transaction.atomic():
-        patient.save(update_fields=[*changed, "phone_digits", "updated_at"])
+        # The blind indexes are computed from phone and policy number on save (opd.core.fields).
+        patient.save(update_fields=[*changed, "phone_index", "insurance_index", "updated_at"])
         audit(
             actor=actor,
             action="patient.updated",

@@ -19,6 +19,7 @@ from django.utils import timezone
 from opd.core.errors import NotFound, PermissionDenied
 from opd.core.models import Clinic, Role, User
 from opd.core.tenancy import check_clinical_standing, clinic_ids_for, clinics_for, restrict_to_clinics
+from patients.models import ENCRYPTED_FIELDS as PATIENT_ENCRYPTED_FIELDS
 
 from .models import Appointment, AppointmentStatus, ApprovalStatus, Doctor, QueueVersion, Slot
 
@@ -411,6 +412,8 @@ def _day_appointments(q: Q) -> QuerySet[Appointment]:
         Appointment.objects.filter(q)
         .exclude(status=AppointmentStatus.CANCELLED)
         .select_related("patient", "department", "clinic", "doctor__user")
+        # Queue entries show the patient's name and MRN only: no decrypting contact details per row.
+        .defer(*(f"patient__{name}" for name in PATIENT_ENCRYPTED_FIELDS))
     )
 
 

@@ -246,7 +246,6 @@ def _seed_patients(
                     "date_of_birth": dt.date(1935, 1, 1) + dt.timedelta(days=rng.randrange(88 * 365)),
                     "sex": rng.choice((Sex.FEMALE, Sex.MALE)),
                     "phone": phone,
-                    "phone_digits": "".join(ch for ch in phone if ch.isdigit()),
                     "email": f"{first.lower()}.{last.lower()}.{n}@{org.slug}.example.org",
                     "status": PatientStatus.ACTIVE,
                     "created_at": registered,

@@ -13,6 +13,9 @@ from typing import Any
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.models import Max, Model
 
+from opd.core import crypto
+from opd.core.fields import blind_index_fields, encrypted_fields
+
 UTC = dt.UTC
 
 
@@ -87,9 +90,19 @@ class Table:
         self.literals = connection.vendor == "mysql"
         self.rows: list = []
         self.written = 0
+        # Encrypted fields are sealed and blind indexes computed here, as a save would: rows written
+        # past the ORM must not hold plaintext (the fields refuse to read it back).
+        positions = {f.attname: i for i, f in enumerate(fields)}
+        self.sealed = [(positions[f.attname], f) for f in encrypted_fields(model)]
+        self.indexed = [(positions[f.attname], f) for f in blind_index_fields(model)]
 
     def add(self, row: dict) -> None:
         values = [row.get(a, d) for a, d in zip(self.attnames, self.defaults, strict=True)]
+        for position, index_field in self.indexed:
+            values[position] = crypto.blind_index(index_field.kind, row.get(index_field.source) or "")
+        for position, field in self.sealed:
+            if values[position]:
+                values[position] = crypto.encrypt(str(values[position]), field.encryption_context())  # type: ignore[attr-defined]
         if self.literals:
             self.rows.append("(" + ",".join([_LITERAL.get(type(v), _other_literal)(v) for v in values]) + ")")
         else:

@@ -307,6 +307,25 @@ LOGIN_REDIRECT_URL = (
 )
 PASSWORD_RESET_TIMEOUT = 60 * 60 * 24
 
+# ENCRYPTION AT REST (opd.core.crypto)
+# Sensitive identifiers, clinical free text and result attachments are encrypted with AES-256-GCM.
+# OPD_ENCRYPTION_KEYS: comma-separated 32-byte keys in URL-safe base64; the first encrypts, all decrypt
+# (add a new key in front, run `manage.py rotate_keys`, then drop the old one). OPD_BLIND_INDEX_KEY keys
+# the HMAC indexes behind phone and insurance search; OPD_BLIND_INDEX_KEY_PREVIOUS is searched too while
+# `manage.py rotate_keys --blind-index` recomputes them. Neither set (the embedded default): development
+# keys are generated into OPD_DEVELOPMENT_KEY_FILE on first use. Production refuses to start without keys.
+OPD_ENCRYPTION_KEYS = env.list("OPD_ENCRYPTION_KEYS", default=[])
+OPD_BLIND_INDEX_KEY = env("OPD_BLIND_INDEX_KEY", default="")
+OPD_BLIND_INDEX_KEY_PREVIOUS = env("OPD_BLIND_INDEX_KEY_PREVIOUS", default="")
+OPD_DEVELOPMENT_KEY_FILE: Path | None = Path(
+    env("OPD_DEVELOPMENT_KEY_FILE", default=str(DATA_DIR / "development-keys.env"))
+)
+if OPD_ENCRYPTION_KEYS or OPD_BLIND_INDEX_KEY:
+    # Bad values fail at start, not at the first patient saved.
+    from opd.core.crypto import build_keyring
+
+    build_keyring(OPD_ENCRYPTION_KEYS, OPD_BLIND_INDEX_KEY, OPD_BLIND_INDEX_KEY_PREVIOUS)
+
 # SIGN-IN PROTECTION
 # django-axes: OPD_SIGNIN_FAILURE_LIMIT failures for one username, or from one address, lock sign-in for
 # that username (or address) on every door (admin, /accounts/login/, the API token) for the cool-off. Each

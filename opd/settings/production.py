@@ -10,6 +10,8 @@ from .base import (
     INSTALLED_APPS,
     OPD_AUDIT_KEY,
     OPD_AUDIT_KEY_IS_DEVELOPMENT,
+    OPD_BLIND_INDEX_KEY,
+    OPD_ENCRYPTION_KEYS,
     REDIS_URL,
     SECRET_KEY,
     env,
@@ -43,6 +45,16 @@ if DEBUG:
     raise ImproperlyConfigured("DJANGO_DEBUG must be false in production.")
 if DATABASES["default"]["ENGINE"] != "django.db.backends.mysql" or not REDIS_URL:
     raise ImproperlyConfigured("Production needs DATABASE_URL=mysql://... and REDIS_URL=redis://...")
+
+# Encryption at rest: no generated development keys here; the keys come from the environment (a secret
+# store), never from a file next to the data they protect.
+OPD_DEVELOPMENT_KEY_FILE = None
+if not OPD_ENCRYPTION_KEYS or not OPD_BLIND_INDEX_KEY:
+    raise ImproperlyConfigured(
+        "OPD_ENCRYPTION_KEYS and OPD_BLIND_INDEX_KEY are required in production: sensitive fields and "
+        "attachments are encrypted at rest. Generate each key with python -c 'import base64, os; "
+        "print(base64.urlsafe_b64encode(os.urandom(32)).decode())'."
+    )
 
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

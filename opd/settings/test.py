@@ -19,6 +19,11 @@ if not (os.environ.get("DATABASE_URL") and REDIS_URL) and not os.environ.get("OP
 # A fixed audit key, so MACs and seals made in one test process verify in another (servers, workers).
 OPD_AUDIT_KEY = "test-audit-key-only-for-the-suite-0123456789abcdefghijklmnop"
 OPD_AUDIT_KEY_IS_DEVELOPMENT = False
+# Fixed test keys (never used anywhere else), so runs and processes read each other's rows.
+OPD_ENCRYPTION_KEYS = ["dGVzdC1lbmNyeXB0aW9uLWtleS0xLTMyLWJ5dGVzISE="]
+OPD_BLIND_INDEX_KEY = "dGVzdC1ibGluZC1pbmRleC1rZXktMzItYnl0ZXMhISE="
+OPD_BLIND_INDEX_KEY_PREVIOUS = ""
+OPD_DEVELOPMENT_KEY_FILE = None
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only; tests
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # OPD_TEST_DB_NAME lets two suites share one server without sharing a database (must start with test_opd).

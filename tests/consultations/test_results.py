@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from decimal import Decimal
 
 import pytest
@@ -100,9 +101,13 @@ def test_it_stores_an_attachment_and_serves_it_to_those_who_may_read(
     assert body["attachment_content_type"] == "application/pdf"
     assert body["attachment_size"] == len(PDF)
     result = Result.objects.get()
-    # Stored through Django's storage, under MEDIA_ROOT, without the patient's name in the path.
+    # Stored under MEDIA_ROOT, without the patient's name in the path, encrypted and private (0600, 0700).
+    stored = media_root / result.attachment.name
     assert default_storage.exists(result.attachment.name)
-    assert (media_root / result.attachment.name).read_bytes() == PDF
+    assert stored.read_bytes().startswith(b"OPDENC1")
+    assert b"%PDF" not in stored.read_bytes()
+    assert stat.S_IMODE(stored.stat().st_mode) == 0o600
+    assert stat.S_IMODE(stored.parent.stat().st_mode) == 0o700
     assert "Lovelace" not in result.attachment.name
 
     download = api_as(doctor.user).get(body["attachment"])

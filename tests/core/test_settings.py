@@ -11,6 +11,8 @@ import sys
 import pytest
 from django.conf import settings
 
+from opd.core.crypto import generate_key
+
 INHERITED_PREFIXES = ("DJANGO_", "OPD_", "CELERY_", "CACHE_", "CHANNELS_", "EMAIL_")
 INHERITED_NAMES = {"DATABASE_URL", "REDIS_URL", "CONN_MAX_AGE"}
 
@@ -29,6 +31,8 @@ def production_env(**overrides: str | None) -> dict[str, str]:
             "DATABASE_URL": os.environ.get("DATABASE_URL", "mysql://opd:opd@127.0.0.1:3306/opd"),
             "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
             "DJANGO_ALLOWED_HOSTS": "opd.example.org,www.opd.example.org",
+            "OPD_ENCRYPTION_KEYS": f"{generate_key()},{generate_key()}",
+            "OPD_BLIND_INDEX_KEY": generate_key(),
         }
     )
     for name, value in overrides.items():
@@ -142,6 +146,70 @@ def test_it_refuses_an_audit_key_equal_to_the_secret_key():
 
     assert result.returncode != 0
     assert "OPD_AUDIT_KEY must differ from DJANGO_SECRET_KEY" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"OPD_ENCRYPTION_KEYS": None, "OPD_BLIND_INDEX_KEY": None},
+            "OPD_ENCRYPTION_KEYS and OPD_BLIND_INDEX_KEY are required in production",
+        ),
+        ({"OPD_ENCRYPTION_KEYS": None}, "OPD_ENCRYPTION_KEYS is not set"),
+        ({"OPD_BLIND_INDEX_KEY": None}, "OPD_BLIND_INDEX_KEY is not set"),
+        ({"OPD_ENCRYPTION_KEYS": "not-a-key"}, "OPD_ENCRYPTION_KEYS must hold 32-byte keys"),
+        ({"OPD_BLIND_INDEX_KEY": "c2hvcnQ="}, "OPD_BLIND_INDEX_KEY must hold 32-byte keys"),
+        ({"OPD_BLIND_INDEX_KEY_PREVIOUS": "x" * 10}, "OPD_BLIND_INDEX_KEY_PREVIOUS must hold 32-byte keys"),
+    ],
+    ids=[
+        "no-keys",
+        "no-encryption-keys",
+        "no-blind-index-key",
+        "bad-key",
+        "short-blind-key",
+        "bad-previous-key",
+    ],
+)
+def test_it_refuses_to_start_without_good_encryption_keys(overrides, message):
+    result = manage("check", env=production_env(**overrides))
+
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "ImproperlyConfigured" in result.stderr
+
+
+def test_it_refuses_the_same_key_for_encryption_and_blind_indexes():
+    key = generate_key()
+    result = manage("check", env=production_env(OPD_ENCRYPTION_KEYS=key, OPD_BLIND_INDEX_KEY=key))
+
+    assert result.returncode != 0
+    assert "OPD_BLIND_INDEX_KEY must differ" in result.stderr
+
+
+def test_the_embedded_default_generates_a_private_development_key_file_once_and_says_so(tmp_path):
+    key_file = tmp_path / "data" / "development-keys.env"
+    env = production_env(
+        DJANGO_SETTINGS_MODULE="opd.settings.base",
+        OPD_ENCRYPTION_KEYS=None,
+        OPD_BLIND_INDEX_KEY=None,
+        OPD_DEVELOPMENT_KEY_FILE=str(key_file),
+        DATABASE_URL=None,
+        REDIS_URL=None,
+    )
+    seal = "from opd.core import crypto; print('TOKEN=' + crypto.encrypt('x', 'c'))"
+
+    first = manage("shell", "-c", seal, env=env)
+    token = first.stdout.split("TOKEN=")[-1].strip()
+    unseal = f"from opd.core import crypto; print('PLAIN=' + crypto.decrypt({token!r}, 'c'))"
+    second = manage("shell", "-c", unseal, env=env)
+
+    assert first.returncode == 0, first.stderr
+    assert token.startswith("e1:"), first.stdout
+    assert f"Generated development encryption keys in {key_file}" in first.stderr
+    assert oct(key_file.stat().st_mode & 0o777) == oct(0o600)
+    assert second.returncode == 0, second.stderr
+    assert "PLAIN=x" in second.stdout  # the same keys, read back from the file
+    assert "Generated" not in second.stderr
 
 
 def test_the_deploy_checks_warn_when_the_second_factor_is_switched_off():

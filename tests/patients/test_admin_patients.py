@@ -10,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from opd.core.crypto import blind_index
 from opd.core.models import AuditEvent
 from patients.models import Patient, PatientStatus
 from tests.factories import PatientFactory
@@ -82,7 +83,7 @@ def test_it_registers_a_patient_with_a_generated_mrn_and_an_audit_event(client, 
     assert mary.mrn.startswith("P")
     assert mary.mrn != "FORGED"
     assert (mary.organization_id, mary.registered_at_clinic_id) == (org.pk, clinic.pk)
-    assert mary.phone_digits == "442079460999"
+    assert mary.phone_index == blind_index("phone", "+44 20 7946 0999")
     event = AuditEvent.objects.get(action="patient.registered", object_id=str(mary.pk))
     assert event.actor_id == staff_user.pk
 

@@ -5,6 +5,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from opd.core.crypto import blind_index
 from opd.core.errors import ValidationFailed
 from opd.core.models import AuditEvent
 from patients.models import Patient, PatientStatus
@@ -34,7 +35,7 @@ def test_it_refuses_a_birth_date_in_the_future_or_too_long_ago(org):
     assert not Patient.objects.exists()
 
 
-def test_it_keeps_phone_digits_for_search_and_audits_changes(staff_user, org):
+def test_it_keeps_a_phone_blind_index_for_search_and_audits_changes(staff_user, org):
     patient = patient_create(
         actor=staff_user,
         organization=org,
@@ -43,10 +44,10 @@ def test_it_keeps_phone_digits_for_search_and_audits_changes(staff_user, org):
         date_of_birth=dt.date(1960, 1, 1),
         phone="+44 (20) 7946-0018",
     )
-    assert patient.phone_digits == "442079460018"
+    assert patient.phone_index == blind_index("phone", "9460018")
     patient_update(actor=staff_user, patient=patient, phone="020 7946 0999")
     patient.refresh_from_db()
-    assert patient.phone_digits == "02079460999"
+    assert patient.phone_index == blind_index("phone", "9460999") != ""
     event = AuditEvent.objects.filter(object_id=str(patient.pk), action="patient.updated").get()
     assert (event.data["fields"], event.patient_id) == (["phone"], patient.pk)
     # The number itself stays out of the (unencrypted) trail: its length and a keyed fingerprint only.

@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from consultations.services import addendum_create, consultation_complete, prescription_create, result_create
 from notifications.models import ContactPreference
+from opd.core.crypto import blind_index
 from opd.core.models import AuditEvent
 from patients.models import Patient
 
@@ -170,9 +171,9 @@ def test_it_saves_my_contact_details_through_the_service(as_patient, patient):
 
     assert response.status_code == 302
     patient.refresh_from_db()
-    assert (patient.phone, patient.phone_digits, patient.emergency_contact_name) == (
+    assert (patient.phone, patient.phone_index, patient.emergency_contact_name) == (
         "+44 7700 900123",
-        "447700900123",
+        blind_index("phone", "447700900123"),
         "Mary Somerville",
     )
     assert AuditEvent.objects.filter(action="patient.updated", object_id=str(patient.pk)).exists()

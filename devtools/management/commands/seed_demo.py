@@ -24,6 +24,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from devtools.authenticator import code_for, key_of
 from devtools.management.commands.seed_scale import SCALE_OPTIONS, add_scale_arguments, run_scale
+from opd.core.crypto import blind_index_candidates
 from opd.core.errors import Conflict
 from opd.core.models import Clinic, Department, Membership, Organization, Role, User
 from opd.core.services import (
@@ -511,7 +512,13 @@ def seed_patients(demo: Demo) -> None:
 
 def ensure_patient(demo: Demo, spec: dict, *, user: User | None) -> Patient:
     fields = {name: value for name, value in spec.items() if name != "clinic"}
-    existing = Patient.objects.filter(organization=demo.organization, email=fields["email"]).first()
+    # The e-mail is encrypted (no equality lookup): a demo patient is found by name and phone blind index.
+    existing = Patient.objects.filter(
+        organization=demo.organization,
+        first_name=fields["first_name"],
+        last_name=fields["last_name"],
+        phone_index__in=blind_index_candidates("phone", fields["phone"]),
+    ).first()
     if existing is not None:
         return existing
     return patient_create(
