@@ -7,8 +7,11 @@ as the live notes are. Superusers open them, and each opening is logged (`record
 
 from __future__ import annotations
 
+import json
+
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
+from django.utils.html import format_html
 
 from consultations.access import VIEWED
 from opd.core.admin_mixins import VIEW, OpdModelAdmin
@@ -16,7 +19,7 @@ from opd.core.audit import record_access
 from opd.core.models import Role
 
 from .models import ArchivedRecord
-from .selectors import archived_root_of, is_clinical
+from .selectors import archived_root_of, is_clinical, unsealed_data
 
 
 @admin.register(ArchivedRecord)
@@ -30,6 +33,13 @@ class ArchivedRecordAdmin(OpdModelAdmin):
     ordering = ("-archived_at", "root_model", "root_pk", "position")
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
+    # The archived row as it was (encrypted fields decrypted for whoever may open it), not the sealed copy.
+    fields = ("model", "object_pk", "root_model", "root_pk", "position", "archived_at", "content")
+    readonly_fields = ("content",)
+
+    @admin.display(description="archived row")
+    def content(self, obj: ArchivedRecord) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(unsealed_data(obj.data), indent=2, ensure_ascii=False))
 
     def scope_queryset(self, qs, user):
         return qs.filter(organization_id=user.organization_id)

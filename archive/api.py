@@ -25,13 +25,19 @@ from opd.core.tenancy import check_clinical_standing, signed_in_user
 from patients.selectors import patients_for
 
 from .models import ArchivedRecord
-from .selectors import archived_clinical_rows, may_read_archived_clinical_content
+from .selectors import archived_clinical_rows, may_read_archived_clinical_content, unsealed_data
 
 
 class ArchivedRowSerializer(serializers.ModelSerializer):
     class Meta:
         model = ArchivedRecord
         fields = ("id", "model", "object_pk", "root_model", "root_pk", "archived_at", "data")
+
+    def to_representation(self, instance: ArchivedRecord) -> dict:
+        # The archive keeps encrypted fields sealed; the clinician reads them as they were.
+        answer = super().to_representation(instance)
+        answer["data"] = unsealed_data(instance.data)
+        return answer
 
 
 class ArchivedClinicalAccess(BasePermission):

@@ -4,8 +4,13 @@ relationship or a stated reason; superusers), never organization admins, and eve
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.apps import apps
 from django.db.models import QuerySet
 
+from opd.core import crypto
+from opd.core.fields import encrypted_fields
 from opd.core.models import Role, User
 from opd.core.tenancy import clinic_ids_for, has_clinical_standing
 
@@ -63,3 +68,14 @@ def archived_clinical_rows(user: User, patient_id: int) -> QuerySet[ArchivedReco
     return ArchivedRecord.objects.filter(
         root_model=APPOINTMENT, root_pk__in=roots, model__in=CLINICAL_MODELS
     ).order_by("-archived_at", "root_pk", "position")
+
+
+def unsealed_data(record_data: dict[str, Any]) -> dict[str, Any]:
+    """The archived row with its encrypted fields decrypted: for the deserializer (which saves them sealed
+    again) and for a clinician reading the archive. The stored copy stays sealed."""
+    model = apps.get_model(record_data["model"])
+    fields = dict(record_data["fields"])
+    for f in encrypted_fields(model):
+        if fields.get(f.name):
+            fields[f.name] = crypto.decrypt(fields[f.name], f.encryption_context())  # type: ignore[attr-defined]
+    return {**record_data, "fields": fields}

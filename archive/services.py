@@ -54,6 +54,7 @@ from opd.core.storage import EncryptedFileSystemStorage
 
 from . import conf
 from .models import ArchivedRecord
+from .selectors import unsealed_data
 
 logger = logging.getLogger(__name__)
 
@@ -151,16 +152,6 @@ def _serialize(model: type[models.Model], pks: list[Any]) -> dict[object, dict[s
             if item["fields"].get(f.name):
                 item["fields"][f.name] = crypto.encrypt(item["fields"][f.name], f.encryption_context())  # type: ignore[attr-defined]
     return items
-
-
-def _unsealed(record_data: dict[str, Any]) -> dict[str, Any]:
-    """The archived row with its encrypted fields decrypted, for the deserializer (which saves sealed)."""
-    model = apps.get_model(record_data["model"])
-    fields = dict(record_data["fields"])
-    for f in encrypted_fields(model):
-        if fields.get(f.name):
-            fields[f.name] = crypto.decrypt(fields[f.name], f.encryption_context())  # type: ignore[attr-defined]
-    return {**record_data, "fields": fields}
 
 
 def _archive_batch(root: ArchiveRoot, cutoff: dt.datetime, batch_size: int, report: ArchiveReport) -> int:
@@ -282,7 +273,7 @@ def archival_restore(
                 ArchivedRecord.objects.select_for_update().filter(in_groups).order_by("position", "id")
             )
             for record in records:
-                for item in serializers.deserialize("python", [_unsealed(record.data)]):
+                for item in serializers.deserialize("python", [unsealed_data(record.data)]):
                     item.save(force_insert=True)
                 report.rows[record.model] += 1
             ArchivedRecord.objects.filter(pk__in=[r.pk for r in records]).delete()
