@@ -107,7 +107,8 @@ def test_an_admin_sets_the_policy_in_the_admin_and_it_is_audited(client, admin_u
     client.force_login(admin_user)
     response = client.post(
         reverse("admin:core_organization_change", args=[org.pk]),
-        {"name": org.name, "require_second_factor": "on", "access_log_shows_names": "on"},
+        # The form's other policy kept as it was: only this one changes.
+        {"name": org.name, "access_log_shows_names": "on", "require_second_factor": "on"},
     )
 
     assert response.status_code == 302, response.content
