@@ -350,6 +350,14 @@ class Consultation(models.Model):
             return None
         return {name: getattr(self, f"news2_{name}") for name in news2.PARAMETERS}
 
+    @property
+    def news2_response(self) -> news2.ClinicalResponse | None:
+        """What the score asks of the clinic (RCP 2017's clinical response), once there is a score."""
+        sub_scores = self.news2_sub_scores
+        if self.news2_total is None or sub_scores is None:
+            return None
+        return news2.clinical_response(self.news2_total, sub_scores.values())
+
 
 class Addendum(models.Model):
     """A correction or later note on a completed consultation. Appended, never edited."""

@@ -170,6 +170,75 @@ def risk_band(total: int, sub_scores) -> str:
     return LOW
 
 
+# The clinical response the RCP's NEWS2 chart ties to each trigger (RCP 2017, chart 4), in its own words
+# where they fit an outpatient clinic: who is told, who assesses, how soon, and the least frequency of
+# observation the chart gives for the score.
+ROUTINE = "routine"
+WARD = "ward"
+URGENT_WARD = "urgent_ward"
+URGENT = "urgent"
+EMERGENCY = "emergency"
+
+
+@dataclass(frozen=True)
+class ClinicalResponse:
+    level: str
+    title: str
+    action: str
+    monitoring: str
+
+
+RESPONSES = {
+    ROUTINE: ClinicalResponse(
+        ROUTINE,
+        "No escalation",
+        "Continue routine care.",
+        "Observations at least every 12 hours.",
+    ),
+    WARD: ClinicalResponse(
+        WARD,
+        "Ward-based response",
+        "A registered nurse assesses the patient and decides whether to observe more often or escalate care.",
+        "Observations at least every 4 to 6 hours.",
+    ),
+    URGENT_WARD: ClinicalResponse(
+        URGENT_WARD,
+        "Urgent ward-based response",
+        "A single parameter scores 3: a registered nurse informs the doctor caring for the patient, who "
+        "reviews the patient and decides whether care must be escalated.",
+        "Observations at least every hour.",
+    ),
+    URGENT: ClinicalResponse(
+        URGENT,
+        "Urgent response",
+        "Inform the doctor caring for the patient now; urgent assessment by a clinician competent in "
+        "the care of acutely ill patients; care where the patient can be monitored.",
+        "Observations at least every hour.",
+    ),
+    EMERGENCY: ClinicalResponse(
+        EMERGENCY,
+        "Emergency response",
+        "Inform the doctor caring for the patient now; emergency assessment by a team with critical-care "
+        "skills, including airway management; consider transfer to a higher level of care (from an "
+        "outpatient clinic, call the emergency team).",
+        "Continuous monitoring of vital signs.",
+    ),
+}
+
+
+def clinical_response(total: int, sub_scores) -> ClinicalResponse:
+    """The response the chart asks for: 0 routine; 1-4 ward-based; a single parameter scoring 3, urgent
+    ward-based (unless the total asks for more); 5-6 urgent; 7 or more emergency."""
+    band = risk_band(total, sub_scores)
+    if band == HIGH:
+        return RESPONSES[EMERGENCY]
+    if band == MEDIUM:
+        return RESPONSES[URGENT]
+    if band == LOW_MEDIUM:
+        return RESPONSES[URGENT_WARD]
+    return RESPONSES[WARD] if total > 0 else RESPONSES[ROUTINE]
+
+
 def missing_parameters(obs: Observations) -> list[str]:
     given = {
         "respiratory_rate": obs.respiratory_rate,

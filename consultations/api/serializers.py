@@ -8,6 +8,7 @@ Serializers only check the shape of the input; the services hold the rules.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from django.urls import reverse
@@ -91,6 +92,17 @@ class News2SubScoresSerializer(serializers.Serializer):
     temperature = serializers.IntegerField()
 
 
+class News2ResponseSerializer(serializers.Serializer):
+    level = serializers.ChoiceField(
+        choices=[news2.ROUTINE, news2.WARD, news2.URGENT_WARD, news2.URGENT, news2.EMERGENCY],
+        help_text="routine (0), ward (1-4), urgent_ward (a single parameter scoring 3), urgent (5-6), "
+        "emergency (7+).",
+    )
+    title = serializers.CharField()
+    action = serializers.CharField()
+    monitoring = serializers.CharField()
+
+
 class News2Serializer(serializers.Serializer):
     total = serializers.IntegerField()
     band = serializers.ChoiceField(
@@ -100,6 +112,7 @@ class News2Serializer(serializers.Serializer):
     band_label = serializers.CharField()
     spo2_scale = serializers.IntegerField(help_text="1, or 2 for hypercapnic respiratory failure.")
     sub_scores = News2SubScoresSerializer()
+    response = News2ResponseSerializer(help_text="The clinical response the RCP 2017 chart asks for.")
 
 
 class AddendumSerializer(serializers.ModelSerializer):
@@ -155,6 +168,7 @@ class ConsultationSerializer(serializers.ModelSerializer):
             "band_label": obj.get_news2_band_display(),
             "spo2_scale": obj.news2_spo2_scale,
             "sub_scores": obj.news2_sub_scores,
+            "response": asdict(obj.news2_response) if obj.news2_response else None,
         }
 
     def get_news2_missing(self, obj: Consultation) -> list[str]:

@@ -257,6 +257,13 @@ def test_it_scores_news2_when_all_seven_parameters_are_recorded(api_as, doctor, 
             "consciousness": 0,
             "temperature": 1,
         },
+        "response": {
+            "level": "ward",
+            "title": "Ward-based response",
+            "action": "A registered nurse assesses the patient and decides whether to observe more often or "
+            "escalate care.",
+            "monitoring": "Observations at least every 4 to 6 hours.",
+        },
     }
     assert body["news2_missing"] == []
     assert body["vitals"]["recorded_at"]

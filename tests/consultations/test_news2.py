@@ -214,3 +214,37 @@ def test_it_keeps_each_sub_score():
         "consciousness": 0,
         "temperature": 1,
     }
+
+
+@pytest.mark.parametrize(
+    ("changes", "level"),
+    [
+        # 0: routine care.
+        ({}, news2.ROUTINE),
+        # 1-4 with no single 3: a ward-based response, at both ends.
+        ({"temperature": Decimal("38.5")}, news2.WARD),
+        ({"respiratory_rate": 10, "spo2": 95, "systolic_bp": 105, "pulse": 95}, news2.WARD),
+        # A single parameter scoring 3 (total 3 or 4): urgent ward-based.
+        ({"respiratory_rate": 8}, news2.URGENT_WARD),
+        ({"temperature": Decimal("35.0"), "pulse": 95}, news2.URGENT_WARD),
+        # 5 and 6: urgent, with or without a single 3 (the total asks for more).
+        ({"on_supplemental_oxygen": True, "systolic_bp": 90}, news2.URGENT),
+        ({"respiratory_rate": 22, "spo2": 93, "systolic_bp": 100}, news2.URGENT),
+        # 7 and more: emergency.
+        ({"respiratory_rate": 22, "spo2": 93, "systolic_bp": 100, "pulse": 95}, news2.EMERGENCY),
+        ({"respiratory_rate": 30, "consciousness": "U", "systolic_bp": 85}, news2.EMERGENCY),
+    ],
+)
+def test_it_gives_the_charts_clinical_response_at_each_trigger(changes, level):
+    result = scored(**changes)
+    response = news2.clinical_response(result.total, result.sub_scores.values())
+    assert response.level == level
+    assert response == news2.RESPONSES[level]
+
+
+def test_each_response_says_who_acts_and_how_often_to_observe():
+    emergency = news2.RESPONSES[news2.EMERGENCY]
+    assert emergency.title == "Emergency response"
+    assert "critical-care" in emergency.action
+    assert emergency.monitoring == "Continuous monitoring of vital signs."
+    assert news2.RESPONSES[news2.URGENT_WARD].monitoring == "Observations at least every hour."

@@ -81,6 +81,9 @@ def test_opening_then_recording_vitals_shows_the_news2(as_doctor, checked_in):
     html = response.content.decode()
     assert 'class="news2-total">6</strong>' in html
     assert '<span class="badge badge-medium">Medium</span>' in html
+    # The chart's clinical response for 5-6, as an alert: who to tell and how soon.
+    assert '<div class="news2-response news2-response-urgent" role="alert">' in html
+    assert "<strong>Urgent response</strong>: Inform the doctor caring for the patient now" in html
     consultation = Consultation.objects.get(appointment=checked_in)
     assert (consultation.news2_total, consultation.news2_band) == (6, "medium")
     checked_in.refresh_from_db()
