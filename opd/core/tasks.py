@@ -7,13 +7,18 @@ import datetime as dt
 from celery import shared_task
 from django.conf import settings
 
-from .services import idempotency_records_purge
+from .services import access_grants_purge, idempotency_records_purge
 from .services.audit_chain import audit_seal_all, audit_verify_and_report
 
 
 @shared_task(name="core.purge_idempotency_records")
 def purge_idempotency_records() -> int:
     return idempotency_records_purge(older_than=dt.timedelta(hours=settings.OPD_IDEMPOTENCY_KEY_HOURS))
+
+
+@shared_task(name="core.purge_access_grants")
+def purge_access_grants() -> int:
+    return access_grants_purge()
 
 
 @shared_task(name="core.audit_seal")

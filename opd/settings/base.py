@@ -192,6 +192,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 3600.0,
         "options": {"expires": 1800},
     },
+    # Expired break-the-glass grants (the access log keeps their reasons).
+    "core.purge_access_grants": {
+        "task": "core.purge_access_grants",
+        "schedule": 3600.0,
+        "options": {"expires": 1800},
+    },
     "notifications.dispatch_due": {
         "task": "notifications.dispatch_due",
         "schedule": 60.0,

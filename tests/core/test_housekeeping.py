@@ -18,3 +18,33 @@ def test_it_forgets_idempotency_answers_after_a_day_and_keeps_recent_ones(staff_
 
     assert removed == 1
     assert list(IdempotencyRecord.objects.values_list("pk", flat=True)) == [recent.pk]
+
+
+def test_it_purges_expired_break_the_glass_grants_and_keeps_live_ones_and_their_log(
+    settings, doctor, patient
+):
+    from opd.core.models import AccessGrant, AuditEvent
+    from opd.core.tasks import purge_access_grants
+
+    now = timezone.now()
+    expired = AccessGrant.objects.create(
+        organization=patient.organization,
+        user=doctor.user,
+        patient_id=patient.pk,
+        reason="old",
+        expires_at=now,
+    )
+    live = AccessGrant.objects.create(
+        organization=patient.organization,
+        user=doctor.user,
+        patient_id=patient.pk,
+        reason="now",
+        expires_at=now + dt.timedelta(minutes=10),
+    )
+    logged = AuditEvent.objects.count()
+
+    assert purge_access_grants.apply().get() == 1
+    assert list(AccessGrant.objects.values_list("pk", flat=True)) == [live.pk]
+    assert not AccessGrant.objects.filter(pk=expired.pk).exists()
+    assert AuditEvent.objects.count() == logged  # the access log is not touched
+    assert settings.CELERY_BEAT_SCHEDULE["core.purge_access_grants"]["task"] == "core.purge_access_grants"

@@ -10,7 +10,7 @@ from django.db import models
 from django.utils import timezone
 
 from ..errors import ValidationFailed
-from ..models import IdempotencyRecord
+from ..models import AccessGrant, IdempotencyRecord
 
 
 def validate_model(instance: models.Model, *, exclude: Iterable[str] | None = None) -> None:
@@ -37,6 +37,21 @@ def idempotency_records_purge(*, older_than: dt.timedelta, batch_size: int = 100
         if not ids:
             return removed
         removed += IdempotencyRecord.objects.filter(pk__in=ids).delete()[0]
+
+
+def access_grants_purge(*, batch_size: int = 1000) -> int:
+    """Delete break-the-glass grants that have expired, in small batches. The reason and every read under
+    a grant stay in the access log; the grant row only spared a clinician a second question."""
+    removed = 0
+    while True:
+        ids = list(
+            AccessGrant.objects.filter(expires_at__lte=timezone.now()).values_list("pk", flat=True)[
+                :batch_size
+            ]
+        )
+        if not ids:
+            return removed
+        removed += AccessGrant.objects.filter(pk__in=ids).delete()[0]
 
 
 # The use cases, importable from one place: `from opd.core.services import clinic_update`. Imported last,
@@ -83,6 +98,7 @@ from .users import (  # noqa: E402
 
 __all__ = [
     "TokenRefused",
+    "access_grants_purge",
     "clinic_create",
     "clinic_update",
     "department_create",
