@@ -377,6 +377,9 @@ class ActionAreaFilter(admin.SimpleListFilter):
             ("user.", "Users"),
             ("membership.", "Memberships"),
             ("clinic.", "Clinics"),
+            ("record.", "Record access"),
+            ("queue.", "Queue views"),
+            ("auth.", "Second factor"),
         ]
 
     def queryset(self, request, queryset):

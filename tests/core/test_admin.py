@@ -379,3 +379,21 @@ def test_it_renders_every_page_a_persona_may_open(
                 opened += 1
                 assert client.get(change_url(obj)).status_code == 200, model
     assert opened >= 8
+
+
+def test_the_audit_list_filters_record_accesses(client, admin_user, org, patient):
+    from opd.core.audit import audit, record_access
+    from opd.core.models import AuditEvent
+
+    record_access(
+        actor=admin_user, action="record.viewed", obj=patient, organization_id=org.pk, patient_id=patient.pk
+    )
+    audit(actor=admin_user, action="patient.updated", obj=patient, organization_id=org.pk)
+    client.force_login(admin_user)
+
+    page = client.get(reverse("admin:core_auditevent_changelist"), {"area": "record."})
+
+    assert page.status_code == 200
+    shown = list(page.context["cl"].result_list)
+    assert [event.action for event in shown] == ["record.viewed"]
+    assert AuditEvent.objects.filter(action="patient.updated").exists()
