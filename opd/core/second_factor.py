@@ -18,7 +18,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django_otp import DEVICE_ID_SESSION_KEY, user_has_device
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from .models import Role, User
 
@@ -44,7 +45,9 @@ def required_by_policy(user: User) -> bool:
 
 
 def is_enrolled(user: User) -> bool:
-    return bool(user.is_authenticated and user_has_device(user, confirmed=True))
+    # One query on the authenticator alone: recovery codes exist only beside one (and go with it), and a
+    # signed-in patient's every page asks this until they enrol.
+    return bool(user.is_authenticated and TOTPDevice.objects.filter(user=user, confirmed=True).exists())
 
 
 def needs_second_factor(user: User) -> bool:
