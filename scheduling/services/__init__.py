@@ -29,7 +29,9 @@ from .queue import (
     appointment_skip,
     appointment_start,
     appointment_transition,
+    appointment_undo_no_show,
     queue_call_next,
+    undo_deadline,
 )
 from .slots import slots_generate, slots_replan_for_time_zone
 
@@ -50,6 +52,7 @@ __all__ = [
     "appointment_skip",
     "appointment_start",
     "appointment_transition",
+    "appointment_undo_no_show",
     "appointments_sweep_no_shows",
     "availability_exception_create",
     "availability_exception_delete",
@@ -62,4 +65,5 @@ __all__ = [
     "queue_call_next",
     "slots_generate",
     "slots_replan_for_time_zone",
+    "undo_deadline",
 ]
