@@ -379,15 +379,15 @@ def appointment_undo_no_show(
             if clinics is not None and appt.clinic_id not in clinics:
                 raise PermissionDenied("This appointment is at another clinic.")
         check_doctor_owns(actor, appt)
-        deadline = undo_deadline(appt)
-        if deadline is None:
+        deadline, marked_at = undo_deadline(appt), appt.no_show_at
+        if deadline is None or marked_at is None:
             raise _undo_not_possible(
                 f"An appointment that is {appt.get_status_display().lower()} has no no-show to undo."
             )
         if now > deadline:
             raise Conflict(
                 f"A no-show can be undone for {settings.OPD_UNDO_MINUTES} minutes only; this one was "
-                f"marked at {appt.no_show_at.astimezone(appt.clinic.tz):%H:%M} ({appt.clinic.time_zone}).",
+                f"marked at {marked_at.astimezone(appt.clinic.tz):%H:%M} ({appt.clinic.time_zone}).",
                 code="undo_expired",
             )
         back_to = AppointmentStatus.CHECKED_IN if appt.checked_in_at else AppointmentStatus.BOOKED
@@ -409,7 +409,7 @@ def appointment_undo_no_show(
             raise _undo_not_possible(
                 "The patient has been booked or checked in again since: undoing would put them in twice."
             )
-        marked_at, called_at = appt.no_show_at, appt.called_at
+        called_at = appt.called_at
         appt.status = back_to
         appt.no_show_at = None
         appt.called_at = None

@@ -93,9 +93,8 @@
     document.querySelectorAll("[data-undo-until]").forEach(function (item) {
       var until = Date.parse(item.getAttribute("data-undo-until"));
       if (!isNaN(until) && until < now) {
-        var list = item.parentNode;
+        var bar = item.closest(".undo-bar");
         item.remove();
-        var bar = list && list.closest(".undo-bar");
         if (bar && !bar.querySelector("[data-undo-until]")) bar.remove();
       }
     });
