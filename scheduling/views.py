@@ -50,7 +50,9 @@ from .services import (
     appointment_skip,
     appointment_start,
     appointment_undo_no_show,
+    appointment_undo_skip,
     queue_call_next,
+    skip_undo_deadline,
     undo_deadline,
 )
 
@@ -64,6 +66,7 @@ ACTIONS = {
     "skip": (appointment_skip, "clinic", "Token {token} moved behind the next patient."),
     "recall": (appointment_recall, "clinic", "Token {token} called again."),
     "undo-no-show": (appointment_undo_no_show, "clinic", "Token {token}: no-show undone, back in the queue."),
+    "undo-skip": (appointment_undo_skip, "clinic", "Token {token}: skip undone, back in their place."),
 }
 
 # Actions that are hard to take back ask first: without JavaScript the POST answers a confirmation page
@@ -77,7 +80,8 @@ CONFIRM = {
     "skip": (
         "Skip",
         "Skip {token} ({name})?",
-        "They go back behind the next patient waiting and are no longer called.",
+        "They go back behind the next patient waiting and are no longer called. "
+        "You can undo it for {minutes} minutes.",
     ),
 }
 
@@ -128,12 +132,23 @@ def _doctor_context(request: HttpRequest, doctor: Doctor) -> dict:
         .exclude(pk=doctor.pk)
         .exists()
     )
-    # No-shows still within the undo window (services.queue.appointment_undo_no_show has the rule; a
-    # refusal there is shown as a message). Whoever sees this page may mark, so may undo.
+    # No-shows and skips still within the undo window (services.queue.appointment_undo_no_show and
+    # appointment_undo_skip have the rules; a refusal there is shown as a message). Whoever sees this
+    # page may mark and skip, so may undo.
     undoable = [
-        (appt, deadline)
+        {
+            "appt": appt,
+            "until": until,
+            "what": "marked as no-show",
+            "at": appt.no_show_at,
+            "action": "undo-no-show",
+        }
         for appt in line.done
-        if (deadline := undo_deadline(appt)) is not None and now <= deadline
+        if (until := undo_deadline(appt)) is not None and now <= until
+    ] + [
+        {"appt": appt, "until": until, "what": "skipped", "at": appt.skipped_at, "action": "undo-skip"}
+        for appt in line.waiting
+        if (until := skip_undo_deadline(appt)) is not None and now <= until
     ]
     return {
         "doctor": doctor,
@@ -264,7 +279,7 @@ def appointment_action(request: HttpRequest, pk: int, action: str) -> HttpRespon
     else:
         label = changed.token_label or f"#{changed.pk}"
         message = done.format(token=label)
-        if action == "no-show":
+        if action in ("no-show", "skip"):
             message += f" Undo it from the top of the queue within {settings.OPD_UNDO_MINUTES} minutes."
         messages.success(request, message)
     return _back(request, fallback)

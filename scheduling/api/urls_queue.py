@@ -12,6 +12,7 @@ urlpatterns = [
     path(
         "appointments/<int:pk>/undo-no-show/", queue.UndoNoShowView.as_view(), name="appointment-undo-no-show"
     ),
+    path("appointments/<int:pk>/undo-skip/", queue.UndoSkipView.as_view(), name="appointment-undo-skip"),
     path("appointments/<int:pk>/skip/", queue.SkipView.as_view(), name="appointment-skip"),
     path("appointments/<int:pk>/recall/", queue.RecallView.as_view(), name="appointment-recall"),
     path("doctors/<int:pk>/queue/", queue.DoctorQueueView.as_view(), name="doctor-queue"),

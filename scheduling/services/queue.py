@@ -440,6 +440,7 @@ def appointment_skip(*, actor: User | None, appointment: Appointment) -> Appoint
         check_doctor_owns(actor, appt)
         if appt.status != AppointmentStatus.CHECKED_IN:
             raise _refuse_state(appt, "skipped")
+        before = appt.queue_key
         line = waiting_line(appt.doctor, now=timezone.now()).exclude(pk=appt.pk)
         behind = line.filter(queue_key__gt=appt.queue_key).values_list("queue_key", flat=True).first()
         if behind is not None:
@@ -448,8 +449,66 @@ def appointment_skip(*, actor: User | None, appointment: Appointment) -> Appoint
             if longest is not None and len(appt.queue_key) > longest:
                 raise Conflict("This patient was skipped too many times today.", code="too_many_skips")
         appt.called_at = None
-        appt.save(update_fields=["queue_key", "called_at", "updated_at"])
+        appt.skipped_at = timezone.now()
+        appt.key_before_skip = before
+        appt.save(update_fields=["queue_key", "called_at", "skipped_at", "key_before_skip", "updated_at"])
         _changed(appt, "skipped", actor, token=appt.token_number)
+    return appt
+
+
+def skip_undo_deadline(appt: Appointment) -> dt.datetime | None:
+    """Until when the appointment's last skip may be undone (None: no skip to undo)."""
+    if appt.status != AppointmentStatus.CHECKED_IN or appt.skipped_at is None or not appt.key_before_skip:
+        return None
+    return appt.skipped_at + dt.timedelta(minutes=settings.OPD_UNDO_MINUTES)
+
+
+@retry_on_deadlock
+def appointment_undo_skip(
+    *, actor: User | None, appointment: Appointment, now: dt.datetime | None = None
+) -> Appointment:
+    """Take back the last skip: the patient gets back the place in the line they had before it.
+
+    The rule, under the appointment's row lock: the same people as for a skip (the appointment's doctor,
+    admins and staff of its clinic), at most OPD_UNDO_MINUTES after the skip (409 `undo_expired`
+    later), and only while nothing has happened to them since (409 `undo_not_possible`): still waiting
+    and not called again, not re-keyed by a priority change (which clears the skip), the token's day not
+    over. A second skip replaces the first: only the last one is undone. The patient is not "called"
+    again even if they were when skipped (the doctor may have called someone since): they are first
+    in the line again and the doctor calls them. Audited as `appointment.skip_undone` with the keys
+    before and after; publishes QUEUE_CHANGED."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        appt = _lock(appointment)
+        if actor is not None and not actor.is_superuser:
+            if actor.role not in (Role.DOCTOR, Role.STAFF, Role.ADMIN):
+                raise PermissionDenied("Only the clinic's doctors and staff may undo a skip.")
+            clinics = clinic_ids_for(actor)
+            if clinics is not None and appt.clinic_id not in clinics:
+                raise PermissionDenied("This appointment is at another clinic.")
+        check_doctor_owns(actor, appt)
+        deadline, skipped_at = skip_undo_deadline(appt), appt.skipped_at
+        if deadline is None or skipped_at is None or appt.called_at is not None:
+            raise _undo_not_possible("This patient has no skip to undo, or has been called since.")
+        if now > deadline:
+            raise Conflict(
+                f"A skip can be undone for {settings.OPD_UNDO_MINUTES} minutes only; this one was at "
+                f"{skipped_at.astimezone(appt.clinic.tz):%H:%M} ({appt.clinic.time_zone}).",
+                code="undo_expired",
+            )
+        if appt.token_date != timezone.localtime(now, appt.clinic.tz).date():
+            raise _undo_not_possible("The clinic's day of this token is over.")
+        skipped_key = appt.queue_key
+        appt.queue_key, appt.skipped_at, appt.key_before_skip = appt.key_before_skip, None, ""
+        appt.save(update_fields=["queue_key", "skipped_at", "key_before_skip", "updated_at"])
+        _changed(
+            appt,
+            "skip_undone",
+            actor,
+            token=appt.token_number,
+            before={"queue_key": skipped_key, "skipped_at": skipped_at.isoformat()},
+            after={"queue_key": appt.queue_key, "skipped_at": None},
+        )
     return appt
 
 
@@ -487,7 +546,9 @@ def appointment_set_priority(
         fields = ["is_priority", "priority_reason", "updated_at"]
         if appt.status == AppointmentStatus.CHECKED_IN:
             appt.queue_key = queue_key(appt)
-            fields.append("queue_key")
+            # The new key forgets any skip, so an undo of it would put back a place that no longer holds.
+            appt.skipped_at, appt.key_before_skip = None, ""
+            fields += ["queue_key", "skipped_at", "key_before_skip"]
         appt.save(update_fields=fields)
         _changed(appt, "priority", actor, is_priority=is_priority, reason=reason)
     return appt

@@ -294,3 +294,26 @@ def test_who_may_not_undo_a_no_show(
     assert_error(act(api_as(patient.user), appt, "undo-no-show"), 403)
     assert_error(act(api_as(colleague.user), appt, "undo-no-show"), 403)
     assert Appointment.objects.get(pk=appt.pk).status == AppointmentStatus.NO_SHOW
+
+
+def test_it_undoes_a_skip_through_the_api(
+    api_as, staff_user, other_clinic_staff, foreign_staff, patient, doctor, department
+):
+    import time_machine
+
+    first = waiting(staff_user, doctor, department, minutes=10)
+    second = waiting(staff_user, doctor, department, minutes=20)
+    client = api_as(staff_user)
+    act(client, first, "skip")
+
+    for user in (other_clinic_staff, foreign_staff):
+        assert_error(act(api_as(user), first, "undo-skip"), 404)
+    assert_error(act(api_as(patient.user), first, "undo-skip"), 403)
+    with time_machine.travel(timezone.now() + dt.timedelta(minutes=5, seconds=5)):
+        assert_error(act(client, first, "undo-skip"), 409, "undo_expired")
+    response = act(client, first, "undo-skip")
+
+    assert response.status_code == 200, response.content
+    queue = client.get(f"/api/v1/doctors/{doctor.pk}/queue/").json()
+    assert [entry["appointment_id"] for entry in queue["waiting"]] == [first.pk, second.pk]
+    assert_error(act(client, first, "undo-skip"), 409, "undo_not_possible")

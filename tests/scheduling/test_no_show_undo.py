@@ -17,8 +17,13 @@ from scheduling.models import Appointment, AppointmentStatus
 from scheduling.selectors import waiting_line
 from scheduling.services import (
     appointment_book,
+    appointment_complete,
     appointment_mark_no_show,
+    appointment_set_priority,
+    appointment_skip,
+    appointment_start,
     appointment_undo_no_show,
+    appointment_undo_skip,
     appointments_sweep_no_shows,
     queue_call_next,
 )
@@ -245,3 +250,70 @@ def test_it_undoes_once_when_two_people_click_at_once(staff_user, doctor, depart
 
     assert sorted(results) == ["ok", "undo_not_possible"]
     assert AuditEvent.objects.filter(action="appointment.no_show_undone").count() == 1
+
+
+# Undoing a skip
+
+
+def test_it_puts_a_skipped_patient_back_in_their_place(staff_user, doctor, department):
+    first = waiting(staff_user, doctor, department, minutes=10)
+    second = waiting(staff_user, doctor, department, minutes=20)
+    called = queue_call_next(actor=doctor.user, doctor=doctor)
+    appointment_skip(actor=doctor.user, appointment=called)
+    line = waiting_line(doctor, now=timezone.now()).values_list("pk", flat=True)
+    assert list(line) == [second.pk, first.pk]
+
+    back = appointment_undo_skip(actor=staff_user, appointment=first)
+
+    assert back.queue_key == first.queue_key
+    assert back.called_at is None
+    assert list(line.all()) == [first.pk, second.pk]
+    event = AuditEvent.objects.get(action="appointment.skip_undone", object_id=str(first.pk))
+    assert event.data["after"]["queue_key"] == first.queue_key
+    with pytest.raises(Conflict) as again:
+        appointment_undo_skip(actor=staff_user, appointment=first)
+    assert again.value.code == "undo_not_possible"
+
+
+@pytest.mark.parametrize(("minutes", "code"), [(5, None), (5.01, "undo_expired")])
+def test_it_allows_undoing_a_skip_up_to_the_window_edge(staff_user, doctor, department, minutes, code):
+    appt = waiting(staff_user, doctor, department)
+    waiting(staff_user, doctor, department)
+    skipped = appointment_skip(actor=staff_user, appointment=appt)
+    at = skipped.skipped_at + dt.timedelta(minutes=minutes)
+
+    if code is None:
+        assert appointment_undo_skip(actor=staff_user, appointment=appt, now=at).queue_key == appt.queue_key
+    else:
+        with pytest.raises(Conflict) as refused:
+            appointment_undo_skip(actor=staff_user, appointment=appt, now=at)
+        assert refused.value.code == code
+
+
+def test_it_refuses_to_undo_a_skip_once_called_again_or_reprioritised(staff_user, doctor, department):
+    appt = waiting(staff_user, doctor, department, minutes=10)
+    other = waiting(staff_user, doctor, department, minutes=20)
+    appointment_skip(actor=staff_user, appointment=appt)
+    appointment_set_priority(actor=staff_user, appointment=appt, is_priority=True, reason="NEWS2 high")
+    appointment_skip(actor=staff_user, appointment=other)
+    seen = queue_call_next(actor=doctor.user, doctor=doctor)
+    assert seen.pk == appt.pk
+    appointment_complete(
+        actor=doctor.user, appointment=appointment_start(actor=doctor.user, appointment=seen)
+    )
+    assert queue_call_next(actor=doctor.user, doctor=doctor).pk == other.pk
+
+    for appointment in (appt, other):
+        with pytest.raises(Conflict) as refused:
+            appointment_undo_skip(actor=staff_user, appointment=appointment)
+        assert refused.value.code == "undo_not_possible"
+
+
+def test_it_refuses_an_undo_of_a_skip_to_other_clinics_and_patients(
+    staff_user, other_clinic_staff, patient, colleague, doctor, department
+):
+    appt = appointment_skip(actor=staff_user, appointment=waiting(staff_user, doctor, department))
+
+    for user in (other_clinic_staff, patient.user, colleague.user):
+        with pytest.raises(PermissionDenied):
+            appointment_undo_skip(actor=user, appointment=appt)

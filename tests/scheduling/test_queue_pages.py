@@ -288,3 +288,20 @@ def test_a_colleague_may_not_undo(signed_in, staff_user, doctor, colleague, depa
 
     assert response.status_code == 403
     assert Appointment.objects.get(pk=appt.pk).status == AppointmentStatus.NO_SHOW
+
+
+def test_a_confirmed_skip_can_be_undone_from_the_dashboard(signed_in, staff_user, doctor, department):
+    first = waiting(staff_user, doctor, department, minutes=10)
+    waiting(staff_user, doctor, department, minutes=20)
+    client = signed_in(doctor.user)
+    dashboard = reverse("queue:dashboard")
+    skip = reverse("queue:appointment-action", args=[first.pk, "skip"])
+
+    page = text(client.post(skip, {"next": dashboard, "confirmed": "1"}, follow=True))
+
+    assert "Token GEN-1 moved behind the next patient. Undo it from the top of the queue" in page
+    undo = reverse("queue:appointment-action", args=[first.pk, "undo-skip"])
+    assert f'action="{undo}"' in page
+    page = text(client.post(undo, {"next": dashboard}, follow=True))
+    assert "Token GEN-1: skip undone, back in their place." in page
+    assert Appointment.objects.get(pk=first.pk).queue_key == first.queue_key
