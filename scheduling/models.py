@@ -255,6 +255,10 @@ class Appointment(models.Model):
     # The place in the doctor's waiting line, as digits that sort in queue order (services.queue.queue_key):
     # priority band, appointment time, check-in time, id. A skip re-keys the patient just behind the next one.
     queue_key = models.CharField(max_length=200, blank=True, default="")
+    # The last skip, so it can be undone for OPD_UNDO_MINUTES (services.queue.appointment_undo_skip):
+    # when, and the key the patient had before. Cleared by the undo and by anything that re-keys them.
+    skipped_at = models.DateTimeField(null=True, blank=True)
+    key_before_skip = models.CharField(max_length=200, blank=True, default="")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -49,7 +49,11 @@ from .services import (
     appointment_recall,
     appointment_skip,
     appointment_start,
+    appointment_undo_no_show,
+    appointment_undo_skip,
     queue_call_next,
+    skip_undo_deadline,
+    undo_deadline,
 )
 
 # Action name in the URL -> (service, who may, message). Who: "doctor" the appointment's doctor, "clinic"
@@ -61,6 +65,24 @@ ACTIONS = {
     "no-show": (appointment_mark_no_show, "clinic", "Token {token} marked as no-show."),
     "skip": (appointment_skip, "clinic", "Token {token} moved behind the next patient."),
     "recall": (appointment_recall, "clinic", "Token {token} called again."),
+    "undo-no-show": (appointment_undo_no_show, "clinic", "Token {token}: no-show undone, back in the queue."),
+    "undo-skip": (appointment_undo_skip, "clinic", "Token {token}: skip undone, back in their place."),
+}
+
+# Actions that are hard to take back ask first: without JavaScript the POST answers a confirmation page
+# whose form posts again with confirmed=1; queue.js asks in a dialog instead and sends confirmed=1 at once.
+CONFIRM = {
+    "no-show": (
+        "Mark as no-show",
+        "Mark {token} ({name}) as no-show?",
+        "They leave the queue. You can undo it for {minutes} minutes.",
+    ),
+    "skip": (
+        "Skip",
+        "Skip {token} ({name})?",
+        "They go back behind the next patient waiting and are no longer called. "
+        "You can undo it for {minutes} minutes.",
+    ),
 }
 
 
@@ -110,9 +132,29 @@ def _doctor_context(request: HttpRequest, doctor: Doctor) -> dict:
         .exclude(pk=doctor.pk)
         .exists()
     )
+    # No-shows and skips still within the undo window (services.queue.appointment_undo_no_show and
+    # appointment_undo_skip have the rules; a refusal there is shown as a message). Whoever sees this
+    # page may mark and skip, so may undo.
+    undoable = [
+        {
+            "appt": appt,
+            "until": until,
+            "what": "marked as no-show",
+            "at": appt.no_show_at,
+            "action": "undo-no-show",
+        }
+        for appt in line.done
+        if (until := undo_deadline(appt)) is not None and now <= until
+    ] + [
+        {"appt": appt, "until": until, "what": "skipped", "at": appt.skipped_at, "action": "undo-skip"}
+        for appt in line.waiting
+        if (until := skip_undo_deadline(appt)) is not None and now <= until
+    ]
     return {
         "doctor": doctor,
         "line": line,
+        "undoable": undoable,
+        "undo_minutes": settings.OPD_UNDO_MINUTES,
         "version": version,
         "now": now,
         "clinic": clinic,
@@ -228,14 +270,45 @@ def appointment_action(request: HttpRequest, pk: int, action: str) -> HttpRespon
         if appointment.doctor.user_id == user.pk
         else reverse("queue:doctor", args=[appointment.doctor_id])
     )
+    if action in CONFIRM and request.POST.get("confirmed") != "1":
+        return _confirm(request, appointment, action, fallback)
     try:
         changed = service(actor=user, appointment=appointment)
     except DomainError as exc:
         messages.error(request, exc.message)
     else:
         label = changed.token_label or f"#{changed.pk}"
-        messages.success(request, done.format(token=label))
+        message = done.format(token=label)
+        if action in ("no-show", "skip"):
+            message += f" Undo it from the top of the queue within {settings.OPD_UNDO_MINUTES} minutes."
+        messages.success(request, message)
     return _back(request, fallback)
+
+
+def _confirm(request: HttpRequest, appointment: Appointment, action: str, fallback: str) -> HttpResponse:
+    """The no-JavaScript confirmation step: the same form again, with confirmed=1, and a way back."""
+    appointment = Appointment.objects.select_related("patient", "department").get(pk=appointment.pk)
+    button, question, detail = CONFIRM[action]
+    facts = {
+        "token": f"token {appointment.token_label}" if appointment.token_label else "this appointment",
+        "name": appointment.patient.full_name,
+        "minutes": settings.OPD_UNDO_MINUTES,
+    }
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(back, {request.get_host()}, require_https=request.is_secure()):
+        back = fallback
+    return render(
+        request,
+        "scheduling/confirm.html",
+        {
+            "appt": appointment,
+            "action": action,
+            "button": button,
+            "question": question.format(**facts),
+            "detail": detail.format(**facts),
+            "page_url": back,
+        },
+    )
 
 
 @login_required

@@ -476,6 +476,12 @@ OPD_NOTIFICATION_LEASE_SECONDS = env.int("OPD_NOTIFICATION_LEASE_SECONDS", defau
 OPD_NOTIFICATION_REDISPATCH_SECONDS = env.int("OPD_NOTIFICATION_REDISPATCH_SECONDS", default=120)
 OPD_REMINDER_LEAD_MINUTES = env.list("OPD_REMINDER_LEAD_MINUTES", cast=int, default=[1440, 120])
 OPD_NO_SHOW_GRACE_MINUTES = env.int("OPD_NO_SHOW_GRACE_MINUTES", default=30)
+# A no-show marked on the dashboard (or by the sweep) can be undone for this many minutes
+# (scheduling.services.queue.appointment_undo_no_show): long enough to notice a wrong click, short
+# enough that nobody has acted on the no-show yet.
+OPD_UNDO_MINUTES = env.int("OPD_UNDO_MINUTES", default=5)
+if not 1 <= OPD_UNDO_MINUTES <= 60:
+    raise ImproperlyConfigured("OPD_UNDO_MINUTES must be between 1 and 60.")
 OPD_EMAIL_TIMEOUT = env.float("OPD_EMAIL_TIMEOUT", default=30)
 OPD_SMS_BACKEND = env("OPD_SMS_BACKEND", default="notifications.backends.FileSmsBackend")
 OPD_SMS_FILE_DIR = env("OPD_SMS_FILE_DIR", default=str(DATA_DIR / "sms"))

@@ -6,6 +6,7 @@ Who may call:
 * start, complete: the appointment's doctor (superusers too): they are clinical steps;
 * no-show, skip, recall: the appointment's doctor, or admins and staff of its clinic (reception sends a
   patient who is not there behind the next one, or calls them again);
+* undo-no-show, undo-skip: the same people, within OPD_UNDO_MINUTES (services.queue has the rules);
 * GET /doctors/{id}/queue/: the doctor, and admins and staff of a clinic where the doctor works;
 * GET /clinics/{id}/queue/: admins and staff of the clinic (no patient names: the waiting room's view).
 Ids the user cannot see answer 404 (another organization's too); a role that may not act, 403; a state
@@ -49,6 +50,8 @@ from ..services import (
     appointment_recall,
     appointment_skip,
     appointment_transition,
+    appointment_undo_no_show,
+    appointment_undo_skip,
     queue_call_next,
 )
 
@@ -284,6 +287,58 @@ class SkipView(_AppointmentAction):
         "Skip a patient",
         "A checked-in patient (usually the one called) goes back behind the next one waiting and is no "
         "longer called. The doctor or staff.",
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        return super().post(request, pk)
+
+
+UNDO_CONFLICT = {
+    409: "Code `undo_expired`: the no-show is older than OPD_UNDO_MINUTES (default 5). Code "
+    "`undo_not_possible`: it is not a no-show, the token's day is over, the patient was booked or checked "
+    "in again since, or it was a booked appointment that has ended (the no-show sweep's)."
+}
+
+
+class UndoNoShowView(_AppointmentAction):
+    permission_classes = [IsDoctorOrClinicStaff]
+    service = staticmethod(appointment_undo_no_show)
+
+    @extend_schema(
+        summary="Undo a no-show",
+        description="Within OPD_UNDO_MINUTES (default 5) of the no-show, the appointment goes back to the "
+        "state it was marked from: a checked-in patient to their place in the waiting line (no longer "
+        "called), a booked one to booked. The doctor or staff of the clinic; audited.",
+        request=None,
+        responses={
+            200: QueueEntrySerializer,
+            **error_responses(401, 403, 404, 409, descriptions=UNDO_CONFLICT),
+        },
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        return super().post(request, pk)
+
+
+UNDO_SKIP_CONFLICT = {
+    409: "Code `undo_expired`: the skip is older than OPD_UNDO_MINUTES (default 5). Code "
+    "`undo_not_possible`: no skip to undo (none, already undone, re-prioritised since), the patient has "
+    "been called or seen since, or the token's day is over."
+}
+
+
+class UndoSkipView(_AppointmentAction):
+    permission_classes = [IsDoctorOrClinicStaff]
+    service = staticmethod(appointment_undo_skip)
+
+    @extend_schema(
+        summary="Undo a skip",
+        description="Within OPD_UNDO_MINUTES (default 5) of the last skip, the patient gets back the place "
+        "in the line they had before it (not called: the doctor calls them). The doctor or staff of the "
+        "clinic; audited.",
+        request=None,
+        responses={
+            200: QueueEntrySerializer,
+            **error_responses(401, 403, 404, 409, descriptions=UNDO_SKIP_CONFLICT),
+        },
     )
     def post(self, request: Request, pk: int) -> Response:
         return super().post(request, pk)

@@ -9,6 +9,10 @@ urlpatterns = [
     path("appointments/<int:pk>/start/", queue.StartView.as_view(), name="appointment-start"),
     path("appointments/<int:pk>/complete/", queue.CompleteView.as_view(), name="appointment-complete"),
     path("appointments/<int:pk>/no-show/", queue.NoShowView.as_view(), name="appointment-no-show"),
+    path(
+        "appointments/<int:pk>/undo-no-show/", queue.UndoNoShowView.as_view(), name="appointment-undo-no-show"
+    ),
+    path("appointments/<int:pk>/undo-skip/", queue.UndoSkipView.as_view(), name="appointment-undo-skip"),
     path("appointments/<int:pk>/skip/", queue.SkipView.as_view(), name="appointment-skip"),
     path("appointments/<int:pk>/recall/", queue.RecallView.as_view(), name="appointment-recall"),
     path("doctors/<int:pk>/queue/", queue.DoctorQueueView.as_view(), name="doctor-queue"),

@@ -29,7 +29,11 @@ from .queue import (
     appointment_skip,
     appointment_start,
     appointment_transition,
+    appointment_undo_no_show,
+    appointment_undo_skip,
     queue_call_next,
+    skip_undo_deadline,
+    undo_deadline,
 )
 from .slots import slots_generate, slots_replan_for_time_zone
 
@@ -50,6 +54,8 @@ __all__ = [
     "appointment_skip",
     "appointment_start",
     "appointment_transition",
+    "appointment_undo_no_show",
+    "appointment_undo_skip",
     "appointments_sweep_no_shows",
     "availability_exception_create",
     "availability_exception_delete",
@@ -60,6 +66,8 @@ __all__ = [
     "doctor_set_approval",
     "doctor_update",
     "queue_call_next",
+    "skip_undo_deadline",
     "slots_generate",
     "slots_replan_for_time_zone",
+    "undo_deadline",
 ]

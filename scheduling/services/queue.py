@@ -29,6 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -37,9 +38,9 @@ from opd.core.audit import audit
 from opd.core.db import next_in_sequence, retry_on_deadlock
 from opd.core.errors import Conflict, PermissionDenied
 from opd.core.models import Role, User
-from opd.core.tenancy import check_clinical_standing
+from opd.core.tenancy import check_clinical_standing, clinic_ids_for
 
-from ..models import Appointment, AppointmentStatus, Doctor, QueueVersion, TokenCounter
+from ..models import ACTIVE_STATUSES, Appointment, AppointmentStatus, Doctor, QueueVersion, TokenCounter
 from ..selectors import CLINIC_QUEUE, DOCTOR_QUEUE, queue_entry, queue_name, serving, waiting_line
 
 # How many times call-next looks again when every candidate was taken under it.
@@ -332,6 +333,102 @@ def appointment_mark_no_show(
     return appointment_transition(actor=actor, appointment=appointment, transition=NO_SHOW, now=now)
 
 
+def undo_deadline(appt: Appointment) -> dt.datetime | None:
+    """Until when the appointment's no-show may be undone (None: it is not a no-show)."""
+    if appt.status != AppointmentStatus.NO_SHOW or appt.no_show_at is None:
+        return None
+    return appt.no_show_at + dt.timedelta(minutes=settings.OPD_UNDO_MINUTES)
+
+
+def _undo_not_possible(message: str) -> Conflict:
+    return Conflict(message, code="undo_not_possible")
+
+
+@retry_on_deadlock
+def appointment_undo_no_show(
+    *, actor: User | None, appointment: Appointment, now: dt.datetime | None = None
+) -> Appointment:
+    """Take back a no-show marked by mistake: the appointment returns to the state it was marked from.
+
+    The rule, checked under the appointment's row lock (then the patient's other appointments are only
+    read; the queue versions are locked by _changed):
+    * who: whoever may mark it (the appointment's doctor, admins and staff of its clinic; never a
+      patient), in clinical standing;
+    * when: at most OPD_UNDO_MINUTES (default 5) after `no_show_at`, the limit included; later answers
+      409 `undo_expired`;
+    * what: a patient marked after check-in goes back to the waiting line with the queue key they had,
+      so they are where they were (first, if they had been called), but no longer called: the doctor
+      may have called someone else since, and calls them again. The no-show kept the key, the token
+      and the seat (a no-show holds its seat), so nothing can have taken them; a patient marked while
+      booked goes back to booked;
+    * refused with 409 `undo_not_possible` when restoring would be unsafe: it is no longer a no-show,
+      the token's day is over in the clinic (the day closed), the patient now has another active
+      appointment at an overlapping time or is checked in elsewhere (re-booked or re-queued), or a
+      booked (never checked-in) appointment has already ended, which is where the no-show sweep marks
+      them: undoing the sweep would only put back an appointment that can no longer be checked in and
+      that the next sweep would mark again, so a swept no-show is never undone.
+    Audited as `appointment.no_show_undone` with the status before and after; publishes QUEUE_CHANGED
+    like the no-show did, so the live queues put the patient back."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        appt = _lock(appointment)
+        if actor is not None and not actor.is_superuser:
+            if actor.role not in (Role.DOCTOR, Role.STAFF, Role.ADMIN):
+                raise PermissionDenied("Only the clinic's doctors and staff may undo a no-show.")
+            clinics = clinic_ids_for(actor)
+            if clinics is not None and appt.clinic_id not in clinics:
+                raise PermissionDenied("This appointment is at another clinic.")
+        check_doctor_owns(actor, appt)
+        deadline, marked_at = undo_deadline(appt), appt.no_show_at
+        if deadline is None or marked_at is None:
+            raise _undo_not_possible(
+                f"An appointment that is {appt.get_status_display().lower()} has no no-show to undo."
+            )
+        if now > deadline:
+            raise Conflict(
+                f"A no-show can be undone for {settings.OPD_UNDO_MINUTES} minutes only; this one was "
+                f"marked at {marked_at.astimezone(appt.clinic.tz):%H:%M} ({appt.clinic.time_zone}).",
+                code="undo_expired",
+            )
+        back_to = AppointmentStatus.CHECKED_IN if appt.checked_in_at else AppointmentStatus.BOOKED
+        today = timezone.localtime(now, appt.clinic.tz).date()
+        if back_to == AppointmentStatus.CHECKED_IN and appt.token_date != today:
+            raise _undo_not_possible("The clinic's day of this token is over.")
+        if back_to == AppointmentStatus.BOOKED and now >= appt.end:
+            raise _undo_not_possible(
+                "The appointment has ended and it was never checked in: book the patient again instead."
+            )
+        others = Appointment.objects.filter(patient_id=appt.patient_id).exclude(pk=appt.pk)
+        if (
+            others.filter(status__in=ACTIVE_STATUSES, start__lt=appt.end, end__gt=appt.start).exists()
+            or others.filter(
+                status__in=(AppointmentStatus.CHECKED_IN, AppointmentStatus.IN_CONSULTATION),
+                token_date=today,
+            ).exists()
+        ):
+            raise _undo_not_possible(
+                "The patient has been booked or checked in again since: undoing would put them in twice."
+            )
+        called_at = appt.called_at
+        appt.status = back_to
+        appt.no_show_at = None
+        appt.called_at = None
+        appt.save(update_fields=["status", "no_show_at", "called_at", "updated_at"])
+        _changed(
+            appt,
+            "no_show_undone",
+            actor,
+            token=appt.token_number,
+            before={
+                "status": AppointmentStatus.NO_SHOW.value,
+                "no_show_at": marked_at.isoformat(),
+                "called_at": called_at.isoformat() if called_at else None,
+            },
+            after={"status": back_to.value, "no_show_at": None, "called_at": None},
+        )
+    return appt
+
+
 @retry_on_deadlock
 def appointment_skip(*, actor: User | None, appointment: Appointment) -> Appointment:
     """Send a called (or waiting) patient back behind the next one in the doctor's line, for instance
@@ -343,6 +440,7 @@ def appointment_skip(*, actor: User | None, appointment: Appointment) -> Appoint
         check_doctor_owns(actor, appt)
         if appt.status != AppointmentStatus.CHECKED_IN:
             raise _refuse_state(appt, "skipped")
+        before = appt.queue_key
         line = waiting_line(appt.doctor, now=timezone.now()).exclude(pk=appt.pk)
         behind = line.filter(queue_key__gt=appt.queue_key).values_list("queue_key", flat=True).first()
         if behind is not None:
@@ -351,8 +449,66 @@ def appointment_skip(*, actor: User | None, appointment: Appointment) -> Appoint
             if longest is not None and len(appt.queue_key) > longest:
                 raise Conflict("This patient was skipped too many times today.", code="too_many_skips")
         appt.called_at = None
-        appt.save(update_fields=["queue_key", "called_at", "updated_at"])
+        appt.skipped_at = timezone.now()
+        appt.key_before_skip = before
+        appt.save(update_fields=["queue_key", "called_at", "skipped_at", "key_before_skip", "updated_at"])
         _changed(appt, "skipped", actor, token=appt.token_number)
+    return appt
+
+
+def skip_undo_deadline(appt: Appointment) -> dt.datetime | None:
+    """Until when the appointment's last skip may be undone (None: no skip to undo)."""
+    if appt.status != AppointmentStatus.CHECKED_IN or appt.skipped_at is None or not appt.key_before_skip:
+        return None
+    return appt.skipped_at + dt.timedelta(minutes=settings.OPD_UNDO_MINUTES)
+
+
+@retry_on_deadlock
+def appointment_undo_skip(
+    *, actor: User | None, appointment: Appointment, now: dt.datetime | None = None
+) -> Appointment:
+    """Take back the last skip: the patient gets back the place in the line they had before it.
+
+    The rule, under the appointment's row lock: the same people as for a skip (the appointment's doctor,
+    admins and staff of its clinic), at most OPD_UNDO_MINUTES after the skip (409 `undo_expired`
+    later), and only while nothing has happened to them since (409 `undo_not_possible`): still waiting
+    and not called again, not re-keyed by a priority change (which clears the skip), the token's day not
+    over. A second skip replaces the first: only the last one is undone. The patient is not "called"
+    again even if they were when skipped (the doctor may have called someone since): they are first
+    in the line again and the doctor calls them. Audited as `appointment.skip_undone` with the keys
+    before and after; publishes QUEUE_CHANGED."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        appt = _lock(appointment)
+        if actor is not None and not actor.is_superuser:
+            if actor.role not in (Role.DOCTOR, Role.STAFF, Role.ADMIN):
+                raise PermissionDenied("Only the clinic's doctors and staff may undo a skip.")
+            clinics = clinic_ids_for(actor)
+            if clinics is not None and appt.clinic_id not in clinics:
+                raise PermissionDenied("This appointment is at another clinic.")
+        check_doctor_owns(actor, appt)
+        deadline, skipped_at = skip_undo_deadline(appt), appt.skipped_at
+        if deadline is None or skipped_at is None or appt.called_at is not None:
+            raise _undo_not_possible("This patient has no skip to undo, or has been called since.")
+        if now > deadline:
+            raise Conflict(
+                f"A skip can be undone for {settings.OPD_UNDO_MINUTES} minutes only; this one was at "
+                f"{skipped_at.astimezone(appt.clinic.tz):%H:%M} ({appt.clinic.time_zone}).",
+                code="undo_expired",
+            )
+        if appt.token_date != timezone.localtime(now, appt.clinic.tz).date():
+            raise _undo_not_possible("The clinic's day of this token is over.")
+        skipped_key = appt.queue_key
+        appt.queue_key, appt.skipped_at, appt.key_before_skip = appt.key_before_skip, None, ""
+        appt.save(update_fields=["queue_key", "skipped_at", "key_before_skip", "updated_at"])
+        _changed(
+            appt,
+            "skip_undone",
+            actor,
+            token=appt.token_number,
+            before={"queue_key": skipped_key, "skipped_at": skipped_at.isoformat()},
+            after={"queue_key": appt.queue_key, "skipped_at": None},
+        )
     return appt
 
 
@@ -390,7 +546,9 @@ def appointment_set_priority(
         fields = ["is_priority", "priority_reason", "updated_at"]
         if appt.status == AppointmentStatus.CHECKED_IN:
             appt.queue_key = queue_key(appt)
-            fields.append("queue_key")
+            # The new key forgets any skip, so an undo of it would put back a place that no longer holds.
+            appt.skipped_at, appt.key_before_skip = None, ""
+            fields += ["queue_key", "skipped_at", "key_before_skip"]
         appt.save(update_fields=fields)
         _changed(appt, "priority", actor, is_priority=is_priority, reason=reason)
     return appt

@@ -11,6 +11,97 @@
  * fresh snapshot ({"type": "resync"}); an older one is ignored. A dropped connection is reopened with
  * growing delays (1 s, 2 s, 4 s ... 30 s); close codes 4401/4403/4404 mean "do not retry".
  */
+/*
+ * Confirmation of actions that are hard to take back (no-show, skip): forms marked data-confirm ask in
+ * a modal dialog first. Without this script the server answers such a POST with a confirmation page
+ * instead, so the dialog only saves a page load; on "yes" the form is sent with confirmed=1. The
+ * dialog's first button is Cancel, so Enter or Escape never marks anyone by accident.
+ * Also: "Undo" offers for no-shows ([data-undo-until]) are taken down when their time is up.
+ */
+(function () {
+  "use strict";
+
+  var dialog = null;
+  var pending = null;
+  var opener = null;
+
+  function build() {
+    dialog = document.createElement("dialog");
+    dialog.className = "confirm-dialog";
+    dialog.setAttribute("aria-labelledby", "confirm-dialog-title");
+    dialog.setAttribute("aria-describedby", "confirm-dialog-detail");
+    var article = document.createElement("article");
+    var title = document.createElement("h2");
+    title.id = "confirm-dialog-title";
+    var detail = document.createElement("p");
+    detail.id = "confirm-dialog-detail";
+    var footer = document.createElement("footer");
+    var cancel = document.createElement("button");
+    cancel.type = "button";
+    cancel.className = "secondary outline";
+    cancel.textContent = "Cancel";
+    cancel.setAttribute("data-confirm-cancel", "");
+    var ok = document.createElement("button");
+    ok.type = "button";
+    ok.className = "contrast";
+    ok.setAttribute("data-confirm-ok", "");
+    footer.appendChild(cancel);
+    footer.appendChild(ok);
+    article.appendChild(title);
+    article.appendChild(detail);
+    article.appendChild(footer);
+    dialog.appendChild(article);
+    document.body.appendChild(dialog);
+    cancel.addEventListener("click", function () {
+      dialog.close();
+    });
+    ok.addEventListener("click", function () {
+      var form = pending;
+      pending = null;
+      dialog.close();
+      if (!form) return;
+      var flag = document.createElement("input");
+      flag.type = "hidden";
+      flag.name = "confirmed";
+      flag.value = "1";
+      form.appendChild(flag);
+      form.submit();
+    });
+    dialog.addEventListener("close", function () {
+      if (pending && opener && document.contains(opener)) opener.focus();
+      pending = null;
+    });
+  }
+
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!(form instanceof HTMLFormElement) || !form.hasAttribute("data-confirm")) return;
+    if (typeof HTMLDialogElement === "undefined") return; // the server's confirmation page asks instead
+    event.preventDefault();
+    if (!dialog) build();
+    pending = form;
+    opener = form.querySelector("button[type=submit]");
+    dialog.querySelector("#confirm-dialog-title").textContent = form.getAttribute("data-confirm");
+    dialog.querySelector("#confirm-dialog-detail").textContent = form.getAttribute("data-confirm-detail") || "";
+    dialog.querySelector("[data-confirm-ok]").textContent = form.getAttribute("data-confirm-button") || "Yes";
+    dialog.showModal();
+    dialog.querySelector("[data-confirm-cancel]").focus();
+  });
+
+  function expireUndo() {
+    var now = Date.now();
+    document.querySelectorAll("[data-undo-until]").forEach(function (item) {
+      var until = Date.parse(item.getAttribute("data-undo-until"));
+      if (!isNaN(until) && until < now) {
+        var bar = item.closest(".undo-bar");
+        item.remove();
+        if (bar && !bar.querySelector("[data-undo-until]")) bar.remove();
+      }
+    });
+  }
+  setInterval(expireUndo, 5000);
+})();
+
 (function () {
   "use strict";
 

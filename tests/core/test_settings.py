@@ -220,3 +220,11 @@ def test_the_deploy_checks_warn_when_the_second_factor_is_switched_off():
     assert result.returncode != 0
     assert "opd.W001" in result.stderr + result.stdout
     assert "OPD_REQUIRE_SECOND_FACTOR is off" in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("minutes", ["0", "61", "-5"])
+def test_it_refuses_an_undo_window_out_of_range(minutes):
+    result = manage("check", env=production_env(OPD_UNDO_MINUTES=minutes))
+
+    assert result.returncode != 0
+    assert "OPD_UNDO_MINUTES must be between 1 and 60" in result.stderr

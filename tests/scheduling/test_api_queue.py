@@ -227,3 +227,93 @@ def test_a_started_visit_shows_as_current(api_as, staff_user, doctor, department
 
     assert body["current"]["appointment_id"] == appt.pk
     assert body["counts"]["in_consultation"] == 1
+
+
+# Undoing a no-show
+
+
+def test_it_undoes_a_no_show_through_the_api(api_as, staff_user, doctor, department):
+    appt = waiting(staff_user, doctor, department)
+    client = api_as(doctor.user)
+    assert act(client, appt, "no-show").json()["state"] == "no_show"
+
+    response = act(client, appt, "undo-no-show")
+
+    assert response.status_code == 200, response.content
+    assert response.json()["state"] == "waiting"
+    queue = client.get(f"/api/v1/doctors/{doctor.pk}/queue/").json()
+    assert [entry["appointment_id"] for entry in queue["waiting"]] == [appt.pk]
+    assert queue["waiting"][0]["position"] == 1
+    assert queue["done"] == []
+
+
+def test_reception_may_undo_a_no_show(api_as, staff_user, doctor, department):
+    appt = waiting(staff_user, doctor, department)
+    act(api_as(doctor.user), appt, "no-show")
+
+    assert act(api_as(staff_user), appt, "undo-no-show").status_code == 200
+
+
+def test_undo_is_refused_after_the_window(api_as, staff_user, doctor, department):
+    import time_machine
+
+    appt = waiting(staff_user, doctor, department)
+    client = api_as(staff_user)
+    act(client, appt, "no-show")
+
+    with time_machine.travel(timezone.now() + dt.timedelta(minutes=5, seconds=5)):
+        assert_error(act(client, appt, "undo-no-show"), 409, "undo_expired")
+    assert Appointment.objects.get(pk=appt.pk).status == AppointmentStatus.NO_SHOW
+
+
+def test_undo_is_refused_once_the_patient_is_booked_again(api_as, staff_user, doctor, department):
+    from scheduling.services import appointment_book
+
+    appt = booked(staff_user, doctor, department, minutes=40)
+    client = api_as(staff_user)
+    act(client, appt, "no-show")
+    appointment_book(actor=staff_user, patient=appt.patient, slot=appt.slot)
+
+    assert_error(act(client, appt, "undo-no-show"), 409, "undo_not_possible")
+
+
+def test_undo_of_what_is_not_a_no_show_is_a_conflict(api_as, staff_user, doctor, department):
+    appt = waiting(staff_user, doctor, department)
+
+    assert_error(act(api_as(staff_user), appt, "undo-no-show"), 409, "undo_not_possible")
+
+
+def test_who_may_not_undo_a_no_show(
+    api_as, staff_user, other_clinic_staff, foreign_staff, patient, colleague, doctor, department
+):
+    appt = waiting(staff_user, doctor, department)
+    act(api_as(staff_user), appt, "no-show")
+
+    for user in (other_clinic_staff, foreign_staff):
+        assert_error(act(api_as(user), appt, "undo-no-show"), 404)
+    assert_error(act(api_as(patient.user), appt, "undo-no-show"), 403)
+    assert_error(act(api_as(colleague.user), appt, "undo-no-show"), 403)
+    assert Appointment.objects.get(pk=appt.pk).status == AppointmentStatus.NO_SHOW
+
+
+def test_it_undoes_a_skip_through_the_api(
+    api_as, staff_user, other_clinic_staff, foreign_staff, patient, doctor, department
+):
+    import time_machine
+
+    first = waiting(staff_user, doctor, department, minutes=10)
+    second = waiting(staff_user, doctor, department, minutes=20)
+    client = api_as(staff_user)
+    act(client, first, "skip")
+
+    for user in (other_clinic_staff, foreign_staff):
+        assert_error(act(api_as(user), first, "undo-skip"), 404)
+    assert_error(act(api_as(patient.user), first, "undo-skip"), 403)
+    with time_machine.travel(timezone.now() + dt.timedelta(minutes=5, seconds=5)):
+        assert_error(act(client, first, "undo-skip"), 409, "undo_expired")
+    response = act(client, first, "undo-skip")
+
+    assert response.status_code == 200, response.content
+    queue = client.get(f"/api/v1/doctors/{doctor.pk}/queue/").json()
+    assert [entry["appointment_id"] for entry in queue["waiting"]] == [first.pk, second.pk]
+    assert_error(act(client, first, "undo-skip"), 409, "undo_not_possible")

@@ -90,7 +90,7 @@ def test_reception_follows_a_doctors_queue_and_may_skip_but_not_treat(
 
     assert client.post(reverse("queue:appointment-action", args=[appt.pk, "start"])).status_code == 403
     assert client.post(reverse("queue:call-next", args=[doctor.pk])).status_code == 403
-    client.post(reverse("queue:appointment-action", args=[appt.pk, "skip"]))
+    client.post(reverse("queue:appointment-action", args=[appt.pk, "skip"]), {"confirmed": "1"})
     assert Appointment.objects.get(pk=appt.pk).called_at is None
 
 
@@ -210,3 +210,98 @@ def test_only_clinic_staff_open_waiting_rooms(signed_in, doctor, clinic, admin_u
     assert signed_in(doctor.user).get(reverse("queue:waiting-rooms")).status_code == 403
     assert signed_in(doctor.user).get(reverse("queue:waiting-room", args=[clinic.pk])).status_code == 403
     assert signed_in(admin_user).get(reverse("queue:waiting-room", args=[clinic.pk])).status_code == 200
+
+
+@pytest.mark.parametrize(("action", "question"), [("no-show", "as no-show?"), ("skip", "Skip token GEN-1")])
+def test_it_asks_before_a_no_show_or_skip_without_javascript(
+    signed_in, staff_user, doctor, department, action, question
+):
+    appt = waiting(staff_user, doctor, department)
+    client = signed_in(doctor.user)
+    url = reverse("queue:appointment-action", args=[appt.pk, action])
+
+    page = text(client.post(url, {"next": reverse("queue:dashboard")}))
+
+    assert question in page
+    assert appt.patient.full_name in page
+    assert 'name="confirmed" value="1"' in page
+    assert "Cancel, go back" in page
+    fresh = Appointment.objects.get(pk=appt.pk)
+    assert (fresh.status, fresh.queue_key) == (AppointmentStatus.CHECKED_IN, appt.queue_key)
+
+
+def test_it_marks_a_no_show_once_confirmed_and_offers_undo(signed_in, staff_user, doctor, department):
+    appt = waiting(staff_user, doctor, department)
+    client = signed_in(doctor.user)
+    dashboard = reverse("queue:dashboard")
+
+    page = text(
+        client.post(
+            reverse("queue:appointment-action", args=[appt.pk, "no-show"]),
+            {"next": dashboard, "confirmed": "1"},
+            follow=True,
+        )
+    )
+
+    assert "Token GEN-1 marked as no-show. Undo it from the top of the queue within 5 minutes." in page
+    undo = reverse("queue:appointment-action", args=[appt.pk, "undo-no-show"])
+    assert f'action="{undo}"' in page
+    assert Appointment.objects.get(pk=appt.pk).status == AppointmentStatus.NO_SHOW
+
+    page = text(client.post(undo, {"next": dashboard}, follow=True))
+
+    assert "Token GEN-1: no-show undone, back in the queue." in page
+    assert f'action="{undo}"' not in page
+    assert Appointment.objects.get(pk=appt.pk).status == AppointmentStatus.CHECKED_IN
+
+
+def test_the_undo_offer_goes_after_the_window_and_a_late_undo_says_why(
+    signed_in, staff_user, doctor, department, settings
+):
+    import datetime as dt
+
+    import time_machine
+    from django.utils import timezone
+
+    from scheduling.services import appointment_mark_no_show
+
+    appt = appointment_mark_no_show(actor=staff_user, appointment=waiting(staff_user, doctor, department))
+    client = signed_in(doctor.user)
+    undo = reverse("queue:appointment-action", args=[appt.pk, "undo-no-show"])
+
+    with time_machine.travel(timezone.now() + dt.timedelta(minutes=settings.OPD_UNDO_MINUTES, seconds=10)):
+        assert f'action="{undo}"' not in text(client.get(reverse("queue:dashboard")))
+        page = text(client.post(undo, {"next": reverse("queue:dashboard")}, follow=True))
+
+    assert "can be undone for 5 minutes only" in page
+    assert Appointment.objects.get(pk=appt.pk).status == AppointmentStatus.NO_SHOW
+
+
+def test_a_colleague_may_not_undo(signed_in, staff_user, doctor, colleague, department):
+    from scheduling.services import appointment_mark_no_show
+
+    appt = appointment_mark_no_show(actor=staff_user, appointment=waiting(staff_user, doctor, department))
+
+    response = signed_in(colleague.user).post(
+        reverse("queue:appointment-action", args=[appt.pk, "undo-no-show"])
+    )
+
+    assert response.status_code == 403
+    assert Appointment.objects.get(pk=appt.pk).status == AppointmentStatus.NO_SHOW
+
+
+def test_a_confirmed_skip_can_be_undone_from_the_dashboard(signed_in, staff_user, doctor, department):
+    first = waiting(staff_user, doctor, department, minutes=10)
+    waiting(staff_user, doctor, department, minutes=20)
+    client = signed_in(doctor.user)
+    dashboard = reverse("queue:dashboard")
+    skip = reverse("queue:appointment-action", args=[first.pk, "skip"])
+
+    page = text(client.post(skip, {"next": dashboard, "confirmed": "1"}, follow=True))
+
+    assert "Token GEN-1 moved behind the next patient. Undo it from the top of the queue" in page
+    undo = reverse("queue:appointment-action", args=[first.pk, "undo-skip"])
+    assert f'action="{undo}"' in page
+    page = text(client.post(undo, {"next": dashboard}, follow=True))
+    assert "Token GEN-1: skip undone, back in their place." in page
+    assert Appointment.objects.get(pk=first.pk).queue_key == first.queue_key
