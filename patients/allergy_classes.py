@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 DRUG_CLASSES: dict[str, tuple[str, ...]] = {
     "penicillins": (
@@ -80,6 +80,7 @@ _WORD = re.compile(r"[a-z][a-z-]*")
 
 
 class _Allergy(Protocol):
+    pk: Any
     substance: str
 
 

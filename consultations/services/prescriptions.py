@@ -99,7 +99,7 @@ def _check_allergies(
                 "medication": medication,
                 "allergies": [
                     {"id": m.allergy.pk, "substance": m.allergy.substance, "class": m.drug_class}
-                    for m in matches  # type: ignore[attr-defined]
+                    for m in matches
                 ],
             }
             for medication, matches in found

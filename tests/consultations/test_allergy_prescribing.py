@@ -39,7 +39,7 @@ def allergic_to(doctor, patient, substance: str, **fields):
 
 class _A:
     def __init__(self, substance: str):
-        self.substance = substance
+        self.pk, self.substance = None, substance
 
 
 @pytest.mark.parametrize(
