@@ -428,6 +428,10 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "AppointmentStatusEnum": "scheduling.models.AppointmentStatus",
         "PatientStatusEnum": "patients.models.PatientStatus",
+        "AllergyCategoryEnum": "patients.models.AllergyCategory",
+        "AllergySeverityEnum": "patients.models.AllergySeverity",
+        "AllergyStatusEnum": "patients.models.AllergyStatus",
+        "CareCategoryEnum": "consultations.models.CareCategory",
     },
 }
 
