@@ -46,6 +46,17 @@ class PrescriptionLineForm(_ModelFieldsForm):
     model = PrescriptionItem
     field_names = ITEM_FIELDS
 
+    def __init__(self, *args: Any, allergy_check: bool = False, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        if allergy_check:  # the patient has active allergies: the override is one field away
+            self.fields["allergy_override_reason"] = forms.CharField(
+                label="Allergy override reason",
+                required=False,
+                max_length=1000,
+                widget=forms.Textarea(attrs={"rows": 2}),
+                help_text="Only to prescribe a medicine that matches a recorded allergy. Recorded.",
+            )
+
 
 class BreakGlassForm(forms.Form):
     """Why a doctor opens the record of a patient they have no care relationship with."""

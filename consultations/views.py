@@ -22,6 +22,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
@@ -30,7 +31,8 @@ from opd.core.admin_mixins import attach_domain_error
 from opd.core.errors import DomainError
 from opd.core.models import Role
 from opd.core.tenancy import require_clinical_standing, signed_in_user
-from patients.selectors import patients_for
+from patients.models import age_on
+from patients.selectors import active_allergies, allergy_assessment, patients_for
 from scheduling.models import Appointment
 from scheduling.selectors import appointments_for
 
@@ -46,6 +48,7 @@ from .selectors import (
     prescriptions_for,
 )
 from .services import (
+    ALLERGY_CONFLICT,
     ITEM_FIELDS,
     OPENABLE,
     consultation_complete,
@@ -107,10 +110,12 @@ def _render_panel(
     consultation = _consultation_of(request, appointment)
     auto_id = f"a{appointment.pk}-%s"
     forms = forms or {}
+    patient = appointment.patient
+    allergies = active_allergies(patient)
     if consultation is not None and consultation.is_draft:
         forms.setdefault("vitals_form", VitalsForm(instance=consultation, auto_id=auto_id))
         forms.setdefault("notes_form", NotesForm(instance=consultation, auto_id=auto_id))
-        forms.setdefault("line_form", PrescriptionLineForm(auto_id=auto_id))
+        forms.setdefault("line_form", PrescriptionLineForm(auto_id=auto_id, allergy_check=bool(allergies)))
     news2_rows = []
     if consultation is not None and consultation.news2_sub_scores is not None:
         news2_rows = [(NEWS2_LABELS[name], score) for name, score in consultation.news2_sub_scores.items()]
@@ -118,8 +123,13 @@ def _render_panel(
     if consultation is not None:
         # Every rendering shows the record, after a write too: each is a read of it.
         log_reads(signed_in_user(request), VIEWED, [consultation, *prescriptions])
+    # The header shows the allergies: a read of them, logged like the rest of the record.
+    log_reads(signed_in_user(request), VIEWED, allergies)
     context = {
         "appointment": appointment,
+        "patient_age": age_on(patient.date_of_birth, timezone.localdate(timezone=appointment.clinic.tz)),
+        "allergies": allergies,
+        "allergy_assessment": allergy_assessment(patient, allergies),
         "consultation": consultation,
         "prescriptions": prescriptions,
         "can_open": consultation is None and appointment.status in OPENABLE,
@@ -211,20 +221,40 @@ def panel_prescription(request: HttpRequest, appointment_id: int) -> HttpRespons
     """Add a medication line to the consultation's prescription (started with the first line)."""
     appointment = _panel_appointment(request, appointment_id)
     consultation = _existing_consultation(request, appointment)
-    form = PrescriptionLineForm(request.POST, auto_id=f"a{appointment.pk}-%s")
+    form = PrescriptionLineForm(
+        request.POST,
+        auto_id=f"a{appointment.pk}-%s",
+        allergy_check=bool(active_allergies(appointment.patient)),
+    )
     error = ""
     if form.is_valid():
         line = {name: form.cleaned_data[name] for name in ITEM_FIELDS}
+        override = form.cleaned_data.get("allergy_override_reason", "")
         existing = _prescriptions_of(request, consultation)
         try:
             if existing:
                 current = existing[0]
                 lines = [{name: getattr(item, name) for name in ITEM_FIELDS} for item in current.items.all()]
-                prescription_update(actor=signed_in_user(request), prescription=current, items=[*lines, line])
+                prescription_update(
+                    actor=signed_in_user(request),
+                    prescription=current,
+                    items=[*lines, line],
+                    allergy_override_reason=override,
+                )
             else:
-                prescription_create(actor=signed_in_user(request), consultation=consultation, items=[line])
+                prescription_create(
+                    actor=signed_in_user(request),
+                    consultation=consultation,
+                    items=[line],
+                    allergy_override_reason=override,
+                )
         except DomainError as exc:
-            error = _refused(form, _line_error(exc))
+            if exc.code == ALLERGY_CONFLICT:
+                # The allergy named on top (an alert), the override's rule beside its field.
+                attach_domain_error(form, exc, with_message=False)
+                error = exc.message
+            else:
+                error = _refused(form, _line_error(exc))
         else:
             return _after_write(request, _reloaded(request, appointment))
     return _render_panel(request, _reloaded(request, appointment), forms={"line_form": form}, error=error)

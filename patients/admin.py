@@ -21,9 +21,18 @@ from opd.core.admin_mixins import (
 from opd.core.models import Role
 from opd.core.tenancy import clinics_for
 
-from .models import Patient, PatientStatus
-from .selectors import patient_search, patients_for
-from .services import EDITABLE_FIELDS, patient_create, patient_set_status, patient_update
+from .models import Allergy, Patient, PatientStatus
+from .selectors import allergies_for, patient_search, patients_for
+from .services import (
+    ALLERGY_FIELDS,
+    EDITABLE_FIELDS,
+    allergy_record,
+    allergy_set_no_known_allergies,
+    allergy_update,
+    patient_create,
+    patient_set_status,
+    patient_update,
+)
 
 
 @admin.register(Patient)
@@ -46,7 +55,7 @@ class PatientAdmin(OpdModelAdmin):
     # Registration facts: patient_update() does not change them.
     locked_on_change = ("organization", "registered_at_clinic")
     service_error_fields = {"clinic": "registered_at_clinic"}
-    actions = ("deactivate_patients", "reactivate_patients")
+    actions = ("deactivate_patients", "reactivate_patients", "record_no_known_allergies")
 
     _person = ("Person", {"fields": ("first_name", "last_name", "date_of_birth", "sex")})
     _contact = (
@@ -132,3 +141,60 @@ class PatientAdmin(OpdModelAdmin):
     @admin.action(description="Reactivate selected patients", permissions=["change"])
     def reactivate_patients(self, request, queryset):
         self._set_status(request, queryset, PatientStatus.ACTIVE, "reactivated")
+
+    @admin.action(description="Record no known allergies (asked today)", permissions=["change"])
+    def record_no_known_allergies(self, request, queryset):
+        # The service refuses administrators (not a clinical role) and patients with active allergies;
+        # each refusal is reported by name.
+        bulk_change(
+            self,
+            request,
+            queryset,
+            noun="patient",
+            verb="marked no known allergies for",
+            already=lambda patient: False,
+            change=lambda patient: allergy_set_no_known_allergies(actor=request.user, patient=patient),
+        )
+
+
+@admin.register(Allergy)
+class AllergyAdmin(OpdModelAdmin):
+    """Allergies, recorded and changed through the allergy services. Staff (nurses, reception) only:
+    administrators run the organization and do not read clinical data. Never deleted: set the status to
+    inactive or entered in error."""
+
+    role_permissions = {Role.STAFF: {VIEW, ADD, CHANGE}}
+    list_display = ("substance", "patient", "category", "severity", "status", "recorded_by", "recorded_at")
+    list_filter = ("status", "category", "severity")
+    list_select_related = ("patient", "recorded_by")
+    search_fields = ("^substance", "=patient__mrn")
+    autocomplete_fields = ("patient",)
+    fields = (
+        "patient",
+        "substance",
+        "category",
+        "severity",
+        "reaction",
+        "status",
+        "recorded_by",
+        "recorded_at",
+    )
+    readonly_fields = ("recorded_by", "recorded_at")
+    locked_on_change = ("patient",)
+    show_full_result_count = False
+
+    def scope_queryset(self, qs, user):
+        return qs & allergies_for(user)
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            current = Allergy.objects.get(pk=obj.pk)
+            saved = allergy_update(actor=request.user, allergy=current, **self.changes(form, ALLERGY_FIELDS))
+        else:
+            data = form.cleaned_data
+            saved = allergy_record(
+                actor=request.user,
+                patient=data["patient"],
+                **{name: data[name] for name in ALLERGY_FIELDS if name in data},
+            )
+        adopt(obj, saved)

@@ -18,6 +18,11 @@ def years_before(day: dt.date, years: int) -> dt.date:
         return day.replace(year=day.year - years, day=28)
 
 
+def age_on(birth: dt.date, day: dt.date) -> int:
+    """Whole years of age on `day`."""
+    return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+
+
 def validate_birth_date(value: dt.date) -> None:
     today = timezone.localdate()
     if value > today:
@@ -72,6 +77,17 @@ class Patient(models.Model):
     # Keyed HMAC of the policy number without case, spaces or punctuation: equality search.
     insurance_index = BlindIndexField(source="insurance_policy_number", kind="identifier")
     status = models.CharField(max_length=8, choices=PatientStatus.choices, default=PatientStatus.ACTIVE)
+    # "No known allergies" is a statement someone made, with a name and a time; None means nobody said it
+    # (not asked). Recording an active allergy clears it (patients.services.allergy_record).
+    no_known_allergies_at = models.DateTimeField(null=True, blank=True, editable=False)
+    no_known_allergies_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="+",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -111,3 +127,73 @@ class MrnSequence(models.Model):
 
     def __str__(self) -> str:
         return f"MRN sequence of organization {self.organization_id}: {self.last_value}"
+
+
+class AllergyCategory(models.TextChoices):
+    DRUG = "drug", "Drug"
+    FOOD = "food", "Food"
+    ENVIRONMENTAL = "environmental", "Environmental"
+    OTHER = "other", "Other"
+
+
+class AllergySeverity(models.TextChoices):
+    MILD = "mild", "Mild"
+    MODERATE = "moderate", "Moderate"
+    SEVERE = "severe", "Severe"
+    LIFE_THREATENING = "life_threatening", "Life-threatening"
+
+
+class AllergyStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    INACTIVE = "inactive", "Inactive"
+    ENTERED_IN_ERROR = "entered_in_error", "Entered in error"
+
+
+class AllergyAssessment(models.TextChoices):
+    """What the record says about allergies, derived (patients.selectors.allergy_assessment)."""
+
+    NOT_RECORDED = "not_recorded", "Allergies not recorded"
+    NO_KNOWN_ALLERGIES = "no_known_allergies", "No known allergies"
+    HAS_ALLERGIES = "has_allergies", "Has allergies"
+
+
+class Allergy(models.Model):
+    """An allergy or intolerance of a patient. Never deleted: marked inactive or entered in error."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="allergies")
+    # Plain text: prescribing matches medicine names against it (patients.allergy_classes).
+    substance = models.CharField(max_length=200)
+    category = models.CharField(max_length=16, choices=AllergyCategory.choices)
+    # Clinical free text: encrypted at rest, redacted in the audit trail.
+    reaction = EncryptedTextField(max_length=2000, blank=True)
+    severity = models.CharField(max_length=16, choices=AllergySeverity.choices)
+    status = models.CharField(max_length=16, choices=AllergyStatus.choices, default=AllergyStatus.ACTIVE)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    recorded_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["patient_id", "-recorded_at", "id"]
+        verbose_name_plural = "allergies"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(category__in=AllergyCategory.values), name="allergies_category_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(severity__in=AllergySeverity.values), name="allergies_severity_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=AllergyStatus.values), name="allergies_status_valid"
+            ),
+        ]
+        indexes = [models.Index(fields=["patient", "status"], name="allergies_patient_status")]
+
+    def __str__(self) -> str:
+        return f"{self.substance} ({self.get_severity_display()}, {self.get_status_display()})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == AllergyStatus.ACTIVE

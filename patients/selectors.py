@@ -6,7 +6,7 @@ from opd.core.crypto import blind_index_candidates
 from opd.core.models import Role, User
 from opd.core.tenancy import clinic_ids_for
 
-from .models import Patient
+from .models import Allergy, AllergyAssessment, AllergyStatus, Patient
 from .services import digits_only
 
 
@@ -51,3 +51,35 @@ def patient_search(qs: QuerySet[Patient], term: str) -> QuerySet[Patient]:
     for word in words[:4]:
         name_condition &= Q(first_name__istartswith=word) | Q(last_name__istartswith=word)
     return qs.filter(condition | name_condition)
+
+
+# Clinical roles that read allergies: safety data every clinician needs before treating or prescribing.
+ALLERGY_READERS = (Role.DOCTOR, Role.STAFF, Role.PATIENT)
+
+
+def allergies_for(user: User) -> QuerySet[Allergy]:
+    """Allergies a user may read: those of the patients they may see (patients_for), for doctors in
+    clinical standing, staff and the patient themselves. Administrators run the organization and do
+    not read clinical data: nothing."""
+    qs = Allergy.objects.select_related("recorded_by")
+    if user.is_superuser:
+        return qs
+    if user.role not in ALLERGY_READERS:
+        return qs.none()
+    return qs.filter(patient__in=patients_for(user).values("pk"))
+
+
+def active_allergies(patient: Patient) -> list[Allergy]:
+    return list(
+        Allergy.objects.filter(patient=patient, status=AllergyStatus.ACTIVE).order_by("substance", "id")
+    )
+
+
+def allergy_assessment(patient: Patient, active: list[Allergy]) -> AllergyAssessment:
+    """Active allergies on the record; else "no known allergies" if someone recorded it; else not recorded
+    (never asked, or only inactive entries left: ask again)."""
+    if active:
+        return AllergyAssessment.HAS_ALLERGIES
+    if patient.no_known_allergies_at is not None:
+        return AllergyAssessment.NO_KNOWN_ALLERGIES
+    return AllergyAssessment.NOT_RECORDED

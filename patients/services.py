@@ -4,14 +4,16 @@ import re
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from opd.core.audit import audit, changes
 from opd.core.db import next_in_sequence, retry_on_deadlock
-from opd.core.errors import ValidationFailed
-from opd.core.models import Clinic, Organization, User
+from opd.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from opd.core.models import Clinic, Organization, Role, User
 from opd.core.services import validate_model
+from opd.core.tenancy import check_clinical_standing
 
-from .models import MrnSequence, Patient, PatientStatus
+from .models import Allergy, AllergyStatus, MrnSequence, Patient, PatientStatus
 
 EDITABLE_FIELDS = (
     "first_name",
@@ -103,3 +105,170 @@ def patient_set_status(*, actor: User | None, patient: Patient, status: str) -> 
         patient.save(update_fields=["status", "updated_at"])
         audit(actor=actor, action=f"patient.{status}", obj=patient, organization_id=patient.organization_id)
     return patient
+
+
+# Allergies ---------------------------------------------------------------------------------------------
+
+ALLERGY_FIELDS = ("substance", "category", "reaction", "severity", "status")
+# The reaction is clinical free text: the audit trail keeps its length and a keyed fingerprint only.
+ALLERGY_REDACTED = {"reaction"}
+
+
+def check_allergy_writer(actor: User | None, organization_id: int) -> User:
+    """Clinical roles record allergies: doctors in clinical standing and staff (nurses, reception, who
+    take the history at the desk); superusers for the admin. Administrators run the organization and
+    patients tell their clinician: both are refused."""
+    if actor is None or not (actor.is_superuser or actor.role in (Role.DOCTOR, Role.STAFF)):
+        raise PermissionDenied("Only doctors and clinic staff record allergies.")
+    check_clinical_standing(actor)
+    if not actor.is_superuser and actor.organization_id != organization_id:
+        raise NotFound("No such patient.")
+    return actor
+
+
+def _clean_substance(value: Any) -> Any:
+    return " ".join(value.split()) if isinstance(value, str) else value
+
+
+def _lock_patient(patient: Patient) -> Patient:
+    # The patient row serialises "no known allergies" against recording an allergy: neither may
+    # land on a record the other just changed.
+    return Patient.objects.select_for_update().get(pk=patient.pk)
+
+
+def allergy_record(
+    *,
+    actor: User | None,
+    patient: Patient,
+    substance: str,
+    category: str,
+    severity: str,
+    reaction: str = "",
+    status: str = AllergyStatus.ACTIVE,
+) -> Allergy:
+    """Record an allergy or intolerance. An active one clears a "no known allergies" statement."""
+    writer = check_allergy_writer(actor, patient.organization_id)
+    allergy = Allergy(
+        organization_id=patient.organization_id,
+        patient=patient,
+        substance=_clean_substance(substance),
+        category=category,
+        severity=severity,
+        reaction=(reaction or "").strip(),
+        status=status,
+        recorded_by=writer if writer.pk else None,
+        recorded_at=timezone.now(),
+    )
+    validate_model(allergy, exclude=["organization", "patient", "recorded_by"])
+    with transaction.atomic():
+        current = _lock_patient(patient)
+        allergy.save()
+        audit(
+            actor=actor,
+            action="allergy.recorded",
+            obj=allergy,
+            organization_id=allergy.organization_id,
+            patient_id=patient.pk,
+            changes=changes(
+                dict.fromkeys(ALLERGY_FIELDS), allergy, ALLERGY_FIELDS, redacted=ALLERGY_REDACTED
+            ),
+        )
+        if allergy.is_active and current.no_known_allergies_at is not None:
+            _clear_no_known_allergies(actor, current, reason=f"allergy {allergy.pk} recorded")
+    patient.no_known_allergies_at, patient.no_known_allergies_by_id = None, None
+    return allergy
+
+
+def allergy_update(*, actor: User | None, allergy: Allergy, **fields: Any) -> Allergy:
+    """Change an allergy: its details, or its status (inactive, entered in error). Never deleted."""
+    check_allergy_writer(actor, allergy.organization_id)
+    unknown = set(fields) - set(ALLERGY_FIELDS)
+    if unknown:
+        raise ValidationFailed("Unknown fields.", fields=dict.fromkeys(sorted(unknown), "Unknown field."))
+    if "substance" in fields:
+        fields["substance"] = _clean_substance(fields["substance"])
+    if isinstance(fields.get("reaction"), str):
+        fields["reaction"] = fields["reaction"].strip()
+    with transaction.atomic():
+        patient = _lock_patient(allergy.patient)
+        current = Allergy.objects.select_for_update().get(pk=allergy.pk)
+        changed = {name: value for name, value in fields.items() if getattr(current, name) != value}
+        if not changed:
+            return current
+        before = {name: getattr(current, name) for name in changed}
+        for name, value in changed.items():
+            setattr(current, name, value)
+        validate_model(current, exclude=["organization", "patient", "recorded_by"])
+        current.save(update_fields=[*changed, "updated_at"])
+        audit(
+            actor=actor,
+            action="allergy.updated",
+            obj=current,
+            organization_id=current.organization_id,
+            patient_id=current.patient_id,
+            fields=sorted(changed),
+            changes=changes(before, current, sorted(changed), redacted=ALLERGY_REDACTED),
+        )
+        if current.is_active and patient.no_known_allergies_at is not None:
+            _clear_no_known_allergies(actor, patient, reason=f"allergy {current.pk} active")
+    return current
+
+
+def _clear_no_known_allergies(actor: User | None, patient: Patient, *, reason: str) -> None:
+    before = {
+        "no_known_allergies_at": patient.no_known_allergies_at,
+        "no_known_allergies_by": patient.no_known_allergies_by_id,
+    }
+    Patient.objects.filter(pk=patient.pk).update(no_known_allergies_at=None, no_known_allergies_by=None)
+    audit(
+        actor=actor,
+        action="patient.no_known_allergies_cleared",
+        obj=patient,
+        organization_id=patient.organization_id,
+        patient_id=patient.pk,
+        cause=reason,
+        changes=changes(before, {"no_known_allergies_at": None, "no_known_allergies_by": None}, before),
+    )
+
+
+def allergy_set_no_known_allergies(*, actor: User | None, patient: Patient) -> Patient:
+    """Record that the patient was asked and has no known allergies (who and when). Refused (409
+    `active_allergies`) while an active allergy is on the record: mark it inactive or entered in error
+    first. Saying it again renews who and when."""
+    writer = check_allergy_writer(actor, patient.organization_id)
+    with transaction.atomic():
+        current = _lock_patient(patient)
+        active = list(
+            Allergy.objects.filter(patient=current, status=AllergyStatus.ACTIVE).values_list(
+                "substance", flat=True
+            )
+        )
+        if active:
+            raise Conflict(
+                f"The patient has active allergies ({', '.join(active)}): mark them inactive or entered "
+                "in error before recording no known allergies.",
+                code="active_allergies",
+            )
+        before = {
+            "no_known_allergies_at": current.no_known_allergies_at,
+            "no_known_allergies_by": current.no_known_allergies_by_id,
+        }
+        current.no_known_allergies_at = timezone.now()
+        current.no_known_allergies_by = writer if writer.pk else None
+        current.save(update_fields=["no_known_allergies_at", "no_known_allergies_by", "updated_at"])
+        audit(
+            actor=actor,
+            action="patient.no_known_allergies",
+            obj=current,
+            organization_id=current.organization_id,
+            patient_id=current.pk,
+            changes=changes(
+                before,
+                {
+                    "no_known_allergies_at": current.no_known_allergies_at,
+                    "no_known_allergies_by": current.no_known_allergies_by_id,
+                },
+                before,
+            ),
+        )
+    return current

@@ -247,6 +247,14 @@ class PrescriptionCreateSerializer(StrictInputMixin, serializers.Serializer):
     notes = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
     # An empty list is the service's to refuse: it names `items` rather than DRF's nested non-field key.
     items = PrescriptionItemSerializer(many=True, help_text="One or more medication lines.")
+    allergy_override_reason = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=1000,
+        default="",
+        help_text="Why a medicine matching an active allergy of the patient is prescribed anyway "
+        "(409 `allergy_conflict` without it). Recorded in the audit trail.",
+    )
 
 
 class PrescriptionUpdateSerializer(StrictInputMixin, serializers.Serializer):
@@ -254,6 +262,14 @@ class PrescriptionUpdateSerializer(StrictInputMixin, serializers.Serializer):
 
     notes = serializers.CharField(required=False, allow_blank=True, max_length=2000)
     items = PrescriptionItemSerializer(many=True, required=False)
+    allergy_override_reason = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=1000,
+        default="",
+        help_text="Why a medicine matching an active allergy of the patient is prescribed anyway "
+        "(409 `allergy_conflict` without it). Recorded in the audit trail.",
+    )
 
 
 # Results -----------------------------------------------------------------------------------------------

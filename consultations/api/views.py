@@ -133,7 +133,9 @@ MEANINGS = {
     "`reason`): a doctor without a care relationship with the patient must state why (break the glass).",
     404: "Unknown, or not visible to this user (also for ids in the body, named in `fields`).",
     409: "Conflict: the appointment already has a consultation, or the state forbids it "
-    "(a completed consultation is read-only).",
+    "(a completed consultation is read-only). On prescriptions, `allergy_conflict` (field "
+    "`allergy_override_reason`): a medicine matches an active allergy of the patient by name or class; "
+    "send the reason for the override.",
 }
 
 
@@ -294,6 +296,7 @@ class PrescriptionViewSet(
             consultation=data["consultation"],
             items=data["items"],
             notes=data["notes"],
+            allergy_override_reason=data["allergy_override_reason"],
         )
         return self._answer(prescription, status.HTTP_201_CREATED)
 
@@ -310,6 +313,7 @@ class PrescriptionViewSet(
             prescription=prescription,
             items=data.get("items"),
             notes=data.get("notes"),
+            allergy_override_reason=data.get("allergy_override_reason", ""),
         )
         return self._answer(prescription)
 

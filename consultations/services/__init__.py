@@ -16,10 +16,17 @@ from .consultations import (
     consultation_open,
     consultation_update,
 )
-from .prescriptions import ITEM_FIELDS, prescription_create, prescription_delete, prescription_update
+from .prescriptions import (
+    ALLERGY_CONFLICT,
+    ITEM_FIELDS,
+    prescription_create,
+    prescription_delete,
+    prescription_update,
+)
 from .results import result_create, result_is_abnormal
 
 __all__ = [
+    "ALLERGY_CONFLICT",
     "CONSULTATION_FIELDS",
     "ITEM_FIELDS",
     "OPENABLE",

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 
 from opd.core.audit import audit
 from opd.core.db import retry_on_deadlock
-from opd.core.errors import ValidationFailed
+from opd.core.errors import Conflict, ValidationFailed
 from opd.core.models import User
 from opd.core.services import validate_model
+from patients.allergy_classes import AllergyMatch, allergy_matches
+from patients.models import Allergy, AllergyStatus
 
 from ..models import Consultation, Prescription, PrescriptionItem
 from .common import SET_BY_SERVICE, check_draft, check_owner, lock
@@ -42,6 +45,68 @@ def _build_items(items: list[dict[str, Any]]) -> list[PrescriptionItem]:
     return built
 
 
+ALLERGY_CONFLICT = "allergy_conflict"
+OVERRIDE_FIELD = "allergy_override_reason"
+
+
+def _check_allergies(
+    *,
+    actor: User,
+    consultation: Consultation,
+    items: list[PrescriptionItem],
+    override_reason: str,
+    already: set[str] = frozenset(),  # type: ignore[assignment]
+) -> None:
+    """Refuse (409 allergy_conflict, naming the allergy) a line whose medicine matches an active allergy
+    of the patient, by name or by class (patients.allergy_classes), unless the prescriber gives a reason
+    of at least OPD_ALLERGY_OVERRIDE_MIN_LENGTH characters; the override is audited with the reason.
+    `already`: medicines already on the prescription (accepted, or overridden, before): not asked again
+    when the lines are sent back with one more."""
+    allergies = list(Allergy.objects.filter(patient_id=consultation.patient_id, status=AllergyStatus.ACTIVE))
+    if not allergies:
+        return
+    found: list[tuple[str, list[AllergyMatch]]] = []
+    for item in items:
+        if item.medication.lower() in already:
+            continue
+        matches = allergy_matches(item.medication, allergies)
+        if matches:
+            found.append((item.medication, matches))
+    if not found:
+        return
+    described = "; ".join(
+        f"{medication} matches the recorded allergy to {', '.join(m.describe() for m in matches)}"
+        for medication, matches in found
+    )
+    reason = " ".join((override_reason or "").split())
+    minimum = settings.OPD_ALLERGY_OVERRIDE_MIN_LENGTH
+    if len(reason) < minimum:
+        raise Conflict(
+            f"Allergy: {described}. To prescribe it anyway, give the reason for the override.",
+            code=ALLERGY_CONFLICT,
+            fields={OVERRIDE_FIELD: f"Required to override the allergy: at least {minimum} characters."},
+        )
+    audit(
+        actor=actor,
+        action="prescription.allergy_override",
+        obj=consultation,
+        organization_id=consultation.organization_id,
+        clinic_id=consultation.clinic_id,
+        patient_id=consultation.patient_id,
+        reason=reason,
+        overridden=[
+            {
+                "medication": medication,
+                "allergies": [
+                    {"id": m.allergy.pk, "substance": m.allergy.substance, "class": m.drug_class}
+                    for m in matches
+                ],
+            }
+            for medication, matches in found
+        ],
+    )
+
+
 def _save_items(prescription: Prescription, items: list[PrescriptionItem]) -> None:
     for item in items:
         item.prescription = prescription
@@ -50,15 +115,23 @@ def _save_items(prescription: Prescription, items: list[PrescriptionItem]) -> No
 
 @retry_on_deadlock
 def prescription_create(
-    *, actor: User, consultation: Consultation, items: list[dict[str, Any]], notes: str = ""
+    *,
+    actor: User,
+    consultation: Consultation,
+    items: list[dict[str, Any]],
+    notes: str = "",
+    allergy_override_reason: str = "",
 ) -> Prescription:
     """Write a prescription (one or more medication lines) on a draft consultation; it is issued when
-    the consultation is completed."""
+    the consultation is completed. A line matching an active allergy needs `allergy_override_reason`."""
     built = _build_items(items)
     with transaction.atomic():
         _appointment, current = lock(consultation)
         check_owner(actor, current)
         check_draft(current)
+        _check_allergies(
+            actor=actor, consultation=current, items=built, override_reason=allergy_override_reason
+        )
         prescription = Prescription(
             organization_id=current.organization_id,
             clinic_id=current.clinic_id,
@@ -88,14 +161,24 @@ def prescription_update(
     prescription: Prescription,
     items: list[dict[str, Any]] | None = None,
     notes: str | None = None,
+    allergy_override_reason: str = "",
 ) -> Prescription:
-    """Replace a draft prescription's lines and/or notes (only while its consultation is a draft)."""
+    """Replace a draft prescription's lines and/or notes (only while its consultation is a draft). A new
+    line matching an active allergy needs `allergy_override_reason`."""
     built = _build_items(items) if items is not None else None
     with transaction.atomic():
         _appointment, consultation = lock(prescription.consultation)
         check_owner(actor, consultation)
         check_draft(consultation)
         current = Prescription.objects.select_for_update().get(pk=prescription.pk)
+        if built is not None:
+            _check_allergies(
+                actor=actor,
+                consultation=consultation,
+                items=built,
+                override_reason=allergy_override_reason,
+                already={name.lower() for name in current.items.values_list("medication", flat=True)},
+            )
         if notes is not None:
             current.notes = notes.strip()
             validate_model(current, exclude=SET_BY_SERVICE)

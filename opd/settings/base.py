@@ -434,6 +434,10 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "AppointmentStatusEnum": "scheduling.models.AppointmentStatus",
         "PatientStatusEnum": "patients.models.PatientStatus",
+        "AllergyCategoryEnum": "patients.models.AllergyCategory",
+        "AllergySeverityEnum": "patients.models.AllergySeverity",
+        "AllergyStatusEnum": "patients.models.AllergyStatus",
+        "CareCategoryEnum": "consultations.models.CareCategory",
     },
 }
 
@@ -506,6 +510,11 @@ if min(OPD_CARE_RELATIONSHIP_MONTHS, OPD_BREAK_GLASS_MINUTES, OPD_BREAK_GLASS_RE
         "OPD_CARE_RELATIONSHIP_MONTHS, OPD_BREAK_GLASS_MINUTES and OPD_BREAK_GLASS_REASON_MIN_LENGTH "
         "must be positive."
     )
+# Prescribing a medicine that matches an active allergy (by name or class) needs a reason of at least
+# this many characters; it is audited with the prescription (consultations.services.prescriptions).
+OPD_ALLERGY_OVERRIDE_MIN_LENGTH = env.int("OPD_ALLERGY_OVERRIDE_MIN_LENGTH", default=10)
+if OPD_ALLERGY_OVERRIDE_MIN_LENGTH < 1:
+    raise ImproperlyConfigured("OPD_ALLERGY_OVERRIDE_MIN_LENGTH must be positive.")
 
 # LOGGING
 LOGGING = {

@@ -109,3 +109,77 @@ def test_a_doctor_opens_records_vitals_and_sees_the_news2_without_reloading(
     assert Consultation.objects.get(appointment=appointment).pulse == 95
     assert not csp_violations, "\n".join(csp_violations)
     assert not accessibility, "axe-core found accessibility violations:\n" + "\n".join(accessibility)
+
+
+def test_a_doctor_sees_the_allergies_on_top_and_overrides_a_conflict_with_a_reason(
+    live_server, doctor, department, patient
+):
+    from consultations.models import Prescription
+    from opd.core.models import AuditEvent
+    from patients.services import allergy_record
+
+    from .factories import open_consultation
+
+    allergy_record(
+        actor=doctor.user,
+        patient=patient,
+        substance="Penicillin",
+        category="drug",
+        severity="life_threatening",
+        reaction="Anaphylaxis",
+    )
+    consultation = open_consultation(doctor=doctor, department=department, patient=patient)
+    panel = f"{live_server.url}{reverse('consultations:panel', args=[consultation.appointment_id])}"
+    prefix = f"#a{consultation.appointment_id}-"
+    seen: dict = {}
+    csp_violations: list[str] = []
+    accessibility: list[str] = []
+
+    def check(page, state: str) -> None:
+        if violations := axe_violations(page):
+            accessibility.append(f"{state}:\n{format_violations(violations)}")
+
+    def scenario() -> None:
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            _, page = new_page(browser, csp_violations, viewport={"width": 1280, "height": 900})
+            page.goto(f"{live_server.url}/accounts/login/?next={panel}")
+            page.get_by_label("Username").fill(doctor.user.get_username())
+            page.get_by_label("Password").fill("pass-word-123")
+            page.get_by_role("button", name="Log in").click()
+            page.get_by_role("button", name="Add to prescription").wait_for()
+            seen["allergies"] = page.locator(".patient-allergies").inner_text()
+            check(page, "panel with allergies on top")
+
+            for field, value in {
+                "medication": "Amoxicillin",
+                "dose": "1 capsule",
+                "frequency": "three times a day",
+                "quantity": "21",
+            }.items():
+                page.fill(f"{prefix}{field}", value)
+            page.get_by_role("button", name="Add to prescription").click()
+            page.locator(".message-error").wait_for()
+            seen["conflict"] = page.locator(".message-error").inner_text()
+            check(page, "allergy conflict shown")
+            page.fill(f"{prefix}allergy_override_reason", "Tolerated amoxicillin in 2024 under observation.")
+            page.get_by_role("button", name="Add to prescription").click()
+            page.locator(".prescription-lines").wait_for()
+            seen["lines"] = page.locator(".prescription-lines").inner_text()
+            check(page, "line added after the override")
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "consultation-panel-allergy-override.png"), full_page=True)
+            browser.close()
+
+    in_own_thread(scenario)
+
+    assert "Penicillin" in seen["allergies"]
+    assert "Anaphylaxis" in seen["allergies"]
+    assert "Amoxicillin matches the recorded allergy to Penicillin (penicillins)" in seen["conflict"]
+    assert "Amoxicillin" in seen["lines"]
+    assert Prescription.objects.get().items.get().medication == "Amoxicillin"
+    assert AuditEvent.objects.filter(action="prescription.allergy_override").exists()
+    assert not csp_violations, "\n".join(csp_violations)
+    assert not accessibility, "axe-core found accessibility violations:\n" + "\n".join(accessibility)

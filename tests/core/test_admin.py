@@ -310,6 +310,7 @@ def test_it_shows_each_role_the_models_it_works_with(as_user, admin_user, staff_
         "core.clinic",
         "core.department",
         "patients.patient",
+        "patients.allergy",
         "scheduling.doctor",
         "scheduling.availabilityrule",
         "scheduling.availabilityexception",
