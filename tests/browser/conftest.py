@@ -109,18 +109,35 @@ def screenshot():
     return take
 
 
+def sign_in(page, base_url: str, user, password: str = "pass-word-123") -> None:
+    """Sign `user` in through the real login form of the server at `base_url`."""
+    page.goto(f"{base_url}/accounts/login/")
+    page.get_by_label("Username").fill(user.get_username())
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_load_state("networkidle")
+
+
 @pytest.fixture
 def login(live_server):
     """login(page, user) signs in through the real login form."""
 
-    def sign_in(page, user, password: str = "pass-word-123") -> None:
-        page.goto(f"{live_server.url}/accounts/login/")
-        page.get_by_label("Username").fill(user.get_username())
-        page.get_by_label("Password").fill(password)
-        page.get_by_role("button", name="Log in").click()
-        page.wait_for_load_state("networkidle")
+    def signed_in(page, user, password: str = "pass-word-123") -> None:
+        sign_in(page, live_server.url, user, password)
 
-    return sign_in
+    return signed_in
+
+
+@pytest.fixture
+def asgi_live_server(settings, clinic):
+    """The whole ASGI application (pages and websockets) in its own process on the Redis channel layer,
+    with the clinic moved to a zone where it is daytime (the server runs on the real clock)."""
+    from tests.scheduling.asgi_server import asgi_server
+    from tests.scheduling.queue_helpers import isolate_channel_layer, move_to_daytime_zone
+
+    move_to_daytime_zone(clinic)
+    with asgi_server(isolate_channel_layer(settings)) as running:
+        yield running
 
 
 # Accessibility: axe-core (vendored, see vendor/README.md) injected through the DevTools protocol with

@@ -15,34 +15,19 @@ from django.utils import timezone
 
 from patients.models import Patient
 from scheduling.services import appointment_complete, appointment_start, queue_call_next
-from tests.browser.conftest import assert_accessible, new_page
+from tests.browser.conftest import assert_accessible, new_page, sign_in
 from tests.conftest import token_for
 from tests.factories import DoctorFactory
-from tests.scheduling.asgi_server import asgi_server, post
-from tests.scheduling.queue_helpers import booked, isolate_channel_layer, move_to_daytime_zone, waiting
+from tests.scheduling.asgi_server import post
+from tests.scheduling.queue_helpers import booked, waiting
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.browser]
 
 LIVE = '[data-live-status][data-state="live"]'
 
 
-@pytest.fixture
-def server(settings, clinic):
-    move_to_daytime_zone(clinic)  # the server runs in its own process, on the real clock
-    with asgi_server(isolate_channel_layer(settings)) as running:
-        yield running
-
-
-def sign_in(page, server, user, password: str = "pass-word-123") -> None:
-    page.goto(f"{server.url}/accounts/login/")
-    page.get_by_label("Username").fill(user.get_username())
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_load_state("networkidle")
-
-
 def test_the_dashboard_shows_a_check_in_made_elsewhere_without_reloading(
-    server, page, browser, csp_violations, screenshot, org, staff_user, doctor, department, clinic
+    asgi_live_server, page, browser, csp_violations, screenshot, org, staff_user, doctor, department, clinic
 ):
     doctor.room = "Room 3"
     doctor.save(update_fields=["room"])
@@ -69,8 +54,8 @@ def test_the_dashboard_shows_a_check_in_made_elsewhere_without_reloading(
         Patient.objects.filter(pk=appointment.patient_id).update(last_name=last_name)
         appointment.patient.refresh_from_db()
 
-    sign_in(page, server, doctor.user)
-    page.goto(f"{server.url}/queue/dashboard/")
+    sign_in(page, asgi_live_server.url, doctor.user)
+    page.goto(f"{asgi_live_server.url}/queue/dashboard/")
     page.wait_for_selector(LIVE)
 
     # The doctor calls the first patient and starts the consultation (plain forms).
@@ -84,7 +69,9 @@ def test_the_dashboard_shows_a_check_in_made_elsewhere_without_reloading(
 
     # Reception checks a patient in from elsewhere; the page must not reload to show it.
     page.evaluate("window.stillTheSamePage = true")
-    status, body = post(f"{server.url}/api/v1/appointments/{arriving.pk}/check-in/", token=reception)
+    status, body = post(
+        f"{asgi_live_server.url}/api/v1/appointments/{arriving.pk}/check-in/", token=reception
+    )
     assert status == 200, body
     row = page.locator(f"#appointment-{arriving.pk}")
     row.wait_for(state="visible")
@@ -105,8 +92,8 @@ def test_the_dashboard_shows_a_check_in_made_elsewhere_without_reloading(
 
     # The waiting room, on a big screen: tokens and rooms, no names, and it follows the doctor's calls.
     _, display = new_page(browser, csp_violations, viewport={"width": 1600, "height": 900})
-    sign_in(display, server, staff_user)
-    display.goto(f"{server.url}/queue/clinics/{clinic.pk}/display/")
+    sign_in(display, asgi_live_server.url, staff_user)
+    display.goto(f"{asgi_live_server.url}/queue/clinics/{clinic.pk}/display/")
     display.wait_for_selector(LIVE)
     board = display.locator("#display-board").inner_text()
     assert "Room 3" in board
@@ -126,18 +113,22 @@ def test_the_dashboard_shows_a_check_in_made_elsewhere_without_reloading(
     display.context.close()
 
 
-def test_the_dashboard_reconnects_after_the_connection_drops(server, page, staff_user, doctor, department):
+def test_the_dashboard_reconnects_after_the_connection_drops(
+    asgi_live_server, page, staff_user, doctor, department
+):
     arriving = booked(staff_user, doctor, department, minutes=30)
     reception = token_for(staff_user)
-    sign_in(page, server, doctor.user)
-    page.goto(f"{server.url}/queue/dashboard/")
+    sign_in(page, asgi_live_server.url, doctor.user)
+    page.goto(f"{asgi_live_server.url}/queue/dashboard/")
     page.wait_for_selector(LIVE)
 
     # The network goes away for a moment: the page says so, then comes back by itself.
     page.context.set_offline(True)
     page.evaluate("window.dispatchEvent(new Event('offline'))")
     page.wait_for_selector('[data-live-status][data-state="offline"]', timeout=15_000)
-    status, body = post(f"{server.url}/api/v1/appointments/{arriving.pk}/check-in/", token=reception)
+    status, body = post(
+        f"{asgi_live_server.url}/api/v1/appointments/{arriving.pk}/check-in/", token=reception
+    )
     assert status == 200, body
     page.context.set_offline(False)
 

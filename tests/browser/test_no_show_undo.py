@@ -7,37 +7,21 @@ from __future__ import annotations
 import pytest
 
 from scheduling.models import Appointment, AppointmentStatus
-from tests.browser.conftest import assert_accessible
-from tests.scheduling.asgi_server import asgi_server
-from tests.scheduling.queue_helpers import isolate_channel_layer, move_to_daytime_zone, waiting
+from tests.browser.conftest import assert_accessible, sign_in
+from tests.scheduling.queue_helpers import waiting
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.browser]
 
 LIVE = '[data-live-status][data-state="live"]'
 
 
-@pytest.fixture
-def server(settings, clinic):
-    move_to_daytime_zone(clinic)  # the server runs in its own process, on the real clock
-    with asgi_server(isolate_channel_layer(settings)) as running:
-        yield running
-
-
-def sign_in(page, server, user, password: str = "pass-word-123") -> None:
-    page.goto(f"{server.url}/accounts/login/")
-    page.get_by_label("Username").fill(user.get_username())
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_load_state("networkidle")
-
-
 def test_it_asks_before_a_no_show_and_undoes_it(
-    server, page, csp_violations, screenshot, staff_user, doctor, department
+    asgi_live_server, page, csp_violations, screenshot, staff_user, doctor, department
 ):
     first = waiting(staff_user, doctor, department, minutes=5)
     second = waiting(staff_user, doctor, department, minutes=15)
-    sign_in(page, server, doctor.user)
-    page.goto(f"{server.url}/queue/dashboard/")
+    sign_in(page, asgi_live_server.url, doctor.user)
+    page.goto(f"{asgi_live_server.url}/queue/dashboard/")
     page.wait_for_selector(LIVE)
     page.get_by_role("button", name="Call next patient").click()
     page.get_by_role("button", name="Start consultation").wait_for()
@@ -80,11 +64,11 @@ def test_it_asks_before_a_no_show_and_undoes_it(
 
 
 def test_the_confirmation_page_without_the_script_is_accessible(
-    server, page, csp_violations, screenshot, staff_user, doctor, department
+    asgi_live_server, page, csp_violations, screenshot, staff_user, doctor, department
 ):
     appt = waiting(staff_user, doctor, department, minutes=5)
-    sign_in(page, server, doctor.user)
-    page.goto(f"{server.url}/queue/dashboard/")
+    sign_in(page, asgi_live_server.url, doctor.user)
+    page.goto(f"{asgi_live_server.url}/queue/dashboard/")
     # What a browser without JavaScript does: the form is sent as it is, without confirmed=1.
     page.locator(f"#appointment-{appt.pk} form[data-confirm]", has_text="Skip").evaluate("f => f.submit()")
     page.get_by_role("heading", name=f"Skip token {appt.token_label}").wait_for()
