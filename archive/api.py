@@ -16,13 +16,11 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from consultations.access import VIEWED, open_record, stated_reason
-from consultations.api.access import REASON_PARAMETERS
+from consultations.access import VIEWED
+from consultations.api.access import REASON_PARAMETERS, open_patient_record
 from opd.core.api.schema import error_responses
 from opd.core.audit import record_access
-from opd.core.errors import NotFound
-from opd.core.tenancy import check_clinical_standing, signed_in_user
-from patients.selectors import patients_for
+from opd.core.tenancy import check_clinical_standing
 
 from .models import ArchivedRecord
 from .selectors import archived_clinical_rows, may_read_archived_clinical_content, unsealed_data
@@ -74,17 +72,7 @@ class PatientArchiveView(GenericAPIView):
         },
     )
     def get(self, request: Request, pk: int) -> Response:
-        user = signed_in_user(request)
-        patient = patients_for(user).filter(pk=pk).first()
-        if patient is None:
-            raise NotFound("No such patient.")
-        reason = open_record(
-            user,
-            patient_id=patient.pk,
-            organization_id=patient.organization_id,
-            clinic_id=None,
-            reason=stated_reason(request),
-        )
+        user, patient, reason = open_patient_record(request, pk)
         page = self.paginate_queryset(archived_clinical_rows(user, patient.pk))
         rows = list(page or [])
         for row in rows:

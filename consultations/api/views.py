@@ -34,9 +34,8 @@ from opd.core.errors import NotFound, ValidationFailed
 from opd.core.models import Role
 from opd.core.tenancy import check_clinical_standing, signed_in_user
 from patients.models import Patient
-from patients.selectors import patients_for
 
-from ..access import DOWNLOADED, VIEWED, log_reads, open_record, stated_reason
+from ..access import DOWNLOADED, VIEWED, log_reads
 from ..filters import CareNoteFilter, ConsultationFilter, PrescriptionFilter, ResultFilter
 from ..models import VITAL_FIELDS, CareNote, Consultation, Prescription, Result
 from ..selectors import (
@@ -65,7 +64,7 @@ from ..services import (
     prescription_update,
     result_create,
 )
-from .access import REASON_PARAMETERS, ClinicalReadLogMixin
+from .access import REASON_PARAMETERS, ClinicalReadLogMixin, open_patient_record
 from .serializers import (
     AddendumCreateSerializer,
     AddendumSerializer,
@@ -472,17 +471,7 @@ class PatientHistoryView(GenericAPIView):
         },
     )
     def get(self, request: Request, pk: int) -> Response:
-        user = signed_in_user(request)
-        patient = patients_for(user).filter(pk=pk).first()
-        if patient is None:
-            raise NotFound("No such patient.")
-        reason = open_record(
-            user,
-            patient_id=patient.pk,
-            organization_id=patient.organization_id,
-            clinic_id=None,
-            reason=stated_reason(request),
-        )
+        user, patient, reason = open_patient_record(request, pk)
         page = self.paginate_queryset(patient_history(user, patient))
         entries = history_entries(user, list(page))  # type: ignore[arg-type]  # the default paginator always pages
         log_reads(user, VIEWED, [entry.item for entry in entries], reason=reason, via="history")
