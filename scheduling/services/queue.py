@@ -85,6 +85,18 @@ def check_doctor_owns(actor: User | None, appt: Appointment) -> None:
         raise PermissionDenied("This appointment is assigned to another doctor.")
 
 
+def _check_may_undo(actor: User | None, appt: Appointment, what: str) -> None:
+    """Who may undo a no-show or a skip: whoever may mark one, the clinic's doctors (their own
+    appointments, in standing), staff and admins; a superuser or the system anywhere."""
+    if actor is not None and not actor.is_superuser:
+        if actor.role not in (Role.DOCTOR, Role.STAFF, Role.ADMIN):
+            raise PermissionDenied(f"Only the clinic's doctors and staff may undo a {what}.")
+        clinics = clinic_ids_for(actor)
+        if clinics is not None and appt.clinic_id not in clinics:
+            raise PermissionDenied("This appointment is at another clinic.")
+    check_doctor_owns(actor, appt)
+
+
 def _bump_versions(queues: Iterable[str]) -> dict[str, int]:
     """Next version of each queue. Call inside the change's transaction: the counter rows stay locked
     until commit, always taken in name order so two changes never wait on each other in a cycle."""
@@ -372,13 +384,7 @@ def appointment_undo_no_show(
     now = now or timezone.now()
     with transaction.atomic():
         appt = _lock(appointment)
-        if actor is not None and not actor.is_superuser:
-            if actor.role not in (Role.DOCTOR, Role.STAFF, Role.ADMIN):
-                raise PermissionDenied("Only the clinic's doctors and staff may undo a no-show.")
-            clinics = clinic_ids_for(actor)
-            if clinics is not None and appt.clinic_id not in clinics:
-                raise PermissionDenied("This appointment is at another clinic.")
-        check_doctor_owns(actor, appt)
+        _check_may_undo(actor, appt, "no-show")
         deadline, marked_at = undo_deadline(appt), appt.no_show_at
         if deadline is None or marked_at is None:
             raise _undo_not_possible(
@@ -480,13 +486,7 @@ def appointment_undo_skip(
     now = now or timezone.now()
     with transaction.atomic():
         appt = _lock(appointment)
-        if actor is not None and not actor.is_superuser:
-            if actor.role not in (Role.DOCTOR, Role.STAFF, Role.ADMIN):
-                raise PermissionDenied("Only the clinic's doctors and staff may undo a skip.")
-            clinics = clinic_ids_for(actor)
-            if clinics is not None and appt.clinic_id not in clinics:
-                raise PermissionDenied("This appointment is at another clinic.")
-        check_doctor_owns(actor, appt)
+        _check_may_undo(actor, appt, "skip")
         deadline, skipped_at = skip_undo_deadline(appt), appt.skipped_at
         if deadline is None or skipped_at is None or appt.called_at is not None:
             raise _undo_not_possible("This patient has no skip to undo, or has been called since.")
