@@ -93,6 +93,32 @@ def render(results: dict) -> str:
         f"{p['slots_booked_count_not_equal_seats_held']}, duplicate seats {p['duplicate_seats']}, overbooked "
         f"anywhere {p['overbooked_slots_in_database']} | - | all 0: {'yes' if clean else 'NO'} |"
     )
+    e = results.get("embedded")
+    if e:
+        for key, title, gunicorn in (
+            ("ping", "GET /devtools/ping/", c),
+            ("slots", "slot listing (as above)", sl),
+        ):
+            row = e[key]
+            ok = "yes" if row["rps"] * 2 >= gunicorn["rps"] else "NO"
+            lines.append(
+                f"| `make run`'s server (one uvicorn process, opd.asgi), {title} | {row['rps']:.0f} req/s, "
+                f"p50 {row['p50_ms']:.1f} ms, p99 {row['p99_ms']:.1f} ms; gunicorn {gunicorn['rps']:.0f} req/s "
+                f"({row['rps'] / gunicorn['rps']:.2f}x of it) | {ratio(row['rps'], c['rps'])} | "
+                f"within 2x of gunicorn: {ok} |"
+            )
+    mem = results.get("memory")
+    if mem:
+        before = mem.get("previous") or {}
+        parts = []
+        for key, title in (
+            ("gunicorn_mb", "gunicorn (master and 2 workers)"),
+            ("asgi_mb", "uvicorn (make run)"),
+            ("celery_worker_mb", "Celery worker (and its pool)"),
+        ):
+            growth = f", previous run {before[key]} MB" if key in before else ""
+            parts.append(f"{title} {mem[key]} MB{growth}")
+        lines.append(f"| Memory (RSS after the run) | {'; '.join(parts)} | - | - |")
     lines += [
         "",
         "Cold daily statistics of the whole history, by part (in-process, ms; the stored figures replace "

@@ -25,6 +25,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .data import (
     RECOMMENDED_INDEXES,
@@ -207,33 +208,56 @@ def start_worker() -> subprocess.Popen:
     return process
 
 
-def start_server(port: int) -> subprocess.Popen:
+def start_server(port: int, kind: str = "gunicorn") -> subprocess.Popen:
+    """`gunicorn`: HTTP as `make serve` runs it (2 sync workers). `asgi`: the one uvicorn process of
+    `make run` (opd.asgi: HTTP and websockets in one process), on the same database and settings, so
+    the server is the only difference between the two figures."""
     env = {**os.environ, "CONN_MAX_AGE": "60", "DJANGO_SETTINGS_MODULE": "devtools.bench.settings"}
-    gunicorn = Path(sys.executable).with_name("gunicorn")
-    process = subprocess.Popen(  # noqa: S603 (our own binary and arguments)
-        [
-            str(gunicorn),
+    binary = Path(sys.executable).with_name(kind if kind == "gunicorn" else "uvicorn")
+    if kind == "gunicorn":
+        args = [
             "opd.wsgi:application",
             "--bind",
             f"127.0.0.1:{port}",
             "--workers",
             "2",
             "--no-control-socket",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
+        ]
+    else:
+        args = ["opd.asgi:application", "--host", "127.0.0.1", "--port", str(port), "--lifespan", "off"]
+    process = subprocess.Popen(  # noqa: S603 (our own binary and arguments)
+        [str(binary), *args, "--log-level", "warning"], cwd=ROOT, env=env
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
             return process
         if process.poll() is not None:
-            raise SystemExit("gunicorn exited at start")
+            raise SystemExit(f"{kind} exited at start")
         time.sleep(0.2)
     process.terminate()
-    raise SystemExit("gunicorn did not start listening")
+    raise SystemExit(f"{kind} did not start listening")
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and its children (gunicorn's workers, the worker's pool), in MB."""
+    total_kb, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{current}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total_kb += int(line.split()[1])
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [int(child) for child in (task / "children").read_text().split()]
+    return round(total_kb / 1024, 1)
+
+
+def previous_memory() -> dict | None:
+    """The memory figures of the last run on this scale, to show growth from run to run."""
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        return json.loads((RESULTS / "latest.json").read_text())["memory"]
+    return None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -363,11 +387,34 @@ def main(argv: list[str] | None = None) -> None:
         )
         race.update(slots=len(race_slots), seats=len(race_slots) * 2)
         log(f"race: {race['booked']} booked of {race['seats']} seats, outcomes {race['outcomes']}")
+        memory: dict[str, Any] = {"gunicorn_mb": rss_mb(server.pid), "celery_worker_mb": rss_mb(worker.pid)}
     finally:
         server.terminate()
         worker.terminate()
         server.wait(timeout=30)
         worker.wait(timeout=60)
+
+    # `make run`'s server on the same views: the ceiling and the slot listing, each against gunicorn's.
+    asgi_port = free_port()
+    log(f"starting make run's server (uvicorn opd.asgi) on 127.0.0.1:{asgi_port}")
+    asgi = start_server(asgi_port, kind="asgi")
+    try:
+        asgi_base = f"http://127.0.0.1:{asgi_port}"
+        asgi_ping = wrk(f"{asgi_base}/devtools/ping/", headers={}, seconds=args.seconds)
+        asgi_ping.pop("raw")
+        asgi_slots = wrk(
+            f"{asgi_base}/api/v1/slots/?clinic={clinic_id}&date_from={slot_day}&date_to={slot_day}",
+            headers={"Authorization": f"Token {users['staff']}"},
+            seconds=args.seconds,
+        )
+        asgi_slots.pop("raw")
+        memory["asgi_mb"] = rss_mb(asgi.pid)
+    finally:
+        asgi.terminate()
+        asgi.wait(timeout=30)
+    embedded = {"ping": asgi_ping, "slots": asgi_slots}
+    log(f"make run's server: ping {asgi_ping['rps']:.0f} req/s, slots {asgi_slots['rps']:.0f} req/s")
+    memory["previous"] = previous_memory()
 
     proof = overbooking_proof(storm_slots + paced_slots + race_slots)
     log(f"proof: {proof}")
@@ -383,6 +430,8 @@ def main(argv: list[str] | None = None) -> None:
         "paced": paced,
         "race": race,
         "proof": proof,
+        "embedded": embedded,
+        "memory": memory,
         "indexes": [name for (_table, name) in RECOMMENDED_INDEXES if name in existing_indexes(_table)]
         or ["none"],
     }
