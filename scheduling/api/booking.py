@@ -34,11 +34,13 @@ from ..services import (
     appointment_reschedule,
 )
 from .serializers import (
+    SLOT_LISTING_VALUES,
     AppointmentBookSerializer,
     AppointmentCancelSerializer,
     AppointmentRescheduleSerializer,
     AppointmentSerializer,
     SlotSerializer,
+    slot_listing_row,
 )
 
 
@@ -90,6 +92,16 @@ class SlotViewSet(viewsets.ReadOnlyModelViewSet):
         if getattr(self, "swagger_fake_view", False):
             return Slot.objects.none()
         return slots_for(signed_in_user(self.request)).select_related("doctor__user", "department", "clinic")
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """The listing patients search most: rows read as values in one joined query and shaped by
+        slot_listing_row (SlotSerializer's output without model instances); the schema stays
+        SlotSerializer's."""
+        rows = self.filter_queryset(self.get_queryset()).values(*SLOT_LISTING_VALUES)
+        page = self.paginate_queryset(rows)
+        zones: dict[str, Any] = {}
+        data = [slot_listing_row(row, zones) for row in (page if page is not None else rows)]
+        return self.get_paginated_response(data) if page is not None else Response(data)
 
 
 WRITE_ERRORS = (400, 401, 403, 404, 409, 422)

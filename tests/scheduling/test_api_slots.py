@@ -249,3 +249,49 @@ def test_a_page_of_twenty_slots_costs_the_same_queries_as_three(
 
     with django_assert_num_queries(len(three)):
         assert len(ids(client.get(SLOTS))) == 20
+
+
+def test_the_listing_shows_each_slot_exactly_as_showing_that_slot_does(
+    api_as, admin_user, org, other_clinic, department, other_clinic_department, doctor, other_clinic_doctor
+):
+    # The listing builds its rows from values, not through SlotSerializer: the same fields, the same
+    # formats, in every case the serializer handles (another zone, a start with microseconds, a full slot,
+    # a withdrawn one, a doctor without a full name).
+    nameless = DoctorFactory(
+        user__first_name="",
+        user__last_name="",
+        user__username="locum7",
+        user__organization=org,
+        departments=[department],
+    )
+    slots = [
+        SlotFactory(doctor=doctor, department=department, capacity=2, booked_count=2),
+        SlotFactory(
+            doctor=other_clinic_doctor,
+            department=other_clinic_department,
+            start=local_time(other_clinic, days=2, hour=0, minute=30).replace(microsecond=123456),
+        ),
+        SlotFactory(doctor=doctor, department=department, is_active=False),
+        SlotFactory(doctor=nameless, department=department),
+    ]
+    client = api_as(admin_user)
+
+    listed = {row["id"]: row for row in client.get(SLOTS, {"page_size": 200}).json()["results"]}
+
+    assert set(listed) == {slot.pk for slot in slots}
+    for slot in slots:
+        assert listed[slot.pk] == client.get(f"{SLOTS}{slot.pk}/").json()
+    assert listed[slots[3].pk]["doctor"]["name"] == "Dr locum7"
+
+
+def test_a_list_that_fits_on_its_first_page_is_not_counted_separately(api_as, admin_user, doctor, department):
+    for _ in range(3):
+        SlotFactory(doctor=doctor, department=department)
+    client = api_as(admin_user)
+
+    with CaptureQueriesContext(connection) as read:
+        body = client.get(SLOTS, {"doctor": doctor.pk}).json()
+
+    assert body["count"] == 3 and body["next"] is None and body["previous"] is None
+    assert not [q for q in read.captured_queries if "COUNT(" in q["sql"].upper()]
+    assert client.get(SLOTS, {"doctor": doctor.pk, "page_size": 2}).json()["count"] == 3
