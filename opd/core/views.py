@@ -45,6 +45,11 @@ def _check_broker() -> None:
 
 
 CHECKS = {"database": _check_database, "cache": _check_cache, "broker": _check_broker}
+# Without the database a node can do nothing: it must leave the load balancer's rotation (503). Without
+# Redis (cache, broker) it still lists slots, books and records consultations, only slower and without
+# live pushes or queued messages; every node shares the same Redis, so answering 503 for it would take
+# every node out at once and turn a degraded service into none. Those parts answer 200, "degraded".
+ESSENTIAL = frozenset({"database"})
 
 
 @require_GET
@@ -60,10 +65,12 @@ def readyz(request):
             logger.warning("readiness check %s failed: %s: %s", name, exc.__class__.__name__, exc)
             results[name] = "failing"
     failing = [name for name, state in results.items() if state != "ok"]
-    body = {"status": "ok" if not failing else "unavailable", "checks": results}
+    unavailable = any(name in ESSENTIAL for name in failing)
+    status = "unavailable" if unavailable else ("degraded" if failing else "ok")
+    body: dict[str, object] = {"status": status, "checks": results}
     if failing:
         body["failing"] = failing
-    return JsonResponse(body, status=503 if failing else 200)
+    return JsonResponse(body, status=503 if unavailable else 200)
 
 
 @require_GET

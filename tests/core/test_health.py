@@ -6,6 +6,7 @@ import contextlib
 
 import pytest
 from django.conf import settings
+from django.test import override_settings
 
 from opd.celery import app as celery_app
 
@@ -49,16 +50,49 @@ def test_it_is_ready_when_database_cache_and_broker_answer(client):
 
 
 @pytest.mark.django_db
-def test_it_names_the_broker_when_the_broker_is_unreachable(client):
+def test_it_stays_in_rotation_but_says_degraded_when_the_broker_is_unreachable(client):
+    # Booking and consultations work without Redis; only queued messages wait. A 503 here would take
+    # every node (all sharing the one Redis) out of the load balancer at once.
     with broker_at(DEAD_BROKER):
         response = client.get("/readyz")
 
-    assert response.status_code == 503
+    assert response.status_code == 200
     assert response.json() == {
-        "status": "unavailable",
+        "status": "degraded",
         "checks": {"database": "ok", "cache": "ok", "broker": "failing"},
         "failing": ["broker"],
     }
+
+
+@pytest.mark.django_db
+def test_it_stays_in_rotation_but_says_degraded_when_the_cache_is_unreachable(client):
+    dead_cache = {**settings.CACHES["default"], "LOCATION": DEAD_BROKER}
+    with override_settings(CACHES={**settings.CACHES, "default": dead_cache}):
+        response = client.get("/readyz")
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "degraded"
+    assert response.json()["failing"] == ["cache"]
+
+
+@pytest.mark.django_db(transaction=True)  # outside a test transaction, so the probe really reconnects
+def test_it_leaves_rotation_when_the_database_is_unreachable(client, monkeypatch, caplog):
+    from django.db import connection
+
+    # A database that refuses connections: the settings of the live connection pointed at port 1.
+    monkeypatch.setitem(connection.settings_dict, "PORT", 1)
+    monkeypatch.setitem(connection.settings_dict, "HOST", "127.0.0.1")
+    connection.close()
+    try:
+        response = client.get("/readyz")
+    finally:
+        monkeypatch.undo()
+        connection.close()
+
+    assert response.status_code == 503
+    assert response.json()["status"] == "unavailable"
+    assert response.json()["failing"] == ["database"]
+    assert "Can't connect" in caplog.text or "OperationalError" in caplog.text
 
 
 @pytest.mark.django_db
@@ -74,9 +108,9 @@ def test_it_keeps_the_failure_details_out_of_the_answer(client, caplog):
 @pytest.mark.django_db
 def test_it_is_ready_again_once_the_broker_is_back(client):
     with broker_at(DEAD_BROKER):
-        assert client.get("/readyz").status_code == 503
+        assert client.get("/readyz").json()["status"] == "degraded"
 
-    assert client.get("/readyz").status_code == 200
+    assert client.get("/readyz").json()["status"] == "ok"
 
 
 @pytest.mark.parametrize("url", ["/healthz", "/readyz"])
