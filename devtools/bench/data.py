@@ -112,11 +112,27 @@ def bench_users(org_id: int) -> dict:
     )
     for clinic in clinics:
         Membership.objects.get_or_create(user=staff, clinic=clinic)
+    # A patient of the organization with a portal account: slot listings are measured as a patient
+    # looking for a time, which is who lists slots most.
+    from patients.models import Patient
+
+    patient_user, _ = User.objects.get_or_create(
+        username="bench-patient",
+        defaults={
+            "role": Role.PATIENT,
+            "organization_id": org_id,
+            "email_verified_at": dt.datetime.now(dt.UTC),
+        },
+    )
+    if not Patient.objects.filter(user=patient_user).exists():
+        unlinked = Patient.objects.filter(organization_id=org_id, user__isnull=True).order_by("-pk")
+        Patient.objects.filter(pk=unlinked.values_list("pk", flat=True)[:1].get()).update(user=patient_user)
     return {
         # A new token per run (each lives OPD_TOKEN_TTL_HOURS), as a client signing in with its password
         # and a second-factor code would get (the benchmark measures with the requirement on).
         "admin": token_issue(user=admin, name="bench", second_factor=True)[1],
         "staff": token_issue(user=staff, name="bench", second_factor=True)[1],
+        "patient": token_issue(user=patient_user, name="bench", second_factor=True)[1],
         "clinic_ids": [c.pk for c in clinics],
     }
 

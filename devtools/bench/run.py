@@ -295,6 +295,24 @@ def main(argv: list[str] | None = None) -> None:
     clinic_id = users["clinic_ids"][0]
     storm_slots = contention_slots(data["organization_id"], clinic_id, per_doctor=40, capacity=STORM_CAPACITY)
     race_slots = contention_slots(data["organization_id"], clinic_id, per_doctor=1, capacity=2)[:10]
+    # What a patient lists: one doctor's open slots for a day (25 of them) and for a week (five such
+    # days), and a department's first available times across its doctors.
+    listing_days = [
+        contention_slots(data["organization_id"], clinic_id, per_doctor=25, capacity=2) for _ in range(5)
+    ]
+    from scheduling.models import Slot as SlotModel
+
+    listed = (
+        SlotModel.objects.filter(pk=listing_days[0][0]).values("doctor_id", "department_id", "date").get()
+    )
+    week_end = SlotModel.objects.filter(pk=listing_days[-1][0]).values_list("date", flat=True).get()
+    listing_paths = {
+        "doctor_day": f"/api/v1/slots/?doctor={listed['doctor_id']}&date_from={listed['date']}"
+        f"&date_to={listed['date']}&available=true",
+        "doctor_week": f"/api/v1/slots/?doctor={listed['doctor_id']}&date_from={listed['date']}"
+        f"&date_to={week_end}&available=true",
+        "department_first": f"/api/v1/slots/?department={listed['department_id']}&available=true",
+    }
     from patients.models import Patient
 
     patient_ids = list(
@@ -328,14 +346,13 @@ def main(argv: list[str] | None = None) -> None:
 
         stats = stats_figures("127.0.0.1", port, users["admin"], first, last, args.cold_runs)
 
-        slot_day = last - dt.timedelta(days=(last.weekday() - 0) % 7)  # a Monday: a full day
-        slots = wrk(
-            f"{base}/api/v1/slots/?clinic={clinic_id}&date_from={slot_day}&date_to={slot_day}",
-            headers={"Authorization": f"Token {users['staff']}"},
-            seconds=args.seconds,
-        )
-        slots.pop("raw")
-        log(f"slot listing: {slots['rps']:.0f} req/s")
+        slots = {}
+        for name, path in listing_paths.items():
+            slots[name] = wrk(
+                f"{base}{path}", headers={"Authorization": f"Token {users['patient']}"}, seconds=args.seconds
+            )
+            slots[name].pop("raw")
+            log(f"slot listing {name}: {slots[name]['rps']:.0f} req/s, p99 {slots[name]['p99_ms']:.1f} ms")
 
         booking = storm(
             StormPlan(
@@ -403,8 +420,8 @@ def main(argv: list[str] | None = None) -> None:
         asgi_ping = wrk(f"{asgi_base}/devtools/ping/", headers={}, seconds=args.seconds)
         asgi_ping.pop("raw")
         asgi_slots = wrk(
-            f"{asgi_base}/api/v1/slots/?clinic={clinic_id}&date_from={slot_day}&date_to={slot_day}",
-            headers={"Authorization": f"Token {users['staff']}"},
+            f"{asgi_base}{listing_paths['doctor_day']}",
+            headers={"Authorization": f"Token {users['patient']}"},
             seconds=args.seconds,
         )
         asgi_slots.pop("raw")
