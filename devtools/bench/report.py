@@ -116,7 +116,7 @@ def render(results: dict) -> str:
             lines.append(
                 f"| `make run`'s server (one uvicorn process, opd.asgi), {title} | {row['rps']:.0f} req/s, "
                 f"p50 {row['p50_ms']:.1f} ms, p99 {row['p99_ms']:.1f} ms; gunicorn {gunicorn['rps']:.0f} req/s "
-                f"({row['rps'] / gunicorn['rps']:.2f}x of it) | {ratio(row['rps'], c['rps'])} | "
+                f"({ratio(row['rps'], gunicorn['rps'])} of it) | {ratio(row['rps'], c['rps'])} | "
                 f"within 2x of gunicorn: {ok} |"
             )
     mem = results.get("memory")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import http.client
 import json
 import os
 import platform
@@ -228,15 +229,20 @@ def start_server(port: int, kind: str = "gunicorn") -> subprocess.Popen:
     process = subprocess.Popen(  # noqa: S603 (our own binary and arguments)
         [str(binary), *args, "--log-level", "warning"], cwd=ROOT, env=env
     )
-    deadline = time.monotonic() + 30
+    # Ready when a request is answered, not when the port is open: gunicorn's master listens before its
+    # workers have imported the project, and a run that starts then measures the workers' start-up.
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return process
+        with contextlib.suppress(OSError, http.client.HTTPException):
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            connection.request("GET", "/devtools/ping/")
+            if connection.getresponse().status == 200:
+                return process
         if process.poll() is not None:
             raise SystemExit(f"{kind} exited at start")
         time.sleep(0.2)
     process.terminate()
-    raise SystemExit(f"{kind} did not start listening")
+    raise SystemExit(f"{kind} did not answer within a minute")
 
 
 def rss_mb(pid: int) -> float:
