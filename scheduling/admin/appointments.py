@@ -9,8 +9,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from django.contrib import admin
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
@@ -21,12 +19,14 @@ from django.utils import timezone
 from opd.core.admin_mixins import (
     ADD,
     VIEW,
+    LocalDaySearchMixin,
     OpdModelAdmin,
     ScopedRelatedFilter,
     adopt,
     in_clinic_time,
     report_bulk,
 )
+from opd.core.clinic_time import DAY_SEARCH_HELP
 from opd.core.errors import DomainError
 from opd.core.models import Role
 from opd.core.tenancy import restrict_to_clinics
@@ -52,7 +52,7 @@ class HasFreeSeatsFilter(admin.SimpleListFilter):
 
 
 @admin.register(Slot)
-class SlotAdmin(ClinicTimeMixin, OpdModelAdmin):
+class SlotAdmin(LocalDaySearchMixin, ClinicTimeMixin, OpdModelAdmin):
     """Read-only: slots are planned from availability (slots_generate), never typed in."""
 
     role_permissions = {Role.ADMIN: {VIEW}, Role.STAFF: {VIEW}}
@@ -65,9 +65,10 @@ class SlotAdmin(ClinicTimeMixin, OpdModelAdmin):
         ("department", ScopedRelatedFilter),
     )
     search_fields = ("^doctor__user__last_name", "^doctor__user__first_name", "department__name")
-    search_help_text = "Doctor's name, department, or a date (YYYY-MM-DD)."
+    search_help_text = f"Doctor's name, department, or {DAY_SEARCH_HELP}."
     list_select_related = ("doctor__user", "department__clinic", "clinic")
-    str_select_related = ("doctor__user",)
+    str_select_related = ("doctor__user", "clinic")
+    local_day_field = "date"
     date_hierarchy = "date"
     ordering = ("start", "doctor_id")
     show_full_result_count = False
@@ -98,11 +99,7 @@ class SlotAdmin(ClinicTimeMixin, OpdModelAdmin):
                 booked_count__lt=F("capacity"),
                 doctor__approval_status=ApprovalStatus.APPROVED,
             )
-        try:
-            day = dt.date.fromisoformat(search_term.strip())
-        except ValueError:
-            return super().get_search_results(request, queryset, search_term)
-        return queryset.filter(date=day), False
+        return super().get_search_results(request, queryset, search_term)
 
     @admin.display(description="booked / seats")
     def seats(self, obj: Slot) -> str:
@@ -110,7 +107,7 @@ class SlotAdmin(ClinicTimeMixin, OpdModelAdmin):
 
 
 @admin.register(Appointment)
-class AppointmentAdmin(ClinicTimeMixin, OpdModelAdmin):
+class AppointmentAdmin(LocalDaySearchMixin, ClinicTimeMixin, OpdModelAdmin):
     role_permissions = {
         Role.ADMIN: {VIEW, ADD, "cancel", "check_in", "priority"},
         Role.STAFF: {VIEW, ADD, "cancel", "check_in", "priority"},
@@ -125,9 +122,12 @@ class AppointmentAdmin(ClinicTimeMixin, OpdModelAdmin):
         ("doctor", ScopedRelatedFilter),
     )
     search_fields = ("=patient__mrn", "^patient__last_name", "^patient__first_name")
-    search_help_text = "Patient's name (start of it) or exact MRN."
+    search_help_text = f"Patient's name (start of it), exact MRN, or {DAY_SEARCH_HELP}."
     list_select_related = ("patient", "doctor__user", "department__clinic", "clinic")
-    date_hierarchy = "start"
+    str_select_related = ("patient", "doctor__user", "clinic")
+    local_day_field = "slot__date"
+    # The slot's clinic-local day, not `start` (a UTC moment): the hierarchy's days are the clinic's.
+    date_hierarchy = "slot__date"
     ordering = ("start", "id")
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER

@@ -54,4 +54,4 @@ class ClinicTimeMixin:
 
     @admin.display(description="ends")
     def end_local(self, obj) -> str:
-        return f"{timezone.localtime(obj.end, obj.clinic.tz):%H:%M}"
+        return in_clinic_time(obj.end, obj.clinic.time_zone, with_day=False)
