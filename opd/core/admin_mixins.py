@@ -174,7 +174,7 @@ class LocalDaySearchMixin:
         day = parse_local_day(search_term, timezone.localdate())
         if self.local_day_field and day is not None:
             return queryset.filter(**{self.local_day_field: day}), False
-        return super().get_search_results(request, queryset, search_term)  # type: ignore[misc]  # the ModelAdmin mixed in
+        return super().get_search_results(request, queryset, search_term)
 
 
 class RoleScopedMixin:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.admin import helpers
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import F
 from django.template.response import TemplateResponse
@@ -26,14 +27,16 @@ from opd.core.admin_mixins import (
     in_clinic_time,
     report_bulk,
 )
-from opd.core.clinic_time import DAY_SEARCH_HELP
+from opd.core.clinic_time import DAY_SEARCH_HELP, zone_label
 from opd.core.errors import DomainError
 from opd.core.models import Role
 from opd.core.tenancy import restrict_to_clinics
 
-from ..models import Appointment, ApprovalStatus, BookingChannel, Slot
+from ..models import Appointment, AppointmentStatus, ApprovalStatus, BookingChannel, Slot
 from ..services import appointment_book, appointment_cancel, appointment_check_in, appointment_set_priority
+from ..services.booking import CANCELLABLE
 from .common import ClinicTimeMixin, WhenFilter, plural
+from .desk import DeskMixin
 
 
 class HasFreeSeatsFilter(admin.SimpleListFilter):
@@ -107,10 +110,10 @@ class SlotAdmin(LocalDaySearchMixin, ClinicTimeMixin, OpdModelAdmin):
 
 
 @admin.register(Appointment)
-class AppointmentAdmin(LocalDaySearchMixin, ClinicTimeMixin, OpdModelAdmin):
+class AppointmentAdmin(DeskMixin, LocalDaySearchMixin, ClinicTimeMixin, OpdModelAdmin):
     role_permissions = {
-        Role.ADMIN: {VIEW, ADD, "cancel", "check_in", "priority"},
-        Role.STAFF: {VIEW, ADD, "cancel", "check_in", "priority"},
+        Role.ADMIN: {VIEW, ADD, "cancel", "check_in", "priority", "reschedule"},
+        Role.STAFF: {VIEW, ADD, "cancel", "check_in", "priority", "reschedule"},
     }
     list_display = ("start_local", "patient", "doctor", "department", "status", "token", "channel")
     list_filter = (
@@ -162,8 +165,40 @@ class AppointmentAdmin(LocalDaySearchMixin, ClinicTimeMixin, OpdModelAdmin):
     def scope_queryset(self, qs, user):
         return restrict_to_clinics(qs, user)
 
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        """The read-only page shows its stored moments (booked, checked in, ...) on the clinic's clock and
+        names the zone; the desk's actions are buttons above it."""
+        obj = self.get_object(request, unquote(object_id))
+        clinic = obj.clinic
+        context = {
+            **(extra_context or {}),
+            "clinic_zone": zone_label(clinic),
+            "desk": {
+                "may_check_in": self.allowed(request, "check_in") and obj.status == AppointmentStatus.BOOKED,
+                "may_cancel": self.allowed(request, "cancel") and obj.status in CANCELLABLE,
+                "may_reschedule": self.allowed(request, "reschedule")
+                and obj.status == AppointmentStatus.BOOKED,
+                "has_token": obj.token_number is not None,
+                "today_url": self._today_url(clinic),
+            },
+        }
+        # Rendered inside the override: a TemplateResponse renders lazily, after this method returns.
+        with timezone.override(clinic.tz):
+            response = super().change_view(request, object_id, form_url, context)
+            if hasattr(response, "render"):
+                response.render()
+        return response
+
     def get_fieldsets(self, request, obj=None):
-        return self.add_fieldsets if obj is None else self.fieldsets
+        if obj is None:
+            return self.add_fieldsets
+        note = f"Times in {zone_label(obj.clinic)}, the clinic's time zone."
+        return tuple(
+            (name, {**options, "description": note})
+            if name in ("Booking", "Progress", "Queue")
+            else (name, options)
+            for name, options in self.fieldsets
+        )
 
     def get_readonly_fields(self, request, obj=None):
         # There is no change permission, so a saved appointment shows every field read-only anyway;
