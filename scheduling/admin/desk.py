@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, cast
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -39,12 +39,13 @@ from opd.core.clinic_time import in_clinic_time, local_today, parse_local_day, z
 from opd.core.errors import Conflict, DomainError, ValidationFailed
 from opd.core.models import Clinic, Department
 from opd.core.tenancy import clinics_for
+from patients.admin import patient_page_section
 from patients.models import ENCRYPTED_FIELDS as PATIENT_ENCRYPTED_FIELDS
 from patients.models import Patient
 from patients.selectors import patient_search, patients_for
 
-from ..models import Appointment, ApprovalStatus, BookingChannel, Doctor, Slot
-from ..selectors import bookable_slot_q, doctors_for, local_day_bounds, slots_for, today_q
+from ..models import ACTIVE_STATUSES, Appointment, ApprovalStatus, BookingChannel, Doctor, Slot
+from ..selectors import appointments_for, bookable_slot_q, doctors_for, local_day_bounds, slots_for, today_q
 from ..services import (
     appointment_book,
     appointment_book_first_available,
@@ -620,3 +621,38 @@ def _field_error(field: str, message: str) -> DomainError:
 def _safe_next(request) -> bool:
     target = request.POST.get("next", "")
     return bool(target) and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()})
+
+
+PATIENT_PAGE_ROWS = 10
+
+
+@patient_page_section
+def patient_appointments_section(request, patient: Patient) -> dict:
+    """The patient's page lists their upcoming and past appointments (at the clinics the user works at),
+    each on its clinic's clock with the zone named, and links to book."""
+    now = timezone.now()
+    qs = (
+        appointments_for(request.user)
+        .filter(patient=patient)
+        .select_related("clinic", "doctor__user", "department")
+    )
+    upcoming_q = Q(start__gte=now, status__in=ACTIVE_STATUSES)
+
+    def rows(appointments) -> list[dict]:
+        return [
+            {
+                "appointment": a,
+                "when": in_clinic_time(a.start, a.clinic),
+                "status": a.get_status_display(),
+                "url": reverse("admin:scheduling_appointment_change", args=[a.pk]),
+            }
+            for a in appointments
+        ]
+
+    return {
+        "upcoming_appointments": rows(qs.filter(upcoming_q).order_by("start", "pk")[:PATIENT_PAGE_ROWS]),
+        "past_appointments": rows(qs.exclude(upcoming_q).order_by("-start", "-pk")[:PATIENT_PAGE_ROWS]),
+        "book_url": reverse("admin:scheduling_appointment_desk_book")
+        + "?"
+        + urlencode({"patient": patient.pk}),
+    }

@@ -420,3 +420,40 @@ def test_titles_name_the_clinic_zone(kolkata_slot, patient, staff_user):
     zone = zoneinfo.ZoneInfo("Asia/Kolkata")
     assert str(kolkata_slot) == "Dr Priya Sen Fri 06 Dec 2030, 08:00 Asia/Kolkata (IST)"
     assert kolkata_slot.start.astimezone(zone).hour == 8
+
+
+# The patient's page -----------------------------------------------------------------------------------
+
+
+def test_the_patient_page_shows_appointments_preferences_allergies_and_balance(
+    client, staff_user, admin_user, patient, doctor, department, booked_today, book
+):
+    from patients.models import AllergyStatus
+    from patients.services import allergy_record
+
+    next_slot = slot_at(doctor, department, timezone.now() + dt.timedelta(days=2))
+    later = book(patient, next_slot)
+    allergy_record(
+        actor=staff_user,
+        patient=patient,
+        substance="Penicillin",
+        category="drug",
+        severity="severe",
+        reaction="Rash",
+        status=AllergyStatus.ACTIVE,
+    )
+    client.force_login(staff_user)
+
+    body = client.get(f"/admin/patients/patient/{patient.pk}/change/").content.decode()
+
+    upcoming = body[body.index('id="patient-upcoming"') : body.index("<h3>Past</h3>")]
+    assert upcoming.index(f"/{booked_today.pk}/change/") < upcoming.index(f"/{later.pk}/change/")
+    assert "10:20 Europe/London (GMT)" in upcoming
+    assert "Not set: every channel with an address" in body
+    assert "Penicillin" in body
+    assert "No balance information." in body
+    assert "UTC" not in body
+
+    client.force_login(admin_user)
+    as_admin = client.get(f"/admin/patients/patient/{patient.pk}/change/").content.decode()
+    assert "Penicillin" not in as_admin  # administrators do not read clinical data
