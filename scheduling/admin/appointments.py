@@ -172,7 +172,6 @@ class AppointmentAdmin(DeskMixin, LocalDaySearchMixin, ClinicTimeMixin, OpdModel
         clinic = obj.clinic
         context = {
             **(extra_context or {}),
-            "clinic_zone": zone_label(clinic),
             "desk": {
                 "may_check_in": self.allowed(request, "check_in") and obj.status == AppointmentStatus.BOOKED,
                 "may_cancel": self.allowed(request, "cancel") and obj.status in CANCELLABLE,
@@ -182,12 +181,7 @@ class AppointmentAdmin(DeskMixin, LocalDaySearchMixin, ClinicTimeMixin, OpdModel
                 "today_url": self._today_url(clinic),
             },
         }
-        # Rendered inside the override: a TemplateResponse renders lazily, after this method returns.
-        with timezone.override(clinic.tz):
-            response = super().change_view(request, object_id, form_url, context)
-            if hasattr(response, "render"):
-                response.render()
-        return response
+        return self.clinic_time_change_view(request, object_id, form_url, context)
 
     def get_fieldsets(self, request, obj=None):
         if obj is None:

@@ -8,6 +8,7 @@ import re
 import zoneinfo
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
 from opd.core.models import AuditEvent, Role
@@ -457,3 +458,12 @@ def test_the_patient_page_shows_appointments_preferences_allergies_and_balance(
     client.force_login(admin_user)
     as_admin = client.get(f"/admin/patients/patient/{patient.pk}/change/").content.decode()
     assert "Penicillin" not in as_admin  # administrators do not read clinical data
+
+
+def test_the_waiting_room_page_sends_reception_to_the_desk_for_check_in(client, staff_user, clinic):
+    client.force_login(staff_user)
+
+    body = client.get(reverse("queue:waiting-rooms")).content.decode()
+
+    assert f'href="{TODAY_URL}?clinic={clinic.pk}"' in body
+    assert "status__exact=booked" not in body
