@@ -366,10 +366,25 @@ def test_the_slot_picker_shows_clinic_time_and_finds_clinic_local_dates(client, 
 
 
 def test_admin_pages_of_slots_appointments_and_consultations_say_no_utc(
-    client, superuser, staff_user, kolkata_slot, booked_today
+    client, superuser, staff_user, kolkata_slot, booked_today, doctor, department, other_patient
 ):
+    from consultations.models import CareNote
+    from consultations.services import care_note_create
+    from tests.consultations.factories import completed_consultation
+
+    consultation = completed_consultation(doctor=doctor, department=department, patient=other_patient)
+    care_note_create(
+        actor=staff_user,
+        patient=other_patient,
+        clinic=department.clinic,
+        category="observation",
+        text="Settled",
+    )
+    note = CareNote.objects.get()
     client.force_login(superuser)
     pages = [
+        f"/admin/consultations/consultation/{consultation.pk}/change/",
+        f"/admin/consultations/carenote/{note.pk}/change/",
         "/admin/scheduling/slot/",
         f"/admin/scheduling/slot/{kolkata_slot.pk}/change/",
         "/admin/scheduling/slot/?q=06+Dec+2030",
