@@ -77,6 +77,11 @@ def in_clinic_time(value: dt.datetime | None, tz, *, with_day: bool = True) -> s
     return f"{clock} {zone_label(zone, value)}"
 
 
+def clock(value: dt.datetime, tz) -> str:
+    """Just '08:00' on the clinic's clock, for lists whose heading names the day and the zone."""
+    return f"{value.astimezone(zone_of(tz)):{TIME_FORMAT}}"
+
+
 def local_today(tz, now: dt.datetime | None = None) -> dt.date:
     return timezone.localtime(now or timezone.now(), zone_of(tz)).date()
 

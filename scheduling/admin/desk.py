@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, cast
 
 from django import forms
 from django.contrib import messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404, HttpResponseRedirect
@@ -35,7 +36,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 
 from opd.core.admin_mixins import ADD, VIEW, attach_domain_error
-from opd.core.clinic_time import in_clinic_time, local_today, parse_local_day, zone_label
+from opd.core.clinic_time import clock, in_clinic_time, local_today, parse_local_day, zone_label
 from opd.core.errors import Conflict, DomainError, ValidationFailed
 from opd.core.models import Clinic, Department
 from opd.core.tenancy import clinics_for
@@ -263,8 +264,8 @@ class DeskMixin(_AdminBase):
         return by_id.get(remembered, clinics[0]), clinics
 
     def _appointment(self, request, object_id) -> Appointment:
-        appointment = self.get_object(request, object_id)
-        return appointment
+        # The admin's own queryset: another clinic's or organization's appointment is 404.
+        return self.get_object(request, unquote(object_id))
 
     def _today_url(self, clinic: Clinic) -> str:
         return reverse("admin:scheduling_appointment_today") + "?" + urlencode({"clinic": clinic.pk})
@@ -286,7 +287,7 @@ class DeskMixin(_AdminBase):
         rows = [
             {
                 "appointment": a,
-                "time": in_clinic_time(a.start, clinic, with_day=False).split(" ", 1)[0],
+                "time": clock(a.start, clinic),
                 "status": a.get_status_display(),
                 "token": a.token_label or "",
             }
@@ -336,7 +337,7 @@ class DeskMixin(_AdminBase):
                     appointment = self._book(request, book_form, clinic, patient, department, doctor, now)
                 except DomainError as exc:
                     attach_domain_error(book_form, exc)
-                    status = 400 if exc.status == 400 else 409
+                    status = exc.status
                 else:
                     return appointment
             else:
@@ -373,9 +374,7 @@ class DeskMixin(_AdminBase):
             days=days,
             day=day,
             day_query=urlencode(query),
-            slots=[
-                (slot, in_clinic_time(slot.start, clinic, with_day=False).split(" ", 1)[0]) for slot in shown
-            ],
+            slots=[(slot, clock(slot.start, clinic)) for slot in shown],
             zone=zone_label(clinic, now),
             today=local_today(clinic, now),
             today_url=self._today_url(clinic),
@@ -574,7 +573,7 @@ class DeskMixin(_AdminBase):
                         )
                     except DomainError as exc:
                         attach_domain_error(form, exc)
-                        status = 400 if exc.status == 400 else 409
+                        status = exc.status
                     else:
                         messages.success(
                             request,
@@ -605,9 +604,7 @@ class DeskMixin(_AdminBase):
             days=days,
             day=day,
             day_query=urlencode(query),
-            slots=[
-                (slot, in_clinic_time(slot.start, clinic, with_day=False).split(" ", 1)[0]) for slot in shown
-            ],
+            slots=[(slot, clock(slot.start, clinic)) for slot in shown],
             zone=zone_label(clinic, now),
             form=form,
         )
