@@ -23,12 +23,14 @@ from opd.core.admin_mixins import (
     ADD,
     CHANGE,
     VIEW,
+    LocalDaySearchMixin,
     OpdModelAdmin,
     OpdTabularInline,
     ScopedRelatedFilter,
     adopt,
     in_clinic_time,
 )
+from opd.core.clinic_time import DAY_SEARCH_HELP
 from opd.core.models import Role
 
 from .access import VIEWED, log_reads
@@ -137,7 +139,7 @@ class ConsultationForm(forms.ModelForm):
 
 
 @admin.register(Consultation)
-class ConsultationAdmin(ReadLoggedAdminMixin, OpdModelAdmin):
+class ConsultationAdmin(LocalDaySearchMixin, ReadLoggedAdminMixin, OpdModelAdmin):
     role_permissions = CLINICAL_ONLY_SUPERUSERS
     superuser_permissions = {VIEW, CHANGE}
     form = ConsultationForm
@@ -149,9 +151,11 @@ class ConsultationAdmin(ReadLoggedAdminMixin, OpdModelAdmin):
     list_display = ("started_local", "patient", "doctor", "clinic", "status", "news2_total", "news2_band")
     list_filter = ("status", "news2_band", ("clinic", ScopedRelatedFilter))
     search_fields = ("=patient__mrn", "^patient__last_name", "^patient__first_name")
-    search_help_text = "Patient's name (start of it) or exact MRN."
+    search_help_text = f"Patient's name (start of it), exact MRN, or {DAY_SEARCH_HELP}."
     list_select_related = ("patient", "doctor__user", "clinic")
-    date_hierarchy = "started_at"
+    # The appointment's clinic-local day, not started_at (a UTC moment).
+    local_day_field = "appointment__slot__date"
+    date_hierarchy = "appointment__slot__date"
     ordering = ("-started_at", "-id")
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
@@ -221,15 +225,17 @@ class ConsultationAdmin(ReadLoggedAdminMixin, OpdModelAdmin):
 
 
 @admin.register(CareNote)
-class CareNoteAdmin(ReadLoggedAdminMixin, OpdModelAdmin):
+class CareNoteAdmin(LocalDaySearchMixin, ReadLoggedAdminMixin, OpdModelAdmin):
     role_permissions = {Role.ADMIN: {VIEW}, Role.STAFF: {VIEW, ADD}}
     superuser_permissions = {VIEW, ADD}
     list_display = ("created_local", "patient", "clinic", "category", "author", "short_text")
     list_filter = ("category", ("clinic", ScopedRelatedFilter))
     search_fields = ("=patient__mrn", "^patient__last_name", "^patient__first_name")
-    search_help_text = "Patient's name (start of it) or exact MRN."
+    search_help_text = f"Patient's name (start of it), exact MRN, or {DAY_SEARCH_HELP}."
     list_select_related = ("patient", "clinic", "author")
-    date_hierarchy = "created_at"
+    # The note's clinic-local day, not created_at (a UTC moment).
+    local_day_field = "date"
+    date_hierarchy = "date"
     ordering = ("-created_at", "-id")
     autocomplete_fields = ("patient",)
     show_full_result_count = False

@@ -11,6 +11,7 @@ Permissions and scoping: see opd.core.admin_mixins.
 from __future__ import annotations
 
 from django.contrib import admin
+from django.urls import reverse
 
 from opd.core.admin_mixins import (
     ADD,
@@ -26,6 +27,7 @@ from opd.core.crypto import blind_index_candidates
 from opd.core.errors import DomainError
 from opd.core.models import Role
 from opd.core.tenancy import restrict_to_clinics
+from patients.admin import patient_page_section
 
 from .models import ClinicNotificationSettings, ContactPreference, Notification
 from .selectors import scope_notifications
@@ -147,3 +149,28 @@ class ClinicNotificationSettingsAdmin(OpdModelAdmin):
             reminder_lead_minutes=form.cleaned_data["reminder_lead_minutes"],
         )
         adopt(obj, saved)
+
+
+@patient_page_section
+def contact_preferences_section(request, patient) -> dict:
+    """The patient's page shows how they want to hear from the clinic (the patient row is already scoped
+    by the patient admin)."""
+    preference = ContactPreference.objects.filter(patient=patient).first()
+    if preference is None:
+        summary = "Not set: every channel with an address (email, SMS, in-app)."
+        url = reverse("admin:notifications_contactpreference_add") + f"?patient={patient.pk}"
+    else:
+        channels = [
+            name
+            for name, enabled in (
+                ("email", preference.email_enabled),
+                ("SMS", preference.sms_enabled),
+                ("in-app", preference.in_app_enabled),
+            )
+            if enabled
+        ]
+        summary = (
+            f"{', '.join(channels) or 'no channel'}; preferred: {preference.get_preferred_channel_display()}."
+        )
+        url = reverse("admin:notifications_contactpreference_change", args=[preference.pk])
+    return {"contact_preferences": {"summary": summary.capitalize(), "url": url}}

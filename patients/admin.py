@@ -7,7 +7,11 @@ MRNs and only the registration service may move it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from django.contrib import admin
+from django.http import HttpRequest
 
 from opd.core.admin_mixins import (
     ADD,
@@ -21,8 +25,8 @@ from opd.core.admin_mixins import (
 from opd.core.models import Role
 from opd.core.tenancy import clinics_for
 
-from .models import Allergy, Patient, PatientStatus
-from .selectors import allergies_for, patient_search, patients_for
+from .models import Allergy, AllergyStatus, Patient, PatientStatus
+from .selectors import allergies_for, allergy_assessment, patient_search, patients_for
 from .services import (
     ALLERGY_FIELDS,
     EDITABLE_FIELDS,
@@ -33,6 +37,19 @@ from .services import (
     patient_set_status,
     patient_update,
 )
+
+# What the apps above patients add to the patient's page (scheduling: appointments; notifications:
+# contact preferences; billing: the balance). Each is called with the request and the patient and
+# returns context for templates/admin/patients/patient/change_form.html; registered from the app's
+# admin module, so this app never imports the ones above it.
+PatientPageSection = Callable[[HttpRequest, Patient], dict[str, Any]]
+PATIENT_PAGE_SECTIONS: list[PatientPageSection] = []
+
+
+def patient_page_section(section: PatientPageSection) -> PatientPageSection:
+    """Decorator: add `section` to the patient's admin page."""
+    PATIENT_PAGE_SECTIONS.append(section)
+    return section
 
 
 @admin.register(Patient)
@@ -84,6 +101,28 @@ class PatientAdmin(OpdModelAdmin):
 
     def get_fieldsets(self, request, obj=None):
         return self.add_fieldsets if obj is None else self.fieldsets
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        context = dict(extra_context or {})
+        if request.method == "GET":
+            patient = self.get_object(request, object_id)
+            context.update(self._page_sections(request, patient))
+        return super().change_view(request, object_id, form_url, context)
+
+    def _page_sections(self, request, patient: Patient) -> dict[str, Any]:
+        # Allergies are clinical: read through allergies_for (administrators get none, and are told so).
+        readable = allergies_for(request.user).filter(patient=patient)
+        active = list(readable.filter(status=AllergyStatus.ACTIVE).order_by("substance", "id"))
+        context: dict[str, Any] = {
+            "allergies_shown": request.user.is_superuser or request.user.role != Role.ADMIN,
+            "allergies": active,
+            "allergy_assessment": allergy_assessment(patient, active).label,
+            # Filled by the billing app's section when it is installed; None reads "No balance information".
+            "balance": None,
+        }
+        for section in PATIENT_PAGE_SECTIONS:
+            context.update(section(request, patient))
+        return context
 
     def get_list_display(self, request):
         if request.user.is_superuser:

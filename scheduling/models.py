@@ -5,6 +5,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 
+from opd.core.clinic_time import in_clinic_time
 from opd.core.models import Clinic, Department, Organization
 from patients.models import Patient
 
@@ -187,7 +188,8 @@ class Slot(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.doctor} {self.start:%Y-%m-%d %H:%M} UTC"
+        # The picker's label: the clinic's wall clock with the zone named (reads the clinic: select it).
+        return f"{self.doctor} {in_clinic_time(self.start, self.clinic.time_zone)}"
 
     @property
     def seats_left(self) -> int:
@@ -295,7 +297,7 @@ class Appointment(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.patient} with {self.doctor} at {self.start:%Y-%m-%d %H:%M} UTC"
+        return f"{self.patient} with {self.doctor} at {in_clinic_time(self.start, self.clinic.time_zone)}"
 
     @property
     def is_active(self) -> bool:

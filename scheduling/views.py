@@ -323,7 +323,9 @@ def waiting_rooms(request: HttpRequest) -> HttpResponse:
     for clinic in queue_clinics_for(user):
         lines, called = clinic_day(clinic, now=now)
         rooms.append({"clinic": clinic, "lines": lines, "called": called})
-    admin_url = reverse("admin:scheduling_appointment_changelist")
+    # Check-in happens at the desk: the Today page lists only the clinic's today (the appointment list
+    # would show every future date).
+    admin_url = reverse("admin:scheduling_appointment_today")
     return render(
         request, "scheduling/waiting_rooms.html", {"rooms": rooms, "now": now, "admin_url": admin_url}
     )

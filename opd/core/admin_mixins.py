@@ -38,8 +38,6 @@ top and its field messages beside the fields (or beside the inline row that fail
 from __future__ import annotations
 
 import copy
-import datetime as dt
-import zoneinfo
 from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
@@ -53,6 +51,8 @@ from django.http import Http404, HttpResponseRedirect
 from django.urls import reverse
 from django.utils import timezone
 
+from .clinic_time import in_clinic_time as in_clinic_time  # re-exported: the admins import it from here
+from .clinic_time import parse_local_day
 from .errors import DomainError
 from .models import Role
 
@@ -69,13 +69,6 @@ def may_use_admin(user) -> bool:
     if user.is_superuser:
         return True
     return user.role in ADMIN_ROLES and user.organization_id is not None
-
-
-def in_clinic_time(value: dt.datetime | None, time_zone: str) -> str:
-    """The clinic's wall clock with the zone named, as in 2026-11-24 09:00 Europe/London."""
-    if value is None:
-        return "-"
-    return f"{timezone.localtime(value, zoneinfo.ZoneInfo(time_zone)):%Y-%m-%d %H:%M} {time_zone}"
 
 
 def adopt(target: Model, saved: Model) -> None:
@@ -168,6 +161,20 @@ class _ChangeList(ChangeList):
             qs = qs.select_related(*self.list_select_related)
         prefetch = getattr(self.model_admin, "list_prefetch_related", ())
         return qs.prefetch_related(*prefetch) if prefetch else qs
+
+
+class LocalDaySearchMixin:
+    """A search box that also finds rows by the clinic-local day typed into it ("06 Dec", "2026-12-06",
+    "06/12/2026": opd.core.clinic_time.parse_local_day), through a stored clinic-local date field, so no
+    time-zone arithmetic runs in the database."""
+
+    local_day_field: str = ""
+
+    def get_search_results(self, request, queryset, search_term):
+        day = parse_local_day(search_term, timezone.localdate())
+        if self.local_day_field and day is not None:
+            return queryset.filter(**{self.local_day_field: day}), False
+        return super().get_search_results(request, queryset, search_term)
 
 
 class RoleScopedMixin:

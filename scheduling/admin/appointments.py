@@ -9,10 +9,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from django.contrib import admin
 from django.contrib.admin import helpers
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import F
 from django.template.response import TemplateResponse
@@ -21,19 +20,23 @@ from django.utils import timezone
 from opd.core.admin_mixins import (
     ADD,
     VIEW,
+    LocalDaySearchMixin,
     OpdModelAdmin,
     ScopedRelatedFilter,
     adopt,
     in_clinic_time,
     report_bulk,
 )
+from opd.core.clinic_time import DAY_SEARCH_HELP, zone_label
 from opd.core.errors import DomainError
 from opd.core.models import Role
 from opd.core.tenancy import restrict_to_clinics
 
-from ..models import Appointment, ApprovalStatus, BookingChannel, Slot
+from ..models import Appointment, AppointmentStatus, ApprovalStatus, BookingChannel, Slot
 from ..services import appointment_book, appointment_cancel, appointment_check_in, appointment_set_priority
+from ..services.booking import CANCELLABLE
 from .common import ClinicTimeMixin, WhenFilter, plural
+from .desk import DeskMixin
 
 
 class HasFreeSeatsFilter(admin.SimpleListFilter):
@@ -52,7 +55,7 @@ class HasFreeSeatsFilter(admin.SimpleListFilter):
 
 
 @admin.register(Slot)
-class SlotAdmin(ClinicTimeMixin, OpdModelAdmin):
+class SlotAdmin(LocalDaySearchMixin, ClinicTimeMixin, OpdModelAdmin):
     """Read-only: slots are planned from availability (slots_generate), never typed in."""
 
     role_permissions = {Role.ADMIN: {VIEW}, Role.STAFF: {VIEW}}
@@ -65,9 +68,10 @@ class SlotAdmin(ClinicTimeMixin, OpdModelAdmin):
         ("department", ScopedRelatedFilter),
     )
     search_fields = ("^doctor__user__last_name", "^doctor__user__first_name", "department__name")
-    search_help_text = "Doctor's name, department, or a date (YYYY-MM-DD)."
+    search_help_text = f"Doctor's name, department, or {DAY_SEARCH_HELP}."
     list_select_related = ("doctor__user", "department__clinic", "clinic")
-    str_select_related = ("doctor__user",)
+    str_select_related = ("doctor__user", "clinic")
+    local_day_field = "date"
     date_hierarchy = "date"
     ordering = ("start", "doctor_id")
     show_full_result_count = False
@@ -98,11 +102,7 @@ class SlotAdmin(ClinicTimeMixin, OpdModelAdmin):
                 booked_count__lt=F("capacity"),
                 doctor__approval_status=ApprovalStatus.APPROVED,
             )
-        try:
-            day = dt.date.fromisoformat(search_term.strip())
-        except ValueError:
-            return super().get_search_results(request, queryset, search_term)
-        return queryset.filter(date=day), False
+        return super().get_search_results(request, queryset, search_term)
 
     @admin.display(description="booked / seats")
     def seats(self, obj: Slot) -> str:
@@ -110,10 +110,10 @@ class SlotAdmin(ClinicTimeMixin, OpdModelAdmin):
 
 
 @admin.register(Appointment)
-class AppointmentAdmin(ClinicTimeMixin, OpdModelAdmin):
+class AppointmentAdmin(DeskMixin, LocalDaySearchMixin, ClinicTimeMixin, OpdModelAdmin):
     role_permissions = {
-        Role.ADMIN: {VIEW, ADD, "cancel", "check_in", "priority"},
-        Role.STAFF: {VIEW, ADD, "cancel", "check_in", "priority"},
+        Role.ADMIN: {VIEW, ADD, "cancel", "check_in", "priority", "reschedule"},
+        Role.STAFF: {VIEW, ADD, "cancel", "check_in", "priority", "reschedule"},
     }
     list_display = ("start_local", "patient", "doctor", "department", "status", "token", "channel")
     list_filter = (
@@ -125,9 +125,12 @@ class AppointmentAdmin(ClinicTimeMixin, OpdModelAdmin):
         ("doctor", ScopedRelatedFilter),
     )
     search_fields = ("=patient__mrn", "^patient__last_name", "^patient__first_name")
-    search_help_text = "Patient's name (start of it) or exact MRN."
+    search_help_text = f"Patient's name (start of it), exact MRN, or {DAY_SEARCH_HELP}."
     list_select_related = ("patient", "doctor__user", "department__clinic", "clinic")
-    date_hierarchy = "start"
+    str_select_related = ("patient", "doctor__user", "clinic")
+    local_day_field = "slot__date"
+    # The slot's clinic-local day, not `start` (a UTC moment): the hierarchy's days are the clinic's.
+    date_hierarchy = "slot__date"
     ordering = ("start", "id")
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
@@ -162,8 +165,34 @@ class AppointmentAdmin(ClinicTimeMixin, OpdModelAdmin):
     def scope_queryset(self, qs, user):
         return restrict_to_clinics(qs, user)
 
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        """The read-only page shows its stored moments (booked, checked in, ...) on the clinic's clock and
+        names the zone; the desk's actions are buttons above it."""
+        obj = self.get_object(request, unquote(object_id))
+        clinic = obj.clinic
+        context = {
+            **(extra_context or {}),
+            "desk": {
+                "may_check_in": self.allowed(request, "check_in") and obj.status == AppointmentStatus.BOOKED,
+                "may_cancel": self.allowed(request, "cancel") and obj.status in CANCELLABLE,
+                "may_reschedule": self.allowed(request, "reschedule")
+                and obj.status == AppointmentStatus.BOOKED,
+                "has_token": obj.token_number is not None,
+                "today_url": self._today_url(clinic),
+            },
+        }
+        return self.clinic_time_change_view(request, object_id, form_url, context)
+
     def get_fieldsets(self, request, obj=None):
-        return self.add_fieldsets if obj is None else self.fieldsets
+        if obj is None:
+            return self.add_fieldsets
+        note = f"Times in {zone_label(obj.clinic)}, the clinic's time zone."
+        return tuple(
+            (name, {**options, "description": note})
+            if name in ("Booking", "Progress", "Queue")
+            else (name, options)
+            for name, options in self.fieldsets
+        )
 
     def get_readonly_fields(self, request, obj=None):
         # There is no change permission, so a saved appointment shows every field read-only anyway;

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
 from django.utils import timezone
 
 from opd.core.admin_mixins import in_clinic_time
+from opd.core.clinic_time import zone_label
 
 
 def plural(n: int, word: str) -> str:
@@ -48,10 +50,26 @@ class WhenFilter(admin.SimpleListFilter):
 
 
 class ClinicTimeMixin:
+    """Times on the clinic's clock with the zone named: the list columns below, and the change page,
+    whose stored moments (created, booked, checked in...) Django shows in the current time zone."""
+
+    def clinic_time_change_view(self, request, object_id, form_url="", extra_context=None):
+        obj = self.get_object(request, unquote(object_id))
+        context = {**(extra_context or {}), "clinic_zone": zone_label(obj.clinic)}
+        # Rendered inside the override: a TemplateResponse renders lazily, after the view returns.
+        with timezone.override(obj.clinic.tz):
+            response = super().change_view(request, object_id, form_url, context)
+            if hasattr(response, "render"):
+                response.render()
+        return response
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        return self.clinic_time_change_view(request, object_id, form_url, extra_context)
+
     @admin.display(description="starts (clinic time)", ordering="start")
     def start_local(self, obj) -> str:
         return in_clinic_time(obj.start, obj.clinic.time_zone)
 
     @admin.display(description="ends")
     def end_local(self, obj) -> str:
-        return f"{timezone.localtime(obj.end, obj.clinic.tz):%H:%M}"
+        return in_clinic_time(obj.end, obj.clinic.time_zone, with_day=False)

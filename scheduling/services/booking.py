@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from opd.core import events
 from opd.core.audit import audit
+from opd.core.clinic_time import in_clinic_time
 from opd.core.db import retry_on_deadlock
 from opd.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from opd.core.models import Role, User
@@ -154,10 +155,12 @@ def _check_no_overlap(
     )
     if exclude_id is not None:
         overlapping = overlapping.exclude(pk=exclude_id)
-    clash = overlapping.first()
+    clash = overlapping.select_related("clinic").first()
     if clash:
         raise Conflict(
-            f"The patient already has an appointment at {clash.start:%Y-%m-%d %H:%M} UTC that overlaps this time.",
+            # On the clash's own clinic clock, as staff and the patient were told it.
+            f"The patient already has an appointment at {in_clinic_time(clash.start, clash.clinic.time_zone)} "
+            "that overlaps this time.",
             fields={"patient": "Overlapping appointment."},
             code="overlap",
         )

@@ -102,6 +102,9 @@ def test_no_page_breaks_the_content_security_policy_or_axe(
         "/admin/core/flaggedaccess/",
         "/admin/core/accessreview/add/",
         f"/admin/scheduling/appointment/{appointment.pk}/change/",
+        "/admin/scheduling/appointment/today/",
+        f"/admin/scheduling/appointment/{appointment.pk}/slip/",
+        f"/admin/patients/patient/{patient.pk}/change/",
     )
     for url in admin_pages:
         visit(page, base + url, ready="#content", findings=findings, rules_off=ADMIN_RULES_OFF)

@@ -133,8 +133,8 @@ def test_it_shows_start_times_in_the_clinics_zone_with_the_zone_named(
     SlotFactory(department=north_department, start=winter, end=winter + dt.timedelta(minutes=15))
     client.force_login(admin_user)
     body = client.get(SLOTS).content.decode()
-    assert "2030-11-25 09:00 Europe/London" in body
-    assert "2030-11-25 10:00 Europe/Paris" in body
+    assert "Mon 25 Nov 2030, 09:00 Europe/London (GMT)" in body
+    assert "Mon 25 Nov 2030, 10:00 Europe/Paris (CET)" in body
 
 
 def test_it_filters_slots_with_free_seats(client, staff_user, patient, doctor, department):
