@@ -4,3 +4,12 @@ from django.apps import AppConfig
 class ConsultationsConfig(AppConfig):
     name = "consultations"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # The queue's pages (scheduling, below this app) show each patient's latest NEWS2 and the
+        # clinical response it asks for: registered here, so scheduling never imports consultations.
+        from scheduling.selectors import queue_row_decorator_register
+
+        from .triage_selectors import decorate_with_news2
+
+        queue_row_decorator_register(decorate_with_news2)

@@ -10,7 +10,7 @@ from django import forms
 from django.conf import settings
 from django.forms.models import fields_for_model, model_to_dict
 
-from .models import NOTE_FIELDS, VITAL_FIELDS, Consultation, PrescriptionItem
+from .models import NOTE_FIELDS, VITAL_FIELDS, Consultation, PrescriptionItem, TriageObservation
 from .services import ITEM_FIELDS
 
 
@@ -31,6 +31,13 @@ class _ModelFieldsForm(forms.Form):
 
 
 class VitalsForm(_ModelFieldsForm):
+    field_names = VITAL_FIELDS
+
+
+class TriageVitalsForm(_ModelFieldsForm):
+    """The triage page's vitals of one waiting patient (the same readings and validators)."""
+
+    model = TriageObservation
     field_names = VITAL_FIELDS
 
 

@@ -569,3 +569,169 @@ class CareNote(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_category_display()} note #{self.pk}"
+
+
+class TriageObservation(models.Model):
+    """Vitals a nurse (or a doctor) takes while a checked-in patient waits, before the consultation.
+
+    Appended, never edited: each new set is a new row, so the latest is what counts (the queue's NEWS2,
+    the doctor's prefill, the re-score reminder) and the earlier ones stay as the trend. The readings,
+    their validators and the NEWS2 columns are the consultation's (not encrypted, like the consultation's
+    vitals: numbers the live queue and analytics read); NEWS2 is stored when the row is written
+    (consultations.services.triage). `rescore_reminded_at` is the beat task's claim: one reminder per
+    observation that went stale (consultations.services.triage.triage_rescore_reminders).
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="+")
+    appointment = models.ForeignKey(Appointment, on_delete=models.PROTECT, related_name="triage_observations")
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="triage_observations")
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    recorded_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    systolic_bp = models.PositiveSmallIntegerField(
+        "systolic BP", null=True, blank=True, validators=_plausible("systolic_bp"), help_text="mmHg"
+    )
+    diastolic_bp = models.PositiveSmallIntegerField(
+        "diastolic BP", null=True, blank=True, validators=_plausible("diastolic_bp"), help_text="mmHg"
+    )
+    pulse = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=_plausible("pulse"), help_text="beats/min"
+    )
+    respiratory_rate = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=_plausible("respiratory_rate"), help_text="breaths/min"
+    )
+    temperature = models.DecimalField(
+        max_digits=4,
+        decimal_places=1,
+        null=True,
+        blank=True,
+        validators=_plausible("temperature"),
+        help_text="°C, one decimal",
+    )
+    spo2 = models.PositiveSmallIntegerField(
+        "SpO2", null=True, blank=True, validators=_plausible("spo2"), help_text="%"
+    )
+    weight_kg = models.DecimalField(
+        "weight",
+        max_digits=5,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=_plausible("weight_kg"),
+        help_text="kg",
+    )
+    height_cm = models.DecimalField(
+        "height",
+        max_digits=4,
+        decimal_places=1,
+        null=True,
+        blank=True,
+        validators=_plausible("height_cm"),
+        help_text="cm",
+    )
+    on_supplemental_oxygen = models.BooleanField(
+        "on supplemental oxygen", null=True, blank=True, help_text="Unknown until recorded."
+    )
+    consciousness = models.CharField(
+        "level of consciousness (ACVPU)", max_length=1, choices=Consciousness.choices, blank=True
+    )
+    hypercapnic_respiratory_failure = models.BooleanField(
+        "hypercapnic respiratory failure (use SpO2 scale 2)",
+        default=False,
+        help_text="For a patient with a prescribed SpO2 target of 88-92 %.",
+    )
+
+    news2_respiratory_rate = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
+    news2_spo2 = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
+    news2_air_or_oxygen = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
+    news2_systolic_bp = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
+    news2_pulse = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
+    news2_consciousness = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
+    news2_temperature = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
+    news2_spo2_scale = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
+    news2_total = models.PositiveSmallIntegerField("NEWS2", null=True, blank=True, editable=False)
+    news2_band = models.CharField(
+        "NEWS2 clinical risk", max_length=10, choices=News2Band.choices, blank=True, editable=False
+    )
+    rescore_reminded_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-recorded_at", "-id"]
+        indexes = [
+            models.Index(fields=["appointment", "recorded_at"], name="consult_triage_appt_time"),
+            models.Index(fields=["organization", "clinic", "recorded_at"], name="consult_triage_clinic_time"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(consciousness="") | Q(consciousness__in=Consciousness.values),
+                name="consult_triage_consciousness_valid",
+            ),
+            *[
+                models.CheckConstraint(
+                    condition=Q(**{f"{name}__isnull": True})
+                    | Q(**{f"{name}__gte": VITAL_RANGES[name][1], f"{name}__lte": VITAL_RANGES[name][2]}),
+                    name=f"consult_triage_{name}_plausible",
+                )
+                for name in VITAL_RANGES
+            ],
+            models.CheckConstraint(
+                condition=Q(diastolic_bp__isnull=True)
+                | Q(systolic_bp__isnull=True)
+                | Q(diastolic_bp__lt=F("systolic_bp")),
+                name="consult_triage_diastolic_below_systolic",
+                violation_error_message="The diastolic pressure must be below the systolic.",
+            ),
+            models.CheckConstraint(
+                condition=Q(news2_total__isnull=True, news2_band="")
+                | Q(news2_total__isnull=False, news2_band__in=News2Band.values),
+                name="consult_triage_news2_band_with_total",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Triage observation #{self.pk}"
+
+    def clean(self) -> None:
+        if (
+            self.diastolic_bp is not None
+            and self.systolic_bp is not None
+            and self.diastolic_bp >= self.systolic_bp
+        ):
+            raise ValidationError(
+                {
+                    "diastolic_bp": f"The diastolic pressure ({self.diastolic_bp} mmHg) must be below the "
+                    f"systolic ({self.systolic_bp} mmHg)."
+                }
+            )
+
+    # Read like the consultation's columns of the same names.
+    @property
+    def observations(self) -> news2.Observations:
+        return news2.Observations(
+            respiratory_rate=self.respiratory_rate,
+            spo2=self.spo2,
+            on_supplemental_oxygen=self.on_supplemental_oxygen,
+            systolic_bp=self.systolic_bp,
+            pulse=self.pulse,
+            consciousness=self.consciousness or None,
+            temperature=self.temperature,
+            spo2_scale_2=self.hypercapnic_respiratory_failure,
+        )
+
+    @property
+    def news2_missing(self) -> list[str]:
+        return news2.missing_parameters(self.observations)
+
+    @property
+    def news2_sub_scores(self) -> dict[str, int] | None:
+        if self.news2_total is None:
+            return None
+        return {name: getattr(self, f"news2_{name}") for name in news2.PARAMETERS}
+
+    @property
+    def news2_response(self) -> news2.ClinicalResponse | None:
+        sub_scores = self.news2_sub_scores
+        if self.news2_total is None or sub_scores is None:
+            return None
+        return news2.clinical_response(self.news2_total, sub_scores.values())

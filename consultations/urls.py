@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import triage_views, views
 
 app_name = "consultations"
 urlpatterns = [
@@ -18,4 +18,12 @@ urlpatterns = [
     path("appointments/<int:appointment_id>/panel/complete/", views.panel_complete, name="panel-complete"),
     path("prescriptions/<int:pk>/print/", views.prescription_print, name="prescription-print"),
     path("patients/<int:patient_id>/break-glass/", views.break_glass, name="break-glass"),
+    path("triage/clinics/<int:clinic_id>/", triage_views.triage, name="triage"),
+    path("triage/clinics/<int:clinic_id>/board/", triage_views.triage_board, name="triage-board"),
+    path(
+        "triage/appointments/<int:appointment_id>/record/",
+        triage_views.triage_record_view,
+        name="triage-record",
+    ),
+    path("appointments/<int:appointment_id>/summary/", triage_views.summary, name="summary"),
 ]

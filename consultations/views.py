@@ -57,6 +57,7 @@ from .services import (
     prescription_create,
     prescription_update,
 )
+from .services.news2_alerts import latest_triage
 
 NEWS2_LABELS = {
     "respiratory_rate": "Respiration rate",
@@ -120,6 +121,15 @@ def _render_panel(
     if consultation is not None and consultation.news2_sub_scores is not None:
         news2_rows = [(NEWS2_LABELS[name], score) for name, score in consultation.news2_sub_scores.items()]
     prescriptions = _prescriptions_of(request, consultation)
+    # Vitals the consultation opened with from the nurse's triage (unchanged since): said so on the panel.
+    triage = latest_triage(appointment.pk) if consultation is not None else None
+    vitals_from_triage = (
+        triage
+        if triage is not None
+        and consultation is not None
+        and triage.recorded_at == consultation.vitals_recorded_at
+        else None
+    )
     if consultation is not None:
         # Every rendering shows the record, after a write too: each is a read of it.
         log_reads(signed_in_user(request), VIEWED, [consultation, *prescriptions])
@@ -136,6 +146,7 @@ def _render_panel(
         "news2_rows": news2_rows,
         "news2_missing": [NEWS2_LABELS[name] for name in consultation.news2_missing] if consultation else [],
         "error": error,
+        "vitals_from_triage": vitals_from_triage,
         **forms,
     }
     template = "consultations/panel.html" if _is_htmx(request) else "consultations/panel_page.html"

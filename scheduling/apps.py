@@ -14,6 +14,7 @@ class SchedulingConfig(AppConfig):
         # goes out through the channel layer once it has committed (one event per change, with versions).
         for event in events.QUEUE_EVENTS:
             events.subscribe(event, realtime.on_queue_event)
+        events.subscribe(events.QUEUE_ALERT, realtime.on_queue_alert)
 
         # Slots are planned in clinic local time: a clinic's new time zone re-plans them, or is refused
         # while booked appointments would move (inside opd.core's clinic_update transaction).

@@ -13,6 +13,10 @@ Protocol, JSON both ways:
              "appointment_id": 1234, "entry": {...}}                                        each change
   client -> {"type": "resync"}   answered with a snapshot, at most one a second per socket (sooner:
                                  {"type": "error", "code": "rate_limited", "retry_after": seconds})
+  server -> {"type": "alert", "queue": "doctor:7", "appointment_id": 1234, "alert": {"kind": "news2",
+             "level": "emergency", "title": ..., "action": ..., ...}}   NEWS2 rose to an urgent or
+            emergency response, or ("kind": "rescore_due") a waiting patient's observations are due;
+            no version (nothing in the queue changed), no patient name on a clinic's queue
   client -> {"type": "ping"}     answered with {"type": "pong"}
   server -> {"type": "error", "code": "bad_frame", ...}   a frame that is not JSON text
   server -> {"type": "closed", "reason": "access_revoked"}, then close 4403: the user's access to this
@@ -189,6 +193,20 @@ class QueueConsumer(GuardedJsonWebsocketConsumer):
                 "action": message["action"],
                 "appointment_id": message["appointment_id"],
                 "entry": message["entry"],
+            }
+        )
+
+    async def queue_alert(self, message: dict[str, Any]) -> None:
+        """An alert (NEWS2 rose, observations due): passed on as is, outside the version sequence, since
+        it changes no row of the queue (the priority change that may come with it is an event of its own)."""
+        if self.queue is None:
+            return
+        await self.send_json(
+            {
+                "type": "alert",
+                "queue": message["queue"],
+                "appointment_id": message["appointment_id"],
+                "alert": message["alert"],
             }
         )
 

@@ -24,7 +24,7 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
-from .selectors import CLINIC_QUEUE, parse_queue_name
+from .selectors import CLINIC_QUEUE, DOCTOR_QUEUE, parse_queue_name, queue_name
 
 
 def group_name(queue: str) -> str:
@@ -79,6 +79,36 @@ def on_queue_event(
     )
     if messages:
         _send(messages)
+
+
+def on_queue_alert(
+    *, appointment_id: int, doctor_id: int | None, clinic_id: int, alert: dict[str, Any], **_: Any
+) -> None:
+    """Event handler (QUEUE_ALERT): the alert to the doctor's queue socket, and to the clinic's (the
+    nurses' triage page and the waiting room) without the patient's name, as every clinic message is."""
+    messages: list[tuple[str, dict[str, Any]]] = []
+    if doctor_id is not None:
+        doctor_queue = queue_name(DOCTOR_QUEUE, doctor_id)
+        messages.append(
+            (
+                group_name(doctor_queue),
+                {
+                    "type": "queue.alert",
+                    "queue": doctor_queue,
+                    "appointment_id": appointment_id,
+                    "alert": alert,
+                },
+            )
+        )
+    clinic_queue = queue_name(CLINIC_QUEUE, clinic_id)
+    public = {key: value for key, value in alert.items() if key != "patient"}
+    messages.append(
+        (
+            group_name(clinic_queue),
+            {"type": "queue.alert", "queue": clinic_queue, "appointment_id": appointment_id, "alert": public},
+        )
+    )
+    _send(messages)
 
 
 def _send(messages: list[tuple[str, dict[str, Any]]]) -> None:

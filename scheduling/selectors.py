@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -321,6 +321,24 @@ def queue_entry(appt: Appointment, *, public: bool = False) -> dict[str, Any]:
         }
     )
     return entry
+
+
+# What the queue's pages show of an appointment that lives above scheduling (consultations' latest NEWS2
+# and its clinical response): that app registers a function from its AppConfig.ready() that sets
+# attributes on the rows in one query, as opd.core's clinical-standing check is registered, so scheduling
+# never imports it. With nothing registered the rows are shown without.
+QueueRowDecorator = Callable[[list[Appointment]], None]
+_queue_row_decorators: list[QueueRowDecorator] = []
+
+
+def queue_row_decorator_register(decorator: QueueRowDecorator) -> None:
+    if decorator not in _queue_row_decorators:
+        _queue_row_decorators.append(decorator)
+
+
+def decorate_queue_rows(appointments: list[Appointment]) -> None:
+    for decorator in _queue_row_decorators:
+        decorator(appointments)
 
 
 @dataclass

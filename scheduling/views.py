@@ -24,7 +24,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from opd.core.errors import DomainError, NotFound, PermissionDenied
 from opd.core.models import Role
-from opd.core.tenancy import require_clinical_standing, signed_in_user
+from opd.core.tenancy import nurse_clinic_ids_for, require_clinical_standing, signed_in_user
 from scheduling.access import log_queue_view
 
 from .models import Appointment, ApprovalStatus, Doctor
@@ -34,6 +34,7 @@ from .selectors import (
     appointments_for,
     clinic_day,
     clinic_queue_access,
+    decorate_queue_rows,
     doctor_clinics,
     doctor_day,
     doctor_queue_access,
@@ -106,6 +107,31 @@ def _panel_url(appointment: Appointment | None) -> str | None:
         return None
 
 
+def _summary_url(appointment: Appointment | None) -> str | None:
+    """The consultations app's summary for nurses (vitals, NEWS2, allergies, visit reason; no notes)."""
+    if appointment is None:
+        return None
+    try:
+        return reverse("consultations:summary", args=[appointment.pk])
+    except NoReverseMatch:
+        return None
+
+
+def triage_url(clinic_id: int) -> str | None:
+    """The consultations app's triage page of a clinic, reversed by name (scheduling does not import it)."""
+    try:
+        return reverse("consultations:triage", args=[clinic_id])
+    except NoReverseMatch:
+        return None
+
+
+def _is_nurse_at(request: HttpRequest, clinic_id: int | None) -> bool:
+    if clinic_id is None:
+        return False
+    clinics = nurse_clinic_ids_for(signed_in_user(request))
+    return clinics is None or clinic_id in clinics
+
+
 def _socket(kind: str, pk: int) -> dict[str, str]:
     return {"ws_path": f"/ws/queue/{kind}/{pk}/", "ws_base": settings.WEBSOCKET_BASE_URL}
 
@@ -121,10 +147,13 @@ def _doctor_context(request: HttpRequest, doctor: Doctor) -> dict:
         appointments=[*line.in_consultation, *line.called, *line.waiting, *line.expected, *line.done],
         via="page",
     )
+    # Each patient's latest NEWS2 and its clinical response (registered by the consultations app).
+    decorate_queue_rows([*line.in_consultation, *line.called, *line.waiting])
     clinics = doctor_clinics(doctor)
     focus = line.current or (line.called[0] if line.called else None)
     clinic = clinics[0] if clinics else None
     is_doctor = doctor.user_id == request.user.pk or request.user.is_superuser
+    is_nurse_focus = focus is not None and _is_nurse_at(request, focus.clinic_id)
     colleagues = (
         Doctor.objects.filter(
             departments__in=doctor.departments.all(), approval_status=ApprovalStatus.APPROVED
@@ -166,7 +195,13 @@ def _doctor_context(request: HttpRequest, doctor: Doctor) -> dict:
         "focus_key": (
             f"{focus.pk}:{queue_state(focus)}:{focus.called_at}" if focus else f"none:{len(line.waiting)}"
         ),
-        "panel_url": _panel_url(focus),
+        # The doctor works in the consultation panel; a nurse at the patient's clinic sees the summary
+        # (vitals, NEWS2, allergies, the visit reason, never the doctor's notes); reception neither.
+        "panel_url": _panel_url(focus) if doctor.user_id == request.user.pk else None,
+        "summary_url": _summary_url(focus) if not is_doctor and focus and is_nurse_focus else None,
+        "triage_url": triage_url(clinic.pk)
+        if clinic and not is_doctor and _is_nurse_at(request, clinic.pk)
+        else None,
         "is_doctor": is_doctor,
         "can_pool": is_doctor and colleagues,
         "page_url": _page_url(doctor, request),
@@ -322,7 +357,14 @@ def waiting_rooms(request: HttpRequest) -> HttpResponse:
     rooms = []
     for clinic in queue_clinics_for(user):
         lines, called = clinic_day(clinic, now=now)
-        rooms.append({"clinic": clinic, "lines": lines, "called": called})
+        rooms.append(
+            {
+                "clinic": clinic,
+                "lines": lines,
+                "called": called,
+                "triage_url": triage_url(clinic.pk) if _is_nurse_at(request, clinic.pk) else None,
+            }
+        )
     # Check-in happens at the desk: the Today page lists only the clinic's today (the appointment list
     # would show every future date).
     admin_url = reverse("admin:scheduling_appointment_today")

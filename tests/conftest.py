@@ -141,6 +141,19 @@ def staff_user(org, clinic):
 
 
 @pytest.fixture
+def nurse(org, clinic):
+    """A staff member who works as a nurse at the clinic (Membership.is_nurse), granted as an admin would."""
+    from opd.core.models import Membership
+    from opd.core.services import membership_set_nurse
+
+    user = UserFactory(username="nurse", role=Role.STAFF, organization=org, is_staff=True, clinics=[clinic])
+    membership_set_nurse(
+        actor=None, membership=Membership.objects.get(user=user, clinic=clinic), is_nurse=True
+    )
+    return user
+
+
+@pytest.fixture
 def other_clinic_staff(org, other_clinic):
     return UserFactory(
         username="north-reception", role=Role.STAFF, organization=org, is_staff=True, clinics=[other_clinic]

@@ -12,6 +12,7 @@ from dataclasses import asdict
 from typing import Any
 
 from django.urls import reverse
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -41,9 +42,10 @@ from ..models import (
     Prescription,
     PrescriptionItem,
     Result,
+    TriageObservation,
 )
 from ..selectors import consultations_for
-from ..services import ITEM_FIELDS
+from ..services import ITEM_FIELDS, is_rescore_due
 
 NUMBER = {"coerce_to_string": False}
 
@@ -419,3 +421,71 @@ class HistoryEntrySerializer(serializers.Serializer):
             "at": UtcDateTimeField().to_representation(entry.at),
             entry.kind: serializer.data,
         }
+
+
+class TriageVitalsSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = TriageObservation
+        fields = list(VITAL_FIELDS)
+        read_only_fields = fields
+        extra_kwargs = {"temperature": NUMBER, "weight_kg": NUMBER, "height_cm": NUMBER}
+
+
+class TriageObservationSerializer(serializers.ModelSerializer):
+    """A set of triage vitals as the nurse recorded it, with its NEWS2 and clinical response."""
+
+    recorded_at = UtcDateTimeField(read_only=True)
+    recorded_by = serializers.SerializerMethodField(help_text="Who took the observations.")
+    vitals = TriageVitalsSerializer(source="*", read_only=True)
+    news2 = serializers.SerializerMethodField(help_text="Null until all seven NEWS2 parameters are recorded.")
+    news2_missing = serializers.SerializerMethodField(help_text="The NEWS2 parameters not recorded.")
+    rescore_due = serializers.SerializerMethodField(
+        help_text="The observations are older than the interval of their clinical response "
+        "(OPD_NEWS2_RESCORE_MINUTES): take them again."
+    )
+
+    class Meta:
+        model = TriageObservation
+        fields = [
+            "id",
+            "appointment",
+            "patient",
+            "recorded_at",
+            "recorded_by",
+            "vitals",
+            "news2",
+            "news2_missing",
+            "rescore_due",
+        ]
+        read_only_fields = fields
+
+    def get_recorded_by(self, obj: TriageObservation) -> str:
+        return person_name(obj.recorded_by)
+
+    @extend_schema_field(News2Serializer(allow_null=True))
+    def get_news2(self, obj: TriageObservation) -> dict[str, Any] | None:
+        if obj.news2_total is None:
+            return None
+        return {
+            "total": obj.news2_total,
+            "band": obj.news2_band,
+            "band_label": obj.get_news2_band_display(),
+            "spo2_scale": obj.news2_spo2_scale,
+            "sub_scores": obj.news2_sub_scores,
+            "response": asdict(obj.news2_response) if obj.news2_response else None,
+        }
+
+    def get_news2_missing(self, obj: TriageObservation) -> list[str]:
+        return obj.news2_missing
+
+    def get_rescore_due(self, obj: TriageObservation) -> bool:
+        return is_rescore_due(obj, now=self.context.get("now") or timezone.now())
+
+
+class TriageRecordSerializer(StrictInputMixin, serializers.ModelSerializer):
+    """POST body: the readings taken, each optional (NEWS2 needs all seven of its parameters)."""
+
+    class Meta:
+        model = TriageObservation
+        fields = list(VITAL_FIELDS)
+        extra_kwargs = {"temperature": NUMBER, "weight_kg": NUMBER, "height_cm": NUMBER}

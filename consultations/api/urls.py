@@ -1,4 +1,5 @@
-"""/api/v1/consultations/, /prescriptions/, /results/, /care-notes/ and /patients/{id}/history/."""
+"""/api/v1/consultations/, /prescriptions/, /results/, /care-notes/, /patients/{id}/history/ and
+/appointments/{id}/triage/."""
 
 from django.urls import path
 
@@ -14,5 +15,6 @@ router.register("care-notes", views.CareNoteViewSet, basename="care-note")
 
 urlpatterns = [
     path("patients/<int:pk>/history/", views.PatientHistoryView.as_view(), name="patient-history"),
+    path("appointments/<int:pk>/triage/", views.TriageView.as_view(), name="appointment-triage"),
     *router.urls,
 ]

@@ -7,6 +7,8 @@ Who may call (tenancy is each view's scoped queryset: another organization's ids
 * care notes: read by admins, staff and doctors at their clinics; written by staff and doctors; edited
   by their author; never deleted. Patients are refused.
 * /patients/{id}/history/: doctors and the patient themself; staff and admins are refused.
+* /appointments/{id}/triage/: nurses (staff with the nurse capability at the appointment's clinic) and
+  the clinic's doctors read and record triage vitals; reception-only staff, admins and patients 403.
 
 Break the glass (consultations.access): a doctor opening a record of a patient outside their care
 relationship is refused with 403 `reason_required` (field `reason`) until they send a reason (`?reason=`
@@ -30,14 +32,16 @@ from rest_framework.response import Response
 
 from opd.core.api.permissions import has_role
 from opd.core.api.schema import error_responses
-from opd.core.errors import NotFound, ValidationFailed
+from opd.core.errors import NotFound, PermissionDenied, ValidationFailed
 from opd.core.models import Role
-from opd.core.tenancy import check_clinical_standing, signed_in_user
+from opd.core.tenancy import check_clinical_standing, nurse_clinic_ids_for, signed_in_user
 from patients.models import Patient
+from scheduling.models import Appointment
+from scheduling.selectors import appointments_for
 
 from ..access import DOWNLOADED, VIEWED, log_reads
 from ..filters import CareNoteFilter, ConsultationFilter, PrescriptionFilter, ResultFilter
-from ..models import VITAL_FIELDS, CareNote, Consultation, Prescription, Result
+from ..models import VITAL_FIELDS, CareNote, Consultation, Prescription, Result, TriageObservation
 from ..selectors import (
     care_note_details,
     care_notes_for,
@@ -63,7 +67,9 @@ from ..services import (
     prescription_delete,
     prescription_update,
     result_create,
+    triage_record,
 )
+from ..services.triage import NOT_A_NURSE, may_triage_at
 from .access import REASON_PARAMETERS, ClinicalReadLogMixin, open_patient_record
 from .serializers import (
     AddendumCreateSerializer,
@@ -80,6 +86,8 @@ from .serializers import (
     PrescriptionUpdateSerializer,
     ResultCreateSerializer,
     ResultSerializer,
+    TriageObservationSerializer,
+    TriageRecordSerializer,
 )
 
 CLINICAL_READERS_ONLY = "Clinical notes, prescriptions and results are open to doctors and to the patient."
@@ -476,3 +484,88 @@ class PatientHistoryView(GenericAPIView):
         entries = history_entries(user, list(page))  # type: ignore[arg-type]  # the default paginator always pages
         log_reads(user, VIEWED, [entry.item for entry in entries], reason=reason, via="history")
         return self.get_paginated_response(self.get_serializer(entries, many=True).data)
+
+
+class TriageAccess(BasePermission):
+    """Nurses (staff with the nurse capability at some clinic), doctors in clinical standing, superusers.
+    Reception-only staff, admins and patients: 403. Per appointment, the clinic must be one of the
+    nurse's (TriageView.appointment)."""
+
+    message = NOT_A_NURSE
+
+    def has_permission(self, request, view) -> bool:
+        user = request.user
+        check_clinical_standing(user)
+        if not user.is_authenticated:
+            return False
+        if user.is_superuser or user.role == Role.DOCTOR:
+            return True
+        return user.role == Role.STAFF and bool(nurse_clinic_ids_for(user))
+
+
+TRIAGE_MEANINGS = {
+    400: "Invalid readings; `fields` names each (out of the plausible range, diastolic not below "
+    "systolic, unknown field). Nothing was written.",
+    403: "Not a nurse at the appointment's clinic nor one of its doctors (reception-only staff, admins "
+    "and patients are refused).",
+    404: "Unknown appointment, or not visible to this user (another clinic or organization).",
+    409: "`not_waiting`: triage vitals are taken while a checked-in patient waits; this appointment is "
+    "booked, in consultation, completed, cancelled or a no-show.",
+}
+
+
+class TriageView(GenericAPIView):
+    """Triage observations of one appointment: the vitals nurses take while the patient waits, newest
+    first, each with its NEWS2 and the clinical response it asks for."""
+
+    queryset = TriageObservation.objects.none()
+    serializer_class = TriageObservationSerializer
+    permission_classes = [TriageAccess]
+
+    def appointment(self, pk: int) -> Appointment:
+        user = signed_in_user(self.request)
+        appointment = appointments_for(user).filter(pk=pk).first()
+        if appointment is None:
+            raise NotFound("No such appointment.")
+        if not may_triage_at(user, appointment.clinic_id):
+            raise PermissionDenied(NOT_A_NURSE, code="not_a_nurse")
+        return appointment
+
+    @extend_schema(
+        summary="List an appointment's triage observations",
+        description="Newest first. Logged: one access row per observation on the page.",
+        responses={
+            200: TriageObservationSerializer(many=True),
+            **error_responses(*READ_ERRORS, descriptions=TRIAGE_MEANINGS),
+        },
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        appointment = self.appointment(pk)
+        qs = TriageObservation.objects.filter(appointment=appointment).select_related("recorded_by")
+        page = self.paginate_queryset(qs.order_by("-recorded_at", "-id"))
+        rows = list(page)  # type: ignore[arg-type]  # the default paginator always pages
+        log_reads(signed_in_user(request), VIEWED, rows, via="triage")
+        return self.get_paginated_response(self.get_serializer(rows, many=True).data)
+
+    @extend_schema(
+        summary="Record triage vitals for a waiting patient",
+        description="For a checked-in patient who has not been called in. NEWS2 is computed from the "
+        "readings; a medium or high band, or a single parameter scoring 3, moves the patient up the queue "
+        "at once (audited, live on the doctor's dashboard and the waiting room); a rise to an urgent or "
+        "emergency response alerts the doctor's queue socket. The doctor's consultation opens with the "
+        "latest set.",
+        request=TriageRecordSerializer,
+        responses={
+            201: TriageObservationSerializer,
+            **error_responses(*WRITE_ERRORS, descriptions=TRIAGE_MEANINGS),
+        },
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        appointment = self.appointment(pk)
+        data = _input(self, TriageRecordSerializer, request)
+        observation = triage_record(actor=signed_in_user(request), appointment=appointment, **data)
+        fresh = TriageObservation.objects.select_related("recorded_by").get(pk=observation.pk)
+        return Response(
+            TriageObservationSerializer(fresh, context=self.get_serializer_context()).data,
+            status=status.HTTP_201_CREATED,
+        )

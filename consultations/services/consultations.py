@@ -44,6 +44,7 @@ from .common import (
     check_same_organization,
     lock,
 )
+from .news2_alerts import latest_triage, news2_alert, response_level
 
 OPENABLE = (AppointmentStatus.CHECKED_IN, AppointmentStatus.IN_CONSULTATION)
 CONSULTATION_FIELDS = NOTE_FIELDS + VITAL_FIELDS
@@ -82,6 +83,9 @@ def consultation_open(*, actor: User, appointment: Appointment) -> Consultation:
                     code="invalid_state",
                 )
             appt = appointment_start(actor=actor, appointment=appt)
+            # The nurse's latest triage vitals (and their NEWS2 and time) open the record: the doctor
+            # starts from them and corrects what changed.
+            prefill = _triage_prefill(appt.pk)
             consultation = Consultation.objects.create(
                 organization_id=appt.organization_id,
                 clinic_id=appt.clinic_id,
@@ -89,6 +93,7 @@ def consultation_open(*, actor: User, appointment: Appointment) -> Consultation:
                 doctor_id=appt.doctor_id,
                 patient_id=appt.patient_id,
                 started_at=timezone.now(),
+                **prefill,
             )
             audit(
                 actor=actor,
@@ -96,12 +101,19 @@ def consultation_open(*, actor: User, appointment: Appointment) -> Consultation:
                 obj=consultation,
                 organization_id=consultation.organization_id,
                 appointment=appt.pk,
+                vitals_from_triage=bool(prefill),
             )
     except IntegrityError as exc:
         if Consultation.objects.filter(appointment_id=appointment.pk).exists():
             raise _already_open(appointment.pk) from exc
         raise
     return consultation
+
+
+def _triage_prefill(appointment_id: int) -> dict[str, Any]:
+    from .triage import triage_vitals_prefill  # triage builds on this module
+
+    return triage_vitals_prefill(appointment_id)
 
 
 def _apply_news2(consultation: Consultation) -> None:
@@ -142,6 +154,11 @@ def consultation_update(*, actor: User, consultation: Consultation, **changes: A
         validate_model(current, exclude=SET_BY_SERVICE)
         update_fields = [*changed, "updated_at"]
         vitals_changed = any(name in VITAL_FIELDS for name in changed)
+        # The response level before this write (the draft's own score, else the nurse's at triage): an
+        # alert goes to the doctor's socket only when the new vitals raise it (news2_alerts).
+        level_before = response_level(current) if current.news2_total is not None else None
+        if level_before is None and vitals_changed:
+            level_before = response_level(latest_triage(appointment.pk))
         if vitals_changed:
             if current.vitals_recorded_at is not None:
                 # The earlier vitals' day loses this consultation's NEWS2 band (statistics listen).
@@ -161,6 +178,14 @@ def consultation_update(*, actor: User, consultation: Consultation, **changes: A
                 appointment=appointment,
                 is_priority=True,
                 reason=f"NEWS2 {current.news2_band} ({current.news2_total})",
+            )
+        if vitals_changed:
+            news2_alert(
+                actor=actor,
+                appointment=appointment,
+                scored=current,
+                before=level_before,
+                source="consultation",
             )
         audit(
             actor=actor,

@@ -39,6 +39,7 @@ from .services import (
     department_update,
     membership_add,
     membership_remove,
+    membership_set_nurse,
     organization_create,
     organization_update,
     second_factor_remove,
@@ -186,7 +187,7 @@ class MembershipInline(OpdTabularInline):
 
     model = Membership
     role_permissions = {Role.ADMIN: {VIEW, ADD, CHANGE, DELETE}}
-    fields = ("clinic", "created_at")
+    fields = ("clinic", "is_nurse", "created_at")
     readonly_fields = ("created_at",)
     extra = 0
     verbose_name = "clinic membership"
@@ -219,11 +220,22 @@ class OpdAdminPasswordChangeForm(AdminPasswordChangeForm):
 
 
 def _save_membership(request, row, user: User, *, delete: bool = False) -> Membership | None:
+    if not delete and row.instance.pk is not None and row.changed_data == ["is_nurse"]:
+        # Same clinic, the nurse capability granted or taken away: the membership itself stays.
+        membership = Membership.objects.get(pk=row.instance.pk)
+        return membership_set_nurse(
+            actor=request.user, membership=membership, is_nurse=row.cleaned_data["is_nurse"]
+        )
     if row.instance.pk is not None:  # removed, or moved to another clinic: the old membership ends
         membership_remove(actor=request.user, membership=Membership.objects.get(pk=row.instance.pk))
     if delete:
         return None
-    return membership_add(actor=request.user, user=user, clinic=row.cleaned_data["clinic"])
+    return membership_add(
+        actor=request.user,
+        user=user,
+        clinic=row.cleaned_data["clinic"],
+        is_nurse=row.cleaned_data["is_nurse"],
+    )
 
 
 # django-otp's own admin would show every person's authenticator secret to whoever may view it, outside

@@ -31,6 +31,11 @@ QUEUE_CHANGED = "queue.changed"
 APPOINTMENT_EVENTS = (APPOINTMENT_BOOKED, APPOINTMENT_CANCELLED, APPOINTMENT_RESCHEDULED, QUEUE_CHANGED)
 # The events that carry live-queue versions (all of the above).
 QUEUE_EVENTS = APPOINTMENT_EVENTS
+# Something a queue's people must act on now, not a change of the queue (no version): NEWS2 rose to an
+# urgent or emergency response, or a waiting patient's observations are due again. Carries appointment_id,
+# doctor_id, clinic_id and `alert` (kind, level, title, action, token, patient name, ...); scheduling's
+# realtime passes it to the doctor's queue socket and, without the name, to the clinic's.
+QUEUE_ALERT = "queue.alert"
 # A clinical record moved between days or categories after the fact: vitals written again (the NEWS2 band
 # leaves the day of the earlier vitals), a care note re-categorised. Carries clinic_id and day (local).
 CLINICAL_DAY_CHANGED = "clinical.day_changed"

@@ -135,6 +135,15 @@ class Membership(models.Model):
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
     clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="memberships")
+    # A capability of a staff member at this clinic, not a role: a nurse does everything reception does
+    # (the queue, check-in, the waiting room) and also records triage vitals, at the clinics where they
+    # work as one. Granted by membership_set_nurse (staff only: doctors record vitals anyway).
+    is_nurse = models.BooleanField(
+        "nurse",
+        default=False,
+        help_text="Records triage vitals and sees vitals, allergies and the visit reason of waiting patients "
+        "at this clinic (never doctors' notes). Staff only.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -127,6 +127,23 @@ def clinic_ids_for(user: User) -> list[int] | None:
     return ids
 
 
+def nurse_clinic_ids_for(user: User) -> list[int] | None:
+    """Clinics where the user works as a nurse (Membership.is_nurse): a staff member's flagged memberships;
+    None means every clinic (superuser); nobody else is a nurse. Not cached: it is read once per triage
+    request, and a capability taken away counts from the next one."""
+    if user.is_superuser:
+        return None
+    if not user.is_active or user.role != Role.STAFF:
+        return []
+    return list(
+        Membership.objects.filter(
+            user=user,
+            is_nurse=True,
+            clinic__organization_id=user.organization_id,  # type: ignore[misc]  # no organization: no row
+        ).values_list("clinic_id", flat=True)
+    )
+
+
 def organizations_for(user: User) -> QuerySet[Organization]:
     if user.is_superuser:
         return Organization.objects.all()

@@ -215,6 +215,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 600.0,
         "options": {"expires": 540},
     },
+    # Waiting patients whose NEWS2 observations are due again (OPD_NEWS2_RESCORE_MINUTES).
+    "consultations.news2_rescore_reminders": {
+        "task": "consultations.news2_rescore_reminders",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
     "core.audit_seal": {
         "task": "core.audit_seal",
         "schedule": 60.0,
@@ -488,6 +494,26 @@ OPD_NO_SHOW_GRACE_MINUTES = env.int("OPD_NO_SHOW_GRACE_MINUTES", default=30)
 OPD_UNDO_MINUTES = env.int("OPD_UNDO_MINUTES", default=5)
 if not 1 <= OPD_UNDO_MINUTES <= 60:
     raise ImproperlyConfigured("OPD_UNDO_MINUTES must be between 1 and 60.")
+# How long a waiting patient's triage observations hold before the triage page and the clinic's queue
+# are reminded to re-score, per NEWS2 clinical response (consultations.services.triage). The RCP 2017
+# chart's least frequencies (12 h routine, 4-6 h ward, 1 h urgent, continuous emergency) are for wards;
+# a waiting room is shorter, so each is tightened: e.g. OPD_NEWS2_RESCORE_MINUTES=urgent=20,emergency=10
+# overrides some and keeps the rest.
+OPD_NEWS2_RESCORE_MINUTES = {
+    "routine": 120,
+    "ward": 60,
+    "urgent_ward": 30,
+    "urgent": 30,
+    "emergency": 15,
+    **env.dict("OPD_NEWS2_RESCORE_MINUTES", cast={"value": int}, default={}),
+}
+if (
+    set(OPD_NEWS2_RESCORE_MINUTES) != {"routine", "ward", "urgent_ward", "urgent", "emergency"}
+    or min(OPD_NEWS2_RESCORE_MINUTES.values()) < 1
+):
+    raise ImproperlyConfigured(
+        "OPD_NEWS2_RESCORE_MINUTES takes routine, ward, urgent_ward, urgent and emergency, each at least 1."
+    )
 OPD_EMAIL_TIMEOUT = env.float("OPD_EMAIL_TIMEOUT", default=30)
 OPD_SMS_BACKEND = env("OPD_SMS_BACKEND", default="notifications.backends.FileSmsBackend")
 OPD_SMS_FILE_DIR = env("OPD_SMS_FILE_DIR", default=str(DATA_DIR / "sms"))

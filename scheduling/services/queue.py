@@ -533,10 +533,16 @@ def appointment_recall(
 
 @retry_on_deadlock
 def appointment_set_priority(
-    *, actor: User | None, appointment: Appointment, is_priority: bool, reason: str = ""
+    *,
+    actor: User | None,
+    appointment: Appointment,
+    is_priority: bool,
+    reason: str = "",
+    details: dict[str, Any] | None = None,
 ) -> Appointment:
     """Flag (or unflag) a patient to be seen first: NEWS2 medium/high, or a staff decision. A waiting
-    patient takes the place the rules give them (a skip is forgotten)."""
+    patient takes the place the rules give them (a skip is forgotten). `details` go into the audit event
+    (the NEWS2 band before and after, when a score moved the patient up)."""
     with transaction.atomic():
         appt = _lock(appointment)
         if appt.is_priority == is_priority and appt.priority_reason == reason:
@@ -550,5 +556,5 @@ def appointment_set_priority(
             appt.skipped_at, appt.key_before_skip = None, ""
             fields += ["queue_key", "skipped_at", "key_before_skip"]
         appt.save(update_fields=fields)
-        _changed(appt, "priority", actor, is_priority=is_priority, reason=reason)
+        _changed(appt, "priority", actor, is_priority=is_priority, reason=reason, **(details or {}))
     return appt

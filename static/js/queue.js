@@ -10,6 +10,12 @@
  * refreshes the fragments; an event that skips a version means something was missed, so we ask for a
  * fresh snapshot ({"type": "resync"}); an older one is ignored. A dropped connection is reopened with
  * growing delays (1 s, 2 s, 4 s ... 30 s); close codes 4401/4403/4404 mean "do not retry".
+ *
+ * Alerts ({"type": "alert"}: NEWS2 rose to an urgent or emergency response, or a waiting patient's
+ * observations are due) are shown in [data-alerts] as role="alert" boxes with a short beep made with the
+ * Web Audio API (no sound file), unless this device muted them ([data-alert-mute], kept in localStorage).
+ * A fragment is not swapped while the focus is inside it (a nurse typing vitals on the triage page): the
+ * refresh waits until the focus leaves.
  */
 /*
  * Confirmation of actions that are hard to take back (no-show, skip): forms marked data-confirm ask in
@@ -178,7 +184,110 @@
     retryTimer = setTimeout(connect, delay);
   }
 
+  // Alerts -----------------------------------------------------------------------------------------
+  var MUTE_KEY = "opd.alerts.muted";
+  var muteButton = document.querySelector("[data-alert-mute]");
+  var audio = null;
+
+  function isMuted() {
+    try {
+      return window.localStorage.getItem(MUTE_KEY) === "1";
+    } catch (error) {
+      return false;
+    }
+  }
+
+  function showMute() {
+    if (!muteButton) return;
+    var muted = isMuted();
+    muteButton.setAttribute("aria-pressed", muted ? "true" : "false");
+    muteButton.textContent = muted ? "Alert sound off" : "Alert sound on";
+  }
+
+  if (muteButton) {
+    showMute();
+    muteButton.addEventListener("click", function () {
+      try {
+        window.localStorage.setItem(MUTE_KEY, isMuted() ? "0" : "1");
+      } catch (error) {
+        return;
+      }
+      showMute();
+    });
+  }
+
+  // Two short tones (higher for an emergency). Browsers may keep the audio context suspended until the
+  // user has interacted with the page; the visual alert does not depend on it.
+  function beep(level) {
+    if (isMuted()) return;
+    var Context = window.AudioContext || window.webkitAudioContext;
+    if (!Context) return;
+    try {
+      audio = audio || new Context();
+      if (audio.state === "suspended" && audio.resume) audio.resume();
+      var pitch = level === "emergency" ? 988 : 784;
+      [0, 0.3].forEach(function (offset) {
+        var oscillator = audio.createOscillator();
+        var gain = audio.createGain();
+        oscillator.type = "sine";
+        oscillator.frequency.value = pitch;
+        gain.gain.setValueAtTime(0.2, audio.currentTime + offset);
+        gain.gain.exponentialRampToValueAtTime(0.001, audio.currentTime + offset + 0.25);
+        oscillator.connect(gain);
+        gain.connect(audio.destination);
+        oscillator.start(audio.currentTime + offset);
+        oscillator.stop(audio.currentTime + offset + 0.25);
+      });
+      root.setAttribute("data-beeps", String(parseInt(root.getAttribute("data-beeps") || "0", 10) + 1));
+    } catch (error) {
+      // No sound on this device: the alert is still shown.
+    }
+  }
+
+  function showAlert(message) {
+    var region = document.querySelector("[data-alerts]");
+    var alert = message.alert || {};
+    if (!region) return;
+    var box = document.createElement("div");
+    box.className = "queue-alert queue-alert-" + (alert.kind || "news2");
+    box.setAttribute("role", "alert");
+    box.setAttribute("data-alert-kind", alert.kind || "");
+    box.setAttribute("data-alert-level", alert.level || "");
+    box.setAttribute("data-alert-appointment", String(message.appointment_id));
+    var text = document.createElement("div");
+    var head = document.createElement("p");
+    var strong = document.createElement("strong");
+    var who = "Token " + (alert.token_label || "#" + message.appointment_id) + (alert.patient ? " (" + alert.patient + ")" : "");
+    strong.textContent =
+      alert.kind === "rescore_due"
+        ? who + ": observations due"
+        : who + ": NEWS2 " + alert.news2_total + ", " + (alert.title || "").toLowerCase();
+    head.appendChild(strong);
+    var action = document.createElement("p");
+    action.textContent = alert.action || "";
+    text.appendChild(head);
+    text.appendChild(action);
+    var dismiss = document.createElement("button");
+    dismiss.type = "button";
+    dismiss.className = "secondary outline";
+    dismiss.textContent = "Dismiss";
+    dismiss.setAttribute("aria-label", "Dismiss the alert about " + who);
+    dismiss.addEventListener("click", function () {
+      box.remove();
+    });
+    box.appendChild(text);
+    box.appendChild(dismiss);
+    region.insertBefore(box, region.firstChild);
+    beep(alert.level);
+    // A reminder marks the row "re-score due": the list is re-read.
+    if (alert.kind === "rescore_due") scheduleRefresh();
+  }
+
   function handle(message) {
+    if (message.type === "alert") {
+      showAlert(message);
+      return;
+    }
     if (message.type === "snapshot") {
       attempts = 0;
       var changed = message.version !== version;
@@ -230,6 +339,11 @@
     fresh.querySelectorAll("[data-appointment]").forEach(function (row) {
       if (!before[row.getAttribute("data-appointment")]) row.classList.add("is-new");
     });
+    // Vitals forms a nurse had opened stay open.
+    old.querySelectorAll("details[open][id]").forEach(function (details) {
+      var again = fresh.querySelector("#" + CSS.escape(details.id));
+      if (again) again.open = true;
+    });
     old.replaceWith(fresh);
     if (window.htmx) window.htmx.process(fresh);
     return fresh;
@@ -240,9 +354,16 @@
       refreshAgain = true;
       return;
     }
-    refreshing = true;
     var board = root.querySelector('[data-fragment="board"]');
     var current = root.querySelector('[data-fragment="current"]');
+    var focused = document.activeElement;
+    if (board && focused && focused !== document.body && board.contains(focused)) {
+      // Someone is working in the list (typing vitals): swap it once the focus has left.
+      clearTimeout(refreshTimer);
+      refreshTimer = setTimeout(refresh, 1500);
+      return;
+    }
+    refreshing = true;
     var work = board
       ? fetchFragment(board.getAttribute("data-url")).then(function (html) {
           var fresh = swap(board, html);

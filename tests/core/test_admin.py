@@ -398,3 +398,30 @@ def test_the_audit_list_filters_record_accesses(client, admin_user, org, patient
     shown = list(page.context["cl"].result_list)
     assert [event.action for event in shown] == ["record.viewed"]
     assert AuditEvent.objects.filter(action="patient.updated").exists()
+
+
+def test_an_administrator_makes_a_staff_member_a_nurse_at_a_clinic(as_user, admin_user, staff_user, clinic):
+    from opd.core.models import AuditEvent
+
+    membership = Membership.objects.get(user=staff_user, clinic=clinic)
+    response = as_user(admin_user).post(
+        change_url(staff_user),
+        {
+            "username": staff_user.username,
+            "role": Role.STAFF,
+            "is_active": "on",
+            "is_staff": "on",
+            "memberships-TOTAL_FORMS": "1",
+            "memberships-INITIAL_FORMS": "1",
+            "memberships-0-id": membership.pk,
+            "memberships-0-user": staff_user.pk,
+            "memberships-0-clinic": clinic.pk,
+            "memberships-0-is_nurse": "on",
+        },
+    )
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    again = Membership.objects.get(user=staff_user, clinic=clinic)
+    assert again.pk == membership.pk  # the same membership, now with the capability
+    assert again.is_nurse
+    assert AuditEvent.objects.filter(action="membership.nurse_granted", actor=admin_user).exists()

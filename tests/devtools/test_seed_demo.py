@@ -46,7 +46,7 @@ def demo_counts() -> dict[str, int]:
 
 def printed_credentials(output: str) -> dict[str, tuple[str, str]]:
     """{username: (role, password)} from the table seed_demo prints."""
-    rows = re.findall(r"^(superuser|admin|staff|doctor|patient)\s+(\S+)\s+(\S+)", output, re.MULTILINE)
+    rows = re.findall(r"^(superuser|admin|staff|nurse|doctor|patient)\s+(\S+)\s+(\S+)", output, re.MULTILINE)
     return {username: (role, password) for role, username, password in rows}
 
 
@@ -87,17 +87,31 @@ def test_it_builds_a_demo_to_try_every_role_with(settings):
 
     credentials = printed_credentials(output)
     roles = {role for role, _ in credentials.values()}
-    assert roles == {"superuser", "admin", "staff", "doctor", "patient"}
+    assert roles == {"superuser", "admin", "staff", "nurse", "doctor", "patient"}
     for username, (role, password) in credentials.items():
         # A request, as every sign-in door gives one: django-axes checks the lockout against it.
         user = authenticate(RequestFactory().post("/accounts/login/"), username=username, password=password)
         assert user is not None, f"the printed password of {username} does not work"
-        if role in ("superuser", "admin", "staff"):
+        if role in ("superuser", "admin", "staff", "nurse"):
             assert user.is_staff, f"{username} cannot use the admin"
     staff_clinics = {
         m.clinic_id for m in Membership.objects.filter(user__role=Role.STAFF, user__username__in=credentials)
     }
     assert staff_clinics == {clinic.pk for clinic in clinics}
+    nurse_clinics = {
+        m.clinic_id
+        for m in Membership.objects.filter(
+            is_nurse=True,
+            user__username__in=[name for name, (role, _) in credentials.items() if role == "nurse"],
+        )
+    }
+    assert nurse_clinics == {clinic.pk for clinic in clinics}
+    assert not Membership.objects.filter(is_nurse=True, user__username__startswith="demo-reception").exists()
+    for username, (role, _) in credentials.items():
+        if role == "nurse":
+            assert f"  {username} " in output.split("second factor")[-1], (
+                f"{username} has no authenticator key"
+            )
     patient_user = User.objects.get(username__in=credentials, role=Role.PATIENT)
     assert Patient.objects.filter(user=patient_user).exists()
 

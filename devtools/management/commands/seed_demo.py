@@ -31,6 +31,7 @@ from opd.core.services import (
     clinic_create,
     department_create,
     membership_add,
+    membership_set_nurse,
     organization_create,
     second_factor_enrolment_begin,
     second_factor_enrolment_confirm,
@@ -146,6 +147,7 @@ PASSWORDS = {
     "superuser": "master-keys-2468",
     Role.ADMIN: "run-the-org-2468",
     Role.STAFF: "front-desk-2468",
+    "nurse": "take-vitals-2468",
     Role.DOCTOR: "stethoscope-2468",
     Role.PATIENT: "see-my-doctor-2468",
 }
@@ -238,7 +240,8 @@ class Command(BaseCommand):
             ).count()
         self.stdout.write(
             f"Today's queues: {waiting} patients checked in and waiting or called. Doctors see theirs at "
-            "/queue/dashboard/, reception the waiting rooms at /queue/waiting-rooms/."
+            "/queue/dashboard/, reception the waiting rooms at /queue/waiting-rooms/, nurses the same page "
+            "with a Triage button per clinic (vitals of waiting patients; NEWS2 moves them up the queue)."
         )
         links = ", ".join(f"/portal/c/{org.slug}/{clinic.code}/signup/" for clinic in demo.clinics.values())
         self.stdout.write(
@@ -262,7 +265,7 @@ class Command(BaseCommand):
         self.stdout.write(line.format(*("-" * w for w in widths)).rstrip())
         for row in rows:
             self.stdout.write(line.format(*row).rstrip())
-        self.stdout.write("Sign in at /admin/ (superuser, admin, staff) or /api/ with these.")
+        self.stdout.write("Sign in at /admin/ (superuser, admin, staff, nurse) or /api/ with these.")
         self.stdout.write("")
         self.stdout.write(
             "Staff, doctors and administrators confirm each sign-in with a second factor. Get the code an "
@@ -395,6 +398,22 @@ def seed_users(demo: Demo) -> None:
             clinics=(clinic,),
         )
         demo.credentials.append(Credential("staff", username, PASSWORDS[Role.STAFF], clinic.name))
+        # A nurse: a staff member whose membership of the clinic carries the nurse capability (triage).
+        username = f"demo-nurse-{code}"
+        nurse = ensure_user(
+            username,
+            password=PASSWORDS["nurse"],
+            role=Role.STAFF,
+            organization=org,
+            first_name="Nurse",
+            last_name=code.title(),
+            is_staff=True,
+            clinics=(clinic,),
+        )
+        membership = Membership.objects.get(user=nurse, clinic=clinic)
+        if not membership.is_nurse:
+            membership_set_nurse(actor=None, membership=membership, is_nurse=True)
+        demo.credentials.append(Credential("nurse", username, PASSWORDS["nurse"], f"{clinic.name} (triage)"))
 
 
 def seed_doctors(demo: Demo) -> None:

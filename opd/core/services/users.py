@@ -252,16 +252,25 @@ def user_set_password(*, actor: User | None, user: User, password: str | None) -
     return current
 
 
-def membership_add(*, actor: User | None, user: User, clinic: Clinic) -> Membership:
-    """Let a person work at a clinic of their own organization."""
+NURSES_ARE_STAFF = "Only staff members work as nurses (doctors record vitals already)."
+
+
+def _check_nurse(user: User, is_nurse: bool) -> None:
+    if is_nurse and user.role != Role.STAFF:
+        raise ValidationFailed(NURSES_ARE_STAFF, fields={"is_nurse": NURSES_ARE_STAFF})
+
+
+def membership_add(*, actor: User | None, user: User, clinic: Clinic, is_nurse: bool = False) -> Membership:
+    """Let a person work at a clinic of their own organization (a staff member as a nurse with `is_nurse`)."""
     check_tenant(actor, user.organization_id, "user")
     check_tenant(actor, clinic.organization_id, "clinic")
     if clinic.organization_id != user.organization_id:
         raise ValidationFailed(FOREIGN_CLINIC, fields={"clinic": FOREIGN_CLINIC})
+    _check_nurse(user, is_nurse)
     already = "This person already works at this clinic."
     if Membership.objects.filter(user=user, clinic=clinic).exists():
         raise ValidationFailed(already, fields={"clinic": already})
-    membership = Membership(user=user, clinic=clinic)
+    membership = Membership(user=user, clinic=clinic, is_nurse=is_nurse)
     validate_model(membership)
     with transaction.atomic():
         try:
@@ -276,8 +285,34 @@ def membership_add(*, actor: User | None, user: User, clinic: Clinic) -> Members
             organization_id=clinic.organization_id,
             user_id=user.pk,
             clinic_id=clinic.pk,
+            **({"is_nurse": True} if is_nurse else {}),
         )
     return membership
+
+
+def membership_set_nurse(*, actor: User | None, membership: Membership, is_nurse: bool) -> Membership:
+    """Grant or take away the nurse capability of a staff member at one clinic (audited). Taking it away
+    counts at once: open triage pages and sockets re-check (ACCESS_REVOKED)."""
+    clinic = Clinic.objects.get(pk=membership.clinic_id)
+    check_tenant(actor, clinic.organization_id, "clinic")
+    with transaction.atomic():
+        current = Membership.objects.select_for_update().get(pk=membership.pk)
+        if current.is_nurse == is_nurse:
+            return current
+        _check_nurse(User.objects.get(pk=current.user_id), is_nurse)
+        current.is_nurse = is_nurse
+        current.save(update_fields=["is_nurse"])
+        audit(
+            actor=actor,
+            action="membership.nurse_granted" if is_nurse else "membership.nurse_revoked",
+            obj=current,
+            organization_id=clinic.organization_id,
+            user_id=current.user_id,
+            clinic_id=current.clinic_id,
+        )
+        if not is_nurse:
+            events.publish(events.ACCESS_REVOKED, user_id=current.user_id, reason="nurse_revoked")
+    return current
 
 
 def membership_remove(*, actor: User | None, membership: Membership) -> None:
