@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "patients",
     "scheduling",
     "consultations",
+    "billing",
     "notifications",
     "analytics",
     "archive",
