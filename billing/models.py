@@ -20,6 +20,8 @@ from patients.models import Patient
 from scheduling.models import Appointment, Doctor
 
 CENT = Decimal("0.01")
+# GBP for a clinic without settings: the platform's first clinics are in the UK. A clinic elsewhere sets its own.
+DEFAULT_CURRENCY = "GBP"
 currency_code = RegexValidator(r"^[A-Z]{3}$", "An ISO 4217 code: three capital letters, e.g. GBP, INR, USD.")
 
 
@@ -33,7 +35,10 @@ class BillingSettings(models.Model):
 
     clinic = models.OneToOneField(Clinic, on_delete=models.CASCADE, primary_key=True, related_name="+")
     currency = models.CharField(
-        max_length=3, default="GBP", validators=[currency_code], help_text="ISO 4217 code (GBP, INR, USD...)."
+        max_length=3,
+        default=DEFAULT_CURRENCY,
+        validators=[currency_code],
+        help_text="ISO 4217 code (GBP, INR, USD...).",
     )
     invoice_at = models.CharField(
         max_length=12,

@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
 
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from opd.core.models import Clinic, Role, User
@@ -15,6 +17,7 @@ from patients.models import Patient
 from scheduling.models import Appointment, AppointmentStatus
 
 from .models import (
+    DEFAULT_CURRENCY,
     PAYABLE_STATUSES,
     BillingSettings,
     FeeSchedule,
@@ -173,32 +176,75 @@ def clinic_today(clinic: Clinic, now: dt.datetime | None = None) -> dt.date:
     return timezone.localdate(now or timezone.now(), timezone=clinic.tz)
 
 
-def revenue_by_day(
-    *, clinic_ids: list[int] | None, start: dt.date, end: dt.date, tz_of: dict[int, Clinic]
-) -> dict[tuple[int, dt.date], Decimal]:
-    """Money received less money refunded, per clinic and clinic-local day, for days in [start, end]."""
-    totals: dict[tuple[int, dt.date], Decimal] = {}
-    lo = dt.datetime.combine(start - dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
-    hi = dt.datetime.combine(end + dt.timedelta(days=2), dt.time(), tzinfo=dt.UTC)
-    payments = Payment.objects.filter(received_at__gte=lo, received_at__lt=hi)
-    refunds = Refund.objects.filter(issued_at__gte=lo, issued_at__lt=hi)
-    if clinic_ids is not None:
-        payments = payments.filter(clinic_id__in=clinic_ids)
-        refunds = refunds.filter(clinic_id__in=clinic_ids)
-    rows = [(c, at, amount) for c, at, amount in payments.values_list("clinic_id", "received_at", "amount")]
-    rows += [(c, at, -amount) for c, at, amount in refunds.values_list("clinic_id", "issued_at", "amount")]
-    for clinic_id, at, amount in rows:
-        clinic = tz_of.get(clinic_id)
-        if clinic is None:
-            continue
-        day = timezone.localdate(at, timezone=clinic.tz)
-        if start <= day <= end:
-            totals[(clinic_id, day)] = totals.get((clinic_id, day), ZERO) + amount
-    return totals
+REVENUE_COLUMNS = ["date", "currency", "payments", "received", "refunded", "net"]
 
 
-def invoice_totals(invoice: Invoice) -> tuple[Decimal, Decimal]:
-    """(paid, refunded) summed from the rows: what the kept amounts on the invoice must equal."""
-    paid = invoice.payments.aggregate(s=Sum("amount"))["s"] or ZERO
-    refunded = invoice.refunds.aggregate(s=Sum("amount"))["s"] or ZERO
-    return paid, refunded
+def revenue_daily(
+    *,
+    zones: dict[int, ZoneInfo],
+    date_from: dt.date,
+    date_to: dt.date,
+    department_id: int | None = None,
+    doctor_id: int | None = None,
+) -> list[dict[str, Any]]:
+    """Money taken and given back per clinic-local day (each clinic's own calendar), per currency, to
+    the cent: one row per day and currency of the clinics in `zones`, days without money at zero. A
+    department or doctor filter keeps the money of invoices for their appointments."""
+    clinic_ids = list(zones)
+    currencies = dict.fromkeys(clinic_ids, DEFAULT_CURRENCY)
+    for clinic_id, currency in BillingSettings.objects.filter(clinic_id__in=clinic_ids).values_list(
+        "clinic_id", "currency"
+    ):
+        currencies[clinic_id] = currency
+    # A day in any zone lies within a day either side of the UTC one.
+    lo = dt.datetime.combine(date_from - dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    hi = dt.datetime.combine(date_to + dt.timedelta(days=2), dt.time(), tzinfo=dt.UTC)
+    narrowed = Q()
+    if department_id is not None:
+        narrowed &= Q(invoice__appointment__department_id=department_id)
+    if doctor_id is not None:
+        narrowed &= Q(invoice__appointment__doctor_id=doctor_id)
+    payments = Payment.objects.filter(
+        narrowed, clinic_id__in=clinic_ids, received_at__gte=lo, received_at__lt=hi
+    )
+    refunds = Refund.objects.filter(narrowed, clinic_id__in=clinic_ids, issued_at__gte=lo, issued_at__lt=hi)
+    days = [date_from + dt.timedelta(days=n) for n in range((date_to - date_from).days + 1)]
+    table: dict[tuple[dt.date, str], dict[str, Any]] = {
+        (day, currency): {
+            "date": day,
+            "currency": currency,
+            "payments": 0,
+            "received": ZERO,
+            "refunded": ZERO,
+        }
+        for day in days
+        for currency in sorted(set(currencies.values()))
+    }
+
+    def row_for(clinic_id: int, at: dt.datetime, currency: str) -> dict[str, Any]:
+        # A day outside the range, or a currency the clinic no longer uses, gets its own row
+        # (kept out of the answer below when outside the range).
+        day = timezone.localdate(at, timezone=zones[clinic_id])
+        return table.setdefault(
+            (day, currency),
+            {"date": day, "currency": currency, "payments": 0, "received": ZERO, "refunded": ZERO},
+        )
+
+    for clinic_id, at, amount, currency in payments.values_list(
+        "clinic_id", "received_at", "amount", "invoice__currency"
+    ):
+        row = row_for(clinic_id, at, currency)
+        row["payments"] += 1
+        row["received"] += amount
+    for clinic_id, at, amount, currency in refunds.values_list(
+        "clinic_id", "issued_at", "amount", "invoice__currency"
+    ):
+        row_for(clinic_id, at, currency)["refunded"] += amount
+    rows = [
+        row
+        for (day, _), row in sorted(table.items(), key=lambda item: (item[0][0], item[0][1]))
+        if date_from <= day <= date_to
+    ]
+    for row in rows:
+        row["net"] = row["received"] - row["refunded"]
+    return rows
