@@ -41,11 +41,19 @@ class VoidForm(forms.Form):
     reason = forms.CharField(max_length=500)
 
 
+class DeskUserField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: User) -> str:
+        name = obj.get_full_name()
+        return f"{name} ({obj.username})" if name else obj.username
+
+
 class CashUpForm(forms.Form):
     # Querysets per user, set in __init__.
     clinic = forms.ModelChoiceField(queryset=Clinic.objects.none(), empty_label=None)
-    desk = forms.ModelChoiceField(queryset=User.objects.none(), empty_label=None, label="Desk user")
-    day = forms.DateField(label="Day (clinic time)", widget=forms.DateInput(attrs={"type": "date"}))
+    desk = DeskUserField(queryset=User.objects.none(), empty_label=None, label="Desk user")
+    day = forms.DateField(
+        label="Day (clinic time)", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
 
     def __init__(self, *args, clinics, desks, **kwargs):
         super().__init__(*args, **kwargs)
