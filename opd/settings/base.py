@@ -439,6 +439,7 @@ SPECTACULAR_SETTINGS = {
         "AllergySeverityEnum": "patients.models.AllergySeverity",
         "AllergyStatusEnum": "patients.models.AllergyStatus",
         "CareCategoryEnum": "consultations.models.CareCategory",
+        "InvoiceStatusEnum": "billing.models.InvoiceStatus",
     },
 }
 
