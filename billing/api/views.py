@@ -7,7 +7,7 @@ organization's invoice 404); /me/invoices/ the signed-in patient only.
 from __future__ import annotations
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import generics, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import BasePermission
@@ -16,6 +16,7 @@ from rest_framework.response import Response
 
 from opd.core.api.permissions import IsClinicStaff
 from opd.core.api.schema import error_responses
+from opd.core.idempotency import HEADER, idempotent
 from opd.core.tenancy import signed_in_user
 
 from ..filters import InvoiceFilter
@@ -31,10 +32,21 @@ from .serializers import (
     StaffPaymentSerializer,
 )
 
+IDEMPOTENCY_KEY = OpenApiParameter(
+    HEADER,
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="Up to 255 visible ASCII characters (a UUID). A retry with the same key and body gets the "
+    "first answer again (header Idempotent-Replayed: true) without taking the money twice; the same key "
+    "with another body answers 422.",
+)
+
 MONEY_WRITE_MEANINGS = {
     400: "Invalid input, each field named in `fields` (an amount that is not money, a card payment without "
     "its terminal reference, an insurance payment without insurer and claim reference).",
     404: "Unknown, or an invoice of another clinic or organization.",
+    422: "The Idempotency-Key was used before with another request.",
     409: "Code `more_than_balance`: the amount is more than is owed (`fields.amount` says the most); "
     "`not_payable`: the invoice is void or refunded; `more_than_refundable`: beyond the clinic's "
     "cancellation policy; `nothing_to_refund`.",
@@ -76,12 +88,14 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         description="Cash, card (with the terminal's reference) or insurance (insurer and claim reference); "
         "any part of the balance, never more. Two desks paying at once: the second is refused (409).",
         request=PaymentInputSerializer,
+        parameters=[IDEMPOTENCY_KEY],
         responses={
             201: StaffPaymentSerializer,
-            **error_responses(400, 401, 403, 404, 409, descriptions=MONEY_WRITE_MEANINGS),
+            **error_responses(400, 401, 403, 404, 409, 422, descriptions=MONEY_WRITE_MEANINGS),
         },
     )
     @action(detail=True, methods=["post"])
+    @idempotent(scope="invoice.payment")
     def payments(self, request: Request, pk: str | None = None) -> Response:
         invoice = self.get_object()
         data = PaymentInputSerializer(data=request.data)
@@ -93,12 +107,14 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         summary="Refund",
         description="Gives money back within the clinic's cancellation policy; the invoice is then settled.",
         request=RefundInputSerializer,
+        parameters=[IDEMPOTENCY_KEY],
         responses={
             201: RefundSerializer,
-            **error_responses(400, 401, 403, 404, 409, descriptions=MONEY_WRITE_MEANINGS),
+            **error_responses(400, 401, 403, 404, 409, 422, descriptions=MONEY_WRITE_MEANINGS),
         },
     )
     @action(detail=True, methods=["post"])
+    @idempotent(scope="invoice.refund")
     def refunds(self, request: Request, pk: str | None = None) -> Response:
         invoice = self.get_object()
         data = RefundInputSerializer(data=request.data)

@@ -120,3 +120,19 @@ def test_a_refund_through_the_api_follows_the_policy(api_as, invoice, staff_user
     assert refunded.status_code == 201, refunded.content
     assert Decimal(refunded.json()["amount"]) == Decimal("5.30")
     assert client.get(url(invoice)).json()["status"] == "refunded"
+
+
+def test_a_retried_payment_with_the_same_key_is_taken_once(api_as, invoice, staff_user):
+    client = api_as(staff_user)
+    body = {"method": "cash", "amount": "10.00"}
+
+    first = client.post(url(invoice, "payments/"), body, HTTP_IDEMPOTENCY_KEY="pay-1")
+    retry = client.post(url(invoice, "payments/"), body, HTTP_IDEMPOTENCY_KEY="pay-1")
+    other = client.post(url(invoice, "payments/"), {**body, "amount": "11.00"}, HTTP_IDEMPOTENCY_KEY="pay-1")
+
+    assert (first.status_code, retry.status_code) == (201, 201)
+    assert retry.json() == first.json()
+    assert retry["Idempotent-Replayed"] == "true"
+    assert_error(other, 422)
+    assert Payment.objects.count() == 1
+    assert client.get(url(invoice)).json()["balance"] == "35.30"
