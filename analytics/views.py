@@ -30,12 +30,19 @@ TABLES = {
         selectors.CARE_NOTE_COLUMNS,
         selectors.care_notes_daily,
     ),
+    "revenue": ("Revenue per day", selectors.REVENUE_COLUMNS, selectors.revenue_per_day),
 }
+# Money is the desk's: doctors see the clinical tables, not revenue.
+MONEY_TABLES = {"revenue"}
 
 
 def _check_role(user) -> None:
     if not (user.is_superuser or user.role in (Role.ADMIN, Role.STAFF, Role.DOCTOR)):
         raise DjangoPermissionDenied("Statistics are for clinic staff.")
+
+
+def _sees_money(user) -> bool:
+    return user.is_superuser or user.role in (Role.ADMIN, Role.STAFF)
 
 
 def _filtered(request):
@@ -70,7 +77,10 @@ def dashboard(request):
         news2 = selectors.news2_daily(scope, date_from, date_to)
         care_notes = selectors.care_notes_daily(scope, date_from, date_to)
         query = request.GET.urlencode()
-        for key, rows in (("daily", daily), ("news2", news2), ("care-notes", care_notes)):
+        shown = [("daily", daily), ("news2", news2), ("care-notes", care_notes)]
+        if _sees_money(request.user):
+            shown.append(("revenue", selectors.revenue_per_day(scope, date_from, date_to)))
+        for key, rows in shown:
             title, columns, _ = TABLES[key]
             context["tables"].append(
                 {
@@ -97,6 +107,8 @@ def export_csv(request, table: str):
     if table not in TABLES:
         raise Http404("No such table.")
     _check_role(request.user)
+    if table in MONEY_TABLES and not _sees_money(request.user):
+        raise DjangoPermissionDenied("Revenue is for administrators and staff.")
     form, scope, date_from, date_to = _filtered(request)
     if scope is None:
         errors = {name: [str(e) for e in errs] for name, errs in form.errors.items()}

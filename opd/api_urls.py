@@ -11,6 +11,7 @@ urlpatterns = [
     path("", include("consultations.api.urls")),
     path("", include("notifications.api.urls")),
     path("", include("portal.api")),
+    path("", include("billing.api.urls")),
     path("", include("analytics.api.urls")),
     path("", include("archive.api")),
 ]

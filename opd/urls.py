@@ -52,6 +52,7 @@ urlpatterns = [
     path("portal/", include("portal.urls")),
     path("queue/", include("scheduling.urls")),
     path("consultations/", include("consultations.urls")),
+    path("billing/", include("billing.urls")),
     path("analytics/", include("analytics.urls")),
     path("api/v1/", include("opd.api_urls")),
     path("api/schema/", SchemaView.as_view(), name="api-schema"),

@@ -27,5 +27,6 @@ urlpatterns = [
     path("appointments/<int:pk>/reschedule/", views.reschedule, name="reschedule"),
     path("record/", views.record, name="record"),
     path("record/accesses/", views.accesses, name="accesses"),
+    path("bills/", views.bills, name="bills"),
     path("profile/", views.profile, name="profile"),
 ]

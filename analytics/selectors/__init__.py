@@ -3,6 +3,7 @@ and care notes (clinical). Views, reports and the page call these; see each modu
 
 from .clinical import CARE_NOTE_COLUMNS, NEWS2_COLUMNS, care_notes_daily, news2_daily
 from .daily import DAILY_COLUMNS, STATUSES, daily_statistics, summarize
+from .revenue import REVENUE_COLUMNS, revenue_per_day
 from .scope import (
     MAX_DAYS,
     StatsScope,
@@ -17,6 +18,7 @@ __all__ = [
     "DAILY_COLUMNS",
     "MAX_DAYS",
     "NEWS2_COLUMNS",
+    "REVENUE_COLUMNS",
     "STATUSES",
     "StatsScope",
     "care_notes_daily",
@@ -24,6 +26,7 @@ __all__ = [
     "days_between",
     "news2_daily",
     "resolve_scope",
+    "revenue_per_day",
     "scope_for_organization",
     "summarize",
     "validate_range",

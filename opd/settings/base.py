@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "patients",
     "scheduling",
     "consultations",
+    "billing",
     "notifications",
     "analytics",
     "archive",
@@ -446,6 +447,7 @@ SPECTACULAR_SETTINGS = {
         "AllergySeverityEnum": "patients.models.AllergySeverity",
         "AllergyStatusEnum": "patients.models.AllergyStatus",
         "CareCategoryEnum": "consultations.models.CareCategory",
+        "InvoiceStatusEnum": "billing.models.InvoiceStatus",
     },
 }
 

@@ -24,6 +24,7 @@ from .appointments import (
     confirmation,
     reschedule,
 )
+from .bills import bills
 from .booking import book, book_first_available, find
 from .record import accesses, record
 
@@ -33,6 +34,7 @@ __all__ = [
     "appointment_calendar",
     "appointment_detail",
     "appointments",
+    "bills",
     "book",
     "book_first_available",
     "cancel",

@@ -320,6 +320,9 @@ def test_it_shows_each_role_the_models_it_works_with(as_user, admin_user, staff_
         "notifications.notification",
         "notifications.contactpreference",
         "notifications.clinicnotificationsettings",
+        "billing.billingsettings",
+        "billing.feeschedule",
+        "billing.invoice",
     }
     admin_index = as_user(admin_user).get(reverse("admin:index"))
     assert _models_on_index(admin_index) - _models_on_index(staff_index) == {

@@ -34,6 +34,7 @@ PROJECT_PACKAGES = (
     "archive",
     "analytics",
     "portal",
+    "billing",
 )
 ALWAYS_WRITES = {
     "save",

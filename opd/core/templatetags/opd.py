@@ -45,10 +45,12 @@ NAVIGATION = [
     ("My appointments", "portal:appointments", {Role.PATIENT}),
     ("My record", "portal:record", {Role.PATIENT}),
     ("Who opened my record", "portal:accesses", {Role.PATIENT}),
+    ("What I owe", "portal:bills", {Role.PATIENT}),
     ("Profile", "portal:profile", {Role.PATIENT}),
     ("Today's queue", "queue:dashboard", {Role.DOCTOR}),
     ("Waiting room", "queue:waiting-rooms", {Role.STAFF, Role.ADMIN}),
     ("Analytics", "analytics:dashboard", {Role.ADMIN, Role.STAFF}),
+    ("Cash-up", "billing:cash-up", {Role.STAFF, Role.ADMIN}),
     ("Admin", "admin:index", {Role.STAFF, Role.ADMIN}),
 ]
 
