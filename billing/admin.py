@@ -31,6 +31,7 @@ from opd.core.admin_mixins import (
 from opd.core.errors import DomainError
 from opd.core.models import Role
 from opd.core.tenancy import restrict_to_clinics
+from patients.admin import patient_page_section
 
 from .forms import PaymentForm, RefundForm, VoidForm
 from .models import BillingSettings, FeeSchedule, Invoice, InvoiceLine, Payment, Refund
@@ -323,3 +324,16 @@ class InvoiceAdmin(OpdModelAdmin):
             intro="Only an invoice nothing was paid on can be voided; refund payments instead.",
             act=act,
         )
+
+
+@patient_page_section
+def balance_section(request: HttpRequest, patient) -> dict:
+    """The patient's page shows what they owe, per currency, with a link to their invoices."""
+    from .selectors import outstanding_for
+
+    owed = {currency: amount for currency, amount in outstanding_for(patient).items() if amount}
+    if not owed:
+        return {"balance": "Nothing owed."}
+    return {
+        "balance": "Owes " + ", ".join(money(amount, currency) for currency, amount in sorted(owed.items()))
+    }

@@ -164,3 +164,11 @@ def test_staff_read_only_their_own_cash_up(invoice, staff_user, admin_user, clin
 def test_patients_and_doctors_have_no_cash_up(patient, doctor):
     for person in (patient.user, doctor.user):
         assert signed_in(person).get("/billing/cash-up/").status_code == 403
+
+
+def test_the_patients_admin_page_shows_what_they_owe(client, staff_user, invoice, patient):
+    client.force_login(staff_user)
+
+    body = client.get(f"/admin/patients/patient/{patient.pk}/change/").content.decode()
+
+    assert 'id="patient-balance">Owes £45.30<' in body

@@ -188,10 +188,10 @@ def test_the_desk_books_walks_in_checks_in_reschedules_and_cancels_in_clinic_tim
     expect(page.locator("#desk-arrivals").get_by_role("row", name="11:00")).to_contain_text("Cancelled")
     screenshot(page, "desk-today-after")
 
-    # The patient's page: upcoming appointment in clinic time, allergies, balance placeholder.
+    # The patient's page: upcoming appointment in clinic time, allergies, balance.
     page.goto(f"{live_server.url}/admin/patients/patient/{meera.pk}/change/")
     expect(page.locator("#patient-upcoming")).to_contain_text("08:00 Asia/Kolkata (IST)")
-    expect(page.locator("#patient-balance")).to_have_text("No balance information.")
+    expect(page.locator("#patient-balance")).to_have_text("Nothing owed.")
     accessible(page, "desk-patient-page")
     screenshot(page, "desk-patient-page")
     assert timezone.now() > ten_in_kolkata  # the travelled clock ticked on

@@ -467,7 +467,7 @@ def test_the_patient_page_shows_appointments_preferences_allergies_and_balance(
     assert "10:20 Europe/London (GMT)" in upcoming
     assert "Not set: every channel with an address" in body
     assert "Penicillin" in body
-    assert "No balance information." in body
+    assert "Nothing owed." in body
     assert "UTC" not in body
 
     client.force_login(admin_user)
