@@ -281,9 +281,7 @@ def _iso(value: dt.datetime | None) -> str | None:
 
 
 def queue_state(appt: Appointment) -> str:
-    if appt.status == AppointmentStatus.CHECKED_IN:
-        return CALLED if appt.called_at else WAITING
-    return appt.status
+    return appt.display_state
 
 
 def _doctor_brief(doctor: Doctor) -> dict[str, Any]:
