@@ -359,7 +359,9 @@ def _entry_update(
         # Locked so two clinicians changing the same entry apply one after the other, each against
         # what the other stored.
         current: _Entry = type(entry).objects.select_for_update().get(pk=entry.pk)
-        changed: dict[str, Any] = {name: value for name, value in values.items() if getattr(current, name) != value}
+        changed: dict[str, Any] = {
+            name: value for name, value in values.items() if getattr(current, name) != value
+        }
         if not changed:
             return current
         before = {name: getattr(current, name) for name in changed}
