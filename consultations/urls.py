@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import triage_views, views
+from . import record_views, triage_views, views
 
 app_name = "consultations"
 urlpatterns = [
@@ -16,6 +16,12 @@ urlpatterns = [
         name="panel-prescription",
     ),
     path("appointments/<int:appointment_id>/panel/complete/", views.panel_complete, name="panel-complete"),
+    path("appointments/<int:appointment_id>/record/", record_views.record, name="record"),
+    path(
+        "appointments/<int:appointment_id>/record/addenda/",
+        record_views.record_addendum,
+        name="record-addendum",
+    ),
     path("prescriptions/<int:pk>/print/", views.prescription_print, name="prescription-print"),
     path("patients/<int:patient_id>/break-glass/", views.break_glass, name="break-glass"),
     path("triage/clinics/<int:clinic_id>/", triage_views.triage, name="triage"),

@@ -32,7 +32,7 @@ from opd.core.errors import DomainError
 from opd.core.models import Role
 from opd.core.tenancy import require_clinical_standing, signed_in_user
 from patients.models import age_on
-from patients.selectors import active_allergies, allergy_assessment, patients_for
+from patients.selectors import active_allergies, active_problems, allergy_assessment, patients_for
 from scheduling.models import Appointment
 from scheduling.selectors import appointments_for
 
@@ -133,13 +133,15 @@ def _render_panel(
     if consultation is not None:
         # Every rendering shows the record, after a write too: each is a read of it.
         log_reads(signed_in_user(request), VIEWED, [consultation, *prescriptions])
-    # The header shows the allergies: a read of them, logged like the rest of the record.
-    log_reads(signed_in_user(request), VIEWED, allergies)
+    # The header shows the allergies and active problems: reads, logged like the rest of the record.
+    problems = active_problems(patient)
+    log_reads(signed_in_user(request), VIEWED, [*allergies, *problems])
     context = {
         "appointment": appointment,
         "patient_age": age_on(patient.date_of_birth, timezone.localdate(timezone=appointment.clinic.tz)),
         "allergies": allergies,
         "allergy_assessment": allergy_assessment(patient, allergies),
+        "active_problems": problems,
         "consultation": consultation,
         "prescriptions": prescriptions,
         "can_open": consultation is None and appointment.status in OPENABLE,

@@ -51,6 +51,7 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("portal/", include("portal.urls")),
     path("queue/", include("scheduling.urls")),
+    path("patients/", include("patients.urls")),
     path("consultations/", include("consultations.urls")),
     path("billing/", include("billing.urls")),
     path("analytics/", include("analytics.urls")),

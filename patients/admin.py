@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 
@@ -25,17 +26,31 @@ from opd.core.admin_mixins import (
 from opd.core.models import Role
 from opd.core.tenancy import clinics_for
 
-from .models import Allergy, AllergyStatus, Patient, PatientStatus
-from .selectors import allergies_for, allergy_assessment, patient_search, patients_for
+from .models import Allergy, AllergyStatus, Medication, Patient, PatientStatus, Problem
+from .selectors import (
+    allergies_for,
+    allergy_assessment,
+    medications_for,
+    patient_search,
+    patients_for,
+    problems_for,
+)
 from .services import (
     ALLERGY_FIELDS,
     EDITABLE_FIELDS,
+    MEDICATION_FIELDS,
+    PROBLEM_FIELDS,
     allergy_record,
     allergy_set_no_known_allergies,
     allergy_update,
+    medication_add,
+    medication_update,
+    normalize_icd10,
     patient_create,
     patient_set_status,
     patient_update,
+    problem_add,
+    problem_update,
 )
 
 # What the apps above patients add to the patient's page (scheduling: appointments; notifications:
@@ -235,5 +250,105 @@ class AllergyAdmin(OpdModelAdmin):
                 actor=request.user,
                 patient=data["patient"],
                 **{name: data[name] for name in ALLERGY_FIELDS if name in data},
+            )
+        adopt(obj, saved)
+
+
+class ProblemForm(forms.ModelForm):
+    # Without the model's validator here: the code is normalized first (clean_icd10_code), then the
+    # model checks its shape.
+    icd10_code = forms.CharField(label="ICD-10 code", max_length=12, required=False)
+
+    class Meta:
+        model = Problem
+        fields = ("patient", "description", "icd10_code", "status", "onset_date", "resolved_date")
+
+    def clean_icd10_code(self) -> str:
+        # Normalized before the model's shape check, as the service does: "i10" is I10.
+        return normalize_icd10(self.cleaned_data.get("icd10_code") or "")
+
+
+@admin.register(Problem)
+class ProblemAdmin(OpdModelAdmin):
+    """The problem list, through the problem services, with the allergy rules: staff only here,
+    administrators do not read clinical data; never deleted (resolved, or entered in error)."""
+
+    form = ProblemForm
+    role_permissions = {Role.STAFF: {VIEW, ADD, CHANGE}}
+    list_display = (
+        "description",
+        "icd10_code",
+        "patient",
+        "status",
+        "onset_date",
+        "resolved_date",
+        "recorded_by",
+    )
+    list_filter = ("status",)
+    list_select_related = ("patient", "recorded_by")
+    # The description is encrypted: searched by code and MRN only.
+    search_fields = ("^icd10_code", "=patient__mrn")
+    autocomplete_fields = ("patient",)
+    fields = ("patient", *PROBLEM_FIELDS, "recorded_by", "recorded_at")
+    readonly_fields = ("recorded_by", "recorded_at")
+    locked_on_change = ("patient",)
+    show_full_result_count = False
+
+    def scope_queryset(self, qs, user):
+        return qs & problems_for(user)
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            current = Problem.objects.get(pk=obj.pk)
+            saved = problem_update(actor=request.user, problem=current, **self.changes(form, PROBLEM_FIELDS))
+        else:
+            data = form.cleaned_data
+            saved = problem_add(
+                actor=request.user,
+                patient=data["patient"],
+                **{name: data[name] for name in PROBLEM_FIELDS if name in data},
+            )
+        adopt(obj, saved)
+
+
+@admin.register(Medication)
+class MedicationAdmin(OpdModelAdmin):
+    """Current and past medications, through the medication services, with the allergy rules."""
+
+    role_permissions = {Role.STAFF: {VIEW, ADD, CHANGE}}
+    list_display = (
+        "name",
+        "dose",
+        "frequency",
+        "patient",
+        "status",
+        "started_on",
+        "stopped_on",
+        "recorded_by",
+    )
+    list_filter = ("status",)
+    list_select_related = ("patient", "recorded_by")
+    search_fields = ("^name", "=patient__mrn")
+    autocomplete_fields = ("patient",)
+    fields = ("patient", *MEDICATION_FIELDS, "recorded_by", "recorded_at")
+    readonly_fields = ("recorded_by", "recorded_at")
+    locked_on_change = ("patient",)
+    show_full_result_count = False
+
+    def scope_queryset(self, qs, user):
+        return qs & medications_for(user)
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            current = Medication.objects.get(pk=obj.pk)
+            saved = medication_update(
+                actor=request.user, medication=current, **self.changes(form, MEDICATION_FIELDS)
+            )
+        else:
+            data = form.cleaned_data
+            saved = medication_add(
+                actor=request.user,
+                patient=data["patient"],
+                **{name: data[name] for name in MEDICATION_FIELDS if name in data},
             )
         adopt(obj, saved)

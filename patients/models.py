@@ -4,6 +4,7 @@ import datetime as dt
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
@@ -197,3 +198,157 @@ class Allergy(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status == AllergyStatus.ACTIVE
+
+
+# Problems and current medications -----------------------------------------------------------------------
+
+# An ICD-10 code: a letter, two digits, then optionally a dot and up to four more characters (WHO ICD-10
+# and national modifications such as ICD-10-CM, "S72.001A"). Stored upper case with the dot
+# (patients.services.normalize_icd10), so "e119" and "E11.9" are one code.
+ICD10_PATTERN = r"^[A-Z][0-9]{2}(\.[A-Z0-9]{1,4})?$"
+validate_icd10 = RegexValidator(
+    ICD10_PATTERN,
+    "Enter an ICD-10 code: a letter, two digits, then optionally a dot and up to 4 characters (E11.9).",
+    code="invalid_icd10",
+)
+
+
+def latest_today() -> dt.date:
+    """The latest calendar date anywhere on Earth (UTC+14). Clinics keep their own time zones and this
+    app does not know the clinic: a date is "in the future" only if it is for everyone."""
+    return (timezone.now() + dt.timedelta(hours=14)).date()
+
+
+class ProblemStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    RESOLVED = "resolved", "Resolved"
+    ENTERED_IN_ERROR = "entered_in_error", "Entered in error"
+
+
+class Problem(models.Model):
+    """An entry on a patient's problem list (a diagnosis or condition). Never deleted: resolved, or marked
+    entered in error."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="problems")
+    # A diagnosis in words is clinical free text: encrypted at rest, redacted in the audit trail.
+    description = EncryptedCharField(max_length=300)
+    # Plain: a short coded value, kept searchable for reports.
+    icd10_code = models.CharField("ICD-10 code", max_length=8, blank=True, validators=[validate_icd10])
+    status = models.CharField(max_length=16, choices=ProblemStatus.choices, default=ProblemStatus.ACTIVE)
+    onset_date = models.DateField(null=True, blank=True)
+    resolved_date = models.DateField(null=True, blank=True)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    recorded_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["patient_id", "-recorded_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=ProblemStatus.values), name="problems_status_valid"
+            ),
+            # An active problem has no resolution date; a resolution never precedes the onset.
+            models.CheckConstraint(
+                condition=~models.Q(status=ProblemStatus.ACTIVE, resolved_date__isnull=False),
+                name="problems_active_not_resolved",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(onset_date__isnull=True)
+                | models.Q(resolved_date__isnull=True)
+                | models.Q(resolved_date__gte=models.F("onset_date")),
+                name="problems_resolved_after_onset",
+            ),
+        ]
+        indexes = [models.Index(fields=["patient", "status"], name="problems_patient_status")]
+
+    def __str__(self) -> str:
+        code = f" ({self.icd10_code})" if self.icd10_code else ""
+        return f"{self.description}{code}, {self.get_status_display()}"
+
+    def clean(self) -> None:
+        # The constraints above hold the same rules; this names the field in the message.
+        errors = {}
+        if self.status == ProblemStatus.ACTIVE and self.resolved_date is not None:
+            errors["resolved_date"] = "An active problem has no resolution date: resolve it instead."
+        if self.onset_date and self.resolved_date and self.resolved_date < self.onset_date:
+            errors["resolved_date"] = "The resolution date cannot be before the onset date."
+        if self.onset_date and self.onset_date > latest_today():
+            errors["onset_date"] = "The onset date cannot be in the future."
+        if self.resolved_date and self.resolved_date > latest_today():
+            errors["resolved_date"] = "The resolution date cannot be in the future."
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == ProblemStatus.ACTIVE
+
+
+class MedicationStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    STOPPED = "stopped", "Stopped"
+    ENTERED_IN_ERROR = "entered_in_error", "Entered in error"
+
+
+class Medication(models.Model):
+    """A medicine the patient takes (a current-medication list, whoever prescribed it). Never deleted:
+    stopped, or marked entered in error."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="medications")
+    name = models.CharField(max_length=200)
+    dose = models.CharField("dose or strength", max_length=100, blank=True)
+    frequency = models.CharField(max_length=100, blank=True)
+    status = models.CharField(
+        max_length=16, choices=MedicationStatus.choices, default=MedicationStatus.ACTIVE
+    )
+    started_on = models.DateField(null=True, blank=True)
+    stopped_on = models.DateField(null=True, blank=True)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    recorded_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["patient_id", "-recorded_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=MedicationStatus.values), name="medications_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(status=MedicationStatus.ACTIVE, stopped_on__isnull=False),
+                name="medications_active_not_stopped",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(started_on__isnull=True)
+                | models.Q(stopped_on__isnull=True)
+                | models.Q(stopped_on__gte=models.F("started_on")),
+                name="medications_stopped_after_start",
+            ),
+        ]
+        indexes = [models.Index(fields=["patient", "status"], name="medications_patient_status")]
+
+    def __str__(self) -> str:
+        detail = " ".join(part for part in (self.dose, self.frequency) if part)
+        return f"{self.name} {detail}".strip() + f", {self.get_status_display()}"
+
+    def clean(self) -> None:
+        errors = {}
+        if self.status == MedicationStatus.ACTIVE and self.stopped_on is not None:
+            errors["stopped_on"] = "An active medication has no stop date: stop it instead."
+        if self.started_on and self.stopped_on and self.stopped_on < self.started_on:
+            errors["stopped_on"] = "The stop date cannot be before the start date."
+        if self.started_on and self.started_on > latest_today():
+            errors["started_on"] = "The start date cannot be in the future."
+        if self.stopped_on and self.stopped_on > latest_today():
+            errors["stopped_on"] = "The stop date cannot be in the future."
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == MedicationStatus.ACTIVE

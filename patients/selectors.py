@@ -6,7 +6,16 @@ from opd.core.crypto import blind_index_candidates
 from opd.core.models import Role, User
 from opd.core.tenancy import clinic_ids_for
 
-from .models import Allergy, AllergyAssessment, AllergyStatus, Patient
+from .models import (
+    Allergy,
+    AllergyAssessment,
+    AllergyStatus,
+    Medication,
+    MedicationStatus,
+    Patient,
+    Problem,
+    ProblemStatus,
+)
 from .services import digits_only
 
 
@@ -83,3 +92,46 @@ def allergy_assessment(patient: Patient, active: list[Allergy]) -> AllergyAssess
     if patient.no_known_allergies_at is not None:
         return AllergyAssessment.NO_KNOWN_ALLERGIES
     return AllergyAssessment.NOT_RECORDED
+
+
+def problems_for(user: User) -> QuerySet[Problem]:
+    """Problems a user may read: the same readers as allergies (allergies_for)."""
+    qs = Problem.objects.select_related("recorded_by")
+    if user.is_superuser:
+        return qs
+    if user.role not in ALLERGY_READERS:
+        return qs.none()
+    return qs.filter(patient__in=patients_for(user).values("pk"))
+
+
+def medications_for(user: User) -> QuerySet[Medication]:
+    """Current and past medications a user may read: the same readers as allergies (allergies_for)."""
+    qs = Medication.objects.select_related("recorded_by")
+    if user.is_superuser:
+        return qs
+    if user.role not in ALLERGY_READERS:
+        return qs.none()
+    return qs.filter(patient__in=patients_for(user).values("pk"))
+
+
+def active_problems(patient: Patient) -> list[Problem]:
+    # Sorted in Python: the description is encrypted, so the database cannot order by it.
+    rows = list(Problem.objects.filter(patient=patient, status=ProblemStatus.ACTIVE))
+    return sorted(rows, key=lambda row: (row.description.lower(), row.pk))
+
+
+def active_medications(patient: Patient) -> list[Medication]:
+    return list(
+        Medication.objects.filter(patient=patient, status=MedicationStatus.ACTIVE).order_by("name", "id")
+    )
+
+
+def problem_list_order(row: Problem) -> tuple[int, str, int]:
+    """Active first, then resolved, then entered in error; by description within each."""
+    rank = {ProblemStatus.ACTIVE: 0, ProblemStatus.RESOLVED: 1}.get(ProblemStatus(row.status), 2)
+    return (rank, row.description.lower(), row.pk)
+
+
+def medication_list_order(row: Medication) -> tuple[int, str, int]:
+    rank = {MedicationStatus.ACTIVE: 0, MedicationStatus.STOPPED: 1}.get(MedicationStatus(row.status), 2)
+    return (rank, row.name.lower(), row.pk)

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
+import datetime as dt
 import re
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import transaction
 from django.utils import timezone
@@ -13,7 +14,17 @@ from opd.core.models import Clinic, Organization, Role, User
 from opd.core.services import validate_model
 from opd.core.tenancy import check_clinical_standing
 
-from .models import Allergy, AllergyStatus, MrnSequence, Patient, PatientStatus
+from .models import (
+    Allergy,
+    AllergyStatus,
+    Medication,
+    MedicationStatus,
+    MrnSequence,
+    Patient,
+    PatientStatus,
+    Problem,
+    ProblemStatus,
+)
 
 EDITABLE_FIELDS = (
     "first_name",
@@ -114,12 +125,12 @@ ALLERGY_FIELDS = ("substance", "category", "reaction", "severity", "status")
 ALLERGY_REDACTED = {"reaction"}
 
 
-def check_allergy_writer(actor: User | None, organization_id: int) -> User:
-    """Clinical roles record allergies: doctors in clinical standing and staff (nurses, reception, who
-    take the history at the desk); superusers for the admin. Administrators run the organization and
-    patients tell their clinician: both are refused."""
+def check_allergy_writer(actor: User | None, organization_id: int, *, what: str = "allergies") -> User:
+    """Clinical roles record allergies, problems and medications: doctors in clinical standing and staff
+    (nurses, reception, who take the history at the desk); superusers for the admin. Administrators run
+    the organization and patients tell their clinician: both are refused."""
     if actor is None or not (actor.is_superuser or actor.role in (Role.DOCTOR, Role.STAFF)):
-        raise PermissionDenied("Only doctors and clinic staff record allergies.")
+        raise PermissionDenied(f"Only doctors and clinic staff record {what}.")
     check_clinical_standing(actor)
     if not actor.is_superuser and actor.organization_id != organization_id:
         raise NotFound("No such patient.")
@@ -272,3 +283,255 @@ def allergy_set_no_known_allergies(*, actor: User | None, patient: Patient) -> P
             ),
         )
     return current
+
+
+# Problems and current medications ---------------------------------------------------------------------
+# The same writers as allergies (check_allergy_writer) and the same shape: recorded with who and when,
+# changed field by field, never deleted, every write audited with clinical free text redacted.
+
+PROBLEM_FIELDS = ("description", "icd10_code", "status", "onset_date", "resolved_date")
+PROBLEM_REDACTED = {"description"}
+MEDICATION_FIELDS = ("name", "dose", "frequency", "status", "started_on", "stopped_on")
+
+_Entry = TypeVar("_Entry", Problem, Medication)
+
+
+def normalize_icd10(value: Any) -> Any:
+    """Upper case without spaces, and the dot put back after the category: "e119" and " E11.9" are
+    "E11.9". Anything that is not code-shaped is returned as typed, for the validator to name."""
+    if not isinstance(value, str):
+        return value
+    code = "".join(value.split()).upper()
+    if len(code) > 3 and "." not in code:
+        code = f"{code[:3]}.{code[3:]}"
+    return code
+
+
+def _clean_text(value: Any) -> Any:
+    return " ".join(value.split()) if isinstance(value, str) else value
+
+
+def _clean_problem_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    if "description" in fields:
+        fields["description"] = _clean_text(fields["description"])
+    if "icd10_code" in fields:
+        fields["icd10_code"] = normalize_icd10(fields["icd10_code"] or "")
+    return fields
+
+
+def _clean_medication_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    for name in ("name", "dose", "frequency"):
+        if name in fields:
+            fields[name] = _clean_text(fields[name] or "")
+    return fields
+
+
+def _entry_add(
+    entry: _Entry, *, actor: User | None, action: str, fields: tuple[str, ...], redacted: set[str]
+) -> _Entry:
+    validate_model(entry, exclude=["organization", "patient", "recorded_by"])
+    with transaction.atomic():
+        entry.save()
+        audit(
+            actor=actor,
+            action=action,
+            obj=entry,
+            organization_id=entry.organization_id,
+            patient_id=entry.patient_id,
+            changes=changes(dict.fromkeys(fields), entry, fields, redacted=redacted),
+        )
+    return entry
+
+
+def _entry_update(
+    entry: _Entry,
+    *,
+    actor: User | None,
+    action: str,
+    fields: tuple[str, ...],
+    redacted: set[str],
+    values: dict[str, Any],
+) -> _Entry:
+    unknown = set(values) - set(fields)
+    if unknown:
+        raise ValidationFailed("Unknown fields.", fields=dict.fromkeys(sorted(unknown), "Unknown field."))
+    with transaction.atomic():
+        # Locked so two clinicians changing the same entry apply one after the other, each against
+        # what the other stored.
+        current: _Entry = type(entry).objects.select_for_update().get(pk=entry.pk)
+        changed: dict[str, Any] = {
+            name: value for name, value in values.items() if getattr(current, name) != value
+        }
+        if not changed:
+            return current
+        before = {name: getattr(current, name) for name in changed}
+        for name, value in changed.items():
+            setattr(current, name, value)
+        validate_model(current, exclude=["organization", "patient", "recorded_by"])
+        current.save(update_fields=[*changed, "updated_at"])
+        audit(
+            actor=actor,
+            action=action,
+            obj=current,
+            organization_id=current.organization_id,
+            patient_id=current.patient_id,
+            fields=sorted(changed),
+            changes=changes(before, current, sorted(changed), redacted=redacted),
+        )
+    return current
+
+
+def problem_add(
+    *,
+    actor: User | None,
+    patient: Patient,
+    description: str,
+    icd10_code: str = "",
+    status: str = ProblemStatus.ACTIVE,
+    onset_date: dt.date | None = None,
+    resolved_date: dt.date | None = None,
+) -> Problem:
+    """Put a problem on the patient's list. The ICD-10 code is optional, normalized (upper case, with
+    the dot) and checked for shape."""
+    writer = check_allergy_writer(actor, patient.organization_id, what="problems")
+    values = _clean_problem_fields(
+        {
+            "description": description,
+            "icd10_code": icd10_code,
+            "status": status,
+            "onset_date": onset_date,
+            "resolved_date": resolved_date,
+        }
+    )
+    if values["status"] == ProblemStatus.RESOLVED and values["resolved_date"] is None:
+        values["resolved_date"] = timezone.localdate()
+    problem = Problem(
+        organization_id=patient.organization_id,
+        patient=patient,
+        recorded_by=writer if writer.pk else None,
+        recorded_at=timezone.now(),
+        **values,
+    )
+    return _entry_add(
+        problem, actor=actor, action="problem.added", fields=PROBLEM_FIELDS, redacted=PROBLEM_REDACTED
+    )
+
+
+def problem_update(*, actor: User | None, problem: Problem, **fields: Any) -> Problem:
+    """Change a problem's details or status. Reopening a resolved problem (status active) clears its
+    resolution date."""
+    check_allergy_writer(actor, problem.organization_id, what="problems")
+    fields = _clean_problem_fields(fields)
+    if fields.get("status") == ProblemStatus.ACTIVE and "resolved_date" not in fields:
+        fields["resolved_date"] = None
+    if (
+        fields.get("status") == ProblemStatus.RESOLVED
+        and fields.get("resolved_date", problem.resolved_date) is None
+    ):
+        fields["resolved_date"] = timezone.localdate()
+    return _entry_update(
+        problem,
+        actor=actor,
+        action="problem.updated",
+        fields=PROBLEM_FIELDS,
+        redacted=PROBLEM_REDACTED,
+        values=fields,
+    )
+
+
+def problem_resolve(*, actor: User | None, problem: Problem, resolved_date: dt.date | None = None) -> Problem:
+    """Mark a problem resolved, on `resolved_date` (today if not given). Resolving a resolved problem
+    again only moves its date when one is given."""
+    check_allergy_writer(actor, problem.organization_id, what="problems")
+    if problem.status == ProblemStatus.ENTERED_IN_ERROR:
+        raise Conflict("This problem was entered in error; it cannot be resolved.", code="entered_in_error")
+    values: dict[str, Any] = {"status": ProblemStatus.RESOLVED}
+    if resolved_date is not None or problem.resolved_date is None:
+        values["resolved_date"] = resolved_date or timezone.localdate()
+    return _entry_update(
+        problem,
+        actor=actor,
+        action="problem.resolved",
+        fields=PROBLEM_FIELDS,
+        redacted=PROBLEM_REDACTED,
+        values=values,
+    )
+
+
+def medication_add(
+    *,
+    actor: User | None,
+    patient: Patient,
+    name: str,
+    dose: str = "",
+    frequency: str = "",
+    status: str = MedicationStatus.ACTIVE,
+    started_on: dt.date | None = None,
+    stopped_on: dt.date | None = None,
+) -> Medication:
+    """Put a medicine on the patient's current-medication list."""
+    writer = check_allergy_writer(actor, patient.organization_id, what="medications")
+    values = _clean_medication_fields(
+        {
+            "name": name,
+            "dose": dose,
+            "frequency": frequency,
+            "status": status,
+            "started_on": started_on,
+            "stopped_on": stopped_on,
+        }
+    )
+    if values["status"] == MedicationStatus.STOPPED and values["stopped_on"] is None:
+        values["stopped_on"] = timezone.localdate()
+    medication = Medication(
+        organization_id=patient.organization_id,
+        patient=patient,
+        recorded_by=writer if writer.pk else None,
+        recorded_at=timezone.now(),
+        **values,
+    )
+    return _entry_add(
+        medication, actor=actor, action="medication.added", fields=MEDICATION_FIELDS, redacted=set()
+    )
+
+
+def medication_update(*, actor: User | None, medication: Medication, **fields: Any) -> Medication:
+    """Change a medication's details or status. Restarting a stopped one (status active) clears its stop
+    date."""
+    check_allergy_writer(actor, medication.organization_id, what="medications")
+    fields = _clean_medication_fields(fields)
+    if fields.get("status") == MedicationStatus.ACTIVE and "stopped_on" not in fields:
+        fields["stopped_on"] = None
+    if (
+        fields.get("status") == MedicationStatus.STOPPED
+        and fields.get("stopped_on", medication.stopped_on) is None
+    ):
+        fields["stopped_on"] = timezone.localdate()
+    return _entry_update(
+        medication,
+        actor=actor,
+        action="medication.updated",
+        fields=MEDICATION_FIELDS,
+        redacted=set(),
+        values=fields,
+    )
+
+
+def medication_stop(
+    *, actor: User | None, medication: Medication, stopped_on: dt.date | None = None
+) -> Medication:
+    """Stop a medication on `stopped_on` (today if not given)."""
+    check_allergy_writer(actor, medication.organization_id, what="medications")
+    if medication.status == MedicationStatus.ENTERED_IN_ERROR:
+        raise Conflict("This medication was entered in error; it cannot be stopped.", code="entered_in_error")
+    values: dict[str, Any] = {"status": MedicationStatus.STOPPED}
+    if stopped_on is not None or medication.stopped_on is None:
+        values["stopped_on"] = stopped_on or timezone.localdate()
+    return _entry_update(
+        medication,
+        actor=actor,
+        action="medication.stopped",
+        fields=MEDICATION_FIELDS,
+        redacted=set(),
+        values=values,
+    )

@@ -205,6 +205,21 @@ class AppointmentStatus(models.TextChoices):
     NO_SHOW = "no_show", "No-show"
 
 
+# One vocabulary of appointment states for people, used by the dashboard, the waiting room, the portal,
+# the admin and the consultation panel (Appointment.status_label, the appointment_status template tag),
+# so one visit never reads "Called, on the way" in one place and "Checked in" in another. "Checked in"
+# splits in two for people: waiting, or called to the room (queue state, scheduling.selectors.queue_state).
+STATUS_LABELS = {
+    "booked": "Booked",
+    "waiting": "Checked in, waiting",
+    "called": "Called to the room",
+    "in_consultation": "With the doctor",
+    "completed": "Completed",
+    "cancelled": "Cancelled",
+    "no_show": "No-show",
+}
+
+
 # Appointments in these states hold their seat and block the patient's time.
 ACTIVE_STATUSES = (AppointmentStatus.BOOKED, AppointmentStatus.CHECKED_IN, AppointmentStatus.IN_CONSULTATION)
 
@@ -302,6 +317,17 @@ class Appointment(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_STATUSES
+
+    @property
+    def display_state(self) -> str:
+        """The status as people see it: checked in is "waiting" or, once called, "called"."""
+        if self.status == AppointmentStatus.CHECKED_IN:
+            return "called" if self.called_at else "waiting"
+        return self.status
+
+    @property
+    def status_label(self) -> str:
+        return STATUS_LABELS[self.display_state]
 
     @property
     def token_label(self) -> str | None:

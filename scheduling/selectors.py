@@ -205,6 +205,16 @@ def today_q(clinics: Iterable[Clinic], now: dt.datetime) -> Q:
     return q
 
 
+def tomorrow_q(clinics: Iterable[Clinic], now: dt.datetime) -> Q:
+    """Appointments starting on their clinic's local tomorrow (the day after today_q's)."""
+    q = Q(pk__in=[])
+    for clinic in clinics:
+        _, start = local_day_bounds(clinic, now)
+        day_after = dt.datetime.combine(start.date() + dt.timedelta(days=1), dt.time.min, tzinfo=clinic.tz)
+        q |= Q(clinic_id=clinic.pk, start__gte=start, start__lt=day_after)
+    return q
+
+
 def doctor_clinics(doctor: Doctor) -> list[Clinic]:
     return list(Clinic.objects.filter(departments__doctors=doctor).distinct())
 
@@ -281,9 +291,7 @@ def _iso(value: dt.datetime | None) -> str | None:
 
 
 def queue_state(appt: Appointment) -> str:
-    if appt.status == AppointmentStatus.CHECKED_IN:
-        return CALLED if appt.called_at else WAITING
-    return appt.status
+    return appt.display_state
 
 
 def _doctor_brief(doctor: Doctor) -> dict[str, Any]:
@@ -438,6 +446,13 @@ def _day_appointments(q: Q) -> QuerySet[Appointment]:
 def doctor_day(doctor: Doctor, *, now: dt.datetime) -> Line:
     """The doctor's appointments today (in each of their clinics' local today), sorted into a Line."""
     return sort_line(_day_appointments(Q(doctor=doctor) & today_q(doctor_clinics(doctor), now)), now)
+
+
+def doctor_tomorrow(doctor: Doctor, *, now: dt.datetime) -> list[Appointment]:
+    """The doctor's bookings for tomorrow (each clinic's local tomorrow), by start time: read-only on
+    the dashboard, so the doctor sees the next day coming."""
+    q = Q(doctor=doctor, status=AppointmentStatus.BOOKED) & tomorrow_q(doctor_clinics(doctor), now)
+    return list(_day_appointments(q).order_by("start", "id"))
 
 
 def clinic_day(clinic: Clinic, *, now: dt.datetime) -> tuple[list[tuple[Doctor, Line]], list[Appointment]]:

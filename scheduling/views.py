@@ -38,6 +38,7 @@ from .selectors import (
     doctor_clinics,
     doctor_day,
     doctor_queue_access,
+    doctor_tomorrow,
     queue_clinics_for,
     queue_name,
     queue_state,
@@ -141,10 +142,18 @@ def _doctor_context(request: HttpRequest, doctor: Doctor) -> dict:
     # The version first: the rows read after it are at least that new (a later event refreshes them).
     version = queue_version(queue_name(DOCTOR_QUEUE, doctor.pk))
     line = doctor_day(doctor, now=now)
+    tomorrow = doctor_tomorrow(doctor, now=now)
     log_queue_view(
         signed_in_user(request),
         doctor,
-        appointments=[*line.in_consultation, *line.called, *line.waiting, *line.expected, *line.done],
+        appointments=[
+            *line.in_consultation,
+            *line.called,
+            *line.waiting,
+            *line.expected,
+            *line.done,
+            *tomorrow,
+        ],
         via="page",
     )
     # Each patient's latest NEWS2 and its clinical response (registered by the consultations app).
@@ -182,6 +191,7 @@ def _doctor_context(request: HttpRequest, doctor: Doctor) -> dict:
     return {
         "doctor": doctor,
         "line": line,
+        "tomorrow": tomorrow,
         "undoable": undoable,
         "undo_minutes": settings.OPD_UNDO_MINUTES,
         "version": version,

@@ -446,6 +446,8 @@ SPECTACULAR_SETTINGS = {
         "AllergyCategoryEnum": "patients.models.AllergyCategory",
         "AllergySeverityEnum": "patients.models.AllergySeverity",
         "AllergyStatusEnum": "patients.models.AllergyStatus",
+        "ProblemStatusEnum": "patients.models.ProblemStatus",
+        "MedicationStatusEnum": "patients.models.MedicationStatus",
         "CareCategoryEnum": "consultations.models.CareCategory",
         "InvoiceStatusEnum": "billing.models.InvoiceStatus",
     },

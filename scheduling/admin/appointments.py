@@ -115,7 +115,7 @@ class AppointmentAdmin(DeskMixin, LocalDaySearchMixin, ClinicTimeMixin, OpdModel
         Role.ADMIN: {VIEW, ADD, "cancel", "check_in", "priority", "reschedule"},
         Role.STAFF: {VIEW, ADD, "cancel", "check_in", "priority", "reschedule"},
     }
-    list_display = ("start_local", "patient", "doctor", "department", "status", "token", "channel")
+    list_display = ("start_local", "patient", "doctor", "department", "state", "token", "channel")
     list_filter = (
         WhenFilter,
         "status",
@@ -151,7 +151,7 @@ class AppointmentAdmin(DeskMixin, LocalDaySearchMixin, ClinicTimeMixin, OpdModel
                     "clinic",
                     "slot",
                     "seat",
-                    "status",
+                    "state",
                     "reason",
                 )
             },
@@ -197,7 +197,7 @@ class AppointmentAdmin(DeskMixin, LocalDaySearchMixin, ClinicTimeMixin, OpdModel
     def get_readonly_fields(self, request, obj=None):
         # There is no change permission, so a saved appointment shows every field read-only anyway;
         # the computed ones must be named here to be shown at all.
-        return () if obj is None else ("start_local", "end_local")
+        return () if obj is None else ("start_local", "end_local", "state")
 
     def has_cancel_permission(self, request) -> bool:
         return self.allowed(request, "cancel")
@@ -207,6 +207,11 @@ class AppointmentAdmin(DeskMixin, LocalDaySearchMixin, ClinicTimeMixin, OpdModel
 
     def has_priority_permission(self, request) -> bool:
         return self.allowed(request, "priority")
+
+    @admin.display(description="status", ordering="status")
+    def state(self, obj: Appointment) -> str:
+        # The same words as the dashboard, the waiting room and the portal (scheduling.models.STATUS_LABELS).
+        return obj.status_label
 
     @admin.display(description="token", ordering="token_number")
     def token(self, obj: Appointment) -> str:

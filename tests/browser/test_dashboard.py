@@ -103,7 +103,7 @@ def test_the_dashboard_shows_a_check_in_made_elsewhere_without_reloading(
 
     page.get_by_role("button", name="Complete consultation").click()
     page.get_by_role("button", name="Call next patient").click()
-    page.get_by_text("Called, on the way").wait_for()
+    page.get_by_text("Called to the room").wait_for()
     called = page.locator("#queue-current .token-lg").inner_text()
     display.locator(".calling.is-latest .calling-token", has_text=called).wait_for(state="visible")
     for appointment in (first, arriving):

@@ -311,6 +311,8 @@ def test_it_shows_each_role_the_models_it_works_with(as_user, admin_user, staff_
         "core.department",
         "patients.patient",
         "patients.allergy",
+        "patients.problem",
+        "patients.medication",
         "scheduling.doctor",
         "scheduling.availabilityrule",
         "scheduling.availabilityexception",

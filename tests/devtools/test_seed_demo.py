@@ -14,7 +14,7 @@ from django.test import RequestFactory
 from django.utils import timezone
 
 from opd.core.models import AuditEvent, Clinic, Department, Membership, Organization, Role, User
-from patients.models import Patient
+from patients.models import Allergy, Medication, Patient, Problem
 from scheduling.models import Appointment, AppointmentStatus, ApprovalStatus, AvailabilityRule, Doctor, Slot
 from scheduling.selectors import clinic_queue_snapshot, doctor_queue_snapshot
 
@@ -40,6 +40,9 @@ def demo_counts() -> dict[str, int]:
         Slot,
         Appointment,
         AuditEvent,
+        Allergy,
+        Problem,
+        Medication,
     )
     return {model.__name__: model.objects.count() for model in models}
 
@@ -73,6 +76,20 @@ def test_it_seeds_the_demo_once(settings):
     assert first["Doctor"] >= 2
     assert first["Patient"] == 50
     assert first["Appointment"] > 0
+    assert first["Allergy"] >= 3
+    assert first["Problem"] >= 3
+    assert first["Medication"] >= 3
+
+
+def test_the_demo_patient_is_allergic_to_amoxicillin_with_problems_and_medications(settings):
+    settings.DEBUG = True
+    run("seed_demo")
+
+    patient = Patient.objects.get(user__username="demo-patient")
+    assert list(patient.allergies.values_list("substance", flat=True)) == ["Amoxicillin"]
+    assert patient.problems.get().icd10_code == "I10"
+    assert patient.medications.get().name == "Amlodipine"
+    assert Patient.objects.filter(no_known_allergies_at__isnull=False).count() == 1
 
 
 def test_it_builds_a_demo_to_try_every_role_with(settings):

@@ -41,8 +41,14 @@ from opd.core.services import (
     user_set_password,
     user_update,
 )
-from patients.models import Patient, Sex
-from patients.services import patient_create
+from patients.models import Allergy, Medication, Patient, Problem, Sex
+from patients.services import (
+    allergy_record,
+    allergy_set_no_known_allergies,
+    medication_add,
+    patient_create,
+    problem_add,
+)
 from scheduling.models import (
     Appointment,
     AppointmentStatus,
@@ -287,6 +293,7 @@ def seed() -> Demo:
     seed_doctors(demo)
     enrol_demo_staff(demo)
     seed_patients(demo)
+    seed_safety_data(demo)
     # Rules plan OPD_SLOT_HORIZON_DAYS ahead; make sure the demo always shows at least two weeks (one
     # day more, as the horizon counts from today in UTC and a clinic east of UTC may be a day ahead).
     slots_generate(
@@ -527,6 +534,71 @@ def seed_patients(demo: Demo) -> None:
     demo.credentials.append(
         Credential("patient", user.username, PASSWORDS[Role.PATIENT], f"patient {demo.patients[0].mrn}")
     )
+
+
+# Safety data for the first demo patients, in turn: allergies (or "no known allergies"), problems with
+# ICD-10 codes and current medications. The first patient (the demo patient's own sign-in) is allergic to
+# amoxicillin, so prescribing a penicillin to them shows the allergy check.
+SAFETY_DATA: list[dict] = [
+    {
+        "allergies": [("Amoxicillin", "drug", "severe", "Hives and facial swelling")],
+        "problems": [("Essential hypertension", "I10", dt.date(2019, 4, 1))],
+        "medications": [("Amlodipine", "5 mg", "once daily", dt.date(2019, 4, 15))],
+    },
+    {
+        "allergies": [
+            ("Peanuts", "food", "life_threatening", "Anaphylaxis"),
+            ("Ibuprofen", "drug", "moderate", ""),
+        ],
+        "problems": [("Type 2 diabetes mellitus", "E11.9", dt.date(2016, 9, 1)), ("Asthma", "J45.9", None)],
+        "medications": [
+            ("Metformin", "500 mg", "twice daily", dt.date(2016, 9, 10)),
+            ("Salbutamol inhaler", "100 micrograms", "as needed", None),
+        ],
+    },
+    {
+        "allergies": None,
+        "problems": [("Hypothyroidism", "E03.9", dt.date(2021, 1, 20))],
+        "medications": [("Levothyroxine", "50 micrograms", "once daily", dt.date(2021, 2, 1))],
+    },
+    {"allergies": [("Sulfamethoxazole", "drug", "mild", "Rash")], "problems": [], "medications": []},
+]
+
+
+def seed_safety_data(demo: Demo) -> None:
+    """Allergies, problems and medications for the first demo patients, recorded by a demo doctor through
+    the services; a patient who already has any is left alone (running the command again adds nothing)."""
+    doctor = next((d for d in demo.doctors if d.user.organization_id == demo.organization.pk), None)
+    if doctor is None:
+        return
+    actor = doctor.user
+    for patient, data in zip(demo.patients, SAFETY_DATA, strict=False):
+        if (
+            patient.no_known_allergies_at is not None
+            or Allergy.objects.filter(patient=patient).exists()
+            or Problem.objects.filter(patient=patient).exists()
+            or Medication.objects.filter(patient=patient).exists()
+        ):
+            continue
+        if data["allergies"] is None:
+            allergy_set_no_known_allergies(actor=actor, patient=patient)
+        for substance, category, severity, reaction in data["allergies"] or []:
+            allergy_record(
+                actor=actor,
+                patient=patient,
+                substance=substance,
+                category=category,
+                severity=severity,
+                reaction=reaction,
+            )
+        for description, code, onset in data["problems"]:
+            problem_add(
+                actor=actor, patient=patient, description=description, icd10_code=code, onset_date=onset
+            )
+        for name, dose, frequency, started in data["medications"]:
+            medication_add(
+                actor=actor, patient=patient, name=name, dose=dose, frequency=frequency, started_on=started
+            )
 
 
 def ensure_patient(demo: Demo, spec: dict, *, user: User | None) -> Patient:
