@@ -29,7 +29,7 @@ from opd.core.errors import DomainError
 from opd.core.models import Clinic, Role, User
 from opd.core.tenancy import clinics_for, require_clinical_standing, signed_in_user
 from patients.models import age_on
-from patients.selectors import active_allergies, allergy_assessment
+from patients.selectors import active_allergies, active_problems, allergy_assessment
 from scheduling.models import Appointment
 from scheduling.selectors import CLINIC_QUEUE, appointments_for, queue_name, queue_version
 
@@ -184,6 +184,7 @@ def summary(request: HttpRequest, appointment_id: int) -> HttpResponse:
     user = signed_in_user(request)
     patient = appointment.patient
     allergies = active_allergies(patient)
+    problems = active_problems(patient)
     latest = latest_news2([appointment.pk]).get(appointment.pk)
     vitals_of: TriageObservation | Consultation | None = None
     if latest is not None:
@@ -194,12 +195,15 @@ def summary(request: HttpRequest, appointment_id: int) -> HttpResponse:
             vitals_of = Consultation.objects.only(
                 "id", "organization_id", "clinic_id", "patient_id", "appointment_id", *VITAL_FIELDS
             ).get(appointment=appointment)
-    log_reads(user, VIEWED, [*allergies, *([vitals_of] if vitals_of is not None else [])], via="summary")
+    log_reads(
+        user, VIEWED, [*allergies, *problems, *([vitals_of] if vitals_of is not None else [])], via="summary"
+    )
     context = {
         "appointment": appointment,
         "patient_age": age_on(patient.date_of_birth, timezone.localdate(timezone=appointment.clinic.tz)),
         "allergies": allergies,
         "allergy_assessment": allergy_assessment(patient, allergies),
+        "problems": problems,
         "news2": latest,
         "vitals": _readings(vitals_of) if vitals_of is not None else [],
         "triage_url": reverse("consultations:triage", args=[appointment.clinic_id]),

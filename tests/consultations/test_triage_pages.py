@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from consultations.models import TriageObservation
 from consultations.services import consultation_open, consultation_update, triage_record
-from patients.services import allergy_record
+from patients.services import allergy_record, problem_add
 from scheduling.services import queue_call_next
 from tests.factories import PatientFactory
 
@@ -114,6 +114,7 @@ def test_the_staff_queue_view_shows_a_nurse_vitals_allergies_and_reason_but_no_n
         reaction="Rash",
         severity="severe",
     )
+    problem_add(actor=doctor.user, patient=patient, description="Type 2 diabetes", icd10_code="e119")
     triage_record(actor=nurse, appointment=appt, **HIGH_VITALS)
     queue_call_next(actor=doctor.user, doctor=doctor)
     consultation = consultation_open(actor=doctor.user, appointment=appt)
@@ -130,6 +131,8 @@ def test_the_staff_queue_view_shows_a_nurse_vitals_allergies_and_reason_but_no_n
 
     summary = page_of(client.get(summary_url, HTTP_HX_REQUEST="true"))
     assert "Penicillin" in summary
+    assert "Type 2 diabetes" in summary
+    assert "(E11.9)" in summary
     assert "Chest pain since the morning" in summary
     assert "NEWS2 11" in summary
     assert "125" in summary  # the pulse
