@@ -78,10 +78,10 @@ def on_queue_event(
         public_entry=public_entry,
     )
     if messages:
-        _send(messages)
+        send_group_messages(messages)
 
 
-def _send(messages: list[tuple[str, dict[str, Any]]]) -> None:
+def send_group_messages(messages: list[tuple[str, dict[str, Any]]]) -> None:
     try:
         asyncio.get_running_loop()
     except RuntimeError:

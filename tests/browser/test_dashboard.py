@@ -14,9 +14,10 @@ import pytest
 from django.utils import timezone
 
 from patients.models import Patient
-from scheduling.services import appointment_complete, appointment_start, queue_call_next
+from scheduling.services import appointment_start, queue_call_next
 from tests.browser.conftest import assert_accessible, new_page, sign_in
 from tests.conftest import token_for
+from tests.consultations.factories import complete_visit
 from tests.factories import DoctorFactory
 from tests.scheduling.asgi_server import post
 from tests.scheduling.queue_helpers import booked, waiting
@@ -35,7 +36,7 @@ def test_the_dashboard_shows_a_check_in_made_elsewhere_without_reloading(
     seen = waiting(staff_user, doctor, department, minutes=3)
     seen = queue_call_next(actor=doctor.user, doctor=doctor, now=now - dt.timedelta(minutes=20))
     seen = appointment_start(actor=doctor.user, appointment=seen, now=now - dt.timedelta(minutes=19))
-    appointment_complete(actor=doctor.user, appointment=seen, now=now - dt.timedelta(minutes=8))
+    complete_visit(actor=doctor.user, appointment=seen, now=now - dt.timedelta(minutes=8))
     # A colleague down the corridor, for the waiting room.
     colleague = DoctorFactory(user__organization=org, departments=[department], room="Room 4")
     for minutes in (4, 12, 24):

@@ -115,8 +115,11 @@ def test_the_services_refusal_is_shown_beside_its_field(as_doctor, checked_in):
 
 def test_notes_prescription_lines_and_completion(as_doctor, checked_in):
     opened(as_doctor, checked_in)
+    as_doctor.post(url("panel-vitals", checked_in), CALM_FORM, **HTMX)
     as_doctor.post(
-        url("panel-notes", checked_in), {"chief_complaint": "Cough", "diagnosis_code": "j20.9"}, **HTMX
+        url("panel-notes", checked_in),
+        {"chief_complaint": "Cough", "diagnosis_code": "j20.9", "plan": "Fluids"},
+        **HTMX,
     )
     line = {"medication": "Amoxicillin", "strength": "500 mg", "dose": "1 capsule", "route": "oral"}
     as_doctor.post(
@@ -187,6 +190,11 @@ def test_it_asks_to_log_in(client, checked_in):
 
 def test_a_completed_consultation_refuses_edits_with_a_message(as_doctor, checked_in):
     opened(as_doctor, checked_in)
+    as_doctor.post(
+        url("panel-notes", checked_in),
+        {"vitals_not_taken_reason": "Video call", "assessment": "Well", "plan": "None"},
+        **HTMX,
+    )
     as_doctor.post(url("panel-complete", checked_in), **HTMX)
 
     response = as_doctor.post(url("panel-vitals", checked_in), CALM_FORM, **HTMX)
