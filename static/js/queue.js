@@ -179,6 +179,11 @@
   }
 
   function handle(message) {
+    if (message.type === "consultation") {
+      // A consultation was saved (ids and version only): the open record decides (consultation.js).
+      document.dispatchEvent(new CustomEvent("opd:consultation", { detail: message }));
+      return;
+    }
     if (message.type === "snapshot") {
       attempts = 0;
       var changed = message.version !== version;

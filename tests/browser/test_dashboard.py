@@ -63,7 +63,7 @@ def test_the_dashboard_shows_a_check_in_made_elsewhere_without_reloading(
     page.get_by_role("button", name="Call next patient").click()
     page.get_by_role("button", name="Start consultation").click()
     # Each form reloads the page: wait for the new one (and its socket) before going on.
-    page.get_by_role("button", name="Complete consultation").wait_for()
+    page.get_by_role("button", name="Continue the consultation").wait_for()
     page.wait_for_selector(LIVE)
     assert page.locator("#queue-current .now-who h2").inner_text() == first.patient.full_name
     assert page.locator(f"#appointment-{arriving.pk}").count() == 0
@@ -102,7 +102,14 @@ def test_the_dashboard_shows_a_check_in_made_elsewhere_without_reloading(
     assert first.patient.last_name not in board
     assert "Please wait" in board
 
-    page.get_by_role("button", name="Complete consultation").click()
+    # The visit is completed in its record, in the card (the page stays; the queue follows live).
+    card = page.locator("#queue-current")
+    card.get_by_role("button", name="Open consultation").click()
+    card.locator(f"#a{first.pk}-vitals_not_taken_reason").fill("Seen by video")
+    card.locator(f"#a{first.pk}-assessment").fill("Well")
+    card.locator(f"#a{first.pk}-plan").fill("No follow-up needed")
+    card.get_by_role("button", name="Complete consultation").click()
+    page.locator("dialog.confirm-dialog").get_by_role("button", name="Complete").click()
     page.get_by_role("button", name="Call next patient").click()
     page.get_by_text("Called, on the way").wait_for()
     called = page.locator("#queue-current .token-lg").inner_text()

@@ -58,8 +58,7 @@ def test_the_doctor_calls_starts_and_completes_with_plain_forms(signed_in, staff
     panel = reverse("consultations:panel", args=[appt.pk])
     client.post(reverse("consultations:panel-open", args=[appt.pk]))
     record = {"vitals_not_taken_reason": "Telephone review", "assessment": "Well", "plan": "None needed"}
-    client.post(reverse("consultations:panel-notes", args=[appt.pk]), record)
-    response = client.post(reverse("consultations:panel-complete", args=[appt.pk]), follow=True)
+    response = client.post(reverse("consultations:panel-complete", args=[appt.pk]), record, follow=True)
     assert response.redirect_chain[-1][0] == panel
     assert Appointment.objects.get(pk=appt.pk).status == AppointmentStatus.COMPLETED
 
