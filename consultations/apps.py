@@ -13,3 +13,14 @@ class ConsultationsConfig(AppConfig):
         from .triage_selectors import decorate_with_news2
 
         queue_row_decorator_register(decorate_with_news2)
+
+        from opd.core import events
+        from scheduling.services import appointment_completion_check_register
+
+        from . import realtime
+        from .services.consultations import check_appointment_completable
+
+        # An appointment is completed only with its consultation (scheduling asks on every door).
+        appointment_completion_check_register(check_appointment_completable)
+        # A committed write to a consultation reaches the doctor's open pages (a second tab reloads).
+        events.subscribe(events.CONSULTATION_CHANGED, realtime.on_consultation_changed)

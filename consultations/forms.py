@@ -49,9 +49,49 @@ class NotesForm(_ModelFieldsForm):
         self.fields["follow_up_date"].widget = forms.DateInput(attrs={"type": "date"})
 
 
+RECORD_VITALS = (*VITAL_FIELDS, "vitals_not_taken_reason")
+RECORD_NOTES = tuple(name for name in NOTE_FIELDS if name != "vitals_not_taken_reason")
+
+
+class RecordForm(_ModelFieldsForm):
+    """The panel's one form: vitals (or why they were not taken) and notes, with the version they were
+    loaded at. Autosaved as a draft and sent whole with the completion (views.panel_save, panel_complete)."""
+
+    field_names = (*RECORD_VITALS, *RECORD_NOTES)
+
+    def __init__(self, *args: Any, instance=None, **kwargs: Any):
+        super().__init__(*args, instance=instance, **kwargs)
+        self.fields["follow_up_date"].widget = forms.DateInput(attrs={"type": "date"})
+        self.fields["vitals_not_taken_reason"].widget.attrs["rows"] = 2
+        self.fields["version"] = forms.IntegerField(
+            widget=forms.HiddenInput, required=False, min_value=1, max_value=2**31 - 1
+        )
+        if instance is not None and not self.is_bound:
+            self.initial["version"] = instance.version
+
+    def vitals_fields(self) -> list:
+        return [self[name] for name in RECORD_VITALS]
+
+    def notes_fields(self) -> list:
+        return [self[name] for name in RECORD_NOTES]
+
+    def values(self) -> tuple[int | None, dict[str, Any]]:
+        """(the version it was loaded at, the record's values) from a valid form."""
+        data = dict(self.cleaned_data)
+        return data.pop("version", None), data
+
+
 class PrescriptionLineForm(_ModelFieldsForm):
     model = PrescriptionItem
     field_names = ITEM_FIELDS
+    prefix = "line"  # inside the record's one form: its names never meet the record's
+
+    @classmethod
+    def started_in(cls, data: Any) -> bool:
+        """Whether a line was begun in `data` (the route always has a value: it does not count)."""
+        return any(
+            str(data.get(f"{cls.prefix}-{name}", "")).strip() for name in ITEM_FIELDS if name != "route"
+        )
 
     def __init__(self, *args: Any, allergy_check: bool = False, **kwargs: Any):
         super().__init__(*args, **kwargs)

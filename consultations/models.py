@@ -134,6 +134,7 @@ NOTE_FIELDS = (
     "diagnosis_code",
     "plan",
     "follow_up_date",
+    "vitals_not_taken_reason",
 )
 NEWS2_SCORE_FIELDS = tuple(f"news2_{name}" for name in news2.PARAMETERS)
 TEXT_MAX = 10_000
@@ -231,6 +232,11 @@ class Consultation(models.Model):
         help_text="Set by the clinician for a patient with a prescribed SpO2 target of 88-92 %.",
     )
     vitals_recorded_at = models.DateTimeField(null=True, blank=True)
+    # A consultation is completed with vitals (a NEWS2) or with the reason they were not taken (a video
+    # call, the patient declined): the minimum record (services.consultations.missing_from_record).
+    vitals_not_taken_reason = EncryptedTextField(
+        "why vitals were not taken", blank=True, max_length=1000, help_text="Only if no vitals are recorded."
+    )
 
     # NEWS2, stored when the vitals are written (all null while a parameter is missing).
     news2_respiratory_rate = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
@@ -245,6 +251,11 @@ class Consultation(models.Model):
     news2_band = models.CharField(
         "NEWS2 clinical risk", max_length=10, choices=News2Band.choices, blank=True, editable=False
     )
+
+    # Bumped by every write to the draft (notes, vitals, prescription lines) under the consultation's row
+    # lock: a writer sends the version it last saw, and a stale one is refused (409 version_conflict)
+    # instead of overwriting what another tab or person saved meanwhile.
+    version = models.PositiveIntegerField(default=1, editable=False)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

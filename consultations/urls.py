@@ -8,8 +8,7 @@ app_name = "consultations"
 urlpatterns = [
     path("appointments/<int:appointment_id>/panel/", views.panel, name="panel"),
     path("appointments/<int:appointment_id>/panel/open/", views.panel_open, name="panel-open"),
-    path("appointments/<int:appointment_id>/panel/vitals/", views.panel_vitals, name="panel-vitals"),
-    path("appointments/<int:appointment_id>/panel/notes/", views.panel_notes, name="panel-notes"),
+    path("appointments/<int:appointment_id>/panel/save/", views.panel_save, name="panel-save"),
     path(
         "appointments/<int:appointment_id>/panel/prescription/",
         views.panel_prescription,

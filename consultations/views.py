@@ -20,7 +20,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
@@ -28,7 +28,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from opd.core.admin_mixins import attach_domain_error
-from opd.core.errors import DomainError
+from opd.core.errors import DomainError, ValidationFailed
 from opd.core.models import Role
 from opd.core.tenancy import require_clinical_standing, signed_in_user
 from patients.models import age_on
@@ -37,7 +37,7 @@ from scheduling.models import Appointment
 from scheduling.selectors import appointments_for
 
 from .access import PRINTED, REASON_REQUIRED, VIEWED, log_reads, open_record
-from .forms import BreakGlassForm, NotesForm, PrescriptionLineForm, VitalsForm
+from .forms import BreakGlassForm, PrescriptionLineForm, RecordForm
 from .models import Consultation, Prescription
 from .selectors import (
     appointment_details,
@@ -107,6 +107,7 @@ def _render_panel(
     *,
     forms: dict | None = None,
     error: str = "",
+    status: int = 200,
 ) -> HttpResponse:
     consultation = _consultation_of(request, appointment)
     auto_id = f"a{appointment.pk}-%s"
@@ -114,8 +115,7 @@ def _render_panel(
     patient = appointment.patient
     allergies = active_allergies(patient)
     if consultation is not None and consultation.is_draft:
-        forms.setdefault("vitals_form", VitalsForm(instance=consultation, auto_id=auto_id))
-        forms.setdefault("notes_form", NotesForm(instance=consultation, auto_id=auto_id))
+        forms.setdefault("record_form", RecordForm(instance=consultation, auto_id=auto_id))
         forms.setdefault("line_form", PrescriptionLineForm(auto_id=auto_id, allergy_check=bool(allergies)))
     news2_rows = []
     if consultation is not None and consultation.news2_sub_scores is not None:
@@ -149,10 +149,12 @@ def _render_panel(
         "news2_missing": [NEWS2_LABELS[name] for name in consultation.news2_missing] if consultation else [],
         "error": error,
         "vitals_from_triage": vitals_from_triage,
+        # A form shown again with what was sent (refused): its values are not saved yet.
+        "unsaved": any(form.is_bound for form in forms.values()),
         **forms,
     }
     template = "consultations/panel.html" if _is_htmx(request) else "consultations/panel_page.html"
-    response = render(request, template, context)
+    response = render(request, template, context, status=status)
     # One URL, two answers (fragment or page): caches and the back button must tell them apart.
     patch_vary_headers(response, ["HX-Request"])
     return response
@@ -195,82 +197,130 @@ def _existing_consultation(request: HttpRequest, appointment: Appointment) -> Co
 
 def _refused(form, exc: DomainError) -> str:
     """Field messages go beside the fields; a refusal of the whole write (a state) goes on top."""
-    if exc.fields:
+    if exc.fields and set(exc.fields) != {"version"}:  # the version is a hidden field: say it on top
         attach_domain_error(form, exc)
         return ""
     return exc.message
 
 
-def _update_from(request: HttpRequest, appointment_id: int, form_class, form_key: str) -> HttpResponse:
+def _wants_json(request: HttpRequest) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
+
+
+def _json_error(exc: DomainError) -> JsonResponse:
+    return JsonResponse(
+        {"error": {"code": exc.code, "message": exc.message, "fields": exc.fields}}, status=exc.status
+    )
+
+
+def _form_refusal(form) -> ValidationFailed:
+    fields = {name: [str(message) for message in messages] for name, messages in form.errors.items()}
+    first = next(iter(fields.items()), ("", [""]))
+    return ValidationFailed(f"{first[0]}: {first[1][0]}", fields=fields)
+
+
+# The minimum record names `vitals`; on the page that is the reason field (or the readings above it).
+RECORD_FIELD_MAP = {"vitals": "vitals_not_taken_reason"}
+
+
+def _status_of(exc: DomainError) -> int:
+    return exc.status if exc.status in (400, 409) else 400
+
+
+@login_required
+@require_POST
+def panel_save(request: HttpRequest, appointment_id: int) -> HttpResponse:
+    """Save the record's form as the draft: the autosave (consultation.js, JSON both ways) and the
+    "Save draft" button (htmx or a plain form). Sent with the version it was loaded at: a stale one is
+    refused (409 version_conflict), nothing written."""
     appointment = _panel_appointment(request, appointment_id)
     consultation = _existing_consultation(request, appointment)
-    form = form_class(request.POST, auto_id=f"a{appointment.pk}-%s")
-    error = ""
+    form = RecordForm(request.POST, auto_id=f"a{appointment.pk}-%s")
+    error, status = "", 400
     if form.is_valid():
+        version, values = form.values()
         try:
-            consultation_update(actor=signed_in_user(request), consultation=consultation, **form.cleaned_data)
+            saved = consultation_update(
+                actor=signed_in_user(request), consultation=consultation, expected_version=version, **values
+            )
         except DomainError as exc:
-            error = _refused(form, exc)
+            if _wants_json(request):
+                return _json_error(exc)
+            error, status = _refused(form, exc), _status_of(exc)
         else:
+            if _wants_json(request):
+                clock = timezone.localtime(saved.updated_at, appointment.clinic.tz).strftime("%H:%M")
+                return JsonResponse({"version": saved.version, "saved_at": clock})
             return _after_write(request, _reloaded(request, appointment))
-    return _render_panel(request, _reloaded(request, appointment), forms={form_key: form}, error=error)
-
-
-@login_required
-@require_POST
-def panel_vitals(request: HttpRequest, appointment_id: int) -> HttpResponse:
-    return _update_from(request, appointment_id, VitalsForm, "vitals_form")
-
-
-@login_required
-@require_POST
-def panel_notes(request: HttpRequest, appointment_id: int) -> HttpResponse:
-    return _update_from(request, appointment_id, NotesForm, "notes_form")
+    elif _wants_json(request):
+        return _json_error(_form_refusal(form))
+    return _render_panel(
+        request, _reloaded(request, appointment), forms={"record_form": form}, error=error, status=status
+    )
 
 
 @login_required
 @require_POST
 def panel_prescription(request: HttpRequest, appointment_id: int) -> HttpResponse:
-    """Add a medication line to the consultation's prescription (started with the first line)."""
+    """Add a medication line to the consultation's prescription (started with the first line). The
+    button is in the record's one form, so what was typed in the record is saved first (a draft)."""
     appointment = _panel_appointment(request, appointment_id)
     consultation = _existing_consultation(request, appointment)
+    auto_id = f"a{appointment.pk}-%s"
+    record = RecordForm(request.POST, auto_id=auto_id)
     form = PrescriptionLineForm(
-        request.POST,
-        auto_id=f"a{appointment.pk}-%s",
-        allergy_check=bool(active_allergies(appointment.patient)),
+        request.POST, auto_id=auto_id, allergy_check=bool(active_allergies(appointment.patient))
     )
+    forms = {"record_form": record, "line_form": form}
+    if not (record.is_valid() & form.is_valid()):
+        return _render_panel(request, _reloaded(request, appointment), forms=forms, status=400)
+    version, values = record.values()
+    line = {name: form.cleaned_data[name] for name in ITEM_FIELDS}
+    override = form.cleaned_data.get("allergy_override_reason", "")
+    user = signed_in_user(request)
     error = ""
-    if form.is_valid():
-        line = {name: form.cleaned_data[name] for name in ITEM_FIELDS}
-        override = form.cleaned_data.get("allergy_override_reason", "")
-        existing = _prescriptions_of(request, consultation)
-        try:
-            if existing:
-                current = existing[0]
-                lines = [{name: getattr(item, name) for name in ITEM_FIELDS} for item in current.items.all()]
-                prescription_update(
-                    actor=signed_in_user(request),
-                    prescription=current,
-                    items=[*lines, line],
-                    allergy_override_reason=override,
-                )
-            else:
-                prescription_create(
-                    actor=signed_in_user(request),
-                    consultation=consultation,
-                    items=[line],
-                    allergy_override_reason=override,
-                )
-        except DomainError as exc:
-            if exc.code == ALLERGY_CONFLICT:
-                # The allergy named on top (an alert), the override's rule beside its field.
-                attach_domain_error(form, exc, with_message=False)
-                error = exc.message
-            else:
-                error = _refused(form, _line_error(exc))
+    try:
+        consultation = consultation_update(
+            actor=user, consultation=consultation, expected_version=version, **values
+        )
+    except DomainError as exc:
+        error = _refused(record, exc)
+        return _render_panel(
+            request, _reloaded(request, appointment), forms=forms, error=error, status=_status_of(exc)
+        )
+    # The record is saved now: shown again, it comes from the database (with its new version).
+    forms = {"line_form": form}
+    existing = _prescriptions_of(request, consultation)
+    try:
+        if existing:
+            current = existing[0]
+            lines = [{name: getattr(item, name) for name in ITEM_FIELDS} for item in current.items.all()]
+            prescription_update(
+                actor=user,
+                prescription=current,
+                items=[*lines, line],
+                allergy_override_reason=override,
+                expected_version=consultation.version,
+            )
         else:
-            return _after_write(request, _reloaded(request, appointment))
-    return _render_panel(request, _reloaded(request, appointment), forms={"line_form": form}, error=error)
+            prescription_create(
+                actor=user,
+                consultation=consultation,
+                items=[line],
+                allergy_override_reason=override,
+                expected_version=consultation.version,
+            )
+    except DomainError as exc:
+        if exc.code == ALLERGY_CONFLICT:
+            # The allergy named on top (an alert), the override's rule beside its field.
+            attach_domain_error(form, exc, with_message=False)
+            error = exc.message
+        else:
+            error = _refused(form, _line_error(exc))
+        return _render_panel(
+            request, _reloaded(request, appointment), forms=forms, error=error, status=_status_of(exc)
+        )
+    return _after_write(request, _reloaded(request, appointment))
 
 
 def _line_error(exc: DomainError) -> DomainError:
@@ -279,15 +329,46 @@ def _line_error(exc: DomainError) -> DomainError:
     return type(exc)(exc.message, fields=fields, code=exc.code)
 
 
+LINE_NOT_ADDED = (
+    "A medication line is filled in but not added: add it to the prescription, or clear it, then "
+    "complete the consultation."
+)
+
+
 @login_required
 @require_POST
 def panel_complete(request: HttpRequest, appointment_id: int) -> HttpResponse:
+    """Complete with the record's form as sent: the service saves the final values, checks the minimum
+    record and completes, in one transaction. Refused (a missing part, a stale version, a line typed but
+    not added), nothing is written and the form comes back with what was sent and the reasons (4xx)."""
     appointment = _panel_appointment(request, appointment_id)
     consultation = _existing_consultation(request, appointment)
+    auto_id = f"a{appointment.pk}-%s"
+    form = RecordForm(request.POST, auto_id=auto_id)
+    forms: dict = {"record_form": form}
+    if PrescriptionLineForm.started_in(request.POST):
+        # Never issue a half-typed line, never drop it silently: the doctor adds or clears it.
+        line_form = PrescriptionLineForm(
+            request.POST, auto_id=auto_id, allergy_check=bool(active_allergies(appointment.patient))
+        )
+        line_form.is_valid()
+        line_form.add_error(None, LINE_NOT_ADDED)
+        forms["line_form"] = line_form
+        return _render_panel(
+            request, _reloaded(request, appointment), forms=forms, error=LINE_NOT_ADDED, status=400
+        )
+    if not form.is_valid():
+        return _render_panel(request, _reloaded(request, appointment), forms=forms, status=400)
+    version, values = form.values()
     try:
-        consultation_complete(actor=signed_in_user(request), consultation=consultation)
+        consultation_complete(
+            actor=signed_in_user(request), consultation=consultation, expected_version=version, **values
+        )
     except DomainError as exc:
-        return _render_panel(request, _reloaded(request, appointment), error=exc.message)
+        attach_domain_error(form, exc, RECORD_FIELD_MAP, with_message=False)
+        return _render_panel(
+            request, _reloaded(request, appointment), forms=forms, error=exc.message, status=_status_of(exc)
+        )
     return _after_write(request, _reloaded(request, appointment))
 
 

@@ -11,6 +11,9 @@ Protocol, JSON both ways:
                                                                                             and on resync
   server -> {"type": "event", "queue": "doctor:7", "version": 42, "action": "checked_in",
              "appointment_id": 1234, "entry": {...}}                                        each change
+  server -> {"type": "consultation", "consultation_id": 9, "appointment_id": 1234, "version": 5,
+             "status": "draft"}   a consultation of the doctor's was written (doctor queues only;
+                                  consultations.realtime); not part of the queue's versions
   client -> {"type": "resync"}   answered with a snapshot, at most one a second per socket (sooner:
                                  {"type": "error", "code": "rate_limited", "retry_after": seconds})
   server -> {"type": "alert", "queue": "doctor:7", "appointment_id": 1234, "alert": {"kind": "news2",
@@ -207,6 +210,21 @@ class QueueConsumer(GuardedJsonWebsocketConsumer):
                 "queue": message["queue"],
                 "appointment_id": message["appointment_id"],
                 "alert": message["alert"],
+            }
+        )
+
+    async def consultation_changed(self, message: dict[str, Any]) -> None:
+        """A consultation of this doctor's was written (consultations.realtime): ids, version and status
+        only. Outside the queue's versions: it changes a record, not the queue's order."""
+        if self.queue is None or self.kind != DOCTOR_QUEUE:
+            return
+        await self.send_json(
+            {
+                "type": "consultation",
+                "consultation_id": message["consultation_id"],
+                "appointment_id": message["appointment_id"],
+                "version": message["version"],
+                "status": message["status"],
             }
         )
 

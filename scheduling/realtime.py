@@ -78,7 +78,7 @@ def on_queue_event(
         public_entry=public_entry,
     )
     if messages:
-        _send(messages)
+        send_group_messages(messages)
 
 
 def on_queue_alert(
@@ -108,10 +108,10 @@ def on_queue_alert(
             {"type": "queue.alert", "queue": clinic_queue, "appointment_id": appointment_id, "alert": public},
         )
     )
-    _send(messages)
+    send_group_messages(messages)
 
 
-def _send(messages: list[tuple[str, dict[str, Any]]]) -> None:
+def send_group_messages(messages: list[tuple[str, dict[str, Any]]]) -> None:
     try:
         asyncio.get_running_loop()
     except RuntimeError:

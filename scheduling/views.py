@@ -71,6 +71,10 @@ ACTIONS = {
     "undo-skip": (appointment_undo_skip, "clinic", "Token {token}: skip undone, back in their place."),
 }
 
+# The code of scheduling's completion check refusal that consultations registers (an appointment is completed
+# with its consultation record): the page sends the doctor to the record.
+CONSULTATION_REQUIRED = "consultation_required"
+
 # Actions that are hard to take back ask first: without JavaScript the POST answers a confirmation page
 # whose form posts again with confirmed=1; queue.js asks in a dialog instead and sends confirmed=1 at once.
 CONFIRM = {
@@ -321,6 +325,11 @@ def appointment_action(request: HttpRequest, pk: int, action: str) -> HttpRespon
         changed = service(actor=user, appointment=appointment)
     except DomainError as exc:
         messages.error(request, exc.message)
+        panel = _panel_url(appointment)
+        if exc.code == CONSULTATION_REQUIRED and panel:
+            # Completed only with its consultation record (consultations registers that check): the
+            # message says so on the record itself, where the doctor completes it.
+            return redirect(panel)
     else:
         label = changed.token_label or f"#{changed.pk}"
         message = done.format(token=label)

@@ -140,6 +140,12 @@ class ConsultationSerializer(serializers.ModelSerializer):
     news2 = serializers.SerializerMethodField(help_text="Null until all seven NEWS2 parameters are recorded.")
     news2_missing = serializers.SerializerMethodField(help_text="The NEWS2 parameters not recorded yet.")
     addenda = AddendumSerializer(many=True, read_only=True)
+    version = serializers.IntegerField(
+        read_only=True,
+        help_text="Bumped by every write to the record (notes, vitals, prescriptions, completion). Send it "
+        "back with an edit or the completion: if the record changed since, the answer is 409 "
+        "`version_conflict` and nothing is written.",
+    )
 
     class Meta:
         model = Consultation
@@ -152,6 +158,7 @@ class ConsultationSerializer(serializers.ModelSerializer):
             "clinic",
             "started_at",
             "completed_at",
+            "version",
             *NOTE_FIELDS,
             "vitals",
             "news2",
@@ -186,14 +193,28 @@ class ConsultationOpenSerializer(StrictInputMixin, serializers.Serializer):
     )
 
 
+VERSION_HELP = (
+    "The consultation's `version` this edit was made on. Optional (clients that send none overwrite "
+    "whatever is there, as before); when sent and the record has changed since, the answer is 409 "
+    "`version_conflict` naming what changed, and nothing is written."
+)
+
+
 class ConsultationUpdateSerializer(StrictInputMixin, serializers.ModelSerializer):
     """PATCH body: any of the notes, and `vitals` with any of its readings (null clears one)."""
 
     vitals = VitalsSerializer(source="*", required=False)
+    version = serializers.IntegerField(
+        required=False, min_value=1, max_value=2**31 - 1, help_text=VERSION_HELP
+    )
 
     class Meta:
         model = Consultation
-        fields = [*NOTE_FIELDS, "vitals"]
+        fields = [*NOTE_FIELDS, "vitals", "version"]
+
+
+class ConsultationCompleteSerializer(ConsultationUpdateSerializer):
+    """POST body of complete (optional): the final values, saved with the completion in one step."""
 
 
 class AddendumCreateSerializer(StrictInputMixin, serializers.Serializer):

@@ -77,6 +77,7 @@ from .serializers import (
     CareNoteCreateSerializer,
     CareNoteSerializer,
     CareNoteUpdateSerializer,
+    ConsultationCompleteSerializer,
     ConsultationOpenSerializer,
     ConsultationSerializer,
     ConsultationUpdateSerializer,
@@ -140,12 +141,19 @@ MEANINGS = {
     "`reason`): a doctor without a care relationship with the patient must state why (break the glass).",
     404: "Unknown, or not visible to this user (also for ids in the body, named in `fields`).",
     409: "Conflict: the appointment already has a consultation, or the state forbids it "
-    "(a completed consultation is read-only). On prescriptions, `allergy_conflict` (field "
+    "(a completed consultation is read-only). `version_conflict` (field `version`): the consultation "
+    "changed since the `version` sent (another tab or person); the message names what changed and the "
+    "current version; nothing was written. On prescriptions, `allergy_conflict` (field "
     "`allergy_override_reason`): a medicine matches an active allergy of the patient by name or class; "
     "send the reason for the override.",
 }
 
 
+COMPLETE_MEANINGS = {
+    **MEANINGS,
+    400: MEANINGS[400] + " `record_incomplete`: the minimum record is missing; `fields` names each part "
+    "(`vitals`: no NEWS2 and no `vitals_not_taken_reason`; `assessment`; `plan`).",
+}
 READ_ERRORS = (400, 401, 403, 404)
 WRITE_ERRORS = (400, 401, 403, 404, 409)
 
@@ -159,8 +167,8 @@ def _input(view, serializer_class, request: Request, **kwargs) -> dict:
 def _vitals_named(exc: ValidationFailed) -> ValidationFailed:
     """The service names model fields; the API's body has the readings under `vitals`."""
     fields = {f"vitals.{key}" if key in VITAL_FIELDS else key: value for key, value in exc.fields.items()}
-    if not fields:
-        return exc
+    if fields.keys() == exc.fields.keys():
+        return exc  # nothing renamed (a refused completion names `vitals`, `assessment`, `plan`)
     first, messages = next(iter(fields.items()))
     return ValidationFailed(f"{first}: {messages[0]}", fields=fields)
 
@@ -214,16 +222,18 @@ class ConsultationViewSet(
         summary="Edit a draft consultation",
         description="Notes and `vitals` (each reading optional; null clears it). Writing vitals recomputes "
         "NEWS2; a medium or high band marks the appointment as priority in the live queue. A completed "
-        "consultation answers 409: add an addendum instead.",
+        "consultation answers 409: add an addendum instead. Send the `version` you read: a write that "
+        "changes something moves it on, and a stale one answers 409 `version_conflict`.",
         request=ConsultationUpdateSerializer,
         responses={200: ConsultationSerializer, **error_responses(*WRITE_ERRORS, descriptions=MEANINGS)},
     )
     def partial_update(self, request: Request, pk: str | None = None) -> Response:
         consultation = self.get_object()
         data = _input(self, ConsultationUpdateSerializer, request, partial=True)
+        expected = data.pop("version", None)
         try:
             consultation = consultation_update(
-                actor=signed_in_user(request), consultation=consultation, **data
+                actor=signed_in_user(request), consultation=consultation, expected_version=expected, **data
             )
         except ValidationFailed as exc:
             raise _vitals_named(exc) from exc
@@ -231,14 +241,29 @@ class ConsultationViewSet(
 
     @extend_schema(
         summary="Complete a consultation",
-        description="Completes the consultation and its appointment together and issues its prescriptions. "
-        "Afterwards the consultation is read-only.",
-        request=None,
-        responses={200: ConsultationSerializer, **error_responses(*WRITE_ERRORS, descriptions=MEANINGS)},
+        description="Saves the final values sent (optional; as the edit takes them), checks the minimum "
+        "record, then completes the consultation and its appointment together and issues its "
+        "prescriptions, all in one step: refused, nothing is written. The minimum record: vitals with a "
+        "NEWS2 or `vitals_not_taken_reason`; an `assessment` or `diagnosis_code`; a `plan`. Missing "
+        "parts answer 400 `record_incomplete` naming each (`vitals`, `assessment`, `plan`). Afterwards "
+        "the consultation is read-only. Send the `version` you read (409 `version_conflict` if stale).",
+        request=ConsultationCompleteSerializer,
+        responses={
+            200: ConsultationSerializer,
+            **error_responses(*WRITE_ERRORS, descriptions=COMPLETE_MEANINGS),
+        },
     )
     @action(detail=True, methods=["post"])
     def complete(self, request: Request, pk: str | None = None) -> Response:
-        consultation = consultation_complete(actor=signed_in_user(request), consultation=self.get_object())
+        consultation = self.get_object()
+        data = _input(self, ConsultationCompleteSerializer, request, partial=True)
+        expected = data.pop("version", None)
+        try:
+            consultation = consultation_complete(
+                actor=signed_in_user(request), consultation=consultation, expected_version=expected, **data
+            )
+        except ValidationFailed as exc:
+            raise _vitals_named(exc) from exc
         return self._answer(consultation)
 
     @extend_schema(

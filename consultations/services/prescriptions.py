@@ -16,7 +16,7 @@ from patients.allergy_classes import AllergyMatch, allergy_matches
 from patients.models import Allergy, AllergyStatus
 
 from ..models import Consultation, Prescription, PrescriptionItem
-from .common import SET_BY_SERVICE, check_draft, check_owner, lock
+from .common import SET_BY_SERVICE, bump_version, check_draft, check_owner, check_version, lock
 
 ITEM_FIELDS = ("medication", "strength", "dose", "route", "frequency", "duration", "quantity", "instructions")
 
@@ -107,6 +107,13 @@ def _check_allergies(
     )
 
 
+def _bump(consultation: Consultation) -> int:
+    """A prescription is part of the consultation's record: writing it moves the record's version."""
+    version = bump_version(consultation)
+    consultation.save(update_fields=["version", "updated_at"])
+    return version
+
+
 def _save_items(prescription: Prescription, items: list[PrescriptionItem]) -> None:
     for item in items:
         item.prescription = prescription
@@ -121,14 +128,17 @@ def prescription_create(
     items: list[dict[str, Any]],
     notes: str = "",
     allergy_override_reason: str = "",
+    expected_version: int | None = None,
 ) -> Prescription:
     """Write a prescription (one or more medication lines) on a draft consultation; it is issued when
-    the consultation is completed. A line matching an active allergy needs `allergy_override_reason`."""
+    the consultation is completed. A line matching an active allergy needs `allergy_override_reason`.
+    Bumps the consultation's version; a stale `expected_version` is a 409 (common.check_version)."""
     built = _build_items(items)
     with transaction.atomic():
         _appointment, current = lock(consultation)
         check_owner(actor, current)
         check_draft(current)
+        check_version(current, expected_version)
         _check_allergies(
             actor=actor, consultation=current, items=built, override_reason=allergy_override_reason
         )
@@ -143,6 +153,7 @@ def prescription_create(
         validate_model(prescription, exclude=SET_BY_SERVICE)
         prescription.save()
         _save_items(prescription, built)
+        version = _bump(current)
         audit(
             actor=actor,
             action="prescription.created",
@@ -150,6 +161,7 @@ def prescription_create(
             organization_id=prescription.organization_id,
             consultation=current.pk,
             lines=len(built),
+            version=version,
         )
     return prescription
 
@@ -162,14 +174,17 @@ def prescription_update(
     items: list[dict[str, Any]] | None = None,
     notes: str | None = None,
     allergy_override_reason: str = "",
+    expected_version: int | None = None,
 ) -> Prescription:
     """Replace a draft prescription's lines and/or notes (only while its consultation is a draft). A new
-    line matching an active allergy needs `allergy_override_reason`."""
+    line matching an active allergy needs `allergy_override_reason`. Bumps the consultation's version;
+    a stale `expected_version` is a 409 (common.check_version)."""
     built = _build_items(items) if items is not None else None
     with transaction.atomic():
         _appointment, consultation = lock(prescription.consultation)
         check_owner(actor, consultation)
         check_draft(consultation)
+        check_version(consultation, expected_version)
         current = Prescription.objects.select_for_update().get(pk=prescription.pk)
         if built is not None:
             _check_allergies(
@@ -187,12 +202,15 @@ def prescription_update(
             current.items.all().delete()
             _save_items(current, built)
             current.save(update_fields=["updated_at"])
+        version = _bump(consultation)
         audit(
             actor=actor,
             action="prescription.updated",
             obj=current,
             organization_id=current.organization_id,
+            consultation=consultation.pk,
             lines=len(built) if built is not None else None,
+            version=version,
         )
     return current
 
@@ -204,12 +222,14 @@ def prescription_delete(*, actor: User, prescription: Prescription) -> None:
         _appointment, consultation = lock(prescription.consultation)
         check_owner(actor, consultation)
         check_draft(consultation)
+        version = _bump(consultation)
         audit(
             actor=actor,
             action="prescription.deleted",
             obj=prescription,
             organization_id=prescription.organization_id,
             consultation=consultation.pk,
+            version=version,
         )
         PrescriptionItem.objects.filter(prescription_id=prescription.pk).delete()
         Prescription.objects.filter(pk=prescription.pk).delete()

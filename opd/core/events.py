@@ -39,6 +39,9 @@ QUEUE_ALERT = "queue.alert"
 # A clinical record moved between days or categories after the fact: vitals written again (the NEWS2 band
 # leaves the day of the earlier vitals), a care note re-categorised. Carries clinic_id and day (local).
 CLINICAL_DAY_CHANGED = "clinical.day_changed"
+# A consultation was written (notes, vitals, prescription lines, completion): its id, appointment_id,
+# doctor_id, the new version and status; no clinical content. The doctor's open pages reload or warn.
+CONSULTATION_CHANGED = "consultation.changed"
 # A person's access narrowed (deactivated, role changed, a membership removed, a doctor's profile suspended
 # or sent back to pending). Carries user_id and reason; open websockets re-check (opd.core.realtime).
 ACCESS_REVOKED = "access.revoked"

@@ -25,7 +25,7 @@ who saw the patient. Without `pool` a doctor calls only their own patients.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -305,6 +305,18 @@ NO_SHOW = Transition(
 )
 
 
+# Checks asked before an appointment is completed, under its row lock. consultations registers one from
+# its AppConfig.ready() (scheduling cannot import it): an appointment is completed only together with its
+# consultation record, whichever door asks. A check refuses by raising (a Conflict).
+CompletionCheck = Callable[[Appointment], None]
+_completion_checks: list[CompletionCheck] = []
+
+
+def appointment_completion_check_register(check: CompletionCheck) -> None:
+    if check not in _completion_checks:
+        _completion_checks.append(check)
+
+
 @retry_on_deadlock
 def appointment_transition(
     *, actor: User | None, appointment: Appointment, transition: Transition, now: dt.datetime | None = None
@@ -317,6 +329,9 @@ def appointment_transition(
             return appt
         if appt.status not in transition.sources:
             raise _refuse_state(appt, transition.verb)
+        if transition.target == AppointmentStatus.COMPLETED:
+            for check in _completion_checks:
+                check(appt)
         appt.status = transition.target
         setattr(appt, transition.stamp, now or timezone.now())
         appt.save(update_fields=["status", transition.stamp, "updated_at"])

@@ -288,6 +288,11 @@
       showAlert(message);
       return;
     }
+    if (message.type === "consultation") {
+      // A consultation was saved (ids and version only): the open record decides (consultation.js).
+      document.dispatchEvent(new CustomEvent("opd:consultation", { detail: message }));
+      return;
+    }
     if (message.type === "snapshot") {
       attempts = 0;
       var changed = message.version !== version;

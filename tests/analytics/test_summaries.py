@@ -19,7 +19,8 @@ from analytics.selectors import daily
 from analytics.tasks import refresh_summaries
 from opd.core.errors import NotFound
 from scheduling.models import Appointment, AppointmentStatus
-from scheduling.services import appointment_complete, appointment_mark_no_show, appointment_start
+from scheduling.services import appointment_mark_no_show, appointment_start
+from tests.consultations.factories import complete_visit
 
 from .conftest import EARLIER, MON, TUE, at, completed, make_slot
 
@@ -148,7 +149,7 @@ def test_a_late_completion_also_marks_the_day_of_the_patients_next_visit(
     with django_capture_on_commit_callbacks(execute=True):
         started = appointment_start(actor=doctor.user, appointment=tuesday, now=at(TUE, "10:10", zone))
     with django_capture_on_commit_callbacks(execute=True):
-        appointment_complete(actor=doctor.user, appointment=started, now=at(TUE, "10:20", zone))
+        complete_visit(actor=doctor.user, appointment=started, now=at(TUE, "10:20", zone))
 
     assert stored(scope).isdisjoint({TUE, WED})
     days = figures(scope)

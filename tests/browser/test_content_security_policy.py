@@ -84,7 +84,7 @@ def test_no_page_breaks_the_content_security_policy_or_axe(
     visit(page, base + "/queue/dashboard/", findings=findings)
     visit(page, base + reverse("consultations:panel", args=[appointment.pk]), findings=findings)
     page.get_by_role("button", name="Open consultation").click()
-    page.get_by_role("button", name="Save vitals").wait_for()  # the htmx swap, under the policy
+    page.get_by_role("button", name="Save draft").wait_for()  # the htmx swap, under the policy
     check(page, "consultation panel, opened", findings)
     visit(page, base + "/analytics/", ready="main canvas, main table, main form", findings=findings)
     page.context.clear_cookies()

@@ -14,9 +14,10 @@ import pytest
 from django.utils import timezone
 
 from patients.models import Patient
-from scheduling.services import appointment_complete, appointment_start, queue_call_next
+from scheduling.services import appointment_start, queue_call_next
 from tests.browser.conftest import assert_accessible, new_page, sign_in
 from tests.conftest import token_for
+from tests.consultations.factories import complete_visit
 from tests.factories import DoctorFactory
 from tests.scheduling.asgi_server import post
 from tests.scheduling.queue_helpers import booked, waiting
@@ -35,7 +36,7 @@ def test_the_dashboard_shows_a_check_in_made_elsewhere_without_reloading(
     seen = waiting(staff_user, doctor, department, minutes=3)
     seen = queue_call_next(actor=doctor.user, doctor=doctor, now=now - dt.timedelta(minutes=20))
     seen = appointment_start(actor=doctor.user, appointment=seen, now=now - dt.timedelta(minutes=19))
-    appointment_complete(actor=doctor.user, appointment=seen, now=now - dt.timedelta(minutes=8))
+    complete_visit(actor=doctor.user, appointment=seen, now=now - dt.timedelta(minutes=8))
     # A colleague down the corridor, for the waiting room.
     colleague = DoctorFactory(user__organization=org, departments=[department], room="Room 4")
     for minutes in (4, 12, 24):
@@ -62,7 +63,7 @@ def test_the_dashboard_shows_a_check_in_made_elsewhere_without_reloading(
     page.get_by_role("button", name="Call next patient").click()
     page.get_by_role("button", name="Start consultation").click()
     # Each form reloads the page: wait for the new one (and its socket) before going on.
-    page.get_by_role("button", name="Complete consultation").wait_for()
+    page.get_by_role("button", name="Continue the consultation").wait_for()
     page.wait_for_selector(LIVE)
     assert page.locator("#queue-current .now-who h2").inner_text() == first.patient.full_name
     assert page.locator(f"#appointment-{arriving.pk}").count() == 0
@@ -101,7 +102,14 @@ def test_the_dashboard_shows_a_check_in_made_elsewhere_without_reloading(
     assert first.patient.last_name not in board
     assert "Please wait" in board
 
-    page.get_by_role("button", name="Complete consultation").click()
+    # The visit is completed in its record, in the card (the page stays; the queue follows live).
+    card = page.locator("#queue-current")
+    card.get_by_role("button", name="Open consultation").click()
+    card.locator(f"#a{first.pk}-vitals_not_taken_reason").fill("Seen by video")
+    card.locator(f"#a{first.pk}-assessment").fill("Well")
+    card.locator(f"#a{first.pk}-plan").fill("No follow-up needed")
+    card.get_by_role("button", name="Complete consultation").click()
+    page.locator("dialog.confirm-dialog").get_by_role("button", name="Complete").click()
     page.get_by_role("button", name="Call next patient").click()
     page.get_by_text("Called to the room").wait_for()
     called = page.locator("#queue-current .token-lg").inner_text()

@@ -7,10 +7,11 @@ from decimal import Decimal
 import pytest
 from playwright.sync_api import expect
 
-from consultations.services import consultation_complete, prescription_create, result_create
+from consultations.services import prescription_create, result_create
 from notifications.models import ContactPreference
 from tests.browser.conftest import assert_accessible
 from tests.browser.test_portal_booking import UNLABELLED
+from tests.consultations.factories import complete
 from tests.portal.conftest import visit_in_consultation
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.browser]
@@ -51,7 +52,7 @@ def completed(doctor, department, patient):
         reference_low=Decimal(0),
         reference_high=Decimal(5),
     )
-    return consultation_complete(actor=doctor.user, consultation=consultation)
+    return complete(consultation, actor=doctor.user)
 
 
 def test_it_shows_my_record_read_only(live_server, page, narrow_page, login, screenshot, patient, completed):

@@ -84,7 +84,7 @@ PAGES = [
     ("post", "/queue/doctors/{doctor}/call-next/"),
     ("post", "/queue/appointments/{waiting}/start/"),
     ("get", "/consultations/appointments/{appointment}/panel/"),
-    ("post", "/consultations/appointments/{appointment}/panel/notes/"),
+    ("post", "/consultations/appointments/{appointment}/panel/save/"),
     ("post", "/consultations/appointments/{waiting}/panel/open/"),
     ("get", "/consultations/prescriptions/{prescription}/print/"),
 ]

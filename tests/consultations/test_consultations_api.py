@@ -10,11 +10,12 @@ from django.forms.models import model_to_dict
 from django.test.utils import CaptureQueriesContext
 
 from consultations.models import Consultation, ConsultationStatus
-from consultations.services import consultation_complete, prescription_create
+from consultations.services import prescription_create
 from opd.core.models import AuditEvent, Role
 from scheduling.models import Appointment, AppointmentStatus
 from scheduling.services import appointment_cancel, appointment_mark_no_show, appointment_start
 from tests.conftest import BREAK_GLASS, assert_error
+from tests.consultations.factories import complete
 from tests.factories import PatientFactory, UserFactory
 
 from .factories import CALM_VITALS, booked_appointment, completed_consultation, open_consultation
@@ -463,10 +464,21 @@ def test_completing_completes_the_consultation_and_the_appointment(api_as, docto
         items=[{"medication": "Salbutamol", "dose": "2 puffs", "frequency": "as needed", "quantity": 1}],
     )
 
-    response = api_as(doctor.user).post(f"{detail(consultation)}complete/")
+    consultation.refresh_from_db()
+    final = {
+        "vitals": json_vitals(),
+        "assessment": "Asthma, mild flare.",
+        "plan": "Inhaler; review in 2 weeks.",
+    }
+
+    response = api_as(doctor.user).post(
+        f"{detail(consultation)}complete/", {**final, "version": consultation.version}, format="json"
+    )
 
     assert response.status_code == 200, response.content
     assert response.json()["status"] == "completed"
+    assert (response.json()["assessment"], response.json()["plan"]) == (final["assessment"], final["plan"])
+    assert response.json()["news2"]["total"] == 0
     assert response.json()["completed_at"]
     appointment = Appointment.objects.get(pk=consultation.appointment_id)
     assert appointment.status == AppointmentStatus.COMPLETED
@@ -477,13 +489,20 @@ def test_if_the_appointment_cannot_complete_neither_does_the_consultation(api_as
     # Someone moved the appointment back behind the service's back: completing it must fail...
     Appointment.objects.filter(pk=consultation.appointment_id).update(status=AppointmentStatus.CHECKED_IN)
 
-    response = api_as(doctor.user).post(f"{detail(consultation)}complete/")
+    final = {
+        "vitals": json_vitals(),
+        "assessment": "Asthma, mild flare.",
+        "plan": "Inhaler; review in 2 weeks.",
+    }
 
-    # ...and take the consultation's half of the transaction with it.
+    response = api_as(doctor.user).post(f"{detail(consultation)}complete/", final, format="json")
+
+    # ...and take the consultation's half of the transaction with it, the final values too.
     assert_error(response, 409, "invalid_state")
     row = Consultation.objects.get(pk=consultation.pk)
     assert row.status == ConsultationStatus.DRAFT
     assert row.completed_at is None
+    assert (row.plan, row.pulse, row.version) == ("", None, consultation.version)
 
 
 def test_a_completed_consultation_is_read_only(api_as, doctor, department, patient):
@@ -550,7 +569,7 @@ def test_a_superuser_reads_every_consultation(api_as, consultation):
 
 
 def test_service_level_completion_keeps_a_single_row(doctor, consultation):
-    consultation_complete(actor=doctor.user, consultation=consultation)
+    complete(consultation, actor=doctor.user)
     assert Consultation.objects.filter(appointment_id=consultation.appointment_id).count() == 1
 
 

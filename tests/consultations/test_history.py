@@ -7,10 +7,11 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from consultations.services import care_note_create, consultation_complete, prescription_create, result_create
+from consultations.services import care_note_create, prescription_create, result_create
 from tests.conftest import BREAK_GLASS, assert_error
 
 from .factories import CALM_VITALS, booked_appointment, open_consultation
+from .factories import complete as complete_consultation
 
 pytestmark = pytest.mark.django_db
 
@@ -33,7 +34,7 @@ def visit(doctor, department, patient, staff_user, clinic, *, complete: bool = T
     prescription_create(actor=doctor.user, consultation=consultation, items=[LINE])
     result_create(actor=doctor.user, consultation=consultation, test_name="eGFR", value="75", unit="mL/min")
     if complete:
-        consultation = consultation_complete(actor=doctor.user, consultation=consultation)
+        consultation = complete_consultation(consultation, actor=doctor.user)
     care_note_create(
         actor=staff_user, patient=patient, clinic=clinic, category="observation", text="Comfortable."
     )

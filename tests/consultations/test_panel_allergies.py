@@ -107,14 +107,15 @@ def test_the_panel_refuses_a_conflicting_line_then_takes_the_override(as_doctor,
     consultation = open_consultation(doctor=doctor, department=department, patient=patient)
     url = reverse("consultations:panel-prescription", args=[consultation.appointment_id])
 
-    refused = as_doctor.post(url, LINE, **HTMX).content.decode()
+    form_line = {f"line-{name}": value for name, value in LINE.items()}
+    refused = as_doctor.post(url, form_line, **HTMX).content.decode()
 
     assert "Co-amoxiclav matches the recorded allergy to Penicillin (penicillins)" in refused
     assert "Allergy override reason" in refused
     assert not Prescription.objects.exists()
 
     taken = as_doctor.post(
-        url, {**LINE, "allergy_override_reason": "Tolerated it last year, no rash."}, **HTMX
+        url, {**form_line, "line-allergy_override_reason": "Tolerated it last year, no rash."}, **HTMX
     )
 
     assert taken.status_code == 200

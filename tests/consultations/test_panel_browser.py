@@ -71,7 +71,7 @@ def test_a_doctor_opens_records_vitals_and_sees_the_news2_without_reloading(
             page.evaluate("window.__same_page = true")  # gone if the browser navigated instead of swapping
 
             page.get_by_role("button", name="Open consultation").click()
-            page.get_by_role("button", name="Save vitals").wait_for()
+            page.get_by_role("button", name="Save draft").wait_for()
             check(page, "panel opened")
             for field, value in {
                 "respiratory_rate": "22",
@@ -84,7 +84,7 @@ def test_a_doctor_opens_records_vitals_and_sees_the_news2_without_reloading(
                 page.fill(f"{prefix}{field}", value)
             page.select_option(f"{prefix}on_supplemental_oxygen", "true")
             page.select_option(f"{prefix}consciousness", "A")
-            page.get_by_role("button", name="Save vitals").click()
+            page.get_by_role("button", name="Save draft").click()
             page.locator(".news2 .badge").wait_for()
             seen["band"] = page.locator(".news2 .badge").inner_text()
             seen["total"] = page.locator(".news2-total").inner_text()
@@ -94,7 +94,7 @@ def test_a_doctor_opens_records_vitals_and_sees_the_news2_without_reloading(
             page.screenshot(path=str(ARTIFACTS / "consultation-panel-news2.png"), full_page=True)
 
             page.fill(f"{prefix}pulse", "400")
-            page.get_by_role("button", name="Save vitals").click()
+            page.get_by_role("button", name="Save draft").click()
             page.locator(f"{prefix}pulse_error").wait_for()
             seen["error"] = page.locator(f"{prefix}pulse_error").inner_text()
             check(page, "vitals refused, error beside the field")
@@ -154,17 +154,19 @@ def test_a_doctor_sees_the_allergies_on_top_and_overrides_a_conflict_with_a_reas
             check(page, "panel with allergies on top")
 
             for field, value in {
-                "medication": "Amoxicillin",
-                "dose": "1 capsule",
-                "frequency": "three times a day",
-                "quantity": "21",
+                "line-medication": "Amoxicillin",
+                "line-dose": "1 capsule",
+                "line-frequency": "three times a day",
+                "line-quantity": "21",
             }.items():
                 page.fill(f"{prefix}{field}", value)
             page.get_by_role("button", name="Add to prescription").click()
             page.locator(".message-error").wait_for()
             seen["conflict"] = page.locator(".message-error").inner_text()
             check(page, "allergy conflict shown")
-            page.fill(f"{prefix}allergy_override_reason", "Tolerated amoxicillin in 2024 under observation.")
+            page.fill(
+                f"{prefix}line-allergy_override_reason", "Tolerated amoxicillin in 2024 under observation."
+            )
             page.get_by_role("button", name="Add to prescription").click()
             page.locator(".prescription-lines").wait_for()
             seen["lines"] = page.locator(".prescription-lines").inner_text()

@@ -6,9 +6,10 @@ import pytest
 from django.urls import reverse
 
 from consultations.models import Prescription, PrescriptionItem
-from consultations.services import consultation_complete, prescription_create
+from consultations.services import prescription_create
 from opd.core.models import AuditEvent
 from tests.conftest import BREAK_GLASS, assert_error
+from tests.consultations.factories import complete
 
 from .factories import open_consultation
 
@@ -59,7 +60,7 @@ def test_the_doctor_writes_a_prescription_with_several_lines(api_as, doctor, con
 
 def test_completing_the_consultation_issues_its_prescriptions(api_as, doctor, consultation):
     prescription = prescription_create(actor=doctor.user, consultation=consultation, items=[AMOXICILLIN])
-    consultation_complete(actor=doctor.user, consultation=consultation)
+    complete(consultation, actor=doctor.user)
 
     body = api_as(doctor.user).get(detail(prescription)).json()
 
@@ -104,7 +105,7 @@ def test_a_draft_prescription_can_be_changed_and_withdrawn(api_as, doctor, consu
 def test_an_issued_prescription_is_read_only(api_as, doctor, consultation):
     client = api_as(doctor.user)
     prescription = prescription_create(actor=doctor.user, consultation=consultation, items=[AMOXICILLIN])
-    consultation_complete(actor=doctor.user, consultation=consultation)
+    complete(consultation, actor=doctor.user)
 
     assert_error(client.patch(detail(prescription), {"notes": "x"}), 409, "consultation_completed")
     assert_error(client.delete(detail(prescription)), 409, "consultation_completed")
@@ -147,7 +148,7 @@ def test_who_reads_prescriptions(
     assert_error(api_as(staff_user).get(detail(prescription)), 403, "permission_denied")
     # The patient: only once issued.
     assert_error(api_as(patient.user).get(detail(prescription)), 404, "not_found")
-    consultation_complete(actor=doctor.user, consultation=consultation)
+    complete(consultation, actor=doctor.user)
     assert api_as(patient.user).get(detail(prescription)).status_code == 200
     assert api_as(patient.user).get(PRESCRIPTIONS).json()["count"] == 1
     assert_error(api_as(other_patient.user).get(detail(prescription)), 404, "not_found")
@@ -168,7 +169,7 @@ def test_the_printable_prescription_shows_what_a_pharmacist_needs(client, doctor
         items=[AMOXICILLIN, PARACETAMOL],
         notes="Allergies checked.",
     )
-    consultation_complete(actor=doctor.user, consultation=consultation)
+    complete(consultation, actor=doctor.user)
     prescription.refresh_from_db()
     client.force_login(doctor.user)
 
@@ -225,7 +226,7 @@ def test_who_may_print(
     assert status(other_clinic_doctor.user) == 404
     assert status(staff_user) == 403
     assert status(patient.user) == 404  # not issued yet
-    consultation_complete(actor=doctor.user, consultation=consultation)
+    complete(consultation, actor=doctor.user)
     assert status(patient.user) == 200
     assert status(other_patient.user) == 404
     client.logout()

@@ -10,8 +10,9 @@ from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from consultations.models import Result
-from consultations.services import consultation_complete, result_create, result_is_abnormal
+from consultations.services import result_create, result_is_abnormal
 from tests.conftest import BREAK_GLASS, assert_error
+from tests.consultations.factories import complete
 
 pytestmark = pytest.mark.django_db
 
@@ -117,7 +118,7 @@ def test_it_stores_an_attachment_and_serves_it_to_those_who_may_read(
     assert "attachment" in download["Content-Disposition"]
     assert_error(api_as(staff_user).get(body["attachment"]), 403, "permission_denied")
     assert_error(api_as(patient.user).get(body["attachment"]), 404, "not_found")  # consultation still a draft
-    consultation_complete(actor=doctor.user, consultation=consultation)
+    complete(consultation, actor=doctor.user)
     assert api_as(patient.user).get(body["attachment"]).status_code == 200
 
 
@@ -161,7 +162,7 @@ def test_it_refuses_an_attachment_over_the_size_limit(api_as, doctor, consultati
 def test_results_may_be_filed_after_completion_by_the_consultations_doctor_only(
     api_as, doctor, colleague, other_clinic_doctor, consultation
 ):
-    consultation_complete(actor=doctor.user, consultation=consultation)
+    complete(consultation, actor=doctor.user)
     body = {"consultation": consultation.pk, "test_name": "HbA1c", "value": "48", "unit": "mmol/mol"}
 
     assert api_as(doctor.user).post(RESULTS, body).status_code == 201
@@ -192,7 +193,7 @@ def test_who_reads_results(
     for user in (staff_user, admin_user):
         assert_error(api_as(user).get(RESULTS), 403, "permission_denied")
     assert_error(api_as(patient.user).get(url), 404, "not_found")
-    consultation_complete(actor=doctor.user, consultation=consultation)
+    complete(consultation, actor=doctor.user)
     assert api_as(patient.user).get(url).status_code == 200
     assert_error(api_as(other_patient.user).get(url), 404, "not_found")
     assert_error(api_as(patient.user).post(RESULTS, {}), 403, "permission_denied")

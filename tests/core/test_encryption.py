@@ -20,7 +20,6 @@ from consultations.models import Addendum, CareNote, Consultation, Prescription,
 from consultations.services import (
     addendum_create,
     care_note_create,
-    consultation_complete,
     consultation_open,
     consultation_update,
     prescription_create,
@@ -35,6 +34,7 @@ from patients.services import patient_create
 from scheduling.models import Appointment
 from scheduling.services import appointment_check_in
 from tests.conftest import future_slot
+from tests.consultations.factories import complete
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -152,7 +152,7 @@ def make_record(*, org, clinic, department, doctor, staff_user, book, media_root
         notes=RESULT_NOTES,
         attachment=SimpleUploadedFile("swab.pdf", PDF, content_type="application/pdf"),
     )
-    consultation = consultation_complete(actor=doctor.user, consultation=consultation)
+    consultation = complete(consultation, actor=doctor.user)
     addendum = addendum_create(actor=doctor.user, consultation=consultation, text=ADDENDUM)
     care_note = care_note_create(
         actor=staff_user, patient=patient, clinic=clinic, category="observation", text=CARE_TEXT

@@ -8,11 +8,12 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from consultations.services import addendum_create, consultation_complete, prescription_create, result_create
+from consultations.services import addendum_create, prescription_create, result_create
 from notifications.models import ContactPreference
 from opd.core.crypto import blind_index
 from opd.core.models import AuditEvent
 from patients.models import Patient
+from tests.consultations.factories import complete
 
 from .conftest import visit_in_consultation
 
@@ -79,7 +80,7 @@ def completed(doctor, department, patient):
         reference_low=Decimal(0),
         reference_high=Decimal(5),
     )
-    consultation = consultation_complete(actor=doctor.user, consultation=consultation)
+    consultation = complete(consultation, actor=doctor.user)
     addendum_create(actor=doctor.user, consultation=consultation, text="Chest X-ray normal.")
     return consultation
 
@@ -114,7 +115,7 @@ def test_it_hides_drafts_and_other_patients_records(as_patient, patient, other_p
     theirs = visit_in_consultation(
         doctor=doctor, department=department, patient=other_patient, assessment="Someone else's"
     )
-    consultation_complete(actor=doctor.user, consultation=theirs)
+    complete(theirs, actor=doctor.user)
 
     response = as_patient.get(RECORD)
 
@@ -140,7 +141,7 @@ def test_it_reads_the_record_in_a_fixed_number_of_queries(
             ],
         )
         result_create(actor=doctor.user, consultation=consultation, test_name="Hb", value="13", unit="g/dL")
-        consultation_complete(actor=doctor.user, consultation=consultation)
+        complete(consultation, actor=doctor.user)
 
     with django_assert_max_num_queries(16):
         response = as_patient.get(RECORD)

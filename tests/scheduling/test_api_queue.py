@@ -98,7 +98,16 @@ def test_a_doctor_calls_starts_and_completes(api_as, staff_user, doctor, departm
 
     assert_error(client.post(f"/api/v1/doctors/{doctor.pk}/queue/call-next/"), 409, "already_serving")
     assert act(client, first, "start").json()["state"] == "in_consultation"
-    assert act(client, first, "complete").json()["state"] == "completed"
+    # Completed through the consultation record only: the appointment's own action points there.
+    assert (
+        "consultation"
+        in assert_error(act(client, first, "complete"), 409, "consultation_required")["message"]
+    )
+    consultation = client.post("/api/v1/consultations/", {"appointment": first.pk}, format="json").json()
+    record = {"vitals_not_taken_reason": "Telephone review", "assessment": "Well", "plan": "None needed"}
+    completed = client.post(f"/api/v1/consultations/{consultation['id']}/complete/", record, format="json")
+    assert completed.status_code == 200, completed.content
+    assert Appointment.objects.get(pk=first.pk).status == AppointmentStatus.COMPLETED
     assert client.post(f"/api/v1/doctors/{doctor.pk}/queue/call-next/").json()["appointment_id"] == later.pk
 
 

@@ -25,6 +25,7 @@ from scheduling.services import (
     appointment_transition,
 )
 from scheduling.services import booking as booking_services
+from tests.consultations.factories import complete_visit
 from tests.factories import DoctorFactory, PatientFactory, SlotFactory
 
 from .queue_helpers import booked, waiting
@@ -57,7 +58,7 @@ def published(monkeypatch):
 def sent(monkeypatch):
     """Group messages realtime hands to the channel layer."""
     messages: list[tuple[str, dict]] = []
-    monkeypatch.setattr(realtime, "_send", messages.extend)
+    monkeypatch.setattr(realtime, "send_group_messages", messages.extend)
     return messages
 
 
@@ -201,7 +202,7 @@ def test_starting_twice_is_a_no_op_but_completing_twice_is_refused(staff_user, d
     started = appointment_transition(actor=doctor.user, appointment=appt, transition=START)
     again = appointment_transition(actor=doctor.user, appointment=appt, transition=START)
     assert again.started_at == started.started_at
-    appointment_transition(actor=doctor.user, appointment=appt, transition=COMPLETE)
+    complete_visit(actor=doctor.user, appointment=appt)
 
     with pytest.raises(Conflict, match="completed cannot be completed"):
         appointment_transition(actor=doctor.user, appointment=appt, transition=COMPLETE)

@@ -17,7 +17,6 @@ from scheduling.models import Appointment, AppointmentStatus
 from scheduling.selectors import waiting_line
 from scheduling.services import (
     appointment_book,
-    appointment_complete,
     appointment_mark_no_show,
     appointment_set_priority,
     appointment_skip,
@@ -27,6 +26,7 @@ from scheduling.services import (
     appointments_sweep_no_shows,
     queue_call_next,
 )
+from tests.consultations.factories import complete_visit
 from tests.factories import PatientFactory, SlotFactory
 
 from .queue_helpers import booked, waiting
@@ -298,9 +298,7 @@ def test_it_refuses_to_undo_a_skip_once_called_again_or_reprioritised(staff_user
     appointment_skip(actor=staff_user, appointment=other)
     seen = queue_call_next(actor=doctor.user, doctor=doctor)
     assert seen.pk == appt.pk
-    appointment_complete(
-        actor=doctor.user, appointment=appointment_start(actor=doctor.user, appointment=seen)
-    )
+    complete_visit(actor=doctor.user, appointment=appointment_start(actor=doctor.user, appointment=seen))
     assert queue_call_next(actor=doctor.user, doctor=doctor).pk == other.pk
 
     for appointment in (appt, other):

@@ -22,6 +22,7 @@ from scheduling.services import (
     appointment_start,
     queue_call_next,
 )
+from tests.consultations.factories import complete_visit
 
 from .queue_helpers import booked, waiting
 
@@ -38,7 +39,7 @@ def see(doctor, appt, *, minutes: float | None = None) -> Appointment:
     started = appointment_start(
         actor=doctor.user, appointment=appt, now=now - dt.timedelta(minutes=minutes) if minutes else None
     )
-    return appointment_complete(actor=doctor.user, appointment=started, now=now if minutes else None)
+    return complete_visit(actor=doctor.user, appointment=started, now=now if minutes else None)
 
 
 # Order
@@ -108,7 +109,7 @@ def test_it_refuses_to_call_while_a_patient_is_called_or_being_seen(staff_user, 
     with pytest.raises(Conflict, match="still in consultation"):
         queue_call_next(actor=doctor.user, doctor=doctor)
 
-    appointment_complete(actor=doctor.user, appointment=called)
+    complete_visit(actor=doctor.user, appointment=called)
     assert queue_call_next(actor=doctor.user, doctor=doctor).pk != called.pk
 
 

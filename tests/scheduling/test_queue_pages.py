@@ -53,8 +53,13 @@ def test_the_doctor_calls_starts_and_completes_with_plain_forms(signed_in, staff
     assert "Start consultation" in text(response)
 
     action = reverse("queue:appointment-action", args=[appt.pk, "start"])
-    assert "Complete consultation" in text(client.post(action, {"next": dashboard}, follow=True))
-    client.post(reverse("queue:appointment-action", args=[appt.pk, "complete"]), {"next": dashboard})
+    assert "Continue the consultation" in text(client.post(action, {"next": dashboard}, follow=True))
+    # The visit is completed in its consultation record, with plain forms too.
+    panel = reverse("consultations:panel", args=[appt.pk])
+    client.post(reverse("consultations:panel-open", args=[appt.pk]))
+    record = {"vitals_not_taken_reason": "Telephone review", "assessment": "Well", "plan": "None needed"}
+    response = client.post(reverse("consultations:panel-complete", args=[appt.pk]), record, follow=True)
+    assert response.redirect_chain[-1][0] == panel
     assert Appointment.objects.get(pk=appt.pk).status == AppointmentStatus.COMPLETED
 
 

@@ -13,6 +13,7 @@ from scheduling.services import (
     appointment_set_priority,
     appointment_start,
 )
+from tests.consultations.factories import complete_visit
 from tests.factories import PatientFactory, SlotFactory
 
 pytestmark = pytest.mark.django_db
@@ -62,7 +63,7 @@ def test_a_visit_runs_from_check_in_to_completed(staff_user, org, doctor, depart
     appt = appointment_start(actor=doctor.user, appointment=appt)
     assert appt.status == AppointmentStatus.IN_CONSULTATION
     assert appt.started_at is not None
-    appt = appointment_complete(actor=doctor.user, appointment=appt)
+    appt = complete_visit(actor=doctor.user, appointment=appt)
     assert appt.status == AppointmentStatus.COMPLETED
     assert appt.completed_at is not None
 

@@ -342,3 +342,38 @@ def test_an_api_call_reaches_the_doctors_and_the_waiting_rooms_sockets(
         await room.disconnect()
 
     run(scenario)
+
+
+# Consultation changes (consultations.realtime): ids and the new version, to the doctor's queue only
+
+
+def test_a_consultation_write_reaches_the_doctors_socket_with_its_new_version(
+    staff_user, doctor, department, clinic
+):
+    from consultations.services import consultation_open, consultation_update
+
+    appt = appointment_start(actor=doctor.user, appointment=waiting(staff_user, doctor, department))
+    consultation = consultation_open(actor=doctor.user, appointment=appt)
+    mine = socket(f"/ws/queue/doctor/{doctor.pk}/", user=doctor.user)
+    room = socket(f"/ws/queue/clinic/{clinic.pk}/", user=staff_user)
+
+    async def scenario():
+        await opened(mine)
+        await opened(room)
+        await sync_to_async(consultation_update)(
+            actor=doctor.user, consultation=consultation, expected_version=1, plan="Secret plan"
+        )
+        message = await mine.receive_json_from(timeout=TIMEOUT)
+        assert message == {
+            "type": "consultation",
+            "consultation_id": consultation.pk,
+            "appointment_id": appt.pk,
+            "version": 2,
+            "status": "draft",
+        }
+        assert "Secret" not in str(message)  # ids and a version: never the record's text
+        assert await room.receive_nothing(timeout=0.5)  # the waiting room hears nothing of it
+        await mine.disconnect()
+        await room.disconnect()
+
+    run(scenario)

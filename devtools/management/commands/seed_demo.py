@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -22,6 +23,7 @@ from django.db.models import F
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from consultations.services import consultation_complete, consultation_open
 from devtools.authenticator import code_for, key_of
 from devtools.management.commands.seed_scale import SCALE_OPTIONS, add_scale_arguments, run_scale
 from opd.core.crypto import blind_index_candidates
@@ -64,7 +66,6 @@ from scheduling.selectors import local_day_bounds
 from scheduling.services import (
     appointment_book,
     appointment_check_in,
-    appointment_complete,
     appointment_mark_no_show,
     appointment_start,
     availability_exception_create,
@@ -749,6 +750,21 @@ def free_slots_today(
     return slots
 
 
+# The minimum record of a demo visit seen this morning (consultations.services.missing_from_record).
+DEMO_RECORD = {
+    "respiratory_rate": 16,
+    "spo2": 98,
+    "on_supplemental_oxygen": False,
+    "systolic_bp": 122,
+    "diastolic_bp": 78,
+    "pulse": 72,
+    "consciousness": "A",
+    "temperature": Decimal("36.8"),
+    "assessment": "Demo visit: no acute findings.",
+    "plan": "Review in clinic if symptoms persist.",
+}
+
+
 def replay_morning(doctor: Doctor, appointments: list[Appointment], *, now: dt.datetime, earliest) -> None:
     minute = dt.timedelta(minutes=1)
     opens = dt.timedelta(minutes=doctor.departments.first().clinic.checkin_opens_minutes)
@@ -787,6 +803,8 @@ def replay_morning(doctor: Doctor, appointments: list[Appointment], *, now: dt.d
         done = clock + (1 + step) * minute
         if done >= now - minute:
             break  # still with the doctor
-        appointment_complete(actor=doctor.user, appointment=started, now=done)
+        # Completed the way a doctor does: through the consultation record, with its minimum record.
+        consultation = consultation_open(actor=doctor.user, appointment=started)
+        consultation_complete(actor=doctor.user, consultation=consultation, now=done, **DEMO_RECORD)
         clock = done + 2 * minute
     arrive_until(now - minute)
