@@ -28,4 +28,7 @@ urlpatterns = [
     path("record/", views.record, name="record"),
     path("record/accesses/", views.accesses, name="accesses"),
     path("profile/", views.profile, name="profile"),
+    path("messages/", views.inbox, name="messages"),
+    path("messages/read-all/", views.mark_all_read, name="messages-read-all"),
+    path("messages/<int:pk>/read/", views.mark_read, name="message-read"),
 ]

@@ -108,6 +108,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "portal.context_processors.inbox",
             ],
         },
     },
@@ -439,6 +440,7 @@ SPECTACULAR_SETTINGS = {
         "AllergySeverityEnum": "patients.models.AllergySeverity",
         "AllergyStatusEnum": "patients.models.AllergyStatus",
         "CareCategoryEnum": "consultations.models.CareCategory",
+        "NotificationKindEnum": "notifications.models.Kind",
     },
 }
 

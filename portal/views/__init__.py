@@ -25,6 +25,7 @@ from .appointments import (
     reschedule,
 )
 from .booking import book, book_first_available, find
+from .inbox import inbox, mark_all_read, mark_read
 from .record import accesses, record
 
 __all__ = [
@@ -38,7 +39,10 @@ __all__ = [
     "cancel",
     "confirmation",
     "find",
+    "inbox",
     "index",
+    "mark_all_read",
+    "mark_read",
     "profile",
     "record",
     "reschedule",
