@@ -122,7 +122,10 @@ def test_it_says_which_dates_it_shows_when_none_were_chosen(client, world, admin
 
     page = response.content.decode()
     date_from, date_to = response.context["date_from"], response.context["date_to"]
-    assert f"Showing <strong>{date_from:%a %-d %b %Y}</strong> to <strong>{date_to:%a %-d %b %Y}</strong>" in page
+    assert (
+        f"Showing <strong>{date_from:%a %-d %b %Y}</strong> to <strong>{date_to:%a %-d %b %Y}</strong>"
+        in page
+    )
     assert "the default range" in page
     assert f'value="{date_from.isoformat()}"' in page  # the fields hold the range applied
     assert f'value="{date_to.isoformat()}"' in page
