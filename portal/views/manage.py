@@ -53,7 +53,11 @@ def _with_appointment(view: Any) -> Any:
         except DomainError as exc:
             return _refused(request, exc)
         appointment.window = change_window(appointment)  # type: ignore[attr-defined]  # for the template
-        return view(request, token, appointment)
+        response: HttpResponse = view(request, token, appointment)
+        # The address is the key: no shared cache keeps the page, no search engine lists it.
+        response["Cache-Control"] = "private, no-store"
+        response["X-Robots-Tag"] = "noindex"
+        return response
 
     wrapper.__name__ = view.__name__
     wrapper.__doc__ = view.__doc__

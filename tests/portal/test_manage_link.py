@@ -47,6 +47,7 @@ def test_it_opens_the_appointment_from_the_link_without_signing_in(client, appoi
     assert doctor.display_name in text
     assert "Ada Lovelace" in text
     assert reverse("manage:cancel", args=[token]) in text
+    assert page["Cache-Control"] == "private, no-store"
     calendar = client.get(reverse("manage:ics", args=[token]))
     assert calendar.status_code == 200
     assert calendar["Content-Type"].startswith("text/calendar")
@@ -247,3 +248,29 @@ def form_token() -> dict:
     import uuid
 
     return {"token": str(uuid.uuid4())}
+
+
+def test_writes_through_the_link_are_rate_limited_like_the_portals(
+    client, book, appointment, settings, doctor, department, patient
+):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {
+            **settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"],
+            "booking_ip": "1/hour",
+        },
+    }
+    other = book(patient, future_slot(doctor, department, days=5))
+    client.post(reverse("manage:cancel", args=[manage_token(appointment)]), {"reason": "", **form_token()})
+
+    refused = client.post(
+        reverse("manage:cancel", args=[manage_token(other)]), {"reason": "", **form_token()}
+    )
+
+    assert refused.status_code == 429
+    assert 0 < int(refused["Retry-After"]) <= 3600
+    assert (
+        client.get(reverse("manage:page", args=[manage_token(other)])).status_code == 200
+    )  # reading is not limited
+    other.refresh_from_db()
+    assert other.status == AppointmentStatus.BOOKED
