@@ -22,6 +22,7 @@ from django_celery_beat.models import CrontabSchedule, PeriodicTask
 from opd.core import events
 from opd.core.audit import audit
 from opd.core.errors import NotFound, ValidationFailed
+from opd.core.links import absolute_url
 from opd.core.models import Clinic, Department, Organization, User
 from opd.core.services import validate_model
 from scheduling.models import Doctor
@@ -270,8 +271,8 @@ def render_report(
 
 
 def download_url(run: ReportRun) -> str:
-    base = getattr(settings, "OPD_BASE_URL", "").rstrip("/") or "http://127.0.0.1:8000"
-    return base + reverse("analytics:report-download", args=[run.pk])
+    # On the configured site address: the worker building the report knows no request or host.
+    return absolute_url(reverse("analytics:report-download", args=[run.pk]))
 
 
 def report_run_build(*, run: ReportRun) -> ReportRun:

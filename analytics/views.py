@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import FileResponse, Http404, HttpResponse
+from django.http import FileResponse, Http404, HttpResponse, QueryDict
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
@@ -72,6 +72,14 @@ def dashboard(request):
     form, scope, date_from, date_to = _filtered(request)
     context = {"form": form, "tables": []}
     if scope is not None:
+        # The range applied (the default when none was asked for) goes back into the date fields, so the
+        # form says what the figures cover and the next "Show" keeps it.
+        data = form.data.copy() if form.is_bound else QueryDict(mutable=True)
+        for name, value in (("date_from", date_from), ("date_to", date_to)):
+            if not data.get(name):
+                data[name] = value.isoformat()
+        form.data, form.is_bound = data, True
+        context["range_is_default"] = not (request.GET.get("date_from") or request.GET.get("date_to"))
         daily = selectors.daily_statistics(scope, date_from, date_to)
         summary = selectors.summarize(daily)
         news2 = selectors.news2_daily(scope, date_from, date_to)

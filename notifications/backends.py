@@ -36,7 +36,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from . import conf
-from .models import Channel
+from .models import Channel, Notification, Status
 
 # Longest a test may hold the file SMS backend (OPD_SMS_FILE_HOLD_PATH) before it sends anyway.
 HOLD_MAX_SECONDS = 120
@@ -202,20 +202,44 @@ class InAppBackend:
         layer = get_channel_layer()
         if layer is None:
             raise DeliveryError("No channel layer is configured.", permanent=True)
+        # The row is still "sending" while we push it: it counts as unread from this moment on.
+        unread = inbox_unread_excluding(message.user_id, message.notification_id) + 1
         async_to_sync(layer.group_send)(
             user_group(message.user_id),
             {
                 "type": "notification.message",
                 "notification": {
+                    "type": "notification",
                     "id": message.notification_id,
                     "kind": message.kind,
                     "subject": message.subject,
                     "body": message.body,
                     "created_at": message.created_at.isoformat() if message.created_at else None,
+                    "unread_count": unread,
                 },
             },
         )
         return message.message_id
+
+
+def inbox_unread_excluding(user_id: int, notification_id: int) -> int:
+    return (
+        Notification.objects.filter(
+            user_id=user_id, channel=Channel.IN_APP, status=Status.SENT, read_at__isnull=True
+        )
+        .exclude(pk=notification_id)
+        .count()
+    )
+
+
+def push_unread_count(user_id: int, count: int) -> None:
+    """Tell the user's open pages their unread count (after messages were marked read elsewhere)."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    async_to_sync(layer.group_send)(
+        user_group(user_id), {"type": "notification.unread", "unread_count": count}
+    )
 
 
 def backend_for(channel: str) -> Backend:

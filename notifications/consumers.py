@@ -1,7 +1,9 @@
 """In-app notifications pushed to a signed-in user's open pages: ws/notifications/.
 
 One group per user (backends.user_group); the send task's InAppBackend does the group_send once the
-message's row is claimed, outside any transaction. The socket only listens: a frame from the client gets
+message's row is claimed, outside any transaction. Frames: {"type": "notification", id, kind, subject,
+body, created_at, unread_count} for a new message; {"type": "unread", "unread_count"} when messages were
+marked read elsewhere (the portal inbox updates its list and the count in the navigation from them). The socket only listens: a frame from the client gets
 {"type": "error", "code": "bad_frame"} if it is not JSON and is otherwise ignored. The messages are the
 user's own, so only a closed account ends the socket: deactivation (opd.core.realtime) sends
 {"type": "closed", "reason": "access_revoked"} and closes with 4403; each message forwarded re-checks it.
@@ -48,3 +50,9 @@ class NotificationConsumer(GuardedJsonWebsocketConsumer):
             await self.revoke()
             return
         await self.send_json(event["notification"])
+
+    async def notification_unread(self, event: dict) -> None:
+        """Messages were marked read on another page: the new unread count."""
+        if self.group_name is None:
+            return
+        await self.send_json({"type": "unread", "unread_count": event["unread_count"]})

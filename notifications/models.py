@@ -93,6 +93,8 @@ class Notification(models.Model):
     provider_message_id = models.CharField(max_length=200, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # In-app messages: when the recipient marked it read in the portal's inbox (empty: unread).
+    read_at = models.DateTimeField(null=True, blank=True)
     resend_of = models.ForeignKey(
         "self", on_delete=models.PROTECT, null=True, blank=True, related_name="resends"
     )
@@ -144,6 +146,8 @@ class Notification(models.Model):
             models.Index(fields=["clinic", "created_at"], name="notifications_clinic_time"),
             models.Index(fields=["patient", "created_at"], name="notifications_patient_time"),
             models.Index(fields=["user", "created_at"], name="notifications_user_time"),
+            # The inbox's unread count on every portal page: user, channel, status, read_at.
+            models.Index(fields=["user", "channel", "status", "read_at"], name="notifications_inbox"),
             models.Index(fields=["organization", "to_index"], name="notifications_org_to_index"),
         ]
 

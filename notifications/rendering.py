@@ -13,10 +13,14 @@ from typing import Any
 
 from django.template import TemplateDoesNotExist
 from django.template.loader import get_template
+from django.urls import reverse
+from django.utils import timezone
 
+from opd.core.links import site_url
 from opd.core.templatetags.opd import local_time
 from scheduling.models import Appointment
 
+from .links import manage_url
 from .models import Channel
 
 SUBJECT_MAX = 200
@@ -65,18 +69,28 @@ def lead_text(minutes: int) -> str:
 
 
 def appointment_context(appointment: Appointment, **extra: Any) -> dict[str, Any]:
-    """What every appointment message may say. Times are the clinic's, with the zone named."""
+    """What every appointment message may say. Times are the clinic's, with the zone named.
+
+    `manage_url`: the signed link to view, add to a calendar, cancel or reschedule this appointment
+    without signing in (notifications.links); `portal_url`: where a patient with an account changes
+    how they are contacted."""
     clinic = appointment.clinic
     patient = appointment.patient
     return {
         "patient_name": patient.first_name or patient.full_name,
         "patient_full_name": patient.full_name,
         "when": local_time(appointment.start, clinic),
+        # SMS: the zone's abbreviation (IST, GMT) instead of its name keeps a text to one segment.
+        "when_short": f"{timezone.localtime(appointment.start, clinic.tz):%a %d %b %H:%M %Z}",
         "doctor_name": appointment.doctor.display_name,
         "department_name": appointment.department.name,
         "clinic_name": clinic.name,
         "clinic_address": clinic.address,
         "clinic_phone": clinic.phone,
         "time_zone": clinic.time_zone,
+        "site_url": site_url(),
+        "manage_url": manage_url(appointment),
+        "portal_url": site_url() + reverse("portal:profile"),
+        "has_account": patient.user_id is not None,
         **extra,
     }

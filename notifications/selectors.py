@@ -7,7 +7,7 @@ from django.db.models import Q, QuerySet
 from opd.core.models import Role, User
 from opd.core.tenancy import clinic_ids_for
 
-from .models import Notification
+from .models import Channel, Notification, Status
 
 
 def scope_notifications(qs: QuerySet[Notification], user: User) -> QuerySet[Notification]:
@@ -27,3 +27,15 @@ def scope_notifications(qs: QuerySet[Notification], user: User) -> QuerySet[Noti
 def notifications_for(user: User) -> QuerySet[Notification]:
     """Messages a user may see (superusers: all)."""
     return scope_notifications(Notification.objects.all(), user)
+
+
+def inbox_for(user: User) -> QuerySet[Notification]:
+    """A user's in-app messages that have been delivered, newest first. Reminders wait in the outbox
+    (queued) until their time, so they appear here when they are sent, not when they are planned."""
+    return Notification.objects.filter(user=user, channel=Channel.IN_APP, status=Status.SENT).order_by(
+        "-sent_at", "-id"
+    )
+
+
+def unread_count(user: User) -> int:
+    return inbox_for(user).filter(read_at__isnull=True).count()

@@ -15,10 +15,14 @@ from typing import Any
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from opd.core import events
+from opd.core.models import User
 
 from . import conf
+from .backends import push_unread_count
+from .selectors import unread_count
 from .services import (
     NOTIFICATIONS_DISPATCHED,
+    NOTIFICATIONS_READ,
     appointment_notify_booked,
     appointment_notify_cancelled,
     appointment_notify_rescheduled,
@@ -57,8 +61,16 @@ def on_appointment_booked(*, appointment_id: int, **_: Any) -> None:
         appointment_notify_booked(appointment_id=appointment_id)
 
 
+def on_notifications_read(*, user_id: int, **_: Any) -> None:
+    """Messages were marked read: the user's other open pages show the new unread count."""
+    user = User.objects.filter(pk=user_id).first()
+    if user is not None:
+        push_unread_count(user_id, unread_count(user))
+
+
 def subscribe() -> None:
     events.subscribe(events.APPOINTMENT_BOOKED, on_appointment_booked)
     events.subscribe(events.APPOINTMENT_CANCELLED, appointment_notify_cancelled)
     events.subscribe(events.APPOINTMENT_RESCHEDULED, appointment_notify_rescheduled)
     events.subscribe(NOTIFICATIONS_DISPATCHED, on_notifications_dispatched)
+    events.subscribe(NOTIFICATIONS_READ, on_notifications_read)

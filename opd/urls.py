@@ -50,6 +50,8 @@ urlpatterns = [
     ),
     path("accounts/", include("django.contrib.auth.urls")),
     path("portal/", include("portal.urls")),
+    # The signed manage-booking link from confirmations and reminders: no sign-in (portal.views.manage).
+    path("m/", include("portal.manage_urls")),
     path("queue/", include("scheduling.urls")),
     path("patients/", include("patients.urls")),
     path("consultations/", include("consultations.urls")),

@@ -100,12 +100,13 @@ def appointment_ics(
     return "".join(f"{fold(line)}\r\n" for line in lines)
 
 
-def response(request: HttpRequest, appointment: Appointment) -> HttpResponse:
-    """The file as a download, for the portal page and the API alike."""
+def response(request: HttpRequest, appointment: Appointment, *, url: str = "") -> HttpResponse:
+    """The file as a download, for the portal page, the manage-booking link and the API alike. `url`:
+    where the event links to (default: the portal's page of the appointment)."""
     body = appointment_ics(
         appointment,
         uid_domain=request.get_host().rsplit(":", 1)[0] or "opd.local",
-        url=request.build_absolute_uri(reverse("portal:appointment", args=[appointment.pk])),
+        url=url or request.build_absolute_uri(reverse("portal:appointment", args=[appointment.pk])),
     )
     answer = HttpResponse(body.encode(), content_type="text/calendar; charset=utf-8")
     answer["Content-Disposition"] = f'attachment; filename="appointment-{appointment.pk}.ics"'

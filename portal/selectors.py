@@ -21,7 +21,7 @@ from consultations.selectors import (
 from notifications.models import ContactPreference
 from opd.core.models import AuditEvent, Clinic, Department, Organization, User
 from patients.models import Patient
-from scheduling.models import ACTIVE_STATUSES, Appointment, AppointmentStatus, Doctor, Slot
+from scheduling.models import ACTIVE_STATUSES, Appointment, AppointmentStatus, ApprovalStatus, Doctor, Slot
 from scheduling.selectors import (
     ChangeWindow,
     appointments_for,
@@ -51,9 +51,51 @@ def open_slots(
 ) -> QuerySet[Slot]:
     """Slots the user could book now in the department (optionally one doctor) within the calendar
     window: today and the next 13 days in the clinic's time zone."""
+    return _in_window(
+        slots_for(user), department=department, doctor=doctor, exclude_slot_id=exclude_slot_id, now=now
+    )
+
+
+def manage_link_slots(appointment: Appointment, *, include_closed: bool = False) -> QuerySet[Slot]:
+    """The slots a manage-booking link may move `appointment` to: its own organization and department
+    only, and (unless include_closed, for a form that says why a slot is refused) what a patient could
+    book: active, future slots of approved doctors at open clinics."""
+    qs = Slot.objects.filter(
+        organization_id=appointment.organization_id,
+        department_id=appointment.department_id,
+        clinic__is_active=True,
+    )
+    if include_closed:
+        return qs
+    return qs.filter(
+        is_active=True,
+        start__gt=timezone.now(),
+        doctor__approval_status=ApprovalStatus.APPROVED,
+        department__is_active=True,
+    )
+
+
+def manage_link_open_slots(appointment: Appointment, now: dt.datetime | None = None) -> QuerySet[Slot]:
+    """Open slots a manage-booking link offers for a move (the calendar window, not its own slot)."""
+    return _in_window(
+        manage_link_slots(appointment),
+        department=appointment.department,
+        exclude_slot_id=appointment.slot_id,
+        now=now,
+    )
+
+
+def _in_window(
+    qs: QuerySet[Slot],
+    *,
+    department: Department,
+    doctor: Doctor | None = None,
+    exclude_slot_id: int | None = None,
+    now: dt.datetime | None = None,
+) -> QuerySet[Slot]:
     now = now or timezone.now()
     first_day = timezone.localtime(now, department.clinic.tz).date()
-    qs = slots_for(user).filter(
+    qs = qs.filter(
         bookable_slot_q(now),
         department=department,
         date__gte=first_day,

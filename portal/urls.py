@@ -29,4 +29,7 @@ urlpatterns = [
     path("record/accesses/", views.accesses, name="accesses"),
     path("bills/", views.bills, name="bills"),
     path("profile/", views.profile, name="profile"),
+    path("messages/", views.inbox, name="messages"),
+    path("messages/read-all/", views.mark_all_read, name="messages-read-all"),
+    path("messages/<int:pk>/read/", views.mark_read, name="message-read"),
 ]

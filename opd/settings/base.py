@@ -8,6 +8,7 @@ to MariaDB/MySQL and Redis, as production and the test suite use.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "portal.context_processors.inbox",
             ],
         },
     },
@@ -450,6 +452,7 @@ SPECTACULAR_SETTINGS = {
         "MedicationStatusEnum": "patients.models.MedicationStatus",
         "CareCategoryEnum": "consultations.models.CareCategory",
         "InvoiceStatusEnum": "billing.models.InvoiceStatus",
+        "NotificationKindEnum": "notifications.models.Kind",
     },
 }
 
@@ -467,8 +470,20 @@ if OPD_TOKEN_TTL_HOURS <= 0 or OPD_WS_TICKET_SECONDS <= 0:
 OPD_SLOT_HORIZON_DAYS = env.int("OPD_SLOT_HORIZON_DAYS", default=28)
 # How long a stored Idempotency-Key answer is replayed before hourly housekeeping removes it.
 OPD_IDEMPOTENCY_KEY_HOURS = env.int("OPD_IDEMPOTENCY_KEY_HOURS", default=24)
-# Absolute links in e-mails (report downloads, portal links).
-OPD_BASE_URL = env("OPD_BASE_URL", default="http://127.0.0.1:8000")
+# Where people reach this deployment (scheme, host, optional port and path prefix, no trailing slash):
+# every absolute link in a message (manage-booking links, report downloads) is built on it, never on the
+# host a worker happens to run on. OPD_BASE_URL is its earlier name, still read. Production refuses a
+# missing or placeholder value (production.py), so e-mails cannot point at a developer's port 8000.
+OPD_SITE_URL = env("OPD_SITE_URL", default=env("OPD_BASE_URL", default="http://127.0.0.1:8000")).rstrip("/")
+if not re.match(r"^https?://[^/\s]+(/\S*)?$", OPD_SITE_URL):
+    raise ImproperlyConfigured(
+        "OPD_SITE_URL must be an absolute http(s) address, e.g. https://opd.example.org"
+    )
+# A manage-booking link (in confirmations and reminders) works until its appointment ends, and at most
+# this many days after it was sent (a signed, timestamped token: notifications.links).
+OPD_MANAGE_LINK_MAX_AGE_DAYS = env.int("OPD_MANAGE_LINK_MAX_AGE_DAYS", default=90)
+if OPD_MANAGE_LINK_MAX_AGE_DAYS <= 0:
+    raise ImproperlyConfigured("OPD_MANAGE_LINK_MAX_AGE_DAYS must be positive.")
 
 # PATIENT SIGN-UP
 # How long an e-mail verification link works (seconds; default 3 days).

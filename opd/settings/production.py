@@ -1,5 +1,7 @@
 """Production: everything from the environment; no default secret, database or Redis."""
 
+from urllib.parse import urlsplit
+
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
@@ -12,6 +14,7 @@ from .base import (
     OPD_AUDIT_KEY_IS_DEVELOPMENT,
     OPD_BLIND_INDEX_KEY,
     OPD_ENCRYPTION_KEYS,
+    OPD_SITE_URL,
     REDIS_URL,
     SECRET_KEY,
     env,
@@ -54,6 +57,18 @@ if not OPD_ENCRYPTION_KEYS or not OPD_BLIND_INDEX_KEY:
         "OPD_ENCRYPTION_KEYS and OPD_BLIND_INDEX_KEY are required in production: sensitive fields and "
         "attachments are encrypted at rest. Generate each key with python -c 'import base64, os; "
         "print(base64.urlsafe_b64encode(os.urandom(32)).decode())'."
+    )
+
+# Every link in an e-mail or SMS is built on OPD_SITE_URL; the development default (or a placeholder host)
+# would send patients to an address that is not this deployment.
+SITE_URL_PLACEHOLDERS = {"127.0.0.1", "localhost", "0.0.0.0", "example.com", "example.org", "example.net"}  # noqa: S104  # names refused, not bound
+if not (env("OPD_SITE_URL", default="") or env("OPD_BASE_URL", default="")):
+    raise ImproperlyConfigured(
+        "OPD_SITE_URL is required in production: the address patients and staff open, e.g. https://opd.clinic.org"
+    )
+if urlsplit(OPD_SITE_URL).hostname in SITE_URL_PLACEHOLDERS:
+    raise ImproperlyConfigured(
+        f"OPD_SITE_URL is a placeholder ({OPD_SITE_URL}): set the deployment's own address."
     )
 
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)

@@ -26,6 +26,7 @@ from .appointments import (
 )
 from .bills import bills
 from .booking import book, book_first_available, find
+from .inbox import inbox, mark_all_read, mark_read
 from .record import accesses, record
 
 __all__ = [
@@ -40,7 +41,10 @@ __all__ = [
     "cancel",
     "confirmation",
     "find",
+    "inbox",
     "index",
+    "mark_all_read",
+    "mark_read",
     "profile",
     "record",
     "reschedule",

@@ -34,6 +34,9 @@ def after_login(request: HttpRequest) -> HttpResponse:
     if user.is_patient:
         upcoming, _ = split_appointments(user)
         return redirect("portal:appointments" if upcoming.exists() else "portal:find")
+    if user.role == Role.ADMIN and not user.is_superuser:
+        # Administrators run the organization: they start from its figures.
+        return redirect("analytics:dashboard")
     if user.is_clinic_staff:
         return redirect("admin:index")
     if user.role == Role.DOCTOR:

@@ -397,10 +397,15 @@ def _show_as(appt: Appointment, shown: Appointment) -> None:
     appt.department, appt.doctor = shown.department, shown.doctor
 
 
-def _check_patient_cutoff(actor: User | None, appointment: Appointment, now: dt.datetime) -> None:
+def _check_patient_cutoff(
+    actor: User | None, appointment: Appointment, now: dt.datetime, *, as_patient: bool = False
+) -> None:
     """Patients may change a booking only up to the clinic's cut-off (selectors.patient_change_window);
-    staff may always. `appointment` comes with its clinic."""
-    if actor is None or actor.is_superuser or actor.role != Role.PATIENT:
+    staff may always. `as_patient`: the change comes from the patient without an account to show for it
+    (a signed manage-booking link), so the patient's rule applies whoever the actor is. `appointment`
+    comes with its clinic."""
+    is_patient = actor is not None and not actor.is_superuser and actor.role == Role.PATIENT
+    if not (as_patient or is_patient):
         return
     window = patient_change_window(appointment, now)
     if not window.allowed:
@@ -409,9 +414,15 @@ def _check_patient_cutoff(actor: User | None, appointment: Appointment, now: dt.
 
 @retry_on_deadlock
 def appointment_cancel(
-    *, actor: User | None, appointment: Appointment, reason: str = "", channel: str = BookingChannel.API
+    *,
+    actor: User | None,
+    appointment: Appointment,
+    reason: str = "",
+    channel: str = BookingChannel.API,
+    as_patient: bool = False,
 ) -> Appointment:
-    """Cancel and free the seat. Locks the appointment row, then its slot row."""
+    """Cancel and free the seat. Locks the appointment row, then its slot row. `as_patient`: the
+    patient's cut-off applies even without a patient account as the actor (a manage-booking link)."""
     try:
         with transaction.atomic():
             appt = _lock_appointment(appointment.pk)
@@ -422,7 +433,7 @@ def appointment_cancel(
                 )
             now = timezone.now()
             shown = appointment_for_change(appt.pk)
-            _check_patient_cutoff(actor, shown, now)
+            _check_patient_cutoff(actor, shown, now, as_patient=as_patient)
             slot = Slot.objects.select_for_update().get(pk=appt.slot_id)
             _release_seat(slot)
             appt.status = AppointmentStatus.CANCELLED
@@ -465,7 +476,12 @@ def appointment_cancel(
 
 @retry_on_deadlock
 def appointment_reschedule(
-    *, actor: User | None, appointment: Appointment, slot: Slot, channel: str = BookingChannel.API
+    *,
+    actor: User | None,
+    appointment: Appointment,
+    slot: Slot,
+    channel: str = BookingChannel.API,
+    as_patient: bool = False,
 ) -> Appointment:
     """Move a booked appointment to another slot in one transaction: the new seat is taken before the
     old one is released, so a failure leaves the original booking untouched.
@@ -485,7 +501,7 @@ def appointment_reschedule(
                 )
             now = timezone.now()
             before = appointment_for_change(appt.pk)
-            _check_patient_cutoff(actor, before, now)
+            _check_patient_cutoff(actor, before, now, as_patient=as_patient)
             _check_patient_bookable(patient)
             locked = {
                 s.pk: s

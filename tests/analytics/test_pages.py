@@ -113,3 +113,28 @@ def test_the_navigation_links_it_for_admins(client, world, admin_user):
     page = client.get(reverse("analytics:dashboard"), RANGE).content.decode()
 
     assert f'href="{reverse("analytics:dashboard")}"' in page
+
+
+def test_it_says_which_dates_it_shows_when_none_were_chosen(client, world, admin_user):
+    client.force_login(admin_user)
+
+    response = client.get(reverse("analytics:dashboard"))
+
+    page = response.content.decode()
+    date_from, date_to = response.context["date_from"], response.context["date_to"]
+    assert (
+        f"Showing <strong>{date_from:%a %-d %b %Y}</strong> to <strong>{date_to:%a %-d %b %Y}</strong>"
+        in page
+    )
+    assert "the default range" in page
+    assert f'value="{date_from.isoformat()}"' in page  # the fields hold the range applied
+    assert f'value="{date_to.isoformat()}"' in page
+
+
+def test_it_says_the_chosen_range_without_calling_it_the_default(client, world, admin_user):
+    client.force_login(admin_user)
+
+    page = client.get(reverse("analytics:dashboard"), RANGE).content.decode()
+
+    assert "Showing <strong>Mon 12 Jan 2026</strong> to <strong>Tue 13 Jan 2026</strong>" in page
+    assert "the default range" not in page

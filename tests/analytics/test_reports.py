@@ -324,3 +324,15 @@ def test_run_now_queues_the_build_after_commit(
 
     assert response.status_code == 302
     assert queued == [{"definition_id": definition.pk}]
+
+
+def test_the_emailed_link_is_built_on_the_sites_own_address(world, admin_user, frozen_period, settings):
+    settings.OPD_SITE_URL = "https://opd.clinic.example"
+    definition = define(admin_user)
+
+    run = ReportRun.objects.get(pk=build_report.apply(kwargs={"definition_id": definition.pk}).get())
+
+    (message,) = mail.outbox
+    link = "https://opd.clinic.example" + reverse("analytics:report-download", args=[run.pk])
+    assert link in message.body
+    assert ":8000" not in message.body

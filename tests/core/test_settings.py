@@ -33,6 +33,7 @@ def production_env(**overrides: str | None) -> dict[str, str]:
             "DJANGO_ALLOWED_HOSTS": "opd.example.org,www.opd.example.org",
             "OPD_ENCRYPTION_KEYS": f"{generate_key()},{generate_key()}",
             "OPD_BLIND_INDEX_KEY": generate_key(),
+            "OPD_SITE_URL": "https://opd.example.org",
         }
     )
     for name, value in overrides.items():
@@ -228,3 +229,18 @@ def test_it_refuses_an_undo_window_out_of_range(minutes):
 
     assert result.returncode != 0
     assert "OPD_UNDO_MINUTES must be between 1 and 60" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"OPD_SITE_URL": None}, "OPD_SITE_URL is required in production"),
+        ({"OPD_SITE_URL": "http://127.0.0.1:8000"}, "OPD_SITE_URL is a placeholder"),
+        ({"OPD_SITE_URL": "https://localhost"}, "OPD_SITE_URL is a placeholder"),
+        ({"OPD_SITE_URL": "opd.clinic.org"}, "OPD_SITE_URL must be an absolute http(s) address"),
+    ],
+)
+def test_it_refuses_to_start_without_the_sites_own_address(overrides, message):
+    result = manage("check", env=production_env(**overrides))
+    assert result.returncode != 0
+    assert message in result.stderr

@@ -65,7 +65,8 @@ def test_it_says_when_and_where_in_the_clinics_time_zone(book, patient, doctor, 
     assert email.body_html.startswith("<!doctype html>")
     assert when in email.body_html
     assert "\n" not in sms.body
-    assert sms.body.startswith(f"{clinic.name}: appointment booked for {when}")
+    short = f"{local:%a %d %b %H:%M %Z}"  # the zone's abbreviation keeps the SMS to one segment
+    assert sms.body.startswith(f"{clinic.name}: booked {short}, {doctor.display_name}. Manage: http")
 
 
 def test_it_plans_reminders_at_the_default_lead_times(book, patient, doctor, department):

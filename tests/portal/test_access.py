@@ -52,12 +52,12 @@ def test_it_sends_anonymous_visitors_to_log_in_before_booking(client, open_slot)
 
 
 @pytest.mark.parametrize("name", PAGES)
-def test_it_sends_staff_and_admins_to_the_admin(as_user, staff_user, admin_user, name):
-    for user in (staff_user, admin_user):
+def test_it_sends_staff_to_the_admin_and_admins_to_analytics(as_user, staff_user, admin_user, name):
+    for user, lands_on in ((staff_user, "admin:index"), (admin_user, "analytics:dashboard")):
         client = as_user(user)
         response = client.get(reverse(name), follow=True)
 
-        assert response.redirect_chain[-1][0] == reverse("admin:index")
+        assert response.redirect_chain[-1][0] == reverse(lands_on)
 
 
 def test_it_sends_doctors_away_from_the_portal(as_user, doctor):

@@ -30,10 +30,14 @@ def test_it_sends_a_patient_with_an_upcoming_appointment_to_their_appointments(
     assert as_patient.get(AFTER).url == reverse("portal:appointments")
 
 
-def test_it_sends_staff_admins_and_superusers_to_the_admin(as_user, staff_user, admin_user):
+def test_it_sends_staff_and_superusers_to_the_admin(as_user, staff_user):
     root = UserFactory(role=Role.ADMIN, organization=None, is_staff=True, is_superuser=True)
-    for user in (staff_user, admin_user, root):
+    for user in (staff_user, root):
         assert as_user(user).get(AFTER).url == reverse("admin:index")
+
+
+def test_it_sends_an_administrator_to_analytics(as_user, admin_user):
+    assert as_user(admin_user).get(AFTER).url == reverse("analytics:dashboard")
 
 
 def test_it_sends_a_doctor_to_the_queue_dashboard_or_home(as_user, doctor):
@@ -59,7 +63,10 @@ def test_the_login_form_lands_a_patient_in_the_portal_through_next(client, patie
     assert response.redirect_chain[-1][0] == reverse("portal:find")
 
 
-@pytest.mark.parametrize(("who", "lands_on"), [("patient", "portal:find"), ("staff_user", "admin:index")])
+@pytest.mark.parametrize(
+    ("who", "lands_on"),
+    [("patient", "portal:find"), ("staff_user", "admin:index"), ("admin_user", "analytics:dashboard")],
+)
 def test_with_login_redirect_url_set_each_role_lands_on_its_pages(client, settings, request, who, lands_on):
     settings.LOGIN_REDIRECT_URL = "portal:after-login"  # the setting this page asks for
     user = request.getfixturevalue(who)

@@ -45,6 +45,7 @@ NAVIGATION = [
     ("My appointments", "portal:appointments", {Role.PATIENT}),
     ("My record", "portal:record", {Role.PATIENT}),
     ("Who opened my record", "portal:accesses", {Role.PATIENT}),
+    ("Messages", "portal:messages", {Role.PATIENT}),
     ("What I owe", "portal:bills", {Role.PATIENT}),
     ("Profile", "portal:profile", {Role.PATIENT}),
     ("Today's queue", "queue:dashboard", {Role.DOCTOR}),
@@ -69,7 +70,7 @@ def role_navigation(context) -> list[dict]:
             url = reverse(name)
         except NoReverseMatch:
             continue
-        links.append({"label": label, "url": url, "current": request.path.startswith(url)})
+        links.append({"label": label, "name": name, "url": url, "current": request.path.startswith(url)})
     return links
 
 
