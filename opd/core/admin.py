@@ -111,6 +111,7 @@ class ClinicForm(forms.ModelForm):
             "time_zone",
             "address",
             "phone",
+            "phone_region",
             "email",
             "cancellation_cutoff_minutes",
             "is_active",
