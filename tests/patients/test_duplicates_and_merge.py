@@ -295,3 +295,17 @@ def test_two_merges_of_one_pair_at_once_leave_one_merged_record(org, clinic):
     assert sorted(outcomes) == ["already_merged", "merged"]
     statuses = sorted(Patient.objects.values_list("status", flat=True))
     assert statuses == [PatientStatus.ACTIVE, PatientStatus.MERGED]
+
+
+def test_the_kept_record_shows_who_opened_the_merged_one(pair, org, doctor):
+    from opd.core.audit import audit
+    from portal.selectors import ACCESS_LABELS, record_accesses
+
+    keep, merge = pair
+    action = next(iter(ACCESS_LABELS))
+    audit(actor=doctor.user, action=action, obj=merge, organization_id=org.pk, patient_id=merge.pk)
+    patient_merge(actor=None, keep=keep, merge=merge)
+    user = UserFactory(role=Role.PATIENT, organization=org)
+
+    assert [e.patient_id for e in record_accesses(user, Patient.objects.get(pk=keep.pk))] == [merge.pk]
+    assert list(record_accesses(user, PatientFactory(organization=org))) == []
