@@ -47,6 +47,9 @@ class Sex(models.TextChoices):
 class PatientStatus(models.TextChoices):
     ACTIVE = "active", "Active"
     INACTIVE = "inactive", "Inactive"
+    # A duplicate whose records were moved to another patient (patients.services.patient_merge); kept,
+    # never deleted, pointing at the record that stays (merged_into).
+    MERGED = "merged", "Merged"
 
 
 class Patient(models.Model):
@@ -89,6 +92,14 @@ class Patient(models.Model):
         editable=False,
         related_name="+",
     )
+    # Set by patient_merge only: the record this duplicate was merged into, and when.
+    merged_into = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, editable=False, related_name="+"
+    )
+    merged_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # A portal sign-up that looked like an existing patient: reception reviews it (and merges, or marks
+    # it reviewed); the person signing up is never shown who else is registered.
+    duplicate_review = models.BooleanField("possible duplicate to review", default=False, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -99,11 +110,19 @@ class Patient(models.Model):
             models.CheckConstraint(
                 condition=models.Q(status__in=PatientStatus.values), name="patients_status_valid"
             ),
+            # A merged record points at the one it went into; no other record points anywhere.
+            models.CheckConstraint(
+                condition=models.Q(status="merged", merged_into__isnull=False)
+                | (~models.Q(status="merged") & models.Q(merged_into__isnull=True)),
+                name="patients_merged_points_somewhere",
+            ),
         ]
         indexes = [
             models.Index(fields=["organization", "last_name", "first_name"], name="patients_org_name"),
             models.Index(fields=["organization", "first_name"], name="patients_org_first_name"),
             models.Index(fields=["organization", "phone_index"], name="patients_org_phone_index"),
+            # Duplicate detection looks up the same date of birth at every registration.
+            models.Index(fields=["organization", "date_of_birth"], name="patients_org_birth_date"),
             models.Index(fields=["organization", "insurance_index"], name="patients_org_insurance_index"),
             models.Index(fields=["organization", "status", "last_name"], name="patients_org_status_name"),
         ]

@@ -35,6 +35,16 @@ def patients_for(user: User) -> QuerySet[Patient]:
     return qs.filter(user=user, organization_id=user.organization_id)  # type: ignore[misc]  # no organization: matches no row
 
 
+def record_ids(patient: Patient) -> list[int]:
+    """The patient's id and those of every record merged into it (also through earlier merges): what
+    rows keyed by a plain patient id, such as the append-only access log, are read by."""
+    ids, frontier = [patient.pk], [patient.pk]
+    while frontier:
+        frontier = list(Patient.objects.filter(merged_into_id__in=frontier).values_list("pk", flat=True))
+        ids += frontier
+    return ids
+
+
 def patient_search(qs: QuerySet[Patient], term: str) -> QuerySet[Patient]:
     """Case-insensitive search by name prefix (each word), phone number, insurance policy number or MRN,
     all index-backed.

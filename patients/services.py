@@ -2,18 +2,22 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from typing import Any, TypeVar
 
-from django.db import transaction
+from django.core.exceptions import ImproperlyConfigured
+from django.db import models, transaction
+from django.db.models import ForeignObjectRel
 from django.utils import timezone
 
 from opd.core.audit import audit, changes
 from opd.core.db import next_in_sequence, retry_on_deadlock
 from opd.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
-from opd.core.models import Clinic, Organization, Role, User
+from opd.core.models import AccessGrant, Clinic, Organization, Role, User
 from opd.core.services import validate_model
 from opd.core.tenancy import check_clinical_standing
 
+from .duplicates import Candidate, possible_duplicates
 from .models import (
     Allergy,
     AllergyStatus,
@@ -25,6 +29,7 @@ from .models import (
     Problem,
     ProblemStatus,
 )
+from .phones import PHONE_FIELDS, normalise_phone_fields, phone_region_for
 
 EDITABLE_FIELDS = (
     "first_name",
@@ -49,6 +54,22 @@ def _next_mrn(organization_id: int) -> str:
     return f"P{next_in_sequence(MrnSequence, organization_id=organization_id):08d}"
 
 
+class PossibleDuplicate(Conflict):
+    """Registration refused (409 `possible_duplicate`) because the organization may already know this
+    person; `candidates` says who. Registering anyway takes an explicit confirm_new_patient."""
+
+    code = "possible_duplicate"
+
+    def __init__(self, candidates: list[Candidate]):
+        self.candidates = candidates
+        message = (
+            f"This person may already be registered ({len(candidates)} possible "
+            f"match{'es' if len(candidates) != 1 else ''}: same date of birth and a similar name, or the "
+            "same phone number). Open the existing record; register again only if this is a new patient."
+        )
+        super().__init__(message, fields={"confirm_new_patient": ["Confirm that this is a new patient."]})
+
+
 @retry_on_deadlock  # the very first registrations of an organization race to create its sequence row
 def patient_create(
     *,
@@ -56,8 +77,15 @@ def patient_create(
     organization: Organization,
     registered_at_clinic: Clinic | None = None,
     user: User | None = None,
+    confirm_new_patient: bool = False,
+    flag_possible_duplicate: bool = False,
     **fields: Any,
 ) -> Patient:
+    """Register a patient. Someone of the organization with the same date of birth and a similar name,
+    or the same phone number, makes it a possible duplicate (patients.duplicates): refused with the
+    candidates (PossibleDuplicate) unless the caller confirms a new patient; or, where the caller may
+    not show the candidates (a portal sign-up), registered with `duplicate_review` set for reception.
+    Two desks registering one person at the same instant can both pass: patient_merge mends that."""
     unknown = set(fields) - set(EDITABLE_FIELDS)
     if unknown:
         raise ValidationFailed("Unknown fields.", fields=dict.fromkeys(unknown, "Unknown field."))
@@ -65,14 +93,33 @@ def patient_create(
         raise ValidationFailed(
             "The clinic belongs to another organization.", fields={"registered_at_clinic": "Unknown clinic."}
         )
+    normalise_phone_fields(fields, phone_region_for(Clinic, organization.pk, registered_at_clinic))
     patient = Patient(
         organization=organization, registered_at_clinic=registered_at_clinic, user=user, **fields
     )
     validate_model(patient, exclude=["mrn"])
+    candidates = possible_duplicates(
+        organization_id=organization.pk,
+        first_name=patient.first_name,
+        last_name=patient.last_name,
+        date_of_birth=patient.date_of_birth,
+        phone=patient.phone,
+    )
+    if candidates and not confirm_new_patient:
+        if not flag_possible_duplicate:
+            raise PossibleDuplicate(candidates)
+        patient.duplicate_review = True
+    extra: dict[str, Any] = {}
+    if candidates:
+        # Who it looked like, by record id: the trail shows a duplicate was seen and waved through.
+        extra = {
+            "possible_duplicates": [c.patient.pk for c in candidates],
+            "confirmed_new_patient": confirm_new_patient,
+        }
     with transaction.atomic():
         patient.mrn = _next_mrn(organization.pk)
         patient.save()
-        audit(actor=actor, action="patient.registered", obj=patient, organization_id=organization.pk)
+        audit(actor=actor, action="patient.registered", obj=patient, organization_id=organization.pk, **extra)
     return patient
 
 
@@ -80,6 +127,10 @@ def patient_update(*, actor: User | None, patient: Patient, **fields: Any) -> Pa
     unknown = set(fields) - set(EDITABLE_FIELDS)
     if unknown:
         raise ValidationFailed("Unknown fields.", fields=dict.fromkeys(unknown, "Unknown field."))
+    _refuse_merged_row(patient)
+    if any(name in fields for name in PHONE_FIELDS):
+        region = phone_region_for(Clinic, patient.organization_id, patient.registered_at_clinic)
+        normalise_phone_fields(fields, region, current=patient)
     changed = {name: value for name, value in fields.items() if getattr(patient, name) != value}
     if not changed:
         return patient
@@ -104,11 +155,10 @@ def patient_update(*, actor: User | None, patient: Patient, **fields: Any) -> Pa
 
 
 def patient_set_status(*, actor: User | None, patient: Patient, status: str) -> Patient:
-    """Deactivate or reactivate; a patient is never deleted."""
-    if status not in PatientStatus.values:
-        raise ValidationFailed(
-            "Unknown status.", fields={"status": f"Choose one of {', '.join(PatientStatus.values)}."}
-        )
+    """Deactivate or reactivate; a patient is never deleted. A merged record stays merged."""
+    _refuse_merged_row(patient)
+    if status not in PatientStatus.values or status == PatientStatus.MERGED:
+        raise ValidationFailed("Unknown status.", fields={"status": "Choose one of active, inactive."})
     if patient.status == status:
         return patient
     with transaction.atomic():
@@ -381,6 +431,51 @@ def _entry_update(
     return current
 
 
+# Duplicates: review and merge ----------------------------------------------------------------------
+
+
+def _check_desk(actor: User | None, organization_id: int) -> None:
+    """Reception and administrators look after the master patient index; nobody crosses organizations."""
+    if actor is None:
+        return  # the system (a command, a migration)
+    if not (actor.is_superuser or actor.role in (Role.ADMIN, Role.STAFF)):
+        raise PermissionDenied("Only administrators and clinic staff merge or review patient records.")
+    if not actor.is_superuser and actor.organization_id != organization_id:
+        raise NotFound("No such patient.")
+
+
+def _refuse_merged(patient: Patient) -> None:
+    if patient.status == PatientStatus.MERGED:
+        raise Conflict(
+            f"{patient.mrn} was merged into another record; work on that one.", code="already_merged"
+        )
+
+
+def _refuse_merged_row(patient: Patient) -> None:
+    # As stored, not as the caller's copy says: a merge may have happened since it was read.
+    if Patient.objects.filter(pk=patient.pk, status=PatientStatus.MERGED).exists():
+        _refuse_merged(Patient(mrn=patient.mrn, status=PatientStatus.MERGED))
+
+
+def patient_duplicate_reviewed(*, actor: User | None, patient: Patient) -> Patient:
+    """Reception looked at a sign-up flagged as a possible duplicate and found a different person."""
+    _check_desk(actor, patient.organization_id)
+    if not patient.duplicate_review:
+        return patient
+    with transaction.atomic():
+        current = Patient.objects.select_for_update().get(pk=patient.pk)
+        current.duplicate_review = False
+        current.save(update_fields=["duplicate_review", "updated_at"])
+        audit(
+            actor=actor,
+            action="patient.duplicate_reviewed",
+            obj=current,
+            organization_id=current.organization_id,
+            patient_id=current.pk,
+        )
+    return current
+
+
 def problem_add(
     *,
     actor: User | None,
@@ -535,3 +630,143 @@ def medication_stop(
         redacted=set(),
         values=values,
     )
+
+
+MergeMover = Callable[[Patient, Patient], int]
+# Relations to Patient that cannot simply be re-pointed (one-to-one, or unique with the patient): the app
+# that owns the model registers how to merge them (from its AppConfig.ready(), as apps above patients
+# cannot be imported here), returning how many rows it moved.
+_merge_movers: dict[str, MergeMover] = {}
+
+
+def merge_mover_register(label: str, mover: MergeMover) -> None:
+    """`label` is "<app_label>.<ModelName>.<field>", e.g. "notifications.ContactPreference.patient"."""
+    _merge_movers[label] = mover
+
+
+def _relations() -> list[Any]:
+    # Every reverse relation to Patient. Not Patient._meta.related_objects alone: it leaves out foreign
+    # keys declared with related_name="+", and a merge that missed one would leave rows behind.
+    return [
+        f
+        for f in Patient._meta.get_fields(include_hidden=True)
+        if isinstance(f, ForeignObjectRel)
+        and not (f.related_model is Patient and f.field.name == "merged_into")  # the chain of merges
+    ]
+
+
+def _relation_label(relation: Any) -> str:
+    return f"{relation.related_model._meta.label}.{relation.field.name}"
+
+
+def _needs_mover(relation: Any) -> bool:
+    if relation.one_to_one or relation.many_to_many:
+        return True
+    meta = relation.related_model._meta
+    name = relation.field.name
+    unique_sets = [set(c.fields) for c in meta.constraints if isinstance(c, models.UniqueConstraint)]
+    unique_sets += [set(fields) for fields in meta.unique_together]
+    return any(name in fields for fields in unique_sets)
+
+
+def merge_plan(patient: Patient) -> dict[str, int]:
+    """What a merge would move from `patient`: rows per relation to Patient (every foreign key to it
+    that any app declares). Raises ImproperlyConfigured for a relation that cannot simply be re-pointed
+    and that no app registered a mover for: a merge must never half-move a record."""
+    plan: dict[str, int] = {}
+    for relation in _relations():
+        label = _relation_label(relation)
+        if _needs_mover(relation) and label not in _merge_movers:
+            raise ImproperlyConfigured(
+                f"{label} points at a patient one-to-one or uniquely and no merge mover is registered for "
+                "it (patients.services.merge_mover_register): patient_merge refuses until there is one."
+            )
+        plan[label] = relation.related_model._base_manager.filter(**{relation.field.name: patient}).count()
+    return plan
+
+
+def patient_merge(*, actor: User | None, keep: Patient, merge: Patient) -> dict[str, int]:
+    """Merge the duplicate `merge` into `keep`: every row of any app that points at `merge` is moved to
+    `keep` (every reverse relation to Patient, so relations added later move too, or the merge refuses while
+    one cannot be moved), the portal sign-in moves when only `merge` has one, and `merge` stays, marked
+    merged and pointing at `keep`. Returns the rows moved per relation, which the audit trail keeps.
+
+    Refused: another organization's patient (404), one record twice (400), either already merged (409
+    `already_merged`), both with a portal sign-in (409 `both_have_accounts`: one person would keep two
+    log-ins; an administrator deactivates the spare account first, then merges the other way round).
+    The access log stays as written (append-only): its rows name the merged record's id, which the
+    record that stays lists as merged into it.
+
+    Locks: both patient rows, lower id first, so two merges of one pair (either way round) take turns
+    and the second sees the first's result; booking refuses a merged patient (not active)."""
+    _check_desk(actor, keep.organization_id)
+    if merge.organization_id != keep.organization_id:
+        raise NotFound("No such patient.", fields={"merge": "No such patient."})
+    if merge.pk == keep.pk:
+        raise ValidationFailed(
+            "A record cannot be merged into itself.", fields={"merge": "Choose the duplicate record."}
+        )
+    with transaction.atomic():
+        locked = {
+            p.pk: p
+            for p in Patient.objects.select_for_update().filter(pk__in=[keep.pk, merge.pk]).order_by("pk")
+        }
+        keep, merge = locked[keep.pk], locked[merge.pk]
+        _refuse_merged(keep)
+        _refuse_merged(merge)
+        if keep.user_id and merge.user_id:
+            raise Conflict(
+                f"Both {keep.mrn} and {merge.mrn} have a portal sign-in; one person would keep two. Deactivate "
+                "the account the patient no longer uses, then merge that record into the other.",
+                code="both_have_accounts",
+            )
+        moved: dict[str, int] = {}
+        for relation in _relations():
+            label = _relation_label(relation)
+            mover = _merge_movers.get(label)
+            if mover is not None:
+                moved[label] = mover(merge, keep)
+            elif _needs_mover(relation):
+                merge_plan(merge)  # raises, naming the relation
+            else:
+                moved[label] = relation.related_model._base_manager.filter(
+                    **{relation.field.name: merge}
+                ).update(**{relation.field.name: keep})
+        # Live break-the-glass grants follow the record they opened (opd.core keeps a plain id).
+        moved["core.AccessGrant.patient_id"] = AccessGrant.objects.filter(patient_id=merge.pk).update(
+            patient_id=keep.pk
+        )
+        account = merge.user_id
+        now = timezone.now()
+        merge.status, merge.merged_into, merge.merged_at = PatientStatus.MERGED, keep, now
+        merge.duplicate_review, merge.user = False, None
+        merge.save(
+            update_fields=["status", "merged_into", "merged_at", "duplicate_review", "user", "updated_at"]
+        )
+        fields = ["duplicate_review", "updated_at"]
+        keep.duplicate_review = False
+        if account:
+            keep.user_id = account
+            fields.append("user")
+        keep.save(update_fields=fields)
+        data = {"moved": moved, "merged": merge.pk, "merged_mrn": merge.mrn, "kept_mrn": keep.mrn}
+        if account:
+            data["account_moved"] = account
+        audit(
+            actor=actor,
+            action="patient.merged",
+            obj=keep,
+            organization_id=keep.organization_id,
+            patient_id=keep.pk,
+            **data,
+        )
+        audit(
+            actor=actor,
+            action="patient.merged_into",
+            obj=merge,
+            organization_id=merge.organization_id,
+            patient_id=merge.pk,
+            kept=keep.pk,
+            kept_mrn=keep.mrn,
+        )
+    return moved

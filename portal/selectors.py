@@ -21,6 +21,7 @@ from consultations.selectors import (
 from notifications.models import ContactPreference
 from opd.core.models import AuditEvent, Clinic, Department, Organization, User
 from patients.models import Patient
+from patients.selectors import record_ids
 from scheduling.models import ACTIVE_STATUSES, Appointment, AppointmentStatus, ApprovalStatus, Doctor, Slot
 from scheduling.selectors import (
     ChangeWindow,
@@ -236,11 +237,13 @@ class RecordAccess:
 
 def record_accesses(user: User, patient: Patient) -> QuerySet[AuditEvent]:
     """Reads of the patient's own record by others (their own reads are left out: they know them),
-    newest first. Scoped by the patient's organization and id: another patient's rows never match."""
+    newest first. Scoped by the patient's organization and id: another patient's rows never match.
+    Reads of a duplicate record later merged into this one are the patient's too (the log is never
+    rewritten, so they still carry the duplicate's id)."""
     return (
         AuditEvent.objects.filter(
             organization_id=patient.organization_id,
-            patient_id=patient.pk,
+            patient_id__in=record_ids(patient),
             action__in=list(ACCESS_LABELS),
         )
         .exclude(actor_id=user.pk)

@@ -116,6 +116,10 @@ def patient_register(
                 sex=sex,
                 email=email,
                 phone=phone,
+                # Whoever signs up must not learn who else is registered (a name and birthday would
+                # confirm a stranger's record): a look-alike is registered all the same and flagged
+                # for reception to review and merge (patients.services.patient_merge).
+                flag_possible_duplicate=True,
             )
     except ValidationFailed as exc:
         # Two sign-ups with one address at once: the unique username lets only one through, and

@@ -88,7 +88,7 @@ class PatientFactory(factory.django.DjangoModelFactory):
     first_name = factory.Faker("first_name")
     last_name = factory.Faker("last_name")
     date_of_birth = dt.date(1980, 5, 17)
-    phone = factory.Sequence(lambda n: f"+44 20 7946 {n:04d}")
+    phone = factory.Sequence(lambda n: f"+44 20 7946 {n:04d}")  # stored in E.164 by patient_create
     email = factory.Sequence(lambda n: f"patient{n}@example.org")
 
     @classmethod
@@ -96,6 +96,9 @@ class PatientFactory(factory.django.DjangoModelFactory):
         organization = kwargs.pop("organization")
         user = kwargs.pop("user", None)
         status = kwargs.pop("status", None)
+        # Made-up people share a birthday and may draw alike names: tests of duplicate detection call
+        # patient_create themselves.
+        kwargs.setdefault("confirm_new_patient", True)
         patient = patient_create(actor=None, organization=organization, user=user, **kwargs)
         if status:
             patient.status = status

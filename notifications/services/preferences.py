@@ -83,3 +83,12 @@ def clinic_notification_settings_set(
             reminder_lead_minutes=leads,
         )
     return row
+
+
+def contact_preference_merge(merge: Patient, keep: Patient) -> int:
+    """patient_merge's mover for contact preferences (one per patient): the record that stays keeps its
+    own; when it has none, it takes the merged record's (the patient said how to reach them). Runs inside
+    the merge's transaction, with both patients locked."""
+    if ContactPreference.objects.filter(patient=keep).exists():
+        return 0
+    return ContactPreference.objects.filter(patient=merge).update(patient=keep)

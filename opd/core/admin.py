@@ -14,6 +14,7 @@ import zoneinfo
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.views.autocomplete import AutocompleteJsonView
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import AdminPasswordChangeForm, AdminUserCreationForm, UserChangeForm
 from django.utils.html import format_html
@@ -58,6 +59,27 @@ from .tenancy import clinics_for, departments_for, organizations_for, restrict_t
 admin.site.site_header = "OPD administration"
 admin.site.site_title = "OPD admin"
 admin.site.index_title = "Clinic administration"
+
+
+class LabelledAutocompleteJsonView(AutocompleteJsonView):
+    """Autocomplete answers labelled by the searched model's admin when it says how
+    (`autocomplete_label(obj)`), e.g. a patient with date of birth and MRN so that two people of one
+    name can be told apart; otherwise str(obj), as Django does."""
+
+    def serialize_result(self, obj, to_field_name):
+        result = super().serialize_result(obj, to_field_name)
+        label = getattr(self.model_admin, "autocomplete_label", None)
+        if label is not None:
+            result["text"] = label(obj)
+        return result
+
+
+def _autocomplete_view(request):
+    return LabelledAutocompleteJsonView.as_view(admin_site=admin.site)(request)
+
+
+# The site's URLs look the view up on the instance when they are built (after every admin loaded).
+admin.site.autocomplete_view = _autocomplete_view  # type: ignore[method-assign]
 
 TIME_ZONE_CHOICES = [(name, name) for name in sorted(zoneinfo.available_timezones())]
 
@@ -112,6 +134,7 @@ class ClinicForm(forms.ModelForm):
             "time_zone",
             "address",
             "phone",
+            "phone_region",
             "email",
             "cancellation_cutoff_minutes",
             "is_active",

@@ -272,6 +272,13 @@ class OpdModelAdminMixin(RoleScopedMixin):
         return obj
 
     def get_form(self, request, obj=None, change=False, **kwargs):
+        rejected = getattr(request, "_opd_rejected", None)
+        if rejected is not None:
+            # An inline row's error is shown beside that row; the main form only carries the summary
+            # (which also keeps the whole page unsaved). Wrapped first: a subclass of a ModelForm
+            # rebuilds its fields from the model, which would undo the changes below.
+            error = rejected.error if rejected.prefix is None else DomainError(rejected.error.message)
+            kwargs["form"] = _form_showing(kwargs.get("form", self.form), error, self.service_error_fields)
         form = super().get_form(request, obj, change=change, **kwargs)
         fields = form.base_fields
         if "organization" in fields and not request.user.is_superuser:
@@ -286,12 +293,6 @@ class OpdModelAdminMixin(RoleScopedMixin):
                     # A copy: fields declared on a form class are shared by every class built from it.
                     fields[name] = copy.deepcopy(fields[name])
                     fields[name].disabled = True
-        rejected = getattr(request, "_opd_rejected", None)
-        if rejected is not None:
-            # An inline row's error is shown beside that row; the main form only carries the summary
-            # (which also keeps the whole page unsaved).
-            error = rejected.error if rejected.prefix is None else DomainError(rejected.error.message)
-            form = _form_showing(form, error, self.service_error_fields)
         return form
 
     def get_formsets_with_inlines(self, request, obj=None):

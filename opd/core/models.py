@@ -9,6 +9,8 @@ from django.db import models
 from django.utils import timezone
 from django_otp.models import Device, ThrottlingMixin
 
+from .phones import region_for_time_zone, validate_phone_region
+
 
 def validate_time_zone(value: str) -> None:
     if value not in zoneinfo.available_timezones():
@@ -85,6 +87,15 @@ class Clinic(models.Model):
     time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
     address = models.TextField(blank=True)
     phone = models.CharField(max_length=32, blank=True)
+    # The country a patient's phone number is read in when typed without a country code (#17).
+    phone_region = models.CharField(
+        "phone number region",
+        max_length=2,
+        blank=True,
+        validators=[validate_phone_region],
+        help_text="Country of the phone numbers typed here without a country code (ISO 3166, e.g. GB, IN). "
+        "Blank: the country of the clinic's time zone.",
+    )
     email = models.EmailField(blank=True)
     cancellation_cutoff_minutes = models.PositiveIntegerField(
         default=120, help_text="Patients may cancel or reschedule up to this many minutes before the start."
@@ -108,6 +119,10 @@ class Clinic(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def default_phone_region(self) -> str:
+        return self.phone_region or region_for_time_zone(self.time_zone)
 
     @property
     def tz(self) -> zoneinfo.ZoneInfo:

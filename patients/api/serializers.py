@@ -4,11 +4,12 @@ from typing import Any
 
 from rest_framework import serializers
 
-from opd.core.api.serializers import ScopedPrimaryKeyField, StrictInputMixin
+from opd.core.api.serializers import ErrorDetailSerializer, ScopedPrimaryKeyField, StrictInputMixin
 from opd.core.errors import NotFound
 from opd.core.models import Clinic, Organization
 from opd.core.tenancy import clinics_for, organizations_for
 
+from ..duplicates import Candidate
 from ..models import Patient, PatientStatus
 from ..services import EDITABLE_FIELDS
 
@@ -84,8 +85,16 @@ class PatientCreateSerializer(PatientSerializer):
     registered_at_clinic = ScopedPrimaryKeyField(
         scope=clinics_for, noun="clinic", queryset=Clinic.objects.none(), required=False, allow_null=True
     )
+    confirm_new_patient = serializers.BooleanField(
+        write_only=True,
+        required=False,
+        default=False,
+        help_text="Register even though possible duplicates were found (after a 409 possible_duplicate "
+        "answer, once the candidates were checked and none is this person).",
+    )
 
     class Meta(PatientSerializer.Meta):
+        fields = [*PATIENT_FIELDS, "confirm_new_patient"]
         read_only_fields = ["id", "mrn", "status", "created_at", "updated_at"]
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -102,3 +111,42 @@ class PatientCreateSerializer(PatientSerializer):
             raise NotFound("Unknown clinic.", fields={"registered_at_clinic": "Unknown clinic."})
         attrs["organization"] = organization
         return attrs
+
+
+class DuplicateCandidateSerializer(serializers.Serializer):
+    """An existing patient who may be the one being registered."""
+
+    id = serializers.IntegerField()
+    mrn = serializers.CharField()
+    full_name = serializers.CharField()
+    date_of_birth = serializers.DateField()
+    clinic = serializers.CharField(allow_null=True, help_text="The clinic the patient registered at.")
+    reasons = serializers.ListField(
+        child=serializers.ChoiceField(choices=["name_and_date_of_birth", "phone"]),
+        help_text="Why it matched: same date of birth and a similar name; the same phone number.",
+    )
+
+    @staticmethod
+    def of(candidate: Candidate) -> dict[str, Any]:
+        patient = candidate.patient
+        clinic = patient.registered_at_clinic
+        return {
+            "id": patient.pk,
+            "mrn": patient.mrn,
+            "full_name": patient.full_name,
+            "date_of_birth": patient.date_of_birth,
+            "clinic": clinic.name if clinic is not None else None,
+            "reasons": list(candidate.reasons),
+        }
+
+
+class PossibleDuplicateDetailSerializer(ErrorDetailSerializer):
+    code = serializers.ChoiceField(choices=["possible_duplicate"])  # type: ignore[assignment]
+    candidates = DuplicateCandidateSerializer(many=True)
+
+
+class PossibleDuplicateSerializer(serializers.Serializer):
+    """409 `possible_duplicate`: the error shape plus the candidates. Resend with
+    confirm_new_patient: true to register anyway."""
+
+    error = PossibleDuplicateDetailSerializer()

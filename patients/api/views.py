@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
+from opd.core.api.exceptions import error_body
 from opd.core.api.permissions import InClinicalStanding, IsClinicStaff
 from opd.core.tenancy import signed_in_user
 
 from ..filters import PatientFilter
 from ..models import Patient, PatientStatus
 from ..selectors import patients_for
-from ..services import patient_create, patient_set_status, patient_update
-from .serializers import PatientCreateSerializer, PatientSerializer
+from ..services import PossibleDuplicate, patient_create, patient_set_status, patient_update
+from .serializers import (
+    DuplicateCandidateSerializer,
+    PatientCreateSerializer,
+    PatientSerializer,
+    PossibleDuplicateSerializer,
+)
 
 
 class PatientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -37,11 +43,27 @@ class PatientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     def get_serializer_class(self):
         return PatientCreateSerializer if self.action == "create" else PatientSerializer
 
-    @extend_schema(request=PatientCreateSerializer, responses={201: PatientSerializer})
+    @extend_schema(
+        request=PatientCreateSerializer,
+        responses={
+            201: PatientSerializer,
+            409: OpenApiResponse(
+                PossibleDuplicateSerializer,
+                description="possible_duplicate: the organization may already know this person (same "
+                "date of birth and a similar name, or the same phone number); the candidates are listed. "
+                "Nothing was registered.",
+            ),
+        },
+    )
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        patient = patient_create(actor=request.user, **serializer.validated_data)
+        try:
+            patient = patient_create(actor=request.user, **serializer.validated_data)
+        except PossibleDuplicate as exc:
+            body = error_body(exc.code, exc.message, exc.fields)
+            body["error"]["candidates"] = [DuplicateCandidateSerializer.of(c) for c in exc.candidates]
+            return Response(body, status=status.HTTP_409_CONFLICT)
         return Response(PatientSerializer(patient).data, status=status.HTTP_201_CREATED)
 
     def update(self, request, *args, **kwargs):

@@ -45,10 +45,10 @@ NEW_KEY = generate_key()
 
 # What must never be found in a column, a file, the archive or a dump.
 SECRETS = {
-    "phone": "+44 20 7946 0777",
+    "phone": "+442079460777",  # stored in E.164 whatever the spelling (patients.phones)
     "email": "hidden.person@example.org",
     "address": "221B Baker Street, London",
-    "emergency_contact_phone": "+44 20 7946 0888",
+    "emergency_contact_phone": "+442079460888",
     "insurance_policy_number": "POL-998877-XQ",
 }
 NOTES = {
@@ -230,6 +230,7 @@ def test_the_same_text_encrypts_differently_each_time(org, staff_user):
             last_name=str(n),
             date_of_birth=dt.date(1990, 1, 1),
             insurance_policy_number="SAME-1",
+            confirm_new_patient=True,  # twins: same birthday, alike names
         )
         for n in range(2)
     ]

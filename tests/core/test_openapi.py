@@ -73,7 +73,13 @@ def test_it_types_every_path_id_as_an_integer(schema):
                 assert parameter["schema"]["type"] == "integer", (method, path, parameter["name"])
 
 
+# Errors that carry more than the one shape: the same {"error": {"code", "message", "fields"}}, plus
+# what the client needs to act on them.
+EXTENDED_ERRORS = {("post", "/api/v1/patients/", "409"): "PossibleDuplicate"}
+
+
 def test_it_documents_every_error_answer_in_the_one_error_shape(schema):
+    components = schema["components"]["schemas"]
     for path, method, operation in _operations(schema):
         responses = operation["responses"]
         if path != "/api/v1/auth/token/":
@@ -81,7 +87,15 @@ def test_it_documents_every_error_answer_in_the_one_error_shape(schema):
         for status, response in responses.items():
             if status.startswith(("4", "5")):
                 body = response["content"]["application/json"]["schema"]
-                assert body == {"$ref": "#/components/schemas/Error"}, (method, path, status)
+                name = EXTENDED_ERRORS.get((method, path, status), "Error")
+                assert body == {"$ref": f"#/components/schemas/{name}"}, (method, path, status)
+    for name in EXTENDED_ERRORS.values():
+        detail = components[components[name]["properties"]["error"]["$ref"].split("/")[-1]]
+        assert (
+            {"code", "message", "fields"}
+            <= set(detail["properties"])
+            <= set(detail["required"]) | {"candidates"}
+        )
 
 
 def test_it_documents_bad_bodies_and_media_types_where_there_is_a_body(schema):

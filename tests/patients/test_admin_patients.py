@@ -187,3 +187,87 @@ def test_it_lists_patients_in_a_constant_number_of_queries(
     with django_assert_max_num_queries(len(few)):
         response = client.get(CHANGELIST)
     assert len(listed(response)) == 23
+
+
+# Duplicates and merges (#17)
+
+
+def test_the_booking_autocomplete_tells_namesakes_apart_by_birth_date_and_mrn(
+    client, staff_user, org, clinic
+):
+    client.force_login(staff_user)
+    older = PatientFactory(
+        organization=org, first_name="Ann", last_name="Lee", date_of_birth=dt.date(1950, 2, 1)
+    )
+    younger = PatientFactory(
+        organization=org, first_name="Ann", last_name="Lee", date_of_birth=dt.date(1990, 7, 9)
+    )
+
+    response = client.get(
+        reverse("admin:autocomplete"),
+        {"app_label": "scheduling", "model_name": "appointment", "field_name": "patient", "term": "ann lee"},
+    )
+
+    assert sorted(r["text"] for r in response.json()["results"]) == sorted(
+        [f"Lee, Ann · born 01 Feb 1950 · {older.mrn}", f"Lee, Ann · born 09 Jul 1990 · {younger.mrn}"]
+    )
+
+
+def test_the_admin_shows_phone_numbers_national_for_the_clinics_country(client, staff_user, org, clinic):
+    client.force_login(staff_user)
+    PatientFactory(organization=org, registered_at_clinic=clinic, phone="07700 900123")
+    PatientFactory(organization=org, registered_at_clinic=clinic, phone="+91 98765 43210")
+
+    html = client.get(CHANGELIST).content.decode()
+
+    assert "07700 900123" in html
+    assert "+91 98765 43210" in html
+    assert "+447700900123" not in html
+
+
+def test_the_merge_page_refuses_another_organizations_record_and_a_doctor(
+    client, staff_user, doctor, patient, other_org_patient
+):
+    client.force_login(staff_user)
+    url = reverse("admin:patients_patient_merge", args=[other_org_patient.pk])
+    assert client.get(url).status_code == 404
+    response = client.post(
+        reverse("admin:patients_patient_merge", args=[patient.pk]),
+        {"keep_mrn": other_org_patient.mrn, "confirm": "yes"},
+    )
+    # MRNs are per organization: the other one's number finds this organization's record or none.
+    assert 'class="errornote"' in response.content.decode()
+    assert {p.status for p in Patient.objects.all()} == {PatientStatus.ACTIVE}
+
+    client.force_login(doctor.user)
+    assert client.get(reverse("admin:patients_patient_merge", args=[patient.pk])).status_code in (302, 403)
+
+
+def test_reception_sees_a_flagged_sign_up_with_its_matches_and_marks_it_reviewed(
+    client, staff_user, org, clinic
+):
+    from patients.services import patient_create
+
+    mary = PatientFactory(
+        organization=org,
+        registered_at_clinic=clinic,
+        first_name="Mary",
+        last_name="Seacole",
+        date_of_birth=dt.date(1985, 11, 23),
+    )
+    flagged = patient_create(
+        actor=None,
+        organization=org,
+        registered_at_clinic=clinic,
+        first_name="Mary",
+        last_name="Seacole",
+        date_of_birth=dt.date(1985, 11, 23),
+        flag_possible_duplicate=True,
+    )
+    client.force_login(staff_user)
+
+    assert listed(client.get(CHANGELIST, {"duplicate_review__exact": "1"})) == {flagged.pk}
+    assert mary.mrn in client.get(change_url(flagged)).content.decode()
+    client.post(CHANGELIST, {"action": "mark_not_duplicates", "_selected_action": [flagged.pk]})
+
+    assert not Patient.objects.get(pk=flagged.pk).duplicate_review

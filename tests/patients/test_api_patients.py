@@ -183,7 +183,7 @@ def test_it_gives_each_registration_its_own_mrn(api_as, admin_user, org):
     client = api_as(admin_user)
 
     first = client.post(LIST, new_patient()).json()["mrn"]
-    second = client.post(LIST, new_patient(first_name="Florence")).json()["mrn"]
+    second = client.post(LIST, new_patient(first_name="Florence", phone="+44 20 7946 0777")).json()["mrn"]
 
     assert first != second
 
@@ -312,10 +312,12 @@ def test_it_updates_a_patient_partially(api_as, staff_user, patient):
     )
 
     assert response.status_code == 200, response.content
-    assert response.json()["phone"] == "020 7946 0123"
+    # A national number is read in the region of the organization's clinic (GB) and kept in E.164; its
+    # blind index (last 7 digits) is the one the national spelling searches with.
+    assert response.json()["phone"] == "+442079460123"
     patient.refresh_from_db()
     assert (patient.phone, patient.phone_index, patient.address) == (
-        "020 7946 0123",
+        "+442079460123",
         blind_index("phone", "02079460123"),
         "12 Marylebone",
     )
@@ -424,3 +426,42 @@ def test_it_hides_other_tenants_patients_from_deactivation(api_as, staff_user, o
     assert api_as(staff_user).post(detail(other_org_patient, "deactivate/")).status_code == 404
     other_org_patient.refresh_from_db()
     assert other_org_patient.status == PatientStatus.ACTIVE
+
+
+# Possible duplicates (#17)
+
+
+def test_it_answers_409_possible_duplicate_with_the_candidates_and_registers_nothing(
+    api_as, staff_user, clinic
+):
+    client = api_as(staff_user)
+    first = client.post(LIST, new_patient(registered_at_clinic=clinic.pk)).json()
+
+    response = client.post(LIST, new_patient(first_name="mary ", last_name="SEACOLE", phone=""))
+
+    assert response.status_code == 409, response.content
+    error = response.json()["error"]
+    assert error["code"] == "possible_duplicate"
+    assert error["fields"] == {"confirm_new_patient": ["Confirm that this is a new patient."]}
+    assert error["candidates"] == [
+        {
+            "id": first["id"],
+            "mrn": first["mrn"],
+            "full_name": "Mary Seacole",
+            "date_of_birth": "1985-11-23",
+            "clinic": clinic.name,
+            "reasons": ["name_and_date_of_birth"],
+        }
+    ]
+    assert Patient.objects.count() == 1
+
+
+def test_it_registers_a_look_alike_when_the_caller_confirms_a_new_patient(api_as, staff_user):
+    client = api_as(staff_user)
+    client.post(LIST, new_patient())
+
+    response = client.post(LIST, new_patient(first_name="Marie", confirm_new_patient=True))
+
+    assert response.status_code == 201, response.content
+    assert "confirm_new_patient" not in response.json()
+    assert Patient.objects.count() == 2

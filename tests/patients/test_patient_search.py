@@ -6,7 +6,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def people(org, other_org):
+def people(org, other_org, clinic):  # the clinic: national numbers are read in its region (GB)
     return {
         "ann": PatientFactory(
             organization=org, first_name="Ann", last_name="Smith", phone="+44 20 7946 0018"

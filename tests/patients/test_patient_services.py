@@ -90,6 +90,7 @@ def test_concurrent_registrations_never_share_an_mrn():
                 first_name=f"P{i}",
                 last_name="X",
                 date_of_birth=dt.date(1990, 1, 1),
+                confirm_new_patient=True,  # "P1 X" and "P2 X", born the same day, look alike
             )
         except Exception as exc:
             errors.append(exc)

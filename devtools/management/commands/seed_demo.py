@@ -618,6 +618,7 @@ def ensure_patient(demo: Demo, spec: dict, *, user: User | None) -> Patient:
         organization=demo.organization,
         registered_at_clinic=demo.clinics[spec["clinic"]],
         user=user,
+        confirm_new_patient=True,  # the demo's people are distinct by design
         **fields,
     )
 

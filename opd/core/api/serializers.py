@@ -120,6 +120,7 @@ class ClinicSerializer(serializers.ModelSerializer):
             "time_zone",
             "address",
             "phone",
+            "phone_region",
             "email",
             "cancellation_cutoff_minutes",
             "is_active",

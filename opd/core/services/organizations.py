@@ -21,6 +21,7 @@ from django.db import transaction
 from ..audit import audit, changes
 from ..errors import NotFound, PermissionDenied, ValidationFailed
 from ..models import Clinic, Department, Organization, User
+from ..phones import region_for_time_zone
 from . import validate_model
 
 # access_log_shows_names: whether patients see staff names on "who opened my record" (Organization).
@@ -31,6 +32,7 @@ CLINIC_FIELDS = (
     "time_zone",
     "address",
     "phone",
+    "phone_region",
     "email",
     "cancellation_cutoff_minutes",
     "checkin_opens_minutes",
@@ -127,10 +129,20 @@ def organization_update(*, actor: User | None, organization: Organization, **fie
     return current
 
 
+def _upper_region(fields: dict[str, Any]) -> None:
+    if isinstance(fields.get("phone_region"), str):
+        fields["phone_region"] = fields["phone_region"].strip().upper()
+
+
 def clinic_create(*, actor: User | None, organization: Organization, **fields: Any) -> Clinic:
     _only(fields, CLINIC_FIELDS)
     check_tenant(actor, organization.pk, "organization")
+    _upper_region(fields)
     clinic = Clinic(organization=organization, **fields)
+    if not clinic.phone_region:
+        # Written down rather than left to follow the time zone: the desk sees which country a typed
+        # number is read in, and a later move of zone does not silently change it.
+        clinic.phone_region = region_for_time_zone(clinic.time_zone)
     validate_model(clinic)
     with transaction.atomic():
         clinic.save()
@@ -147,6 +159,7 @@ def clinic_update(*, actor: User | None, clinic: Clinic, **fields: Any) -> Clini
     """
     _only(fields, CLINIC_FIELDS)
     check_tenant(actor, clinic.organization_id, "clinic")
+    _upper_region(fields)
     with transaction.atomic():
         current = Clinic.objects.select_for_update().get(pk=clinic.pk)
         previous_time_zone = current.time_zone
