@@ -10,7 +10,8 @@ from billing.models import Invoice, InvoiceStatus
 from billing.services import fee_save, invoice_raise, invoice_void
 from opd.core.errors import Conflict, PermissionDenied
 from opd.core.models import AuditEvent
-from scheduling.services import appointment_cancel, appointment_complete, appointment_start
+from scheduling.services import appointment_cancel
+from tests.consultations.factories import complete_visit
 from tests.factories import DoctorFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("daytime")]
@@ -39,8 +40,7 @@ def test_it_waits_for_completion_when_the_clinic_says_so(
     appointment = check_in(patient)
     assert not appointment.invoices.exists()
     with committed():
-        appointment_start(actor=doctor.user, appointment=appointment)
-        appointment_complete(actor=doctor.user, appointment=appointment)
+        complete_visit(actor=doctor.user, appointment=appointment)  # opened and completed with its record
 
     invoice = appointment.invoices.get()
     assert (invoice.total, invoice.currency) == (Decimal("45.30"), "INR")
@@ -81,8 +81,7 @@ def test_it_charges_a_follow_up_after_a_completed_visit(
     )
     first = check_in(patient)
     with committed():
-        appointment_start(actor=doctor.user, appointment=first)
-        appointment_complete(actor=doctor.user, appointment=first)
+        complete_visit(actor=doctor.user, appointment=first)
 
     second = check_in(patient)
 
