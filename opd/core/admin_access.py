@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from .admin_mixins import ADD, VIEW, OpdModelAdmin, adopt
+from .clinic_time import in_clinic_time
 from .errors import DomainError
 from .models import AccessReview, FlaggedAccess, Role
 from .selectors import BREAK_GLASS, flagged_accesses_for
@@ -73,10 +74,11 @@ class FlaggedAccessAdmin(OpdModelAdmin):
     def review_status(self, obj: FlaggedAccess) -> str:
         review = getattr(obj, "review", None)
         if review is not None:
+            # On the clock of the clinic whose record was opened (an access with no clinic: UTC, named).
             return format_html(
-                "Reviewed by {} on {:%Y-%m-%d %H:%M} UTC{}",
+                "Reviewed by {} on {}{}",
                 review.reviewer,
-                review.reviewed_at,
+                in_clinic_time(review.reviewed_at, obj.clinic if obj.clinic_id else "UTC"),
                 f": {review.note}" if review.note else "",
             )
         url = reverse("admin:core_accessreview_add") + f"?event={obj.pk}"

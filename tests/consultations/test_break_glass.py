@@ -230,6 +230,11 @@ def test_reviewing_writes_a_review_row_and_leaves_the_access_row_as_it_was(clien
     assert AuditEvent.objects.filter(pk=flag.pk).values().get() == before
     listing = client.get(reverse("admin:core_flaggedaccess_changelist") + "?reviewed=no")
     assert list(listing.context["cl"].result_list) == []
+    # The review is shown on the clock of the clinic whose record was opened, its zone named.
+    reviewed = client.get(reverse("admin:core_flaggedaccess_changelist")).content.decode()
+    assert f"Reviewed by {admin_user}" in reviewed
+    assert "Europe/London" in reviewed
+    assert "UTC" not in reviewed
 
 
 def test_the_bulk_action_marks_reviewed_once(client, admin_user, flag):
