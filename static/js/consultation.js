@@ -223,6 +223,10 @@
   function post(form, button) {
     var current = state(form);
     clearTimeout(current.timer);
+    // The post carries every field, so no autosave may follow the one under way: a second autosave
+    // started as that one ends would race this post with the same version, and one of the two would
+    // come back 409 version_conflict although nobody else wrote.
+    current.again = false;
     // An autosave under way first: the button's post then carries the version it made.
     var before = current.inflight || Promise.resolve();
     current.saving = true;
