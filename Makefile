@@ -87,7 +87,6 @@ endef
 ## make run: the embedded default (SQLite, local-memory cache, in-memory channel layer, file-system
 ## Celery broker) on http://127.0.0.1:8000, with a Celery worker and beat. Ctrl-C stops all three.
 run: export DJANGO_DEBUG ?= true
-run: export CONN_MAX_AGE ?= 60
 run: venv
 	@$(call require_free_port,$(PORT))
 	$(PY) manage.py migrate --noinput

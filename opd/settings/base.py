@@ -121,8 +121,6 @@ DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{DATA_DIR / '
 # Persistent connections double WSGI throughput; under ASGI the websocket consumers' thread pool would
 # keep one per thread, so the ASGI server is started with CONN_MAX_AGE=0.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
-# Threads of the ASGI process answering HTTP (opd/asgi.py: Django's WSGI handler on a thread pool).
-OPD_ASGI_HTTP_THREADS = env.int("OPD_ASGI_HTTP_THREADS", default=8)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
     DATABASES["default"].setdefault("OPTIONS", {}).update(

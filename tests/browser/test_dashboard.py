@@ -111,7 +111,8 @@ def test_the_dashboard_shows_a_check_in_made_elsewhere_without_reloading(
     card.get_by_role("button", name="Complete consultation").click()
     page.locator("dialog.confirm-dialog").get_by_role("button", name="Complete").click()
     page.get_by_role("button", name="Call next patient").click()
-    page.get_by_text("Called to the room").wait_for()
+    # The top card says it (the panel it loads shows the same words in its status badge).
+    page.locator("#queue-current-title").get_by_text("Called to the room").wait_for()
     called = page.locator("#queue-current .token-lg").inner_text()
     display.locator(".calling.is-latest .calling-token", has_text=called).wait_for(state="visible")
     for appointment in (first, arriving):
