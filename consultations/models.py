@@ -148,7 +148,53 @@ def _range_check(name: str) -> models.CheckConstraint:
     )
 
 
-class Consultation(models.Model):
+class News2Readings:
+    """NEWS2 read from a row's vitals and stored scores: the consultation's and a triage observation's
+    columns have the same names, so both read them through this one place."""
+
+    respiratory_rate: int | None
+    spo2: int | None
+    on_supplemental_oxygen: bool | None
+    systolic_bp: int | None
+    pulse: int | None
+    consciousness: str
+    temperature: Decimal | None
+    hypercapnic_respiratory_failure: bool
+    news2_total: int | None
+
+    @property
+    def observations(self) -> news2.Observations:
+        return news2.Observations(
+            respiratory_rate=self.respiratory_rate,
+            spo2=self.spo2,
+            on_supplemental_oxygen=self.on_supplemental_oxygen,
+            systolic_bp=self.systolic_bp,
+            pulse=self.pulse,
+            consciousness=self.consciousness or None,
+            temperature=self.temperature,
+            spo2_scale_2=self.hypercapnic_respiratory_failure,
+        )
+
+    @property
+    def news2_missing(self) -> list[str]:
+        return news2.missing_parameters(self.observations)
+
+    @property
+    def news2_sub_scores(self) -> dict[str, int] | None:
+        if self.news2_total is None:
+            return None
+        return {name: getattr(self, f"news2_{name}") for name in news2.PARAMETERS}
+
+    @property
+    def news2_response(self) -> news2.ClinicalResponse | None:
+        """What the score asks of the clinic (RCP 2017's clinical response), once there is a score."""
+        sub_scores = self.news2_sub_scores
+        if self.news2_total is None or sub_scores is None:
+            return None
+        return news2.clinical_response(self.news2_total, sub_scores.values())
+
+
+class Consultation(News2Readings, models.Model):
     """What a doctor records for one appointment. Draft while being written, then completed (read-only)."""
 
     organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
@@ -337,37 +383,6 @@ class Consultation(models.Model):
             return None
         metres = Decimal(self.height_cm) / 100
         return (Decimal(self.weight_kg) / (metres * metres)).quantize(Decimal("0.1"))
-
-    @property
-    def observations(self) -> news2.Observations:
-        return news2.Observations(
-            respiratory_rate=self.respiratory_rate,
-            spo2=self.spo2,
-            on_supplemental_oxygen=self.on_supplemental_oxygen,
-            systolic_bp=self.systolic_bp,
-            pulse=self.pulse,
-            consciousness=self.consciousness or None,
-            temperature=self.temperature,
-            spo2_scale_2=self.hypercapnic_respiratory_failure,
-        )
-
-    @property
-    def news2_missing(self) -> list[str]:
-        return news2.missing_parameters(self.observations)
-
-    @property
-    def news2_sub_scores(self) -> dict[str, int] | None:
-        if self.news2_total is None:
-            return None
-        return {name: getattr(self, f"news2_{name}") for name in news2.PARAMETERS}
-
-    @property
-    def news2_response(self) -> news2.ClinicalResponse | None:
-        """What the score asks of the clinic (RCP 2017's clinical response), once there is a score."""
-        sub_scores = self.news2_sub_scores
-        if self.news2_total is None or sub_scores is None:
-            return None
-        return news2.clinical_response(self.news2_total, sub_scores.values())
 
 
 class Addendum(models.Model):
@@ -582,7 +597,7 @@ class CareNote(models.Model):
         return f"{self.get_category_display()} note #{self.pk}"
 
 
-class TriageObservation(models.Model):
+class TriageObservation(News2Readings, models.Model):
     """Vitals a nurse (or a doctor) takes while a checked-in patient waits, before the consultation.
 
     Appended, never edited: each new set is a new row, so the latest is what counts (the queue's NEWS2,
@@ -715,34 +730,3 @@ class TriageObservation(models.Model):
                     f"systolic ({self.systolic_bp} mmHg)."
                 }
             )
-
-    # Read like the consultation's columns of the same names.
-    @property
-    def observations(self) -> news2.Observations:
-        return news2.Observations(
-            respiratory_rate=self.respiratory_rate,
-            spo2=self.spo2,
-            on_supplemental_oxygen=self.on_supplemental_oxygen,
-            systolic_bp=self.systolic_bp,
-            pulse=self.pulse,
-            consciousness=self.consciousness or None,
-            temperature=self.temperature,
-            spo2_scale_2=self.hypercapnic_respiratory_failure,
-        )
-
-    @property
-    def news2_missing(self) -> list[str]:
-        return news2.missing_parameters(self.observations)
-
-    @property
-    def news2_sub_scores(self) -> dict[str, int] | None:
-        if self.news2_total is None:
-            return None
-        return {name: getattr(self, f"news2_{name}") for name in news2.PARAMETERS}
-
-    @property
-    def news2_response(self) -> news2.ClinicalResponse | None:
-        sub_scores = self.news2_sub_scores
-        if self.news2_total is None or sub_scores is None:
-            return None
-        return news2.clinical_response(self.news2_total, sub_scores.values())
