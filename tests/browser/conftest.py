@@ -170,6 +170,7 @@ def axe_violations(page, *, disabled_rules: tuple[str, ...] = (), preload: bool 
     by adding a <style> element, which the Content-Security-Policy refuses (Django admin's forms.css
     imports widgets.css). Only the css-orientation-lock rule needs them; our own sheets import nothing.
     """
+    page.wait_for_load_state("load")
     if not page.evaluate("() => typeof window.axe !== 'undefined'"):
         page.evaluate(axe_source())
     return page.evaluate(RUN_AXE, [AXE_TAGS, list(disabled_rules), preload])

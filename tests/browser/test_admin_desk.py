@@ -168,6 +168,7 @@ def test_the_desk_books_walks_in_checks_in_reschedules_and_cancels_in_clinic_tim
     screenshot(page, "desk-appointment-page")
     page.locator(".object-tools").get_by_role("link", name="Reschedule").click()
     page.get_by_role("link", name=f"{tomorrow:%a %d %b}").click()
+    expect(page.get_by_role("button", name="08:15 Dr Priya Sen")).to_be_visible()
     accessible(page, "desk-reschedule")
     screenshot(page, "desk-reschedule")
     page.get_by_role("button", name="08:15 Dr Priya Sen").click()
@@ -177,6 +178,10 @@ def test_the_desk_books_walks_in_checks_in_reschedules_and_cancels_in_clinic_tim
 
     # Cancel with a reason (the field is required; the reason is kept).
     page.locator("#desk-arrivals").get_by_role("link", name="Cancel Lata Roy").click()
+    # Wait for the cancel page itself: axe run while the click's navigation replaces the document
+    # finds no document (a flake seen once in CI).
+    page.wait_for_url("**/cancel/**")
+    expect(page.get_by_label("Reason")).to_be_visible()
     accessible(page, "desk-cancel")
     screenshot(page, "desk-cancel")
     page.get_by_label("Reason").fill("Patient phoned: travelling")
