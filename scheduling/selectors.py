@@ -24,7 +24,7 @@ from patients.models import ENCRYPTED_FIELDS as PATIENT_ENCRYPTED_FIELDS
 from .models import Appointment, AppointmentStatus, ApprovalStatus, Doctor, QueueVersion, Slot
 
 
-def slots_for(user: User, *, include_closed: bool = False) -> QuerySet[Slot]:
+def slots_for(user: User, *, include_closed: bool = False, lazy: bool = False) -> QuerySet[Slot]:
     """Slots the user may see.
 
     For patients the list is what they could book: active, future slots of approved doctors in active
@@ -44,7 +44,7 @@ def slots_for(user: User, *, include_closed: bool = False) -> QuerySet[Slot]:
                 department__is_active=True,
             )
         return qs
-    return restrict_to_clinics(qs, user)
+    return restrict_to_clinics(qs, user, lazy=lazy)
 
 
 def appointments_for(user: User) -> QuerySet[Appointment]:

@@ -339,3 +339,21 @@ def pytest_collection_modifyitems(config, items):
             unmarked.append(item.nodeid)
     if unmarked:
         raise pytest.UsageError("Mark browser tests `browser` and `slow`: " + ", ".join(unmarked))
+
+
+@pytest.fixture
+def tasks_queued_not_run():
+    """Celery tasks go to the broker (a queue of this test's own, emptied afterwards) instead of running in
+    the test process, as in production: so a query count is the request's, not its background work's."""
+    import uuid
+
+    from opd.celery import app as celery_app
+
+    queue = f"opd-test-unrun-{uuid.uuid4().hex}"
+    names = ("task_always_eager", "task_default_queue")
+    previous = {name: celery_app.conf[name] for name in names}
+    celery_app.conf.update(task_always_eager=False, task_default_queue=queue)
+    yield queue
+    celery_app.conf.update(previous)
+    with celery_app.connection_for_write() as conn:
+        conn.default_channel.queue_purge(queue)

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
+import json
 import random
 import time
-from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar, overload
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, ParamSpec, TypeVar, cast, overload
 
 from django.db import IntegrityError, OperationalError, connection, transaction
-from django.db.models import F, Model
+from django.db.models import F, Field, Model
+from django.utils import timezone
 
 from .errors import Conflict
 
 T = TypeVar("T")
 P = ParamSpec("P")
+ModelT = TypeVar("ModelT", bound=Model)
 
 # MySQL/MariaDB: 1213 deadlock (InnoDB rolled the whole transaction back), 1205 lock wait timeout.
 RETRYABLE_ERRORS = {1213, 1205}
@@ -81,3 +86,71 @@ def next_in_sequence(model: type[Model], **key: Any) -> int:
         except IntegrityError:
             rows.update(last_value=F("last_value") + 1)
     return rows.values_list("last_value", flat=True).get()
+
+
+# A door whose outermost transaction rolls back whole on any error marks it; a service's own atomic block
+# directly inside it then needs no savepoint (two round trips on the booking path) because nothing between
+# them catches an error and carries on. Deeper blocks, and every other caller, keep their savepoint.
+_WHOLE_AT = "_opd_whole_transaction_depth"
+
+
+@contextmanager
+def whole_transaction() -> Iterator[None]:
+    """The outermost transaction of a door that lets every error escape and roll it all back (the API's
+    write actions: opd.core.idempotency)."""
+    with transaction.atomic():
+        previous = getattr(connection, _WHOLE_AT, None)
+        setattr(connection, _WHOLE_AT, len(connection.atomic_blocks))
+        try:
+            yield
+        finally:
+            setattr(connection, _WHOLE_AT, previous)
+
+
+def service_atomic() -> transaction.Atomic:
+    """`transaction.atomic()` for a service: a savepoint when nested, unless the block directly around it
+    is a whole_transaction()."""
+    nested_in_whole = connection.in_atomic_block and getattr(connection, _WHOLE_AT, None) == len(
+        connection.atomic_blocks
+    )
+    return transaction.atomic(savepoint=not nested_in_whole)
+
+
+# Instances from a hand-written statement's columns (the booking path's one locking read): the fields given
+# are loaded, any other is deferred and loads on first access like any deferred field.
+
+
+def column_of(field: Field) -> str:
+    return cast(str, field.column)  # a concrete field always has one
+
+
+def instance_from_columns(model: type[ModelT], fields: Sequence[Field], values: Sequence[Any]) -> ModelT:
+    """`values` as the database driver returned them for `fields`' columns: Django's converters apply."""
+    loaded = []
+    for field, value in zip(fields, values, strict=True):
+        col = field.get_col(model._meta.db_table)
+        for convert in connection.ops.get_db_converters(col) + field.get_db_converters(connection):
+            value = convert(value, col, connection)
+        loaded.append(value)
+    return model.from_db(connection.alias, [f.attname for f in fields], loaded)
+
+
+def json_object_sql(fields: Sequence[Field], alias: str, prefix: str = "") -> str:
+    """JSON_OBJECT('attname', alias.column, ...): MariaDB, MySQL and SQLite spell it alike."""
+    qn = connection.ops.quote_name
+    pairs = ", ".join(f"'{prefix}{f.attname}', {alias}.{qn(column_of(f))}" for f in fields)
+    return f"JSON_OBJECT({pairs})"
+
+
+def instance_from_json(
+    model: type[ModelT], fields: Sequence[Field], data: str | dict, prefix: str = ""
+) -> ModelT:
+    """A JSON_OBJECT's values (strings for dates and times, 0/1 for booleans) back into field values."""
+    loaded = json.loads(data) if isinstance(data, str) else data
+    values = []
+    for field in fields:
+        value = field.to_python(loaded[prefix + field.attname])
+        if isinstance(value, dt.datetime) and timezone.is_naive(value):
+            value = timezone.make_aware(value, dt.UTC)  # stored in UTC, as every datetime here
+        values.append(value)
+    return model.from_db(connection.alias, [f.attname for f in fields], values)

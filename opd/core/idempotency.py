@@ -33,7 +33,7 @@ from django.db import IntegrityError, transaction
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from .db import retry_on_deadlock
+from .db import retry_on_deadlock, whole_transaction
 from .errors import Conflict, DomainError, ValidationFailed
 from .models import IdempotencyRecord, User
 from .tenancy import signed_in_user
@@ -104,7 +104,7 @@ def run_idempotent(
     `perform` reports failure by raising (nothing is stored); it may run again after a deadlock, so it
     must do all its reads and writes itself. Side effects registered with on_commit fire once, on commit.
     """
-    with transaction.atomic():
+    with whole_transaction():
         try:
             # A savepoint, so a duplicate leaves the outer transaction usable for reading the winner.
             with transaction.atomic():
@@ -147,7 +147,7 @@ def _plain(data: Any) -> Any:
 
 @retry_on_deadlock
 def _run_atomic(perform: Callable[[], Response]) -> Response:
-    with transaction.atomic():
+    with whole_transaction():
         return perform()
 
 

@@ -172,7 +172,7 @@ class AppointmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
                 department_id=data["department"].pk,
                 after=data.get("after"),
                 before=data.get("before"),
-                **common,
+                **{**common, "patient": data["patient"].get("patient")},
             )
         return self._answer(appointment, status.HTTP_201_CREATED)
 

@@ -17,9 +17,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from opd.core.api.serializers import ScopedPrimaryKeyField, StrictInputMixin
-from opd.core.errors import NotFound
 from opd.core.models import Clinic, Department
-from opd.core.tenancy import departments_for
+from opd.core.tenancy import ScopedId, departments_for
 from patients.models import Patient
 from patients.selectors import patients_for
 
@@ -219,12 +218,18 @@ def _bookable_slots_for(user):
     return slots_for(user, include_closed=True)
 
 
+def _slot_scope_for_booking(user):
+    # Deferred (a ScopedId): the booking service folds this scope into its one locking read.
+    return slots_for(user, include_closed=True, lazy=True)
+
+
 class AppointmentBookSerializer(StrictInputMixin, serializers.Serializer):
     """Give `slot` to book that slot, or `department` (with an optional window) for the first available."""
 
     slot = ScopedPrimaryKeyField(
-        scope=_bookable_slots_for,
+        scope=_slot_scope_for_booking,
         noun="slot",
+        deferred=True,
         queryset=Slot.objects.none(),
         required=False,
         help_text="Book this slot. Give either slot or department.",
@@ -240,6 +245,7 @@ class AppointmentBookSerializer(StrictInputMixin, serializers.Serializer):
     patient = ScopedPrimaryKeyField(
         scope=patients_for,
         noun="patient",
+        deferred=True,
         queryset=Patient.objects.none(),
         required=False,
         help_text="Required for staff; a patient may leave it out to book for themselves.",
@@ -272,13 +278,8 @@ class AppointmentBookSerializer(StrictInputMixin, serializers.Serializer):
             user = self.context["request"].user
             if not user.is_patient:
                 raise serializers.ValidationError({"patient": ["This field is required."]})
-            own = patients_for(user).first()
-            if own is None:
-                raise NotFound(
-                    "No patient record is linked to this account.",
-                    fields={"patient": "No patient record is linked to this account."},
-                )
-            attrs["patient"] = own
+            # Their own record, found by the booking service's read (404 there when none is linked).
+            attrs["patient"] = ScopedId(pk=None, scope=patients_for(user))
         return attrs
 
 

@@ -16,18 +16,29 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, cast
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import F, QuerySet, Sum
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Field, Model, QuerySet, Sum
 from django.utils import timezone
 
 from opd.core import events
 from opd.core.audit import audit
 from opd.core.clinic_time import in_clinic_time
-from opd.core.db import retry_on_deadlock
+from opd.core.db import (
+    column_of,
+    instance_from_columns,
+    instance_from_json,
+    json_object_sql,
+    retry_on_deadlock,
+    service_atomic,
+)
 from opd.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
-from opd.core.models import Role, User
+from opd.core.models import Clinic, Department, Role, User
+from opd.core.tenancy import ScopedId
 from patients.models import Patient
 
 from ..models import (
@@ -36,6 +47,7 @@ from ..models import (
     AppointmentStatus,
     ApprovalStatus,
     BookingChannel,
+    Doctor,
     Slot,
 )
 from ..selectors import (
@@ -92,19 +104,22 @@ def _check_email_verified(actor: User | None, patient: Patient) -> None:
         raise PermissionDenied(EMAIL_UNVERIFIED, code="email_unverified")
 
 
-def _check_booking_cap(actor: User | None, patient: Patient, now: dt.datetime) -> None:
+def _check_booking_cap(
+    actor: User | None, patient: Patient, now: dt.datetime, held: int | None = None
+) -> None:
     """A patient booking themselves holds at most OPD_MAX_FUTURE_BOOKINGS_PER_PATIENT future booked
     appointments in the organization. Caller holds the patient's row lock, so two bookings at the
-    boundary are serialized and the second sees the first."""
+    boundary are serialized and the second sees the first. `held`: that count, read under the lock."""
     cap = settings.OPD_MAX_FUTURE_BOOKINGS_PER_PATIENT
     if not cap or not _books_for_self(actor, patient):
         return
-    held = Appointment.objects.filter(
-        patient=patient,
-        organization_id=patient.organization_id,
-        status=AppointmentStatus.BOOKED,
-        start__gt=now,
-    ).count()
+    if held is None:
+        held = Appointment.objects.filter(
+            patient=patient,
+            organization_id=patient.organization_id,
+            status=AppointmentStatus.BOOKED,
+            start__gt=now,
+        ).count()
     if held >= cap:
         raise Conflict(
             f"You already have {held} upcoming appointments; you may hold at most {cap} at a time. "
@@ -166,14 +181,16 @@ def _check_no_overlap(
         )
 
 
-def _free_seat(slot: Slot) -> int:
-    taken = set(Appointment.objects.filter(slot=slot, seat__isnull=False).values_list("seat", flat=True))
+def _free_seat(slot: Slot, taken: set[int] | None = None) -> int:
+    if taken is None:
+        seats = Appointment.objects.filter(slot=slot, seat__isnull=False).values_list("seat", flat=True)
+        taken = {seat for seat in seats if seat is not None}
     return next(n for n in range(1, slot.capacity + 1) if n not in taken)
 
 
-def _take_seat(slot: Slot) -> int:
-    """Caller holds the slot's row lock."""
-    seat = _free_seat(slot)
+def _take_seat(slot: Slot, taken: set[int] | None = None) -> int:
+    """Caller holds the slot's row lock. `taken`: the slot's seats in use, read under that lock."""
+    seat = _free_seat(slot, taken)
     slot.booked_count += 1
     slot.save(update_fields=["booked_count"])
     return seat
@@ -186,11 +203,18 @@ def _release_seat(slot: Slot) -> None:
 
 
 def _create(
-    *, actor: User | None, patient: Patient, slot: Slot, shown: Slot, reason: str, channel: str
+    *,
+    actor: User | None,
+    patient: Patient,
+    slot: Slot,
+    shown: Slot,
+    reason: str,
+    channel: str,
+    taken: set[int] | None = None,
 ) -> Appointment:
     """Take a seat of the locked `slot` (`shown`: the same slot with its clinic, department and doctor),
     bump today's queues if it is today, and publish APPOINTMENT_BOOKED, the booking's one event."""
-    seat = _take_seat(slot)
+    seat = _take_seat(slot, taken)
     appointment = Appointment.objects.create(
         organization_id=slot.organization_id,
         clinic_id=slot.clinic_id,
@@ -238,29 +262,201 @@ def _conflict_from(exc: IntegrityError) -> Conflict:
     )
 
 
+# The one locking read of a booking (_lock_for_booking): which columns it loads. The patient's encrypted
+# contact fields are left deferred (nothing here reads them); the slot is read whole.
+def _fields(model: type[Model], names: Sequence[str] | None = None) -> list[Field[Any, Any]]:
+    if names is None:
+        return list(model._meta.concrete_fields)
+    return [cast("Field[Any, Any]", model._meta.get_field(name)) for name in names]
+
+
+_PATIENT_COLUMNS = _fields(
+    Patient,
+    (
+        "id",
+        "organization",
+        "registered_at_clinic",
+        "user",
+        "mrn",
+        "first_name",
+        "last_name",
+        "date_of_birth",
+        "sex",
+        "status",
+        "merged_into",
+    ),
+)
+_SLOT_COLUMNS = _fields(Slot)
+_CLINIC_FIELDS = _fields(Clinic)
+_DEPARTMENT_FIELDS = _fields(Department)
+_DOCTOR_FIELDS = _fields(Doctor)
+_DOCTOR_USER_FIELDS = _fields(User, ("id", "username", "first_name", "last_name"))
+
+
+@dataclass
+class _Locked:
+    patient: Patient
+    slot: Slot  # with its clinic, department and doctor (with user) at hand
+    taken: set[int]  # the slot's seats in use
+    clash_id: int | None  # an active appointment of the patient's that overlaps the slot
+    held: int | None  # the patient's future booked appointments (only when the booking cap applies)
+
+
+def _scope_sql(column: str, ref: Patient | Slot | ScopedId) -> tuple[str, list[Any]]:
+    if not isinstance(ref, ScopedId):
+        return f"{column} = %s", [ref.pk]
+    sql, params = ref.scope.values("pk").query.sql_with_params()
+    where = f"{column} IN ({sql})"
+    if ref.pk is not None:
+        where = f"{column} = %s AND {where}"
+        params = (ref.pk, *params)
+    return where, list(params)
+
+
+def _lock_for_booking(
+    *, patient: Patient | ScopedId, slot: Slot | ScopedId, held_since: dt.datetime | None
+) -> _Locked | None:
+    """Lock the patient's row and the slot's row in one statement (patient first, as every lock here is
+    taken) and read, under those locks, all a booking checks and answers: the slot's clinic, department
+    and doctor, its seats in use, an overlapping appointment of the patient's and, for the booking cap,
+    how many the patient holds. A ScopedId's scope is a condition of the same statement, so the door reads
+    nothing first. None when either is not found (within its scope).
+
+    The related rows come from scalar subqueries, which a locking read does not lock (MariaDB/InnoDB, as
+    MySQL): a join would lock the clinic, and every booking of the clinic would queue on it. The
+    subqueries run after the lock is granted, so they see what a booking that held it committed."""
+    # Every name in the SQL below comes from the models' metadata and every value is a parameter.
+    qn = connection.ops.quote_name
+    a = qn(Appointment._meta.db_table)
+    status_in = ", ".join(["%s"] * len(ACTIVE_STATUSES))
+    patient_where, patient_params = _scope_sql("p.id", patient)
+    slot_where, slot_params = _scope_sql("s.id", slot)
+    held_sql, held_params = "NULL", []
+    if held_since is not None:
+        held_sql = (
+            f"(SELECT COUNT(*) FROM {a} h WHERE h.patient_id = p.id AND h.organization_id = p.organization_id"  # noqa: S608
+            f" AND h.status = %s AND h.{qn('start')} > %s)"
+        )
+        held_params = [AppointmentStatus.BOOKED, held_since]
+    sql = (
+        # STRAIGHT_JOIN (MariaDB/MySQL): the patient's row first, the lock order of every booking change.
+        f"SELECT {'STRAIGHT_JOIN ' if connection.vendor == 'mysql' else ''}"  # noqa: S608
+        + ", ".join(f"p.{qn(column_of(f))}" for f in _PATIENT_COLUMNS)
+        + ", "
+        + ", ".join(f"s.{qn(column_of(f))}" for f in _SLOT_COLUMNS)
+        + f", (SELECT {json_object_sql(_CLINIC_FIELDS, 'c')} FROM {qn(Clinic._meta.db_table)} c"  # noqa: S608
+        " WHERE c.id = s.clinic_id)"
+        f", (SELECT {json_object_sql(_DEPARTMENT_FIELDS, 'd')} FROM {qn(Department._meta.db_table)} d"
+        " WHERE d.id = s.department_id)"
+        f", (SELECT {json_object_sql(_DOCTOR_FIELDS, 'r')} FROM {qn(Doctor._meta.db_table)} r"
+        " WHERE r.id = s.doctor_id)"
+        f", (SELECT {json_object_sql(_DOCTOR_USER_FIELDS, 'u')} FROM {qn(User._meta.db_table)} u"
+        f" WHERE u.id = (SELECT r.user_id FROM {qn(Doctor._meta.db_table)} r WHERE r.id = s.doctor_id))"
+        f", (SELECT GROUP_CONCAT(t.seat) FROM {a} t WHERE t.slot_id = s.id AND t.seat IS NOT NULL)"
+        f", (SELECT o.id FROM {a} o WHERE o.patient_id = p.id AND o.status IN ({status_in})"
+        f" AND o.{qn('start')} < s.{qn('end')} AND o.{qn('end')} > s.{qn('start')} ORDER BY o.id LIMIT 1)"
+        f", {held_sql}"
+        f" FROM {qn(Patient._meta.db_table)} p, {qn(Slot._meta.db_table)} s"
+        f" WHERE {patient_where} AND {slot_where}"
+        + (" FOR UPDATE" if connection.features.has_select_for_update else "")
+    )
+    params = [*ACTIVE_STATUSES, *held_params, *patient_params, *slot_params]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    n_patient, n_slot = len(_PATIENT_COLUMNS), len(_SLOT_COLUMNS)
+    locked_patient = instance_from_columns(Patient, _PATIENT_COLUMNS, row[:n_patient])
+    locked_slot = instance_from_columns(Slot, _SLOT_COLUMNS, row[n_patient : n_patient + n_slot])
+    clinic_json, department_json, doctor_json, user_json, seats, clash_id, held = row[n_patient + n_slot :]
+    doctor = instance_from_json(Doctor, _DOCTOR_FIELDS, doctor_json)
+    doctor.user = instance_from_json(User, _DOCTOR_USER_FIELDS, user_json)
+    locked_slot.clinic = instance_from_json(Clinic, _CLINIC_FIELDS, clinic_json)
+    locked_slot.department = instance_from_json(Department, _DEPARTMENT_FIELDS, department_json)
+    locked_slot.doctor = doctor
+    return _Locked(
+        patient=locked_patient,
+        slot=locked_slot,
+        taken={int(seat) for seat in str(seats).split(",")} if seats else set(),
+        clash_id=clash_id,
+        held=held,
+    )
+
+
+def _not_found_for_booking(patient: Patient | ScopedId, slot: Slot | ScopedId) -> NotFound:
+    """Which of the two the locking read could not find (within the door's scope): a second read, on the
+    refusal path only."""
+    fields = {}
+    if isinstance(patient, ScopedId):
+        rows = patient.scope if patient.pk is None else patient.scope.filter(pk=patient.pk)
+        if not rows.exists():
+            if patient.pk is None:
+                message = "No patient record is linked to this account."
+                return NotFound(message, fields={"patient": message})
+            fields["patient"] = "Unknown patient."
+    if isinstance(slot, ScopedId) and not slot.scope.filter(pk=slot.pk).exists():
+        fields["slot"] = "Unknown slot."
+    if not fields:  # deleted between the two reads
+        fields["slot"] = "Unknown slot."
+    noun = " and ".join(fields)
+    return NotFound(f"No such {noun}.", fields=fields)
+
+
+def _overlap_conflict(clash_id: int) -> Conflict:
+    clash = Appointment.objects.select_related("clinic").get(pk=clash_id)
+    return Conflict(
+        # On the clash's own clinic clock, as staff and the patient were told it.
+        f"The patient already has an appointment at {in_clinic_time(clash.start, clash.clinic.time_zone)} "
+        "that overlaps this time.",
+        fields={"patient": "Overlapping appointment."},
+        code="overlap",
+    )
+
+
 @retry_on_deadlock
 def appointment_book(
     *,
     actor: User | None,
-    patient: Patient,
-    slot: Slot,
+    patient: Patient | ScopedId,
+    slot: Slot | ScopedId,
     reason: str = "",
     channel: str = BookingChannel.API,
 ) -> Appointment:
-    """Book `patient` into `slot`. Locks the patient row, then the slot row."""
-    _check_actor_may_book_for(actor, patient)
-    _check_email_verified(actor, patient)
+    """Book `patient` into `slot`. Locks the patient row, then the slot row (one statement).
+
+    Either may be a ScopedId from a door that has not read the row: it is looked up within its scope by
+    the same locking read (404 naming the field when it is not there). A booking that commits costs the
+    request that statement, the slot's UPDATE, the appointment's and the audit's INSERTs and what the
+    published event writes; nothing is read back."""
+    now = timezone.now()
+    cap_applies = (
+        settings.OPD_MAX_FUTURE_BOOKINGS_PER_PATIENT
+        and actor is not None
+        and not actor.is_superuser
+        and actor.role == Role.PATIENT
+    )
     try:
-        with transaction.atomic():
-            patient = _lock_patient(patient.pk)
-            _check_patient_bookable(patient)
-            _check_booking_cap(actor, patient, timezone.now())
-            locked = Slot.objects.select_for_update().get(pk=slot.pk)
-            shown = slot_for_booking(slot.pk)
-            _check_slot_bookable(locked, shown, patient, timezone.now())
-            _check_no_overlap(patient, locked.start, locked.end)
+        with service_atomic():
+            locked = _lock_for_booking(patient=patient, slot=slot, held_since=now if cap_applies else None)
+            if locked is None:
+                raise _not_found_for_booking(patient, slot)
+            booked_for = locked.patient
+            _check_actor_may_book_for(actor, booked_for)
+            _check_email_verified(actor, booked_for)
+            _check_patient_bookable(booked_for)
+            _check_booking_cap(actor, booked_for, now, held=locked.held)
+            _check_slot_bookable(locked.slot, locked.slot, booked_for, now)
+            if locked.clash_id is not None:
+                raise _overlap_conflict(locked.clash_id)
             return _create(
-                actor=actor, patient=patient, slot=locked, shown=shown, reason=reason, channel=channel
+                actor=actor,
+                patient=booked_for,
+                slot=locked.slot,
+                shown=locked.slot,
+                reason=reason,
+                channel=channel,
+                taken=locked.taken,
             )
     except IntegrityError as exc:
         raise _conflict_from(exc) from exc

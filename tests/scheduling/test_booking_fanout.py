@@ -228,7 +228,7 @@ def _deadlocking(monkeypatch, times: int) -> list[int]:
     """Make the booking a deadlock victim `times` times, deep inside the service's own transaction (as
     InnoDB would, on a locking read), then let it through."""
     calls: list[int] = []
-    real = booking_services._check_no_overlap
+    real = booking_services._lock_for_booking
 
     def flaky(*args, **kwargs):
         calls.append(1)
@@ -236,7 +236,7 @@ def _deadlocking(monkeypatch, times: int) -> list[int]:
             raise OperationalError(1213, "Deadlock found when trying to get lock; try restarting transaction")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(booking_services, "_check_no_overlap", flaky)
+    monkeypatch.setattr(booking_services, "_lock_for_booking", flaky)
     return calls
 
 

@@ -10,6 +10,7 @@ from rest_framework import serializers
 
 from opd.core.errors import NotFound
 from opd.core.models import ApiToken, Clinic, Department, Organization, User
+from opd.core.tenancy import ScopedId
 
 NOT_FOUND_CODE = "not_found"
 
@@ -33,9 +34,14 @@ class ScopedPrimaryKeyField(serializers.PrimaryKeyRelatedField):
         "incorrect_type": "Incorrect type. Expected an id, received {data_type}.",
     }
 
-    def __init__(self, *, scope: Callable[[User], QuerySet], noun: str, **kwargs: Any):
+    def __init__(
+        self, *, scope: Callable[[User], QuerySet], noun: str, deferred: bool = False, **kwargs: Any
+    ):
+        # deferred=True: the field answers a ScopedId (no query) and the service that takes it looks the row
+        # up within the scope in its own read, answering 404 for an unknown id as this field would.
         self.scope = scope
         self.noun = noun
+        self.deferred = deferred
         super().__init__(**kwargs)
 
     def get_queryset(self) -> QuerySet:
@@ -49,6 +55,8 @@ class ScopedPrimaryKeyField(serializers.PrimaryKeyRelatedField):
         except ValueError:
             self.fail("incorrect_type", data_type=type(data).__name__)
         queryset = self.get_queryset()
+        if self.deferred:
+            return ScopedId(pk=pk, scope=queryset)
         try:
             return queryset.get(pk=pk)
         except queryset.model.DoesNotExist:
