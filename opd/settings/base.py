@@ -70,6 +70,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Read-your-writes with a read replica: a user's unsafe request sends their replica reads to the
+    # primary for a while (opd.core.db_router; does nothing without REPLICA_DATABASE_URL).
+    "opd.core.db_router.ReplicaStickyMiddleware",
     # request.user.is_verified(): whether this session gave a second factor (django-otp), then the
     # redirect to give one where the person's sign-in needs it (opd.core.second_factor).
     "django_otp.middleware.OTPMiddleware",
