@@ -64,6 +64,8 @@ CREATE DATABASE IF NOT EXISTS \`$DB_NAME\` CHARACTER SET utf8mb4 COLLATE utf8mb4
 CREATE USER IF NOT EXISTS '$DB_USER'@'127.0.0.1' IDENTIFIED BY '$DB_PASS';
 GRANT ALL PRIVILEGES ON \`$DB_NAME\`.* TO '$DB_USER'@'127.0.0.1';
 GRANT ALL PRIVILEGES ON \`test\\_$DB_NAME%\`.* TO '$DB_USER'@'127.0.0.1';
+-- manage.py restore's default scratch database (<name>_restore).
+GRANT ALL PRIVILEGES ON \`${DB_NAME}\\_restore%\`.* TO '$DB_USER'@'127.0.0.1';
 FLUSH PRIVILEGES;
 SQL
   db_answers || { echo "MariaDB did not start; see $DATA/mariadb.err" >&2; exit 1; }
@@ -115,6 +117,8 @@ if [ "$REPLICA" = 1 ]; then
 SET SESSION sql_log_bin=0;
 CREATE USER IF NOT EXISTS '$REPL_USER'@'127.0.0.1' IDENTIFIED BY '$REPL_PASS';
 GRANT REPLICATION SLAVE ON *.* TO '$REPL_USER'@'127.0.0.1';
+-- manage.py backup records the binlog position of its snapshot (a point-in-time recovery's start).
+GRANT BINLOG MONITOR, RELOAD ON *.* TO '$DB_USER'@'127.0.0.1';
 SQL
     mapfile -t dbs < <(root_primary -N -e "SELECT schema_name FROM information_schema.schemata WHERE
       schema_name NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys')")

@@ -34,7 +34,6 @@ INSERT = re.compile(r"^INSERT (?:IGNORE )?INTO `((?:[^`]|``)+)` VALUES\s*")
 # or a parenthesis. A row is a parenthesis opened at depth 0.
 VALUE_TOKEN = re.compile(r"'(?:[^'\\]|\\.)*'|[()]", re.DOTALL)
 BINLOG_POSITION = re.compile(r"CHANGE MASTER TO MASTER_LOG_FILE='([^']+)', MASTER_LOG_POS=(\d+)")
-GTID_POSITION = re.compile(r"gtid_slave_pos='([^']*)'")
 GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -48,7 +47,6 @@ class Backup:
     database: str
     binlog_file: str | None
     binlog_position: int | None
-    gtid: str | None
 
 
 @dataclass
@@ -152,7 +150,7 @@ def backup_create(*, output_dir: Path, now: dt.datetime | None = None) -> Backup
             "--triggers",
             "--hex-blob",  # binary columns (ciphertext) as hex: no bytes for a terminal or editor to mangle
             "--quick",
-            *(["--master-data=2", "--gtid"] if binlog else []),
+            *(["--master-data=2"] if binlog else []),
             database,
         ]
         try:
@@ -168,22 +166,21 @@ def backup_create(*, output_dir: Path, now: dt.datetime | None = None) -> Backup
             partial.rename(path)
         finally:
             partial.unlink(missing_ok=True)
-    binlog_file, position, gtid = _binlog_position(path)
-    return Backup(path=path, database=database, binlog_file=binlog_file, binlog_position=position, gtid=gtid)
+    binlog_file, position = _binlog_position(path)
+    return Backup(path=path, database=database, binlog_file=binlog_file, binlog_position=position)
 
 
-def _binlog_position(path: Path) -> tuple[str | None, int | None, str | None]:
+def _binlog_position(path: Path) -> tuple[str | None, int | None]:
     # --master-data=2 writes the position as a comment in the dump's header.
-    binlog_file = position = gtid = None
+    binlog_file: str | None = None
+    position: int | None = None
     with gzip.open(path, "rt", encoding="utf-8", errors="replace") as dump:
         for number, line in enumerate(dump):
             if number > 60:
                 break
             if match := BINLOG_POSITION.search(line):
                 binlog_file, position = match.group(1), int(match.group(2))
-            if match := GTID_POSITION.search(line):
-                gtid = match.group(1)
-    return binlog_file, position, gtid
+    return binlog_file, position
 
 
 def _check_backup_file(path: Path) -> None:

@@ -32,9 +32,8 @@ class Command(BaseCommand):
         self.stdout.write(f"Backup of {backup.database}: {backup.path}")
         if backup.binlog_file:
             self.stdout.write(
-                f"Binlog position: {backup.binlog_file}:{backup.binlog_position}"
-                + (f" (GTID {backup.gtid})" if backup.gtid else "")
-                + "; replay binlogs from here for a point-in-time recovery."
+                f"Binlog position: {backup.binlog_file}:{backup.binlog_position}; replay binlogs from here "
+                "for a point-in-time recovery."
             )
         else:
             self.stdout.write("Binlog position: none (binary logging is off, or this user may not read it).")
