@@ -40,6 +40,7 @@ CHECK_EVERY_SECONDS = 1.0
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 @dataclass
@@ -165,9 +166,31 @@ def _request_of(args: tuple[Any, ...]) -> HttpRequest | None:
     return None
 
 
+def read_on_replica(read: Callable[[], T], *, user_id: int | None) -> T:
+    """`read()` with replica reads allowed; if the replica fails during it, `read()` again on the primary.
+
+    Only for reads that write nothing (running them twice must be harmless).
+    """
+    with replica_reads(user_id=user_id):
+        state = _reads.get()
+        try:
+            return read()
+        except DatabaseError as exc:
+            if state is None or not state.use_replica:
+                raise
+            # The replica failed in the middle (stopped, restarted): answer from the primary.
+            logger.warning("replica failed during a read, answering from the primary: %s", exc)
+            health.mark_down()
+            with contextlib.suppress(Exception):
+                connections[REPLICA].close()
+            state.use_replica = False
+            return read()
+
+
 def replica_view(handler: F) -> F:
     """Let a view handler's reads use the replica on GET and HEAD (decorate the function view, or the
-    DRF handler method such as `list` or `get`, so authentication has read from the primary already)."""
+    DRF handler method such as `list` or `get`, so authentication and permissions have read the primary
+    already). The handler must write nothing that a second run would repeat (see read_on_replica)."""
 
     @functools.wraps(handler)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -176,20 +199,7 @@ def replica_view(handler: F) -> F:
             return handler(*args, **kwargs)
         user = getattr(request, "user", None)
         user_id = user.pk if user is not None and user.is_authenticated else None
-        with replica_reads(user_id=user_id):
-            state = _reads.get()
-            try:
-                return handler(*args, **kwargs)
-            except DatabaseError as exc:
-                if state is None or not state.use_replica:
-                    raise
-                # The replica failed in the middle (stopped, restarted): answer from the primary.
-                logger.warning("replica failed during a read, answering from the primary: %s", exc)
-                health.mark_down()
-                with contextlib.suppress(DatabaseError):
-                    connections[REPLICA].close()
-                state.use_replica = False
-                return handler(*args, **kwargs)
+        return read_on_replica(lambda: handler(*args, **kwargs), user_id=user_id)
 
     return wrapper  # type: ignore[return-value]
 
