@@ -118,7 +118,7 @@ SET SESSION sql_log_bin=0;
 CREATE USER IF NOT EXISTS '$REPL_USER'@'127.0.0.1' IDENTIFIED BY '$REPL_PASS';
 GRANT REPLICATION SLAVE ON *.* TO '$REPL_USER'@'127.0.0.1';
 -- manage.py backup records the binlog position of its snapshot (a point-in-time recovery's start).
-GRANT BINLOG MONITOR, RELOAD ON *.* TO '$DB_USER'@'127.0.0.1';
+GRANT BINLOG MONITOR ON *.* TO '$DB_USER'@'127.0.0.1';
 SQL
     mapfile -t dbs < <(root_primary -N -e "SELECT schema_name FROM information_schema.schemata WHERE
       schema_name NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys')")
