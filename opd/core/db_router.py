@@ -1,9 +1,10 @@
 """Read replica routing: opted-in reads go to the `replica` alias while it is fresh enough.
 
 Nothing reads from the replica by default: a read inside a request that writes must see that write, and
-most requests write something. A view handler opts in with `@replica_view` (GET and HEAD only) or a block
-with `with replica_reads(user_id=...)`; the list of opted-in doors is what `git grep replica_view` shows.
-Inside such a block a read goes to the primary all the same when
+most requests write something. A view handler opts in with `@replica_view` (GET and HEAD only), a read
+inside a handler with `read_on_replica(fn, user_id=...)`; `git grep -e replica_view -e read_on_replica`
+lists the opted-in doors. Access decisions stay on the primary: DRF authenticates and checks permissions
+before the handler runs. Within an opted-in read, a query goes to the primary all the same when
 
 - the user wrote within REPLICA_STICKY_SECONDS (read-your-writes: ReplicaStickyMiddleware remembers
   each unsafe request per user in the cache; when the cache cannot answer, the user counts as a writer),
@@ -11,8 +12,8 @@ Inside such a block a read goes to the primary all the same when
 - the replica's lag (Seconds_Behind_Master, checked at most once a second per process) is unknown
   (replication stopped or broken) or over REPLICA_MAX_LAG_SECONDS, or the replica does not answer.
 
-`@replica_view` also runs the handler again on the primary if the replica fails during it: a read-only
-handler can be repeated, and the user gets an answer instead of a 500.
+Both run the read again on the primary if the replica fails during it: a read that writes nothing can
+be repeated, and the user gets an answer instead of a 500.
 """
 
 from __future__ import annotations
