@@ -102,10 +102,12 @@ run: venv
 	start $(VENV)/bin/uvicorn opd.asgi:application --host $(HOST) --port $(PORT) --lifespan off; \
 	$(wait_servers)
 
-## make services: start local MariaDB and Redis (idempotent) and print the URLs to use
+## make services: start local MariaDB and Redis (idempotent) and print the URLs to use; REPLICA=1 also
+## starts a read replica of MariaDB on port 3307 (the primary then writes a binary log) and prints its URL
+REPLICA ?= 0
 services:
 	@.ci/install-os-packages.sh
-	@.ci/services.sh
+	@REPLICA=$(REPLICA) .ci/services.sh
 
 ## make test: what CI runs (.ci/run): ruff check, ruff format --check, mypy, lint-imports, the migrations
 ## check, then the whole suite against real MariaDB and Redis

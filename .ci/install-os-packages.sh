@@ -16,6 +16,8 @@ if [ "$(command -v "$python")" = /usr/bin/python3 ]; then
 fi
 if [ "${1:-all}" != build ]; then
   command -v mariadbd >/dev/null || need+=(mariadb-server)
+  # manage.py backup and restore run the client tools (a host without the server needs them alone).
+  command -v mariadb-dump >/dev/null || need+=(mariadb-client)
   command -v redis-server >/dev/null || need+=(redis-server)
   [ -x /usr/bin/chromium ] || need+=(chromium)
   command -v wrk >/dev/null || need+=(wrk)

@@ -13,6 +13,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from opd.core.admin_mixins import attach_domain_error
+from opd.core.db_router import replica_view
 from opd.core.errors import DomainError, PermissionDenied
 from opd.core.models import Role
 from opd.core.tenancy import clinic_ids_for
@@ -67,6 +68,7 @@ def _filtered(request):
 
 @login_required
 @require_GET
+@replica_view
 def dashboard(request):
     _check_role(request.user)
     form, scope, date_from, date_to = _filtered(request)

@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from opd.core.api.permissions import IsClinician
 from opd.core.api.schema import error_responses
+from opd.core.db_router import replica_view
 from opd.core.tenancy import signed_in_user
 
 from .. import selectors
@@ -91,6 +92,7 @@ class StatisticsView(APIView):
     def rows(self, scope, date_from, date_to) -> list[dict]:
         raise NotImplementedError
 
+    @replica_view  # reports read many rows and write none: the replica's work
     def get(self, request: Request) -> Response:
         scope, date_from, date_to = parse_query(request)
         days = self.rows(scope, date_from, date_to)

@@ -32,6 +32,7 @@ from rest_framework.response import Response
 
 from opd.core.api.permissions import has_role
 from opd.core.api.schema import error_responses
+from opd.core.db_router import read_on_replica
 from opd.core.errors import NotFound, PermissionDenied, ValidationFailed
 from opd.core.models import Role
 from opd.core.tenancy import check_clinical_standing, nurse_clinic_ids_for, signed_in_user
@@ -43,6 +44,7 @@ from ..access import DOWNLOADED, VIEWED, log_reads
 from ..filters import CareNoteFilter, ConsultationFilter, PrescriptionFilter, ResultFilter
 from ..models import VITAL_FIELDS, CareNote, Consultation, Prescription, Result, TriageObservation
 from ..selectors import (
+    HistoryEntry,
     care_note_details,
     care_notes_for,
     consultation_details,
@@ -505,8 +507,14 @@ class PatientHistoryView(GenericAPIView):
     )
     def get(self, request: Request, pk: int) -> Response:
         user, patient, reason = open_patient_record(request, pk)
-        page = self.paginate_queryset(patient_history(user, patient))
-        entries = history_entries(user, list(page))  # type: ignore[arg-type]  # the default paginator always pages
+
+        # The access decision above read the primary (a care relationship or break-the-glass that just
+        # ended must count at once); the timeline itself, the heavy read, may come from the replica.
+        def timeline() -> list[HistoryEntry]:
+            page = self.paginate_queryset(patient_history(user, patient))
+            return history_entries(user, list(page))  # type: ignore[arg-type]  # the default paginator always pages
+
+        entries = read_on_replica(timeline, user_id=user.pk)
         log_reads(user, VIEWED, [entry.item for entry in entries], reason=reason, via="history")
         return self.get_paginated_response(self.get_serializer(entries, many=True).data)
 

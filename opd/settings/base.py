@@ -70,6 +70,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Read-your-writes with a read replica: a user's unsafe request sends their replica reads to the
+    # primary for a while (opd.core.db_router; does nothing without REPLICA_DATABASE_URL).
+    "opd.core.db_router.ReplicaStickyMiddleware",
     # request.user.is_verified(): whether this session gave a second factor (django-otp), then the
     # redirect to give one where the person's sign-in needs it (opd.core.second_factor).
     "django_otp.middleware.OTPMiddleware",
@@ -137,6 +140,33 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"transaction_mode": "IMMEDIATE", "timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}
     )
+# Read replica (opd/core/db_router.py): only defined when its URL is set, so the normal suite creates
+# no second test database. Views opt in to it (replica_reads); writes and every other read use default.
+REPLICA_DATABASE_URL = env("REPLICA_DATABASE_URL", default="")
+# A user who wrote reads from the primary this long (read-your-writes across replication lag).
+REPLICA_STICKY_SECONDS = env.int("REPLICA_STICKY_SECONDS", default=10)
+# Past this lag (Seconds_Behind_Master; unknown counts as too much) reads go to the primary.
+REPLICA_MAX_LAG_SECONDS = env.int("REPLICA_MAX_LAG_SECONDS", default=5)
+if REPLICA_STICKY_SECONDS < 0 or REPLICA_MAX_LAG_SECONDS < 0:
+    raise ImproperlyConfigured("REPLICA_STICKY_SECONDS and REPLICA_MAX_LAG_SECONDS must not be negative.")
+if REPLICA_DATABASE_URL:
+    if DATABASES["default"]["ENGINE"] != "django.db.backends.mysql":
+        raise ImproperlyConfigured("REPLICA_DATABASE_URL needs a MariaDB/MySQL DATABASE_URL.")
+    DATABASES["replica"] = env.db("REPLICA_DATABASE_URL")
+    DATABASES["replica"].update(
+        {
+            "CONN_MAX_AGE": DATABASES["default"]["CONN_MAX_AGE"],
+            "CONN_HEALTH_CHECKS": True,
+            # A replica that is down must cost a request little before it falls back to the primary.
+            "OPTIONS": {**DATABASES["default"]["OPTIONS"], "connect_timeout": 2},
+            # Under a test runner the alias is the default test database, never a database of its own.
+            "TEST": {"MIRROR": "default"},
+        }
+    )
+    DATABASE_ROUTERS = ["opd.core.db_router.ReplicaRouter"]
+
+# BACKUPS: where `manage.py backup` writes its files unless given --output-dir.
+OPD_BACKUP_DIR = env.path("OPD_BACKUP_DIR", default=str(DATA_DIR / "backups"))
 
 # CACHE
 REDIS_URL = env("REDIS_URL", default="")

@@ -20,6 +20,7 @@ from rest_framework.response import Response
 from opd.core.api.permissions import has_role
 from opd.core.api.schema import error_responses
 from opd.core.api.throttling import SCOPED_THROTTLES
+from opd.core.db_router import replica_view
 from opd.core.idempotency import HEADER, idempotent
 from opd.core.models import Role
 from opd.core.tenancy import signed_in_user
@@ -93,6 +94,7 @@ class SlotViewSet(viewsets.ReadOnlyModelViewSet):
             return Slot.objects.none()
         return slots_for(signed_in_user(self.request)).select_related("doctor__user", "department", "clinic")
 
+    @replica_view  # the busiest read of all; a patient who just booked reads the primary (sticky)
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """The listing patients search most: rows read as values in one joined query and shaped by
         slot_listing_row (SlotSerializer's output without model instances); the schema stays
