@@ -716,8 +716,9 @@ def test_a_booking_answers_with_what_reading_it_back_shows_without_reading_it_ba
     client = api_as(staff_user)
     # The view finds the slot in the user's scope; the service locks it and reads its clinic, department
     # and doctor itself (selectors.slot_for_booking), which the answer is built from: no read back. The
-    # action's own transaction (@idempotent) makes the service's a savepoint (two statements).
-    with django_assert_num_queries(16):
+    # action's own transaction (@idempotent) makes the service's a savepoint (two statements). The booking's
+    # event is one INSERT into the outbox, in the same transaction.
+    with django_assert_num_queries(17):
         response = client.post(APPOINTMENTS, {"slot": slot.pk, "patient": patient.pk}, format="json")
 
     assert response.status_code == 201, response.content
