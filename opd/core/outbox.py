@@ -77,6 +77,10 @@ class _DeliveredMarks:
                 # The marking thread's own connection: closed, not left open for the process's lifetime.
                 connection.close()
 
+    def forget(self) -> None:
+        with self._lock:
+            self._ids = []
+
 
 _marks = _DeliveredMarks()
 
@@ -88,3 +92,8 @@ def mark_delivered(pk: int) -> None:
 def flush_marks() -> int:
     """Mark now what this process delivered (tests; a command about to exit)."""
     return _marks.flush()
+
+
+def forget_marks() -> None:
+    """Drop the ids not marked yet (a test's rows are gone with its database; the thread then ends)."""
+    _marks.forget()

@@ -17,6 +17,7 @@ from opd.core import events
 from opd.core.models import OutboxEvent
 from opd.core.outbox import flush_marks
 from opd.core.services.outbox import backoff, outbox_event_write, outbox_prune, outbox_relay_once
+from tests.conftest import wait_until
 
 EVENT = "test.outbox"
 
@@ -99,6 +100,19 @@ def test_the_committing_process_delivers_at_once_then_marks_the_row_and_the_rela
     assert OutboxEvent.objects.get().delivered_at is not None
     assert outbox_relay_once(now=later(3600)).delivered == 0
     assert heard == [{"appointment_id": 7}]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_committing_process_marks_what_it_delivered_by_itself_off_the_request(heard, settings):
+    settings.OPD_OUTBOX_MARK_INTERVAL_SECONDS = 0.1
+    with transaction.atomic():
+        events.publish(EVENT, appointment_id=7)
+        events.publish(EVENT, appointment_id=8)
+
+    # No flush asked for: the process's marking thread does it, in one UPDATE for both.
+    wait_until(lambda: not OutboxEvent.objects.filter(delivered_at__isnull=True).exists(), what="marked")
+    assert len(set(OutboxEvent.objects.values_list("delivered_at", flat=True))) == 1
+    assert heard == [{"appointment_id": 7}, {"appointment_id": 8}]
 
 
 @pytest.mark.django_db(transaction=True)
