@@ -145,9 +145,9 @@ def test_a_booking_whose_process_is_killed_after_the_commit_still_confirms_count
         assert pushed["appointment_id"] == booked.pk
 
         # Delivered again (the relay's mark lost): the socket hears nothing new.
-        await sync_to_async(
-            OutboxEvent.objects.filter(pk=row.pk).update
-        )(delivered_at=None, due_at=timezone.now())
+        await sync_to_async(OutboxEvent.objects.filter(pk=row.pk).update)(
+            delivered_at=None, due_at=timezone.now()
+        )
         await sync_to_async(relay_until_delivered)()
         assert await mine.receive_nothing(timeout=1)
         await mine.disconnect()
@@ -157,7 +157,10 @@ def test_a_booking_whose_process_is_killed_after_the_commit_still_confirms_count
 
     sms = confirmations.get(channel="sms")
     assert sms.status == Status.SENT
-    assert len([line for line in sms_lines(harness.sms) if line["message_id"] == f"opd-notification-{sms.pk}"]) == 1
+    assert (
+        len([line for line in sms_lines(harness.sms) if line["message_id"] == f"opd-notification-{sms.pk}"])
+        == 1
+    )
     assert confirmations.count() == 1
     assert appointments_today(admin_user, clinic) == 1
     assert OutboxEvent.objects.get(event=events.APPOINTMENT_BOOKED).attempts == 2
