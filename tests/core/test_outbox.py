@@ -11,6 +11,7 @@ from decimal import Decimal
 import pytest
 from django.core.management import call_command
 from django.db import connection, transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from opd.core import events
@@ -262,3 +263,20 @@ def test_the_relay_command_delivers_what_is_due_once(heard, settings, capsys):
     assert heard == [{"appointment_id": 7}]
     assert "1 delivered, 0 failed" in capsys.readouterr().out
     assert OutboxEvent.objects.get().delivered_at is not None
+
+
+@pytest.mark.django_db
+def test_only_superusers_read_the_outbox_in_the_admin_and_nobody_edits_it(client, superuser, admin_user):
+    row = outbox_event_write(event=EVENT, payload={"appointment_id": 7})
+    OutboxEvent.objects.filter(pk=row.pk).update(attempts=3, last_error="billing: RuntimeError('down')")
+    changelist = reverse("admin:core_outboxevent_changelist")
+    change = reverse("admin:core_outboxevent_change", args=[row.pk])
+
+    client.force_login(admin_user)
+    assert client.get(changelist).status_code == 403
+    client.force_login(superuser)
+    assert client.get(changelist).status_code == 200
+    page = client.get(change)
+    assert "RuntimeError(&#x27;down&#x27;)" in page.content.decode()
+    assert client.post(change, {"event": "changed"}).status_code == 403
+    assert OutboxEvent.objects.get().event == EVENT
