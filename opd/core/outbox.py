@@ -16,6 +16,7 @@ time, and a relay that dies mid-delivery leaves the rows to be taken again once 
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
@@ -35,6 +36,7 @@ class _DeliveredMarks:
         self._ids: list[int] = []
         self._pid = os.getpid()
         self._thread: threading.Thread | None = None
+        self._at_exit = False
 
     def add(self, pk: int) -> None:
         with self._lock:
@@ -42,6 +44,11 @@ class _DeliveredMarks:
                 # A forked child (gunicorn, Celery prefork): the parent's ids and thread stay the parent's.
                 self._pid, self._ids, self._thread = os.getpid(), [], None
             self._ids.append(pk)
+            if not self._at_exit:
+                # A process that exits cleanly (a gunicorn worker recycled, a command ending) marks what
+                # it delivered rather than leave it to be delivered again.
+                atexit.register(self.flush)
+                self._at_exit = True
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="outbox-marks", daemon=True)
                 self._thread.start()

@@ -5,10 +5,13 @@ on one row at the same time, delivered rows pruned."""
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 import threading
 from decimal import Decimal
 
 import pytest
+from django.conf import settings as django_settings
 from django.core.management import call_command
 from django.db import connection, transaction
 from django.urls import reverse
@@ -19,6 +22,7 @@ from opd.core.models import OutboxEvent
 from opd.core.outbox import flush_marks
 from opd.core.services.outbox import backoff, outbox_event_write, outbox_prune, outbox_relay_once
 from tests.conftest import wait_until
+from tests.notifications.worker import process_env
 
 EVENT = "test.outbox"
 
@@ -280,3 +284,32 @@ def test_only_superusers_read_the_outbox_in_the_admin_and_nobody_edits_it(client
     assert "RuntimeError(&#x27;down&#x27;)" in page.content.decode()
     assert client.post(change, {"event": "changed"}).status_code == 403
     assert OutboxEvent.objects.get().event == EVENT
+
+
+CLEAN_EXIT = r"""
+import django
+
+django.setup()
+
+from django.db import transaction
+
+from opd.core import events
+
+with transaction.atomic():
+    events.publish("test.outbox", appointment_id=7)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_process_that_exits_cleanly_marks_what_it_delivered_before_it_goes():
+    # Its marking thread would wait a minute: the exit marks the row instead of leaving it to the relay.
+    subprocess.run(  # noqa: S603 (our own interpreter and script)
+        [sys.executable, "-c", CLEAN_EXIT],
+        cwd=django_settings.BASE_DIR,
+        env=process_env({"OPD_OUTBOX_MARK_INTERVAL_SECONDS": 60}),
+        check=True,
+        timeout=120,
+    )
+
+    assert OutboxEvent.objects.get().delivered_at is not None
