@@ -3,20 +3,23 @@
 A child process books through the service and SIGKILLs itself the moment the transaction has committed,
 before any handler runs: no confirmation is planned, no analytics mark made, no queue push sent. The relay
 (the `core.outbox_relay` task in a real Celery worker) then delivers the booking's outbox row: the patient
-gets one confirmation, the statistics count the booking, and the doctor's open queue socket (the real
-ASGI consumer on the Redis channel layer) gets the booking as the next version. Delivered a second time
+gets one confirmation, the statistics count the booking, and the doctor's live queue (the
+Redis channel layer's group) gets the booking with its version. Delivered a second time
 (as when the relay's mark is lost), the event changes nothing more.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import signal
 import subprocess
 import sys
+import uuid
 
 import pytest
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from django.conf import settings as django_settings
 from django.utils import timezone
 
@@ -26,11 +29,11 @@ from notifications.models import Kind, Notification, Status
 from opd.core import events
 from opd.core.models import OutboxEvent
 from opd.core.tasks import outbox_relay
+from scheduling import realtime
 from scheduling.models import Appointment
 from tests.conftest import wait_until
 from tests.factories import SlotFactory
 from tests.scheduling.queue_helpers import isolate_channel_layer, move_to_daytime_zone
-from tests.scheduling.test_ws_queue import opened, socket
 
 from .conftest import sms_lines
 from .test_real_worker import harness, sms_only  # noqa: F401 (harness is a fixture)
@@ -103,19 +106,18 @@ def test_a_booking_whose_process_is_killed_after_the_commit_still_confirms_count
     # A new token for today's month: figures cached by an earlier run of this test (same ids) are not read.
     caching.bump(clinic.pk, timezone.localdate(timezone=clinic.tz))
     assert appointments_today(admin_user, clinic) == 0  # and cached for the open day
-    mine = socket(f"/ws/queue/doctor/{doctor.pk}/", user=doctor.user)
+    # The doctor's queue group, heard on a channel of the test's own (the consumer that would pass it on
+    # to a socket, and drop a repeated version, is tests/scheduling/test_outbox_redelivery.py's).
+    layer = get_channel_layer()
+    listener = f"outbox-test.{uuid.uuid4().hex}"
+    async_to_sync(layer.group_add)(realtime.group_name(f"doctor:{doctor.pk}"), listener)
     confirmations = Notification.objects.filter(kind=Kind.BOOKING_CONFIRMATION)
 
-    def book_and_die() -> None:
-        child = subprocess.run(  # noqa: S603 (our own interpreter and script)
-            [sys.executable, "-c", CHILD, str(staff_user.pk), str(patient.pk), str(slot.pk)],
-            cwd=django_settings.BASE_DIR,
-            env=process_env({"CHANNEL_LAYERS": settings.CHANNEL_LAYERS, "OPD_OUTBOX_GRACE_SECONDS": 0}),
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert child.returncode == -signal.SIGKILL, child.stderr
+    async def next_message(timeout: float) -> dict | None:
+        try:
+            return await asyncio.wait_for(layer.receive(listener), timeout=timeout)
+        except TimeoutError:
+            return None
 
     def relay_until_delivered() -> None:
         outbox_relay.apply_async(queue=queue)
@@ -125,35 +127,40 @@ def test_a_booking_whose_process_is_killed_after_the_commit_still_confirms_count
         )
         wait_until(lambda: queue_drained(queue), what="the confirmation's tasks to run")
 
-    async def scenario() -> None:
-        version = (await opened(mine))["version"]
-
-        await sync_to_async(book_and_die)()
-
-        # The booking committed; everything its handlers do died with the process.
-        assert await mine.receive_nothing(timeout=0.5)
-        booked = await sync_to_async(Appointment.objects.get)()
-        row = await sync_to_async(OutboxEvent.objects.get)(event=events.APPOINTMENT_BOOKED)
-        assert (row.payload["appointment_id"], row.delivered_at) == (booked.pk, None)
-        assert not await sync_to_async(confirmations.exists)()
-        assert await sync_to_async(appointments_today)(admin_user, clinic) == 0  # the mark never happened
-
-        await sync_to_async(relay_until_delivered)()
-
-        pushed = await mine.receive_json_from(timeout=20)
-        assert (pushed["type"], pushed["version"], pushed["action"]) == ("event", version + 1, "booked")
-        assert pushed["appointment_id"] == booked.pk
-
-        # Delivered again (the relay's mark lost): the socket hears nothing new.
-        await sync_to_async(OutboxEvent.objects.filter(pk=row.pk).update)(
-            delivered_at=None, due_at=timezone.now()
-        )
-        await sync_to_async(relay_until_delivered)()
-        assert await mine.receive_nothing(timeout=1)
-        await mine.disconnect()
-
     workers = harness.start(1, queue=queue, CHANNEL_LAYERS=settings.CHANNEL_LAYERS)
-    async_to_sync(scenario)()
+    child = subprocess.run(  # noqa: S603 (our own interpreter and script)
+        [sys.executable, "-c", CHILD, str(staff_user.pk), str(patient.pk), str(slot.pk)],
+        cwd=django_settings.BASE_DIR,
+        env=process_env({"CHANNEL_LAYERS": settings.CHANNEL_LAYERS, "OPD_OUTBOX_GRACE_SECONDS": 0}),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr
+
+    # The booking committed; everything its handlers do died with the process.
+    booked = Appointment.objects.get()
+    row = OutboxEvent.objects.get(event=events.APPOINTMENT_BOOKED)
+    assert (row.payload["appointment_id"], row.delivered_at) == (booked.pk, None)
+    assert async_to_sync(next_message)(0.5) is None
+    assert not confirmations.exists()
+    assert appointments_today(admin_user, clinic) == 0  # the mark never happened
+    version = row.payload["versions"][f"doctor:{doctor.pk}"]
+
+    relay_until_delivered()
+
+    pushed = async_to_sync(next_message)(20)
+    assert pushed is not None
+    assert (pushed["type"], pushed["version"], pushed["action"]) == ("queue.event", version, "booked")
+    assert pushed["appointment_id"] == booked.pk
+
+    # Delivered again (the relay's mark lost): the same version again, which a socket has passed on.
+    OutboxEvent.objects.filter(pk=row.pk).update(delivered_at=None, due_at=timezone.now())
+    relay_until_delivered()
+    again = async_to_sync(next_message)(20)
+    assert again is not None
+    assert (again["version"], again["appointment_id"]) == (version, booked.pk)
+    assert async_to_sync(next_message)(0.5) is None
 
     sms = confirmations.get(channel="sms")
     assert sms.status == Status.SENT
