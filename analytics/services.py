@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import logging
 import traceback
+import uuid
 import zoneinfo
 from typing import Any
 
@@ -333,6 +334,7 @@ def report_run_fail(*, run: ReportRun, error: BaseException, will_retry: bool) -
 
 
 def report_run_request(*, actor: User | None, definition: ReportDefinition) -> None:
-    """Build a report now (the admin's "run now"): queued after commit."""
+    """Build a report now (the admin's "run now"): queued after commit. The request's id names the build
+    task, so the event delivered twice (the outbox delivers at least once) builds and mails one report."""
     audit(actor=actor, action="report.requested", obj=definition, organization_id=definition.organization_id)
-    events.publish(REPORT_REQUESTED, definition_id=definition.pk)
+    events.publish(REPORT_REQUESTED, definition_id=definition.pk, request_id=uuid.uuid4().hex)

@@ -57,8 +57,10 @@ def on_clinical_day_changed(*, clinic_id: int, day: dt.date, **_: Any) -> None:
     daily_summaries_mark_changed(appointment_id=None, days=[(clinic_id, day)])
 
 
-def on_report_requested(*, definition_id: int, **_: Any) -> None:
-    build_report.delay(definition_id=definition_id)
+def on_report_requested(*, definition_id: int, request_id: str | None = None, **_: Any) -> None:
+    # One task id per request: a second delivery's task continues (or finds finished) the same run.
+    task_id = f"report-request-{request_id}" if request_id else None
+    build_report.apply_async(kwargs={"definition_id": definition_id}, task_id=task_id)
 
 
 def subscribe() -> None:

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -74,6 +75,8 @@ class QueueConsumer(GuardedJsonWebsocketConsumer):
     # time.time() of the last resync answered (time-machine moves it in tests; no sleeping). Snapshots
     # the server sends of itself (on connect, after a gap) do not count: the client did not ask.
     last_resync_at: float = -math.inf
+    # The ids of the alerts this socket passed on lately: an alert delivered twice is shown once.
+    alerts_seen: deque[str] | None = None
 
     async def connect(self) -> None:
         # A browser only completes the handshake if one of the subprotocols it offered is chosen.
@@ -204,6 +207,13 @@ class QueueConsumer(GuardedJsonWebsocketConsumer):
         it changes no row of the queue (the priority change that may come with it is an event of its own)."""
         if self.queue is None:
             return
+        alert_id = message["alert"].get("id")
+        if alert_id is not None:
+            if self.alerts_seen is None:
+                self.alerts_seen = deque(maxlen=256)
+            if alert_id in self.alerts_seen:
+                return
+            self.alerts_seen.append(alert_id)
         await self.send_json(
             {
                 "type": "alert",

@@ -19,6 +19,7 @@ from django.db.backends.mysql.operations import DatabaseOperations as MySQLOpera
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from opd.core import outbox
 from opd.core.models import Role
 from scheduling.services import appointment_book
 
@@ -56,6 +57,13 @@ MySQLOperations.sql_flush = _sql_flush_truncating_audit
 
 # ClinicFactory's time zone, and so `clinic`'s (`other_clinic` is in Paris, an hour ahead).
 CLINIC_ZONE = zoneinfo.ZoneInfo("Europe/London")
+
+
+@pytest.fixture(autouse=True)
+def _forget_outbox_marks():
+    """Ids this process delivered in a test are not marked after it: that test's rows are gone."""
+    yield
+    outbox.forget_marks()
 
 
 @pytest.fixture(autouse=True)

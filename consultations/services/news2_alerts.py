@@ -4,6 +4,7 @@ or emergency (RCP 2017: 5-6 urgent, 7 or more emergency). Shared by triage and t
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.utils import timezone
@@ -90,6 +91,9 @@ def news2_alert(
 def alert_payload(*, kind: str, appointment: Appointment, **extra: Any) -> dict[str, Any]:
     """What a queue socket is told (`patient` is dropped on the clinic's queue by scheduling.realtime)."""
     return {
+        # One id per alert raised: the outbox may deliver its event twice, and a queue socket (and page)
+        # that already showed this id does not show (nor beep) it again.
+        "id": uuid.uuid4().hex,
         "kind": kind,
         "appointment_id": appointment.pk,
         "token_label": appointment.token_label,

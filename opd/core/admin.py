@@ -32,7 +32,7 @@ from .admin_mixins import (
     adopt,
 )
 from .errors import DomainError
-from .models import AuditEvent, Clinic, Department, Membership, Organization, Role, User
+from .models import AuditEvent, Clinic, Department, Membership, Organization, OutboxEvent, Role, User
 from .services import (
     clinic_create,
     clinic_update,
@@ -451,6 +451,21 @@ class AuditEventAdmin(OpdModelAdmin):
     @admin.display(description="data")
     def data_pretty(self, obj: AuditEvent) -> str:
         return format_html("<pre>{}</pre>", json.dumps(obj.data, indent=2, sort_keys=True, default=str))
+
+
+@admin.register(OutboxEvent)
+class OutboxEventAdmin(OpdModelAdmin):
+    """Read-only, superusers only: events of every organization, with queue entries that name patients.
+    Where an operator reads why an event keeps failing (last_error) and whether the relay keeps up."""
+
+    superuser_permissions = {VIEW}
+    list_display = ("pk", "event", "created_at", "due_at", "attempts", "delivered_at")
+    list_filter = ("event",)
+    ordering = ("-pk",)
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    fields = ("event", "created_at", "due_at", "attempts", "delivered_at", "last_error", "payload")
+    readonly_fields = fields
 
 
 from . import admin_access  # noqa: E402, F401  # flagged accesses and their reviews (break the glass)

@@ -2,6 +2,11 @@
 
 Events are delivered after the surrounding transaction commits and carry ids, never model instances,
 so a subscriber (a Celery task, a channel-layer send) always reads committed data.
+
+Each event is also written to the outbox (opd.core.models.OutboxEvent) in that same transaction: the
+process that committed delivers it at once, and if it dies before it could (or a subscriber failed), the
+relay (opd.core.outbox) delivers it from the row later. Delivery is therefore at least once, and every
+subscriber must be idempotent: a second delivery of the same event has no further effect.
 """
 
 from __future__ import annotations
@@ -58,12 +63,31 @@ def unsubscribe(event: str, handler: Handler) -> None:
 
 
 def publish(event: str, **payload: Any) -> None:
-    def deliver() -> None:
-        for handler in list(_subscribers[event]):
-            try:
-                handler(**payload)
-            except Exception:
-                # One failing subscriber must not undo a committed booking or starve the others.
-                logger.exception("handler %r failed for %s %r", handler, event, payload)
+    """Announce a change: one row in the outbox, written in the caller's transaction, and delivery to the
+    subscribers once it commits."""
+    from . import outbox
+    from .services.outbox import outbox_event_write
 
-    transaction.on_commit(deliver)
+    row = outbox_event_write(event=event, payload=payload)
+
+    def deliver_now() -> None:
+        # The fast path: no wait for the relay. The row is marked delivered off the request (a batched
+        # UPDATE a moment later); if this process dies first, the relay delivers it again.
+        if deliver(event, payload) is None:
+            outbox.mark_delivered(row.pk)
+
+    transaction.on_commit(deliver_now)
+
+
+def deliver(event: str, payload: dict[str, Any]) -> str | None:
+    """Call every subscriber of `event` once; the first failure's text, or None when all succeeded."""
+    failure = None
+    for handler in list(_subscribers[event]):
+        try:
+            handler(**payload)
+        except Exception as exc:
+            # One failing subscriber must not undo a committed booking or starve the others; the row stays
+            # undelivered and the relay tries the event again later (the others are idempotent).
+            logger.exception("handler %r failed for %s %r", handler, event, payload)
+            failure = failure or f"{getattr(handler, '__qualname__', handler)}: {exc!r}"[:2000]
+    return failure

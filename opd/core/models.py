@@ -9,6 +9,7 @@ from django.db import models
 from django.utils import timezone
 from django_otp.models import Device, ThrottlingMixin
 
+from .json import EventJSONDecoder, EventJSONEncoder
 from .phones import region_for_time_zone, validate_phone_region
 
 
@@ -384,3 +385,29 @@ class RecoveryCode(models.Model):
 
     def __str__(self) -> str:
         return f"recovery code of device {self.device_id}"
+
+
+class OutboxEvent(models.Model):
+    """A domain event, written by opd.core.events.publish in the transaction of the change it announces.
+
+    The publishing process delivers it at once after the commit and marks it delivered a moment later
+    (opd.core.outbox); a row still undelivered when `due_at` passes (the process died in between, or a
+    subscriber failed) is delivered by the relay, so every committed change reaches its subscribers at
+    least once. `due_at` is also the relay's lease and back-off: claiming a row moves it on."""
+
+    event = models.CharField(max_length=100)
+    payload = models.JSONField(encoder=EventJSONEncoder, decoder=EventJSONDecoder)
+    created_at = models.DateTimeField(default=timezone.now)
+    due_at = models.DateTimeField()
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        # The relay's claim (delivered_at IS NULL AND due_at <= now ORDER BY due_at) and the prune
+        # (delivered_at < cutoff) both read this index only.
+        indexes = [models.Index(fields=["delivered_at", "due_at"], name="core_outbox_due")]
+        verbose_name = "outbox event"
+
+    def __str__(self) -> str:
+        return f"{self.event} #{self.pk}"

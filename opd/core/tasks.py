@@ -9,6 +9,7 @@ from django.conf import settings
 
 from .services import access_grants_purge, idempotency_records_purge
 from .services.audit_chain import audit_seal_all, audit_verify_and_report
+from .services.outbox import outbox_prune, outbox_relay_once
 
 
 @shared_task(name="core.purge_idempotency_records")
@@ -33,3 +34,15 @@ def audit_seal() -> int:
 def audit_verify_daily() -> int:
     """Daily: verify every chain and mail the organizations' admins; answers how many chains failed."""
     return sum(not report.ok for report in audit_verify_and_report())
+
+
+# A beat entry every OPD_OUTBOX_RELAY_INTERVAL_SECONDS; a run shorter than the rows' back-off (their lease).
+@shared_task(name="core.outbox_relay", soft_time_limit=25, time_limit=30)
+def outbox_relay() -> int:
+    """Deliver the domain events whose process did not (opd.core.outbox); answers how many it delivered."""
+    return outbox_relay_once().delivered
+
+
+@shared_task(name="core.outbox_prune")
+def outbox_prune_delivered() -> int:
+    return outbox_prune(older_than=dt.timedelta(hours=settings.OPD_OUTBOX_RETENTION_HOURS))

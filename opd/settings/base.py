@@ -270,6 +270,40 @@ CELERY_BEAT_SCHEDULE = {
 }
 CELERY_TIMEZONE = "UTC"
 
+# OUTBOX (opd.core.outbox)
+# Every domain event is written to the outbox in its change's transaction and delivered at once by the
+# process that committed; that process marks it delivered in a batch every OPD_OUTBOX_MARK_INTERVAL_SECONDS.
+# An event still undelivered OPD_OUTBOX_GRACE_SECONDS after its change (the process died, a subscriber
+# failed) is delivered by the relay, which runs every OPD_OUTBOX_RELAY_INTERVAL_SECONDS; a failing event is
+# retried after OPD_OUTBOX_RETRY_SECONDS, doubling (at most an hour), OPD_OUTBOX_MAX_ATTEMPTS times.
+# Delivered rows are deleted after OPD_OUTBOX_RETENTION_HOURS.
+OPD_OUTBOX_GRACE_SECONDS = env.float("OPD_OUTBOX_GRACE_SECONDS", default=15.0)
+OPD_OUTBOX_MARK_INTERVAL_SECONDS = env.float("OPD_OUTBOX_MARK_INTERVAL_SECONDS", default=1.0)
+OPD_OUTBOX_RELAY_INTERVAL_SECONDS = env.float("OPD_OUTBOX_RELAY_INTERVAL_SECONDS", default=5.0)
+OPD_OUTBOX_RETRY_SECONDS = env.float("OPD_OUTBOX_RETRY_SECONDS", default=30.0)
+OPD_OUTBOX_MAX_ATTEMPTS = env.int("OPD_OUTBOX_MAX_ATTEMPTS", default=10)
+OPD_OUTBOX_RETENTION_HOURS = env.float("OPD_OUTBOX_RETENTION_HOURS", default=24.0)
+if OPD_OUTBOX_MARK_INTERVAL_SECONDS <= 0 or OPD_OUTBOX_GRACE_SECONDS <= 2 * OPD_OUTBOX_MARK_INTERVAL_SECONDS:
+    # A grace shorter than the marking would have the relay deliver again what was delivered.
+    raise ImproperlyConfigured(
+        "OPD_OUTBOX_GRACE_SECONDS must be more than twice OPD_OUTBOX_MARK_INTERVAL_SECONDS (> 0)."
+    )
+if OPD_OUTBOX_RELAY_INTERVAL_SECONDS <= 0 or OPD_OUTBOX_RETRY_SECONDS <= 0 or OPD_OUTBOX_MAX_ATTEMPTS < 1:
+    raise ImproperlyConfigured(
+        "OPD_OUTBOX_RELAY_INTERVAL_SECONDS and OPD_OUTBOX_RETRY_SECONDS must be > 0, OPD_OUTBOX_MAX_ATTEMPTS >= 1."
+    )
+CELERY_BEAT_SCHEDULE["core.outbox_relay"] = {
+    "task": "core.outbox_relay",
+    "schedule": OPD_OUTBOX_RELAY_INTERVAL_SECONDS,
+    # A run that waited longer than one interval is replaced by the next one.
+    "options": {"expires": OPD_OUTBOX_RELAY_INTERVAL_SECONDS},
+}
+CELERY_BEAT_SCHEDULE["core.outbox_prune"] = {
+    "task": "core.outbox_prune",
+    "schedule": 3600.0,
+    "options": {"expires": 1800},
+}
+
 # CHANNELS
 if REDIS_URL:
     CHANNEL_LAYERS = {

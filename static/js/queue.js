@@ -248,7 +248,10 @@
     var region = document.querySelector("[data-alerts]");
     var alert = message.alert || {};
     if (!region) return;
+    // The same alert delivered twice (the server delivers events at least once) is shown once.
+    if (alert.id && region.querySelector('[data-alert-id="' + alert.id + '"]')) return;
     var box = document.createElement("div");
+    if (alert.id) box.setAttribute("data-alert-id", alert.id);
     box.className = "queue-alert queue-alert-" + (alert.kind || "news2");
     box.setAttribute("role", "alert");
     box.setAttribute("data-alert-kind", alert.kind || "");

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from analytics import caching, selectors, subscribers
 from opd.core import events
+from opd.core.models import OutboxEvent
 from scheduling.models import Appointment, AppointmentStatus
 from scheduling.services import appointment_book, appointment_cancel, appointment_reschedule
 from tests.factories import PatientFactory
@@ -107,3 +108,22 @@ def test_keys_name_the_database(world):
 
     assert caching.namespace().endswith(f":{connection.settings_dict['NAME']}")
     assert caching.version_key(world.clinic.pk, MON).startswith(caching.namespace())
+
+
+def test_a_booking_event_delivered_twice_counts_the_booking_once(
+    world, admin_user, staff_user, doctor, department, django_capture_on_commit_callbacks
+):
+    # The outbox delivers at least once: the relay may deliver again what the booking's process did.
+    tomorrow = timezone.localdate(timezone=world.clinic.tz) + dt.timedelta(days=1)
+    slot = make_slot(doctor, department, tomorrow, "09:00", 2)
+    scope = selectors.resolve_scope(admin_user, clinic_ids=[world.clinic.pk])
+    assert appointments_on(scope, tomorrow) == 0  # cached
+
+    with django_capture_on_commit_callbacks(execute=True):
+        appointment_book(actor=staff_user, patient=PatientFactory(organization=world.org), slot=slot)
+    assert appointments_on(scope, tomorrow) == 1
+    stored = OutboxEvent.objects.get(event=events.APPOINTMENT_BOOKED)
+    assert events.deliver(stored.event, stored.payload) is None  # the second delivery, from the row
+
+    (row,) = selectors.daily_statistics(scope, tomorrow, tomorrow)
+    assert (row["appointments"], row["booked"], row["seats_booked"]) == (1, 1, 1)

@@ -15,12 +15,16 @@ from django_celery_beat.models import PeriodicTask
 
 from analytics.models import ReportDefinition, ReportRun, RunStatus
 from analytics.services import (
+    REPORT_REQUESTED,
     report_definition_delete,
     report_definition_save,
     report_period,
+    report_run_request,
 )
 from analytics.tasks import MAX_RETRIES, build_report
+from opd.core import events
 from opd.core.errors import NotFound, ValidationFailed
+from opd.core.models import OutboxEvent
 
 from .conftest import MON, TUE
 
@@ -313,7 +317,7 @@ def test_run_now_queues_the_build_after_commit(
 ):
     definition = define(admin_user)
     queued = []
-    monkeypatch.setattr(build_report, "delay", lambda **kwargs: queued.append(kwargs))
+    monkeypatch.setattr(build_report, "apply_async", lambda kwargs, task_id: queued.append((kwargs, task_id)))
     client.force_login(admin_user)
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -323,7 +327,25 @@ def test_run_now_queues_the_build_after_commit(
         )
 
     assert response.status_code == 302
-    assert queued == [{"definition_id": definition.pk}]
+    [(kwargs, task_id)] = queued
+    assert kwargs == {"definition_id": definition.pk}
+    assert task_id.startswith("report-request-")
+
+
+def test_run_now_delivered_twice_builds_and_mails_one_report(
+    world, admin_user, frozen_period, django_capture_on_commit_callbacks
+):
+    definition = define(admin_user)
+    with django_capture_on_commit_callbacks(execute=True):
+        report_run_request(actor=admin_user, definition=definition)
+    assert ReportRun.objects.count() == 1
+
+    # The outbox delivers at least once: the relay may deliver the stored event again.
+    stored = OutboxEvent.objects.get(event=REPORT_REQUESTED)
+    assert events.deliver(stored.event, stored.payload) is None
+
+    assert ReportRun.objects.get().status == RunStatus.SUCCEEDED
+    assert len(mail.outbox) == 1
 
 
 def test_the_emailed_link_is_built_on_the_sites_own_address(world, admin_user, frozen_period, settings):

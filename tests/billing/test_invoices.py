@@ -8,8 +8,9 @@ import pytest
 
 from billing.models import Invoice, InvoiceStatus
 from billing.services import fee_save, invoice_raise, invoice_void
+from opd.core import events
 from opd.core.errors import Conflict, PermissionDenied
-from opd.core.models import AuditEvent
+from opd.core.models import AuditEvent, OutboxEvent
 from scheduling.services import appointment_cancel
 from tests.consultations.factories import complete_visit
 from tests.factories import DoctorFactory
@@ -138,3 +139,22 @@ def test_doctors_and_patients_do_not_raise_invoices(invoice, doctor, patient):
     for person in (doctor.user, patient.user):
         with pytest.raises(PermissionDenied):
             invoice_raise(actor=person, appointment=invoice.appointment)
+
+
+def test_a_check_in_or_cancellation_event_delivered_twice_raises_or_voids_one_invoice_once(
+    fee, check_in, staff_user, patient, committed
+):
+    # The outbox delivers at least once: the relay may deliver again what the change's process did.
+    appointment = check_in(patient)
+    checked_in = OutboxEvent.objects.get(event=events.QUEUE_CHANGED, payload__action="checked_in")
+    assert events.deliver(checked_in.event, checked_in.payload) is None
+    invoice = appointment.invoices.get()
+
+    with committed():
+        appointment_cancel(actor=staff_user, appointment=appointment, reason="Patient went home")
+    cancelled = OutboxEvent.objects.get(event=events.APPOINTMENT_CANCELLED)
+    assert events.deliver(cancelled.event, cancelled.payload) is None
+
+    assert list(Invoice.objects.values_list("pk", "status")) == [(invoice.pk, InvoiceStatus.VOID)]
+    assert AuditEvent.objects.filter(action="invoice.issued").count() == 1
+    assert AuditEvent.objects.filter(action="invoice.voided", object_id=str(invoice.pk)).count() == 1

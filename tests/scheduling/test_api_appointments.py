@@ -743,7 +743,9 @@ def _statements(captured) -> list[str]:
 # test's own), Celery tasks queued to the broker rather than run here. Besides the transaction's BEGIN and
 # COMMIT: the token's read; one locking read of the patient and the slot with all the booking checks and
 # answers (the door's scope folded in; the service's block needs no savepoint inside the action's own
-# transaction); the seat's UPDATE; the appointment's and the audit's INSERTs. Nothing is read back.
+# transaction); the seat's UPDATE; the appointment's, the audit's and the outbox event's INSERTs (the
+# event's delivery happens after COMMIT, the outbox row marked delivered later, off the request). Nothing
+# is read back: six statements.
 BOOKING_STATEMENTS = [
     "SELECT core_apitoken core_user",
     "BEGIN",
@@ -751,12 +753,13 @@ BOOKING_STATEMENTS = [
     "UPDATE scheduling_slot",
     "INSERT scheduling_appointment",
     "INSERT core_auditevent",
+    "INSERT core_outboxevent",
     "COMMIT",
 ]
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_booking_is_five_statements_and_answers_what_reading_it_back_shows(
+def test_a_booking_is_six_statements_and_answers_what_reading_it_back_shows(
     api_as, staff_user, patient, slot, tasks_queued_not_run
 ):
     client = api_as(staff_user)
@@ -771,7 +774,7 @@ def test_a_booking_is_five_statements_and_answers_what_reading_it_back_shows(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_patient_booking_for_themselves_is_five_statements_too(api_as, patient, slot, tasks_queued_not_run):
+def test_a_patient_booking_for_themselves_is_six_statements_too(api_as, patient, slot, tasks_queued_not_run):
     client = api_as(patient.user)
     # Their own record is found by the same locking read; the booking cap's count is a part of it.
     with CaptureQueriesContext(connection) as captured:

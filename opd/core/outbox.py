@@ -1,0 +1,106 @@
+"""The outbox's two delivery paths: marking what the publishing process delivered, and the relay.
+
+opd.core.events.publish writes each event to OutboxEvent in the change's transaction and delivers it
+in process after the commit (the fast path: live queues hear of a booking at once). Marking the row
+delivered would be a second write on the request, so it is deferred: the ids are collected here and one
+thread per process marks them in a single UPDATE every OPD_OUTBOX_MARK_INTERVAL_SECONDS. If the process
+dies before that, or the commit's handlers never ran (killed between the commit and them), the row is
+still undelivered when its `due_at` (OPD_OUTBOX_GRACE_SECONDS after the change) passes and the relay
+delivers it: at least once, never lost. Consumers are idempotent, so a second delivery does nothing more.
+
+The relay (outbox_relay_once: the `core.outbox_relay` beat task every OPD_OUTBOX_RELAY_INTERVAL_SECONDS,
+or `manage.py outbox_relay`) claims due rows with SELECT ... FOR UPDATE SKIP LOCKED and moves their
+`due_at` on by the back-off before it commits the claim, so two relays never deliver one row at the same
+time, and a relay that dies mid-delivery leaves the rows to be taken again once the back-off passes.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+
+from django.conf import settings
+from django.db import connection
+
+logger = logging.getLogger(__name__)
+
+
+class _DeliveredMarks:
+    """The ids this process delivered and has not marked yet, and the thread that marks them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ids: list[int] = []
+        self._pid = os.getpid()
+        self._thread: threading.Thread | None = None
+        self._at_exit = False
+
+    def add(self, pk: int) -> None:
+        with self._lock:
+            if self._pid != os.getpid():
+                # A forked child (gunicorn, Celery prefork): the parent's ids and thread stay the parent's.
+                self._pid, self._ids, self._thread = os.getpid(), [], None
+            self._ids.append(pk)
+            if not self._at_exit:
+                # A process that exits cleanly (a gunicorn worker recycled, a command ending) marks what
+                # it delivered rather than leave it to be delivered again.
+                atexit.register(self.flush)
+                self._at_exit = True
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="outbox-marks", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(settings.OPD_OUTBOX_MARK_INTERVAL_SECONDS)
+            with self._lock:
+                if not self._ids:
+                    # Idle: end the thread (add() starts another) rather than hold it and a connection.
+                    self._thread = None
+                    return
+            self.flush(own_connection=True)
+
+    def flush(self, *, own_connection: bool = False) -> int:
+        """Mark the collected ids delivered; how many rows that marked."""
+        with self._lock:
+            ids, self._ids = self._ids, []
+        if not ids:
+            return 0
+        try:
+            from .services.outbox import outbox_mark_delivered
+
+            return outbox_mark_delivered(ids=ids)
+        except Exception:
+            # The events were delivered; unmarked, the relay delivers them once more (at least once).
+            logger.warning(
+                "could not mark %d outbox events delivered; the relay will", len(ids), exc_info=True
+            )
+            return 0
+        finally:
+            if own_connection:
+                # The marking thread's own connection: closed, not left open for the process's lifetime.
+                connection.close()
+
+    def forget(self) -> None:
+        with self._lock:
+            self._ids = []
+
+
+_marks = _DeliveredMarks()
+
+
+def mark_delivered(pk: int) -> None:
+    _marks.add(pk)
+
+
+def flush_marks() -> int:
+    """Mark now what this process delivered (tests; a command about to exit)."""
+    return _marks.flush()
+
+
+def forget_marks() -> None:
+    """Drop the ids not marked yet (a test's rows are gone with its database; the thread then ends)."""
+    _marks.forget()
