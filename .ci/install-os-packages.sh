@@ -17,6 +17,8 @@ fi
 if [ "${1:-all}" != build ]; then
   command -v mariadbd >/dev/null || need+=(mariadb-server)
   command -v redis-server >/dev/null || need+=(redis-server)
+  # The Redis failover test runs three sentinels (redis-server --sentinel, from this package on Debian).
+  dpkg -s redis-sentinel >/dev/null 2>&1 || need+=(redis-sentinel)
   [ -x /usr/bin/chromium ] || need+=(chromium)
   command -v wrk >/dev/null || need+=(wrk)
 fi
