@@ -296,16 +296,21 @@ CELERY_TIMEZONE = "UTC"
 
 # CHANNELS
 if REDIS_URL:
-    _channel_host: str | dict[str, object] = REDIS_URL
+    # Each socket's receive loop blocks in BZPOPMIN for up to 5 s (channels-redis brpop_timeout), and
+    # redis-py's asyncio connections time out reads after 5 s by default: the two race, and a lost race
+    # killed the socket (1011) every few idle seconds. Reads wait longer than the blocking pop.
+    _channel_host: dict[str, object] = {"socket_timeout": 15}
     if REDIS_SENTINELS:
         # channels-redis builds a sentinel pool from a dict host: it finds the primary on each connection.
-        _channel_host = {
+        _channel_host |= {
             "sentinels": REDIS_SENTINELS,
             "master_name": REDIS_SENTINEL_MASTER,
             "sentinel_kwargs": _sentinel_kwargs,
             "db": REDIS_DB,
             **({"password": REDIS_PASSWORD} if REDIS_PASSWORD else {}),
         }
+    else:
+        _channel_host["address"] = REDIS_URL
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
