@@ -8,12 +8,15 @@ port given to these tests) for its cache, channel layer and broker, so stopping 
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
 
+from scheduling.models import Appointment
 from tests.browser.conftest import sign_in
-from tests.conftest import token_for
+from tests.conftest import future_slot, token_for
+from tests.factories import PatientFactory
 from tests.redis_rig import redis_server
 from tests.scheduling.asgi_server import asgi_server, post
 from tests.scheduling.queue_helpers import booked, move_to_daytime_zone
@@ -47,9 +50,18 @@ def test_the_dashboard_says_live_updates_paused_without_redis_and_resyncs_when_i
         page.wait_for_selector(PAUSED, timeout=15_000)
         assert "Live updates paused" in page.locator("[data-live-status]").inner_text()
 
-        # Reception checks the patient in meanwhile: the API works without Redis.
+        # Reception checks the patient in and books another meanwhile: the API works without Redis (the
+        # booking's rate limit goes uncounted, its messages are planned in the request).
         status, body = post(f"{server.url}/api/v1/appointments/{arriving.pk}/check-in/", token=reception)
         assert status == 200, body
+        slot, patient = future_slot(doctor, department), PatientFactory(organization=clinic.organization)
+        status, body = post(
+            f"{server.url}/api/v1/appointments/",
+            token=reception,
+            body=json.dumps({"slot": slot.pk, "patient": patient.pk}).encode(),
+        )
+        assert status == 201, body
+        assert Appointment.objects.filter(slot=slot, patient=patient).exists()
         # A dashboard opened now is served (from the database) and says at once that it is not live:
         # the server answers its socket "paused" and closes it (1013) instead of a snapshot that would go
         # stale without telling anyone.
