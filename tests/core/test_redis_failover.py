@@ -102,7 +102,7 @@ def test_booking_live_queue_and_messages_follow_the_replica_sentinel_promotes(
     sms_folder = tmp_path / "sms"
     reception, doctors_token = token_for(staff_user), token_for(doctor.user)
     waiting = booked(staff_user, doctor, department, minutes=20)
-    slots = [future_slot(doctor, department) for _ in range(12)]
+    slots = [future_slot(doctor, department) for _ in range(9)]
 
     with sentinel_rig(PRIMARY, REPLICA, SENTINELS) as rig:
         overrides = {

@@ -78,13 +78,14 @@ def test_a_worker_killed_mid_send_has_its_task_redelivered_and_the_message_sent_
             wait_until(
                 lambda: Notification.objects.get(pk=confirmation.pk).status == Status.SENDING, what=first.log
             )
+            second.spawn()  # it starts while the first is still mid-send (and takes nothing before it is gone)
             first.kill()  # mid-send: claimed, nothing sent, no acknowledgement
             hold.unlink()
 
             client = redis.Redis(port=broker.port)
             assert client.hlen("unacked") == 1  # the broker still holds the message, unacknowledged
             assert sms_lines(sms_dir) == []
-            second.start()
+            second.wait_ready()
             try:
                 wait_until(
                     lambda: Notification.objects.get(pk=confirmation.pk).status == Status.SENT,
