@@ -19,6 +19,8 @@ if [ "${1:-all}" != build ]; then
   # manage.py backup and restore run the client tools (a host without the server needs them alone).
   command -v mariadb-dump >/dev/null || need+=(mariadb-client)
   command -v redis-server >/dev/null || need+=(redis-server)
+  # The Redis failover test runs three sentinels (redis-server --sentinel, from this package on Debian).
+  dpkg -s redis-sentinel >/dev/null 2>&1 || need+=(redis-sentinel)
   [ -x /usr/bin/chromium ] || need+=(chromium)
   command -v wrk >/dev/null || need+=(wrk)
 fi

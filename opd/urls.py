@@ -11,6 +11,7 @@ from opd.core.forms import ServicePasswordChangeForm, ServiceSetPasswordForm
 from opd.core.ratelimit import rate_limited
 
 handler404 = "opd.core.api.exceptions.page_not_found"
+handler500 = "opd.core.api.exceptions.server_error"
 
 urlpatterns = [
     path("", core_views.home, name="home"),

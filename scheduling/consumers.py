@@ -21,6 +21,8 @@ Protocol, JSON both ways:
             emergency response, or ("kind": "rescore_due") a waiting patient's observations are due;
             no version (nothing in the queue changed), no patient name on a clinic's queue
   client -> {"type": "ping"}     answered with {"type": "pong"}
+  server -> {"type": "paused", "reason": "live_updates_unavailable"}, then close 1013: the channel
+            layer (Redis) cannot be reached; reconnect later (opd.core.consumers)
   server -> {"type": "error", "code": "bad_frame", ...}   a frame that is not JSON text
   server -> {"type": "closed", "reason": "access_revoked"}, then close 4403: the user's access to this
             queue ended (suspended, deactivated, removed from the clinic, role changed). Checked again on
@@ -44,7 +46,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from opd.core.audit import access_context
-from opd.core.consumers import GuardedJsonWebsocketConsumer
+from opd.core.consumers import CHANNEL_LAYER_UNREACHABLE, GuardedJsonWebsocketConsumer
 from opd.core.errors import NotFound, PermissionDenied
 from opd.core.models import User
 from opd.core.ws_auth import TOKEN_SUBPROTOCOL
@@ -99,8 +101,15 @@ class QueueConsumer(GuardedJsonWebsocketConsumer):
         self.queue = queue_name(self.kind, pk)
         # Join before reading the snapshot: an event committed meanwhile is either in the snapshot (and
         # dropped as old when it arrives) or newer than it (and passed on).
-        await self.channel_layer.group_add(group_name(self.queue), self.channel_name)
-        await self.watch_access(user.pk)
+        try:
+            await self.channel_layer.group_add(group_name(self.queue), self.channel_name)
+            await self.watch_access(user.pk)
+        except CHANNEL_LAYER_UNREACHABLE as exc:
+            # Without Redis no change would reach this socket: a snapshot now would look live and go
+            # stale. The page says "live updates paused" and comes back (snapshot included) after Redis.
+            self.queue = None
+            await self.pause(exc)
+            return
         await self.send_snapshot()
 
     def _authorize_fresh(self, user_id: int, pk: int) -> None:

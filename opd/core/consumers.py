@@ -7,27 +7,41 @@ cannot crash it.
   fails, the socket gets a last frame {"type": "closed", "reason": "access_revoked"} and closes with 4403.
 - Frames: text that is not JSON, and binary frames, get {"type": "error", "code": "bad_frame"} instead
   of an unhandled exception.
+- Live updates paused: when the channel layer (Redis) cannot be reached at connect, the socket gets
+  {"type": "paused", "reason": "live_updates_unavailable"} and closes with 1013 (try again later); the
+  page says "live updates paused" and reconnects, and its first snapshot after Redis returns resyncs it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from redis.exceptions import RedisError
 
 from .errors import DomainError
 from .models import User
 from .realtime import access_group
 
+logger = logging.getLogger(__name__)
+
 CLOSE_REVOKED = 4403
+# RFC 6455's "try again later": the server is fine, a service it needs (the channel layer) is not.
+CLOSE_TRY_AGAIN_LATER = 1013
 BAD_FRAME = "bad_frame"
+# What the Redis channel layer raises when Redis is down, restarting or failing over.
+CHANNEL_LAYER_UNREACHABLE = (RedisError, OSError, TimeoutError)
 
 
 class GuardedJsonWebsocketConsumer(AsyncJsonWebsocketConsumer):
     user_id: int | None = None
     _access_group: str | None = None
+    _accepted = False
+    _paused = False
 
     def check_access(self, user: User) -> None:
         """Raise a DomainError (or return False from has_access) when `user` may no longer watch."""
@@ -60,7 +74,33 @@ class GuardedJsonWebsocketConsumer(AsyncJsonWebsocketConsumer):
             self._access_group = None
 
     async def disconnect(self, code: int) -> None:
-        await self.leave_groups()
+        # With Redis away, its group memberships expire by themselves (channels-redis group_expiry).
+        with contextlib.suppress(*CHANNEL_LAYER_UNREACHABLE):
+            await self.leave_groups()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except CHANNEL_LAYER_UNREACHABLE as exc:
+            # Channels' loop that receives this socket's channel-layer messages failed: Redis went away
+            # under an open socket (or before it was accepted). Close it with a word, not a 1011.
+            await self.pause(exc)
+
+    async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
+        await super().accept(subprotocol, headers)
+        self._accepted = True
+
+    async def pause(self, exc: BaseException) -> None:
+        """The channel layer is unreachable: say so, and close with "try again later" (once)."""
+        if self._paused:
+            return
+        self._paused = True
+        logger.warning("live updates paused, channel layer unreachable: %s: %s", type(exc).__name__, exc)
+        self.user_id = None
+        self._access_group = None
+        if self._accepted:
+            await self.send_json({"type": "paused", "reason": "live_updates_unavailable"})
+        await self.close(code=CLOSE_TRY_AGAIN_LATER)
 
     async def revoke(self) -> None:
         # Leave the groups first: until the client's disconnect arrives the consumer would otherwise

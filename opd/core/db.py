@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
-from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Field, Model
 from django.utils import timezone
 
@@ -27,6 +27,19 @@ RETRYABLE_ERRORS = {1213, 1205}
 
 def is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, OperationalError) and bool(exc.args) and exc.args[0] in RETRYABLE_ERRORS
+
+
+# MySQL/MariaDB client errors that mean the server cannot be reached right now (restarting, failing
+# over, a network cut): 2002/2003 cannot connect, 2006 gone away, 2013 lost during a query, 1053 and 1927
+# shutting down or killed, 4031 disconnected by the server. The request wrote nothing it can keep; the
+# connection is dropped at the end of the request (CONN_HEALTH_CHECKS) and the next one reconnects.
+UNREACHABLE_ERRORS = {1053, 1927, 2002, 2003, 2006, 2013, 4031}
+
+
+def is_database_unreachable(exc: BaseException | None) -> bool:
+    if isinstance(exc, InterfaceError):
+        return True  # the driver's handle was already closed under us (the server went away before)
+    return isinstance(exc, OperationalError) and bool(exc.args) and exc.args[0] in UNREACHABLE_ERRORS
 
 
 @overload

@@ -2,7 +2,8 @@
 
 Nothing set gives the embedded default (SQLite file, local-memory cache, in-memory channel layer,
 file-system Celery broker) so `make run` works on a bare machine. DATABASE_URL and REDIS_URL switch
-to MariaDB/MySQL and Redis, as production and the test suite use.
+to MariaDB/MySQL and Redis, as production and the test suite use; REDIS_SENTINELS to a Redis watched by
+Sentinel.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import datetime as dt
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote, urlsplit
 
 import environ
 from celery.schedules import crontab
@@ -168,8 +170,35 @@ if REPLICA_DATABASE_URL:
 # BACKUPS: where `manage.py backup` writes its files unless given --output-dir.
 OPD_BACKUP_DIR = env.path("OPD_BACKUP_DIR", default=str(DATA_DIR / "backups"))
 
-# CACHE
+# REDIS
+# One Redis serves the cache, the channel layer and the Celery broker. Either REDIS_URL names it, or Redis
+# Sentinel does: REDIS_SENTINELS=host:port,host:port and REDIS_SENTINEL_MASTER=name make all three ask the
+# sentinels for the current primary on each new connection, so a failover (Sentinel promotes a replica)
+# needs no restart. With sentinels, REDIS_URL is optional and only its password and database number are
+# used (redis://:PASSWORD@ignored/DB); REDIS_SENTINEL_PASSWORD is the sentinels' own (requirepass).
+REDIS_SENTINELS: list[tuple[str, int]] = []
+for _address in env.list("REDIS_SENTINELS", default=[]):
+    _host, _, _port = _address.strip().rpartition(":")
+    if not _host or not _port.isdigit():
+        raise ImproperlyConfigured(f"REDIS_SENTINELS: {_address!r} is not host:port.")
+    REDIS_SENTINELS.append((_host, int(_port)))
+REDIS_SENTINEL_MASTER = env("REDIS_SENTINEL_MASTER", default="")
+REDIS_SENTINEL_PASSWORD = env("REDIS_SENTINEL_PASSWORD", default="")
+if REDIS_SENTINELS and not REDIS_SENTINEL_MASTER:
+    raise ImproperlyConfigured(
+        "REDIS_SENTINELS needs REDIS_SENTINEL_MASTER (the name the sentinels monitor)."
+    )
 REDIS_URL = env("REDIS_URL", default="")
+if REDIS_SENTINELS:
+    _redis = urlsplit(REDIS_URL or "redis://master/0")
+    REDIS_DB = int((_redis.path or "/0").lstrip("/") or 0)
+    REDIS_PASSWORD = unquote(_redis.password or "")
+    # The host of this URL is the master's name: django-redis's sentinel pool reads it as such.
+    _auth = f":{quote(REDIS_PASSWORD, safe='')}@" if REDIS_PASSWORD else ""
+    REDIS_URL = f"redis://{_auth}{REDIS_SENTINEL_MASTER}/{REDIS_DB}"
+_sentinel_kwargs = {"password": REDIS_SENTINEL_PASSWORD} if REDIS_SENTINEL_PASSWORD else None
+
+# CACHE
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -183,11 +212,27 @@ if REDIS_URL:
             },
         }
     }
+    if REDIS_SENTINELS:
+        # The default client on a sentinel pool: reads and writes both go to the primary (rate-limit
+        # counters and websocket tickets must not be read from a replica that lags behind).
+        CACHES["default"]["OPTIONS"].update(
+            {
+                "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",
+                "SENTINELS": REDIS_SENTINELS,
+                "SENTINEL_KWARGS": _sentinel_kwargs,
+            }
+        )
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # CELERY
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
+if REDIS_SENTINELS:
+    # kombu's sentinel transport: every sentinel in one URL, separated by ";"; the password is the primary's.
+    _broker_auth = f":{quote(REDIS_PASSWORD, safe='')}@" if REDIS_PASSWORD else ""
+    _default_broker = ";".join(f"sentinel://{_broker_auth}{h}:{p}/{REDIS_DB}" for h, p in REDIS_SENTINELS)
+else:
+    _default_broker = REDIS_URL or "filesystem://"
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=_default_broker)
 if CELERY_BROKER_URL == "filesystem://":
     _broker_dir = DATA_DIR / "celery-broker"
     for _sub in ("out", "processed", "control"):
@@ -200,8 +245,17 @@ if CELERY_BROKER_URL == "filesystem://":
         "control_folder": str(_broker_dir / "control"),
     }
 else:
-    # Longer than the longest task, so a task acked late is not handed to a second worker while running.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    # A task is acknowledged after it ran (acks late). A worker killed mid-task (SIGKILL, a lost machine)
+    # never acknowledges it, and the broker hands it to another worker once it has been unacknowledged
+    # this long: longer than the longest task (CELERY_TASK_TIME_LIMIT), so a task still running is not
+    # handed out twice. A worker whose pool child dies redelivers at once (reject on worker lost).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+    }
+    if CELERY_BROKER_URL.startswith("sentinel://"):
+        CELERY_BROKER_TRANSPORT_OPTIONS["master_name"] = REDIS_SENTINEL_MASTER
+        if _sentinel_kwargs:
+            CELERY_BROKER_TRANSPORT_OPTIONS["sentinel_kwargs"] = _sentinel_kwargs
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -306,10 +360,25 @@ CELERY_BEAT_SCHEDULE["core.outbox_prune"] = {
 
 # CHANNELS
 if REDIS_URL:
+    # Each socket's receive loop blocks in BZPOPMIN for up to 5 s (channels-redis brpop_timeout), and
+    # redis-py's asyncio connections time out reads after 5 s by default: the two race, and a lost race
+    # killed the socket (1011) every few idle seconds. Reads wait longer than the blocking pop.
+    _channel_host: dict[str, object] = {"socket_timeout": 15}
+    if REDIS_SENTINELS:
+        # channels-redis builds a sentinel pool from a dict host: it finds the primary on each connection.
+        _channel_host |= {
+            "sentinels": REDIS_SENTINELS,
+            "master_name": REDIS_SENTINEL_MASTER,
+            "sentinel_kwargs": _sentinel_kwargs,
+            "db": REDIS_DB,
+            **({"password": REDIS_PASSWORD} if REDIS_PASSWORD else {}),
+        }
+    else:
+        _channel_host["address"] = REDIS_URL
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": env("CHANNELS_PREFIX", default="opd")},
+            "CONFIG": {"hosts": [_channel_host], "prefix": env("CHANNELS_PREFIX", default="opd")},
         }
     }
 else:

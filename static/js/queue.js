@@ -9,7 +9,9 @@
  * event per change carrying version + 1. A snapshot with another version, or an event in order,
  * refreshes the fragments; an event that skips a version means something was missed, so we ask for a
  * fresh snapshot ({"type": "resync"}); an older one is ignored. A dropped connection is reopened with
- * growing delays (1 s, 2 s, 4 s ... 30 s); close codes 4401/4403/4404 mean "do not retry".
+ * growing delays (1 s, 2 s, 4 s ... 30 s); close codes 4401/4403/4404 mean "do not retry". Meanwhile the
+ * page says "Live updates paused" (a dropped network, a server restarting, or the server's answer
+ * {"type": "paused"} then close 1013 when Redis is away); the next snapshot brings the page up to date.
  *
  * Alerts ({"type": "alert"}: NEWS2 rose to an urgent or emergency response, or a waiting patient's
  * observations are due) are shown in [data-alerts] as role="alert" boxes with a short beep made with the
@@ -150,6 +152,7 @@
   function connect() {
     clearTimeout(retryTimer);
     if (stopped) return;
+    heard = true;
     setStatus("connecting", attempts ? "Reconnecting…" : "Connecting…");
     try {
       socket = new WebSocket(socketUrl());
@@ -158,6 +161,7 @@
       return;
     }
     socket.onmessage = function (event) {
+      heard = true;
       var message;
       try {
         message = JSON.parse(event.data);
@@ -178,7 +182,7 @@
   }
 
   function scheduleReconnect() {
-    setStatus("offline", "Offline: reconnecting…");
+    setStatus("offline", "Live updates paused: reconnecting…");
     var delay = Math.min(30000, 1000 * Math.pow(2, attempts)) * (0.75 + Math.random() / 2);
     attempts += 1;
     retryTimer = setTimeout(connect, delay);
@@ -417,6 +421,39 @@
     tick();
     setInterval(tick, 15000);
   }
+
+  // A connection can die without a close (a laptop leaves the Wi-Fi, a proxy drops it): every 15 s the
+  // page pings, and a socket that has not answered the previous ping (nor sent anything) is closed,
+  // which pauses live updates and reconnects. The browser saying it went offline does the same at once.
+  var HEARTBEAT_MS = 15000;
+  var heard = true;
+
+  // Let go of a socket that may never fire its close event (the close handshake cannot get through).
+  function drop() {
+    var old = socket;
+    if (!old || stopped) return;
+    socket = null;
+    old.onclose = null;
+    old.onmessage = null;
+    try {
+      old.close();
+    } catch (error) {
+      // Already closing.
+    }
+    scheduleReconnect();
+  }
+
+  setInterval(function () {
+    if (!socket || socket.readyState !== WebSocket.OPEN) return;
+    if (!heard) {
+      drop();
+      return;
+    }
+    heard = false;
+    send({ type: "ping" });
+  }, HEARTBEAT_MS);
+
+  window.addEventListener("offline", drop);
 
   window.addEventListener("online", function () {
     if (!socket && !stopped) {

@@ -3,6 +3,7 @@ environment a deployment sets (nothing inherited from the test settings)."""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
@@ -242,5 +243,51 @@ def test_it_refuses_an_undo_window_out_of_range(minutes):
 )
 def test_it_refuses_to_start_without_the_sites_own_address(overrides, message):
     result = manage("check", env=production_env(**overrides))
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_redis_sentinels_point_the_cache_the_channel_layer_and_the_broker_at_the_sentinels():
+    env = production_env(
+        REDIS_URL="redis://:primary%20pw@ignored/3",
+        REDIS_SENTINELS="10.0.0.1:26379, 10.0.0.2:26380",
+        REDIS_SENTINEL_MASTER="opd-redis",
+        REDIS_SENTINEL_PASSWORD="sentinel-pw",
+    )
+    show = (
+        "import json; from django.conf import settings as s; print(json.dumps({'cache': s.CACHES['default'],"
+        " 'broker': s.CELERY_BROKER_URL, 'transport': s.CELERY_BROKER_TRANSPORT_OPTIONS,"
+        " 'channels': s.CHANNEL_LAYERS['default']['CONFIG']['hosts']}))"
+    )
+    result = manage("shell", "-c", show, env=env)
+
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout.strip().splitlines()[-1])
+    sentinels = [["10.0.0.1", 26379], ["10.0.0.2", 26380]]
+    cache = shown["cache"]
+    assert cache["LOCATION"] == "redis://:primary%20pw@opd-redis/3"  # the master's name, db 3
+    assert cache["OPTIONS"]["CONNECTION_FACTORY"] == "django_redis.pool.SentinelConnectionFactory"
+    assert cache["OPTIONS"]["SENTINELS"] == sentinels
+    assert cache["OPTIONS"]["SENTINEL_KWARGS"] == {"password": "sentinel-pw"}
+    assert shown["broker"] == (
+        "sentinel://:primary%20pw@10.0.0.1:26379/3;sentinel://:primary%20pw@10.0.0.2:26380/3"
+    )
+    assert shown["transport"]["master_name"] == "opd-redis"
+    assert shown["transport"]["sentinel_kwargs"] == {"password": "sentinel-pw"}
+    [channels] = shown["channels"]
+    assert (channels["sentinels"], channels["master_name"], channels["db"]) == (sentinels, "opd-redis", 3)
+    assert channels["password"] == "primary pw"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"REDIS_SENTINELS": "10.0.0.1"}, "REDIS_SENTINELS: '10.0.0.1' is not host:port"),
+        ({"REDIS_SENTINELS": "10.0.0.1:26379"}, "REDIS_SENTINELS needs REDIS_SENTINEL_MASTER"),
+    ],
+)
+def test_it_refuses_sentinel_settings_it_cannot_use(overrides, message):
+    result = manage("check", env=production_env(**overrides))
+
     assert result.returncode != 0
     assert message in result.stderr

@@ -59,8 +59,11 @@ class Worker:
 
     ready_text = " ready."
 
-    def __init__(self, *, queue: str, folder: Path, overrides: dict | None = None):
+    def __init__(
+        self, *, queue: str, folder: Path, overrides: dict | None = None, environ: dict | None = None
+    ):
         self.queue = queue
+        self.environ = environ or {}
         self.name = f"notif-test-{uuid.uuid4().hex[:8]}"
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -83,7 +86,7 @@ class Worker:
         ]
 
     def spawn(self) -> Worker:
-        env = process_env(self.overrides)
+        env = process_env(self.overrides, **self.environ)
         command = [sys.executable, "-m", "celery", "-A", "opd", *self.arguments()]
         log = self.logfile.open("ab")
         self.process = subprocess.Popen(  # noqa: S603 (our own worker, fixed arguments)

@@ -83,7 +83,10 @@ def _wait_until_ready(server: Server) -> None:
 
 
 @contextlib.contextmanager
-def asgi_server(channels_prefix: str, *, log_level: str = "warning") -> Iterator[Server]:
+def asgi_server(
+    channels_prefix: str, *, log_level: str = "warning", environ: dict[str, str] | None = None
+) -> Iterator[Server]:
+    """uvicorn on a free port; `environ` adds to (or overrides) the server's environment."""
     port = free_port()
     with tempfile.NamedTemporaryFile("w", prefix="uvicorn-", suffix=".log", delete=False) as log:
         log_path = pathlib.Path(log.name)
@@ -104,7 +107,7 @@ def asgi_server(channels_prefix: str, *, log_level: str = "warning") -> Iterator
             log_level,
         ],
         cwd=ROOT,
-        env=server_env(channels_prefix),
+        env={**server_env(channels_prefix), **(environ or {})},
         stdout=log_file,
         stderr=subprocess.STDOUT,
     )

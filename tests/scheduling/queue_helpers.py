@@ -87,7 +87,8 @@ def isolate_channel_layer(settings) -> str:
     settings.CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [settings.REDIS_URL], "prefix": prefix},
+            # The configured host (with its read timeout), with this test's prefix.
+            "CONFIG": {"hosts": settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"], "prefix": prefix},
         }
     }
     return prefix

@@ -377,3 +377,26 @@ def test_a_consultation_write_reaches_the_doctors_socket_with_its_new_version(
         await room.disconnect()
 
     run(scenario)
+
+
+def test_it_says_live_updates_are_paused_when_the_channel_layer_is_unreachable(settings, doctor):
+    # A real Redis channel layer pointed where nothing listens (connections refused): Redis is down.
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": ["redis://127.0.0.1:1/0"], "prefix": "opd-test-unreachable"},
+        }
+    }
+    communicator = socket(f"/ws/queue/doctor/{doctor.pk}/", user=doctor.user)
+
+    async def scenario():
+        connected, _ = await communicator.connect(timeout=TIMEOUT)
+        assert connected
+        # No snapshot that would look live and go stale: "paused", then "try again later".
+        paused = await communicator.receive_json_from(timeout=TIMEOUT)
+        assert paused == {"type": "paused", "reason": "live_updates_unavailable"}
+        closed = await communicator.receive_output(timeout=TIMEOUT)
+        assert closed == {"type": "websocket.close", "code": 1013}
+        await communicator.disconnect()
+
+    run(scenario)

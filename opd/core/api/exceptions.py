@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -13,12 +14,16 @@ from rest_framework import exceptions as drf
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from opd.core.db import is_database_unreachable
 from opd.core.errors import DomainError
 
 logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api/"
 SERVER_ERROR_MESSAGE = "The server failed to answer this request; it has been logged."
+UNAVAILABLE_MESSAGE = "The service is briefly unavailable; try again in a few seconds."
+# Seconds a client waits before retrying while the database is unreachable (a restart takes about that).
+UNAVAILABLE_RETRY_AFTER = 5
 
 
 def _flatten(detail: Any) -> dict[str, list[str]]:
@@ -107,10 +112,38 @@ class ApiServerErrorMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if is_database_unreachable(exception):
+            return service_unavailable(request, exception)
         if not is_api(request) or isinstance(exception, Http404 | DjangoPermissionDenied):
             return None  # Django's own answers (handler404 below speaks JSON under /api/)
         logger.exception("Unhandled exception on %s %s", request.method, request.path)
         return JsonResponse(error_body("server_error", SERVER_ERROR_MESSAGE), status=500)
+
+
+def service_unavailable(request: HttpRequest, exception: BaseException) -> HttpResponse:
+    """The database cannot be reached (restarting, failing over): 503 with Retry-After, not a 500.
+
+    A client, a load balancer and an operator each read it right: nothing is broken in the code, try
+    again shortly. The request changed nothing (its transaction died with the connection)."""
+    logger.warning("database unreachable on %s %s: %s", request.method, request.path, exception)
+    response: HttpResponse
+    if is_api(request):
+        response = JsonResponse(error_body("service_unavailable", UNAVAILABLE_MESSAGE), status=503)
+    else:
+        response = HttpResponse(UNAVAILABLE_MESSAGE, status=503, content_type="text/plain; charset=utf-8")
+    response["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER)
+    return response
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500: what failed outside a view (a middleware reading the session or the user) because
+    the database is unreachable answers 503 too; anything else is Django's own 500."""
+    exception = sys.exc_info()[1]
+    if is_database_unreachable(exception):
+        return service_unavailable(request, exception)  # type: ignore[arg-type]  # not None when unreachable
+    if is_api(request):
+        return JsonResponse(error_body("server_error", SERVER_ERROR_MESSAGE), status=500)
+    return defaults.server_error(request)
 
 
 def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:

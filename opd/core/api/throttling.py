@@ -10,13 +10,21 @@ process shares them. Pages use the same classes through `opd.core.ratelimit.rate
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from django.http import HttpRequest
+from django_redis.exceptions import ConnectionInterrupted
+from redis.exceptions import RedisError
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
+
+logger = logging.getLogger(__name__)
+
+# What the cache raises when Redis cannot be reached (stopped, or a failover under way).
+CACHE_UNREACHABLE = (ConnectionInterrupted, RedisError)
 
 
 def throttle_scope(view: Any, method: str | None) -> str | None:
@@ -53,7 +61,14 @@ class _ScopedThrottle(SimpleRateThrottle):
         if not self.rate:
             return True
         self.num_requests, self.duration = self.parse_rate(self.rate)
-        return bool(super().allow_request(request, view))
+        try:
+            return bool(super().allow_request(request, view))
+        except CACHE_UNREACHABLE as exc:
+            # Without the counters (Redis down, or Sentinel promoting a replica) the request goes through
+            # unlimited: a desk must keep booking patients, and abuse for the few seconds of an outage is
+            # the smaller harm. Sign-in lockouts (django-axes) live in the database and still hold.
+            logger.warning("rate limit %s not counted, cache unreachable: %s", self.scope, exc)
+            return True
 
 
 class PerIpThrottle(_ScopedThrottle):
