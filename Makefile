@@ -10,7 +10,7 @@ PORT ?= 8000
 WS_PORT ?= 8001
 # Two xdist workers: one per core on the 2-core CI machine.
 PYTEST_ARGS ?= -n 2
-BEAT := $(VENV)/bin/celery -A opd beat --loglevel=INFO --scheduler django_celery_beat.schedulers:DatabaseScheduler
+BEAT := $(VENV)/bin/celery -A opd beat --loglevel=INFO --scheduler opd.core.beat:LeaderDatabaseScheduler
 
 .PHONY: run test test-fast services serve venv lint format clean-data bench requirements
 
