@@ -185,7 +185,9 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 # django-celery-beat's DatabaseScheduler behind a leader lock in Redis (opd.core.beat): every node may run a
 # beat, one sends. A killed leader is replaced after OPD_BEAT_LEADER_TTL_SECONDS.
 CELERY_BEAT_SCHEDULER = "opd.core.beat:LeaderDatabaseScheduler"
-OPD_BEAT_LEADER_KEY = env("OPD_BEAT_LEADER_KEY", default=env("CACHE_KEY_PREFIX", default="opd") + ":beat-leader")
+OPD_BEAT_LEADER_KEY = env(
+    "OPD_BEAT_LEADER_KEY", default=env("CACHE_KEY_PREFIX", default="opd") + ":beat-leader"
+)
 OPD_BEAT_LEADER_TTL_SECONDS = env.float("OPD_BEAT_LEADER_TTL_SECONDS", default=30.0)
 if OPD_BEAT_LEADER_TTL_SECONDS < 1:
     raise ImproperlyConfigured("OPD_BEAT_LEADER_TTL_SECONDS must be at least 1.")
