@@ -155,6 +155,11 @@ if REDIS_URL:
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Sessions: read from Redis on every node, written through to the database (opd.core.sessions).
+if REDIS_URL:
+    SESSION_ENGINE = "opd.core.sessions"
+# How long a session's copy stays in Redis (the database holds it for as long as it lives).
+OPD_SESSION_CACHE_SECONDS = env.int("OPD_SESSION_CACHE_SECONDS", default=300)
 
 # CELERY
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
