@@ -17,6 +17,7 @@ import contextlib
 import ctypes
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,6 +33,8 @@ TEMPLATE = ROOT / "deploy" / "nginx" / "opd.conf.template"
 NODES = ("a", "b")
 RESTART_DELAY = 1.0
 READY_TIMEOUT = 60.0
+# Debian's package puts it in /usr/sbin, which is not on every user's PATH.
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,7 @@ def processes(layout: Layout) -> list[Process]:
     found: list[Process] = [
         Process(
             "nginx",
-            ["nginx", "-p", str(folder), "-e", str(folder / "nginx-error.log"), "-c", str(folder / "nginx.conf"),
+            [NGINX, "-p", str(folder), "-e", str(folder / "nginx-error.log"), "-c", str(folder / "nginx.conf"),
              "-g", "daemon off;"],
             ready_url=f"{layout.url}/healthz",
         )
