@@ -17,8 +17,8 @@ import logging
 from typing import Any
 
 from django.conf import settings
-from django.core.cache.backends.base import BaseCache
 from django.contrib.sessions.backends import cached_db, db
+from django.core.cache.backends.base import BaseCache
 
 logger = logging.getLogger("django.contrib.sessions")
 

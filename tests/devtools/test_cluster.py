@@ -263,11 +263,15 @@ def test_killing_a_gunicorn_node_mid_storm_loses_no_booking_and_retries_book_onc
             key = str(uuid.uuid4())
             body = {"slot": slots[round_].pk, "patient": patients[i].pk}
             for _attempt in range(50):
-                status, answer, _headers = post(
+                status, answer, headers = post(
                     f"{cluster.url}/api/v1/appointments/", body, token=token, key=key
                 )
                 if status == 201:
                     ids.append(answer["id"])
+                    if headers.get("Idempotent-Replayed"):
+                        # The first try committed but its answer was lost with the node.
+                        with lock:
+                            answered["replayed"] += 1
                     break
                 # A node lost with the request on it (502), nginx finding no node up (502/504), a
                 # connection error: the outcome is unknown, so ask again with the same key.
@@ -297,7 +301,11 @@ def test_killing_a_gunicorn_node_mid_storm_loses_no_booking_and_retries_book_onc
     for slot in Slot.objects.filter(pk__in=[s.pk for s in slots]):
         assert slot.booked_count == clients
     # The kill landed in the middle of the storm: some requests failed and were retried.
-    assert sum(failures for _, failures in outcomes) > 0
+    retried = sum(failures for _, failures in outcomes)
+    assert retried > 0
+    print(
+        f"storm: {retried} failed requests retried, {answered['replayed']} answers replayed"
+    )  # shown with -rP
 
     # The supervisor brought node A back, and nginx sends it requests again.
     wait_until(

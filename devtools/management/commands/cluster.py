@@ -37,6 +37,11 @@ class Command(BaseCommand):
             celery=not options["no_celery"],
             beat=not (options["no_celery"] or options["no_beat"]),
         )
-        code = Supervisor(layout, say=lambda line: self.stdout.write(line)).run()
+        code = Supervisor(layout, say=self._say).run()
         if code:
             raise CommandError(f"the cluster stopped with {code}")
+
+    def _say(self, line: str) -> None:
+        # Each line at once, also when the output is a file (make's log, a test's).
+        self.stdout.write(line)
+        self.stdout.flush()
