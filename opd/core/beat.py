@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 import uuid
 from typing import Any
 
@@ -41,6 +42,8 @@ class LeaderDatabaseScheduler(DatabaseScheduler):
         self._token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._redis = redis.Redis.from_url(settings.REDIS_URL) if settings.REDIS_URL else None
         self._leading = self._redis is None
+        # Until when (monotonic clock) the lock is ours for sure: the last renewal plus the TTL.
+        self._lease_until = 0.0
         super().__init__(*args, **kwargs)
         # The last run of every entry reaches the database after each send, for a successor to read.
         self.sync_every_tasks = 1
@@ -49,6 +52,7 @@ class LeaderDatabaseScheduler(DatabaseScheduler):
         if self._redis is None:
             return True
         ttl_ms = int(self._ttl * 1000)
+        asked = time.monotonic()
         try:
             if self._leading:
                 held = bool(self._redis.eval(_RENEW, 1, self._key, self._token, ttl_ms))
@@ -69,6 +73,8 @@ class LeaderDatabaseScheduler(DatabaseScheduler):
         elif self._leading and not held:
             logger.warning("beat: leader lock %s lost; standing by", self._key)
         self._leading = held
+        if held:
+            self._lease_until = asked + self._ttl
         return held
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
@@ -77,6 +83,16 @@ class LeaderDatabaseScheduler(DatabaseScheduler):
         if not self._still_leading():
             return float(min(self.max_interval, longest))
         return float(min(super().tick(*args, **kwargs), longest))
+
+    def apply_entry(self, entry: Any, producer: Any = None) -> None:
+        # A leader stalled between its renewal and this send (a long GC, a starved machine) may have lost
+        # the lock to a standby meanwhile; the send is skipped then rather than doubled. The period is
+        # recorded as run, so the skip loses one run: every periodic task here claims its work, and the
+        # next period catches up.
+        if self._redis is not None and time.monotonic() > self._lease_until - self._ttl / 6:
+            logger.warning("beat: leader lock may have lapsed; not sending %s this period", entry.name)
+            return
+        super().apply_entry(entry, producer=producer)
 
     def close(self) -> None:
         super().close()

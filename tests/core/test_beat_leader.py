@@ -20,7 +20,7 @@ from tests.notifications.worker import Beat, broker_url, purge_queue
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 PERIOD = 1.0
-TTL = 2.0
+TTL = 4.0
 SENT = re.compile(
     r"\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}): INFO/MainProcess\] Scheduler: Sending due task cluster-tick"
 )
@@ -61,15 +61,14 @@ def test_two_beats_send_each_period_once_and_the_standby_takes_over_a_killed_lea
         one.wait_ready()
         two.wait_ready()
         wait_until(lambda: len(one.sends()) + len(two.sends()) >= 3, timeout=30, what="three sends")
-        leader, standby = (one, two) if one.sends() else (two, one)
-        # One of them sends, the other waits: the lock names the leader's process.
-        assert standby.sends() == []
-        assert f":{leader.pid}:" in client.get(key).decode()
+        # The lock names the process that sends now; the other waits.
+        holder = int(client.get(key).decode().rsplit(":", 2)[1])
+        leader, standby = (one, two) if holder == one.pid else (two, one)
 
         leader.kill()
-        sent_by_leader = len(leader.sends())
+        sent_before = len(standby.sends())
         wait_until(
-            lambda: len(standby.sends()) >= 2,
+            lambda: len(standby.sends()) >= sent_before + 2,
             timeout=30,
             what=lambda: f"the standby to send:\n{standby.log()}",
         )
@@ -77,8 +76,9 @@ def test_two_beats_send_each_period_once_and_the_standby_takes_over_a_killed_lea
 
         sends = sorted(leader.sends() + standby.sends())
         # What the beats logged is what reached the broker, and never two sends inside one period, the
-        # takeover included (the standby read the leader's last run from the database).
-        assert client.llen(queue) == len(sends) >= sent_by_leader + 2
+        # takeover included (the standby read the leader's last run from the database). Two beats
+        # sending each period would interleave: some gap would be half a period or less.
+        assert client.llen(queue) == len(sends)
         gaps = [(later - earlier).total_seconds() for earlier, later in itertools.pairwise(sends)]
         assert min(gaps) >= PERIOD * 0.8, gaps
         assert f"leader lock {key} taken by" in standby.log()
