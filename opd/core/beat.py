@@ -48,6 +48,13 @@ class LeaderDatabaseScheduler(DatabaseScheduler):
         # The last run of every entry reaches the database after each send, for a successor to read.
         self.sync_every_tasks = 1
 
+    def setup_schedule(self) -> None:
+        # Writing CELERY_BEAT_SCHEDULE into the tables (a full save of each row) is the leader's job: a
+        # standby starting beside a running leader would otherwise rewrite rows the leader is updating,
+        # setting a just-sent task's last run back, and the leader would send it again.
+        if self._leading:
+            super().setup_schedule()
+
     def _still_leading(self) -> bool:
         if self._redis is None:
             return True
@@ -67,6 +74,7 @@ class LeaderDatabaseScheduler(DatabaseScheduler):
                 "beat: leader lock %s taken by %s; this beat sends the periodic tasks", self._key, self._token
             )
             # Where the previous leader stopped is in the database; the in-memory schedule is stale.
+            super().setup_schedule()
             self._schedule = self.all_as_schedule()
             self._heap: list[Any] = []
             self._heap_invalidated = True
