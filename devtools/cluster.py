@@ -198,7 +198,7 @@ class Supervisor:
     def wait_ready(self) -> None:
         deadline = time.monotonic() + READY_TIMEOUT
         waiting = [p for p in self.processes if p.ready_url]
-        while waiting:
+        while waiting and not self.stopping:
             for process in list(waiting):
                 if process.popen is None or process.popen.poll() is not None:
                     code = process.popen.returncode if process.popen else None
@@ -238,6 +238,8 @@ class Supervisor:
             for process in self.processes:
                 self.spawn(process)
             self.wait_ready()
+            if self.stopping:
+                return 0
             self.write_state()
             self.say(f"cluster ready on {self.layout.url} (logs in {self.layout.folder / 'logs'})")
             while not self.stopping:
