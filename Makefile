@@ -10,9 +10,9 @@ PORT ?= 8000
 WS_PORT ?= 8001
 # Two xdist workers: one per core on the 2-core CI machine.
 PYTEST_ARGS ?= -n 2
-BEAT := $(VENV)/bin/celery -A opd beat --loglevel=INFO --scheduler django_celery_beat.schedulers:DatabaseScheduler
+BEAT := $(VENV)/bin/celery -A opd beat --loglevel=INFO --scheduler opd.core.beat:LeaderDatabaseScheduler
 
-.PHONY: run test test-fast services serve venv lint format clean-data bench requirements
+.PHONY: run test test-fast services serve cluster venv lint format clean-data bench requirements
 
 # requirements/*.txt are compiled (`make requirements`) with every package pinned and hashed: pip refuses
 # anything else. Production installs requirements/prod.txt the same way.
@@ -158,6 +158,38 @@ serve: venv
 	  --lifespan off; \
 	start nice -n 10 $(VENV)/bin/celery -A opd worker --loglevel=INFO --concurrency=2; \
 	start $(BEAT); \
+	$(wait_servers)
+
+## make cluster: several nodes on loopback, as in production (README, "Running in production"): nginx on
+## :$(PORT) in front of two gunicorn nodes (:PORT+10, :PORT+11) and two ASGI nodes for /ws/ (:PORT+20,
+## :PORT+21), a Celery worker and a beat on each node (one beat sends: opd.core.beat), on MariaDB and Redis,
+## DEBUG off, with the demo data. Config and logs in .data/cluster/. A process that dies is restarted.
+## DATABASE_URL / REDIS_URL, when set, are used instead of the ones .ci/services.sh prints.
+cluster: venv
+	@.ci/install-os-packages.sh
+	@for port in $(PORT) $$(($(PORT)+10)) $$(($(PORT)+11)) $$(($(PORT)+20)) $$(($(PORT)+21)); do \
+	  $(call require_free_port,$$port); \
+	done
+	@db="$${DATABASE_URL:-}"; redis="$${REDIS_URL:-}"; \
+	urls=$$(.ci/services.sh) || exit 1; set -a; eval "$$urls"; set +a; \
+	export DATABASE_URL="$${db:-$$DATABASE_URL}" REDIS_URL="$${redis:-$$REDIS_URL}"; \
+	export DJANGO_DEBUG=$${DJANGO_DEBUG:-false}; \
+	if [ -z "$${DJANGO_SECRET_KEY:-}" ]; then \
+	  [ -s .data/secret-key ] || (umask 077; $(PY) -c 'import secrets; print(secrets.token_urlsafe(50))' >.data/secret-key); \
+	  export DJANGO_SECRET_KEY=$$(cat .data/secret-key); \
+	fi; \
+	if [ -z "$${OPD_AUDIT_KEY:-}" ]; then \
+	  [ -s .data/audit-key ] || (umask 077; $(PY) -c 'import secrets; print(secrets.token_urlsafe(50))' >.data/audit-key); \
+	  export OPD_AUDIT_KEY=$$(cat .data/audit-key); \
+	fi; \
+	set -e; \
+	$(PY) manage.py migrate --noinput; \
+	$(PY) manage.py collectstatic --noinput -v0; \
+	$(PY) manage.py seed_demo --force; \
+	$(PY) manage.py generate_slots; \
+	set +e; \
+	$(supervise); \
+	start $(PY) manage.py cluster --host $(HOST) --base-port $(PORT); \
 	$(wait_servers)
 
 ## make lint: the static checks alone: ruff check, ruff format --check, mypy, lint-imports

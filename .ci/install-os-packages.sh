@@ -23,6 +23,8 @@ if [ "${1:-all}" != build ]; then
   dpkg -s redis-sentinel >/dev/null 2>&1 || need+=(redis-sentinel)
   [ -x /usr/bin/chromium ] || need+=(chromium)
   command -v wrk >/dev/null || need+=(wrk)
+  # make cluster's reverse proxy (/usr/sbin is not on every user's PATH).
+  [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || need+=(nginx)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 

@@ -224,6 +224,11 @@ if REDIS_URL:
         )
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Sessions: read from Redis on every node, written through to the database (opd.core.sessions).
+if REDIS_URL:
+    SESSION_ENGINE = "opd.core.sessions"
+# How long a session's copy stays in Redis (the database holds it for as long as it lives).
+OPD_SESSION_CACHE_SECONDS = env.int("OPD_SESSION_CACHE_SECONDS", default=300)
 
 # CELERY
 if REDIS_SENTINELS:
@@ -266,7 +271,18 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_TIME_LIMIT = 600
 CELERY_TASK_SOFT_TIME_LIMIT = 540
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat's DatabaseScheduler behind a leader lock in Redis (opd.core.beat): every node may run a
+# beat, one sends. A killed leader is replaced after OPD_BEAT_LEADER_TTL_SECONDS.
+CELERY_BEAT_SCHEDULER = "opd.core.beat:LeaderDatabaseScheduler"
+OPD_BEAT_LEADER_KEY = env(
+    "OPD_BEAT_LEADER_KEY", default=env("CACHE_KEY_PREFIX", default="opd") + ":beat-leader"
+)
+OPD_BEAT_LEADER_TTL_SECONDS = env.float("OPD_BEAT_LEADER_TTL_SECONDS", default=30.0)
+if OPD_BEAT_LEADER_TTL_SECONDS < 1:
+    raise ImproperlyConfigured("OPD_BEAT_LEADER_TTL_SECONDS must be at least 1.")
+# The queue tasks go to when nothing routes them elsewhere; two deployments (or test runs) sharing one
+# Redis keep apart with their own.
+CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 # Defaults the DatabaseScheduler copies into its tables at start; staff edit them in the admin.
 CELERY_BEAT_SCHEDULE = {
     "scheduling.roll_slot_horizon": {
