@@ -17,7 +17,7 @@ from opd.celery import app as celery_app
 from opd.core import observability
 from opd.core.tasks import purge_access_grants
 from scheduling.services import appointment_book
-from tests.conftest import assert_error
+from tests.conftest import assert_error, wait_until
 from tests.factories import SlotFactory
 
 pytestmark = pytest.mark.django_db
@@ -208,3 +208,107 @@ def test_a_published_task_carries_the_request_id_in_its_headers():
     finally:
         client.delete(queue, f"_kombu.binding.{queue}")
         client.close()
+
+
+@celery_app.task(name="tests.observability_fails")
+def fails() -> None:
+    raise RuntimeError("the task failed")
+
+
+def test_a_failing_task_is_counted(scrape):
+    before = value(scrape(), "opd_celery_task_failures_total", task="tests.observability_fails")
+
+    fails.apply()
+
+    after = scrape()
+    assert value(after, "opd_celery_task_failures_total", task="tests.observability_fails") - before == 1
+    labels = {"task": "tests.observability_fails", "state": "FAILURE"}
+    assert value(after, "opd_celery_task_duration_seconds_count", **labels) >= 1
+
+
+@pytest.mark.slow
+def test_a_real_workers_json_log_carries_the_request_id_and_its_metrics_reach_metrics(
+    transactional_db, tmp_path, monkeypatch, scrape
+):
+    """A `celery worker` process with OPD_LOG_FORMAT=json and the node's PROMETHEUS_MULTIPROC_DIR: its
+    lines parse as JSON and carry the id of the request that sent the task, and /metrics (reading the
+    same folder, as gunicorn's workers do) shows the task's run time."""
+    from tests.notifications.worker import Worker, purge_queue
+
+    metrics_dir = tmp_path / "prometheus"
+    metrics_dir.mkdir()
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
+    queue = f"observe-test-{uuid.uuid4().hex[:8]}"
+    worker = Worker(queue=queue, folder=tmp_path / "worker", overrides={"OPD_LOG_FORMAT": "json"})
+    try:
+        worker.start()
+        token = observability.request_id_var.set("req-to-the-worker-1")
+        celery_app.conf.task_always_eager = False
+        try:
+            purge_access_grants.apply_async(queue=queue)
+        finally:
+            celery_app.conf.task_always_eager = True
+            observability.request_id_var.reset(token)
+
+        def finished_line() -> dict | None:
+            for raw in worker.log().splitlines():
+                if raw.startswith("{") and "Task finished" in raw:
+                    return json.loads(raw)
+            return None
+
+        line = wait_until(finished_line, what=f"the task's finished line:\n{worker.log()}")
+        assert line["request_id"] == "req-to-the-worker-1"
+        assert line["task"] == "core.purge_access_grants"
+        assert line["level"] == "INFO"
+        # Every line the worker logged through logging is one JSON object (the start-up banner is print()ed).
+        logged = [raw for raw in worker.log().splitlines() if raw.startswith("{")]
+        assert len(logged) >= 2
+        assert all(json.loads(raw)["time"].endswith("+00:00") for raw in logged)
+
+        labels = {"task": "core.purge_access_grants", "state": "SUCCESS"}
+        assert value(scrape(), "opd_celery_task_duration_seconds_count", **labels) == 1
+    finally:
+        worker.stop()
+        purge_queue(queue)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("daytime")
+def test_it_counts_open_websockets_until_they_close(settings, staff_user, doctor, scrape):
+    """Through the real ASGI application and the Redis channel layer: an accepted socket counts until it
+    closes; one refused at the handshake never counts."""
+    from asgiref.sync import async_to_sync, sync_to_async
+
+    from opd.asgi import application
+    from tests.scheduling.queue_helpers import (
+        isolate_channel_layer,
+        session_cookie,
+        websocket_communicator_class,
+    )
+
+    isolate_channel_layer(settings)
+    communicator_class = websocket_communicator_class()
+    path = f"/ws/queue/doctor/{doctor.pk}/"
+    cookie = session_cookie(staff_user).encode()
+    mine = communicator_class(
+        application, path, headers=[(b"origin", b"http://testserver"), (b"cookie", cookie)]
+    )
+    foreign = communicator_class(
+        application, path, headers=[(b"origin", b"https://evil.example"), (b"cookie", cookie)]
+    )
+
+    async def open_sockets() -> float:
+        return value(await sync_to_async(scrape)(), "opd_websockets_open")
+
+    async def scenario():
+        before = await open_sockets()
+        connected, _ = await mine.connect(timeout=5)
+        assert connected
+        assert await open_sockets() == before + 1
+        refused, _ = await foreign.connect(timeout=5)
+        assert not refused
+        assert await open_sockets() == before + 1
+        await mine.disconnect()
+        assert await open_sockets() == before
+
+    async_to_sync(scenario)()
