@@ -49,6 +49,7 @@ REQUEST_ID_HEADER = "X-Request-ID"
 VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 # The Celery message header that carries the request id into a task (opd.celery connects the signals).
 TASK_HEADER = "opd_request_id"
+SENT_AT_HEADER = "opd_sent_at"
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("opd_request_id", default=None)
 task_var: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar("opd_task", default=None)
@@ -84,6 +85,12 @@ TASK_LATENCY = Histogram(
     "opd_celery_task_duration_seconds",
     "Run time of a Celery task, per task name and final state.",
     ["task", "state"],
+    buckets=LATENCY_BUCKETS,
+)
+TASK_QUEUE_WAIT = Histogram(
+    "opd_celery_task_queue_wait_seconds",
+    "Time from sending a task to a worker starting it, per task name (clocks of both machines).",
+    ["task"],
     buckets=LATENCY_BUCKETS,
 )
 TASK_FAILURES = Counter("opd_celery_task_failures", "Celery tasks that raised, per task name.", ["task"])
@@ -252,9 +259,13 @@ _task_started: dict[str, tuple[float, contextvars.Token[str | None] | None, cont
 
 def task_publishing(headers: MutableMapping[str, Any] | None = None, **kwargs: Any) -> None:
     """before_task_publish: the request (or task) that sends a task hands it its request id."""
+    if headers is None:
+        return
     rid = request_id_var.get()
-    if rid and headers is not None:
+    if rid:
         headers.setdefault(TASK_HEADER, rid)
+    # Wall clock, not perf_counter: the worker reading it is another process, often another machine.
+    headers.setdefault(SENT_AT_HEADER, time.time())
 
 
 def task_starting(task_id: str | None = None, task: Any = None, **kwargs: Any) -> None:
@@ -265,6 +276,9 @@ def task_starting(task_id: str | None = None, task: Any = None, **kwargs: Any) -
     rid = getattr(task.request, TASK_HEADER, None)
     rid_token = request_id_var.set(rid) if isinstance(rid, str) and VALID_REQUEST_ID.match(rid) else None
     task_token = task_var.set((task.name, task_id))
+    sent_at = getattr(task.request, SENT_AT_HEADER, None)
+    if isinstance(sent_at, int | float):
+        TASK_QUEUE_WAIT.labels(task.name).observe(max(0.0, time.time() - sent_at))
     _task_started[task_id] = (time.perf_counter(), rid_token, task_token)
 
 

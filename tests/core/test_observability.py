@@ -266,7 +266,10 @@ def test_a_real_workers_json_log_carries_the_request_id_and_its_metrics_reach_me
         assert all(json.loads(raw)["time"].endswith("+00:00") for raw in logged)
 
         labels = {"task": "core.purge_access_grants", "state": "SUCCESS"}
-        assert value(scrape(), "opd_celery_task_duration_seconds_count", **labels) == 1
+        samples = scrape()
+        assert value(samples, "opd_celery_task_duration_seconds_count", **labels) == 1
+        waits = "opd_celery_task_queue_wait_seconds"
+        assert value(samples, f"{waits}_count", task="core.purge_access_grants") == 1
     finally:
         worker.stop()
         purge_queue(queue)
