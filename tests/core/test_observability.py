@@ -195,11 +195,12 @@ def test_a_published_task_carries_the_request_id_in_its_headers():
     """Through the real broker (not eager): the message in Redis holds the id a worker will put back."""
     queue = f"observe-test-{uuid.uuid4().hex[:8]}"
     token = observability.request_id_var.set("req-published-01")
+    eager = celery_app.conf.task_always_eager
     celery_app.conf.task_always_eager = False
     try:
         purge_access_grants.apply_async(queue=queue)
     finally:
-        celery_app.conf.task_always_eager = True
+        celery_app.conf.task_always_eager = eager
         observability.request_id_var.reset(token)
     client = redis.Redis.from_url(celery_app.conf.broker_url)
     try:
@@ -243,11 +244,12 @@ def test_a_real_workers_json_log_carries_the_request_id_and_its_metrics_reach_me
     try:
         worker.start()
         token = observability.request_id_var.set("req-to-the-worker-1")
+        eager = celery_app.conf.task_always_eager
         celery_app.conf.task_always_eager = False
         try:
             purge_access_grants.apply_async(queue=queue)
         finally:
-            celery_app.conf.task_always_eager = True
+            celery_app.conf.task_always_eager = eager
             observability.request_id_var.reset(token)
 
         def finished_line() -> dict | None:
