@@ -101,10 +101,8 @@ OPEN_WEBSOCKETS = Gauge(
 )
 
 UNMATCHED_ROUTE = "<unmatched>"
-
-
-def current_request_id() -> str | None:
-    return request_id_var.get()
+# The method is the client's to choose: any other word is one label value, not a new series each.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def request_id_from(value: str | None) -> str:
@@ -151,16 +149,17 @@ class ObservabilityMiddleware:
         elapsed = time.perf_counter() - started
         match = request.resolver_match
         route = (match.route or match.view_name or UNMATCHED_ROUTE) if match else UNMATCHED_ROUTE
-        latency, queries = _children(route, request.method or "")
+        method = request.method if request.method in KNOWN_METHODS else "other"
+        latency, queries = _children(route, method)
         latency.observe(elapsed)
         queries.observe(counter.count)
-        _responses(route, request.method or "", response.status_code).inc()
+        _responses(route, method, response.status_code).inc()
         response[REQUEST_ID_HEADER] = rid
         return response
 
 
 # The labelled children by label values: a dict lookup per request instead of .labels(), which converts
-# and checks every value under a lock (a few microseconds each). Routes and methods are bounded.
+# and checks every value under a lock (a few microseconds each). Routes, methods and statuses are bounded.
 _CHILDREN: dict[tuple[str, str], tuple[Any, Any]] = {}
 _RESPONSE_CHILDREN: dict[tuple[str, str, int], Any] = {}
 

@@ -119,6 +119,26 @@ def test_it_counts_a_booking_conflict_by_its_code(
     assert value(after, "opd_http_responses_total", status="409", **route) >= 1
 
 
+def test_an_invented_method_does_not_make_a_series_of_its_own(client, scrape):
+    before = scrape()
+
+    for method in ("BREW", "PROPFIND"):
+        client.generic(method, "/healthz")
+
+    after = scrape()
+    names = {labels for name, labels in after if name == "opd_http_responses_total"}
+    assert not any(("method", "BREW") in labels or ("method", "PROPFIND") in labels for labels in names)
+    label = {"route": "healthz", "method": "other"}
+    assert (
+        sum(
+            value(after, "opd_http_responses_total", status=s, **label)
+            - value(before, "opd_http_responses_total", status=s, **label)
+            for s in ("200", "405")
+        )
+        == 2
+    )
+
+
 def test_it_returns_the_callers_request_id(client):
     response = client.get("/healthz", HTTP_X_REQUEST_ID="lb-7f3a9c21.0001")
 
