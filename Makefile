@@ -128,7 +128,8 @@ test-fast: venv
 ## make serve: the production process layout on MariaDB and Redis, DEBUG off, with the demo data:
 ## gunicorn (HTTP, persistent database connections) on :8000, uvicorn (websockets, CONN_MAX_AGE=0) on
 ## :8001, Celery worker and beat (the worker at nice 10: background work yields the cores to requests on a
-## shared machine). Plain HTTP on loopback, so the settings are base.py's with a secret key and an audit
+## shared machine). All four write their metrics into PROMETHEUS_MULTIPROC_DIR (default .data/prometheus,
+## emptied at start), which /metrics adds up (METRICS_TOKEN). Plain HTTP on loopback, so the settings are base.py's with a secret key and an audit
 ## key kept in .data/; behind TLS, DJANGO_SETTINGS_MODULE=opd.settings.production. Gunicorn's control socket
 ## is off: its default path is one per user, which a second checkout's gunicorn would take over.
 serve: venv
@@ -151,6 +152,8 @@ serve: venv
 	$(PY) manage.py seed_demo --force; \
 	$(PY) manage.py generate_slots; \
 	set +e; \
+	export PROMETHEUS_MULTIPROC_DIR=$${PROMETHEUS_MULTIPROC_DIR:-$(CURDIR)/.data/prometheus}; \
+	mkdir -p "$$PROMETHEUS_MULTIPROC_DIR"; find "$$PROMETHEUS_MULTIPROC_DIR" -maxdepth 1 -name '*.db' -delete; \
 	$(supervise); \
 	start env CONN_MAX_AGE=60 $(VENV)/bin/gunicorn opd.wsgi:application --bind $(HOST):$(PORT) --workers 2 \
 	  --access-logfile - --no-control-socket; \

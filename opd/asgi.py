@@ -12,6 +12,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from opd.core import log_redaction  # noqa: E402
+from opd.core.observability import CountOpenWebsockets  # noqa: E402
 from opd.core.ws_auth import TokenAuthMiddleware  # noqa: E402
 from opd.routing import websocket_urlpatterns  # noqa: E402
 
@@ -23,8 +24,11 @@ log_redaction.install()
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_urlpatterns)))
+        # Counted outermost: a socket is open from its accept to its end, whoever refused or closed it.
+        "websocket": CountOpenWebsockets(
+            AllowedHostsOriginValidator(
+                AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_urlpatterns)))
+            )
         ),
     }
 )

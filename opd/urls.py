@@ -4,7 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularSwaggerSplitView
 
-from opd.core import second_factor_views
+from opd.core import observability, second_factor_views
 from opd.core import views as core_views
 from opd.core.api.views import SchemaView
 from opd.core.forms import ServicePasswordChangeForm, ServiceSetPasswordForm
@@ -17,6 +17,7 @@ urlpatterns = [
     path("", core_views.home, name="home"),
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),
+    path("metrics", observability.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     # Django's account views, with forms that save through user_set_password (audited); the rest as is.
     # Sign-in and reset are rate-limited like the API (opd.core.ratelimit); django-axes locks sign-in.

@@ -64,6 +64,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: the request id (X-Request-ID) for every log line and task, and the Prometheus metrics
+    # of the whole request (opd.core.observability).
+    "opd.core.observability.ObservabilityMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Content-Security-Policy on every answer (# SECURITY below), next to Django's other security headers.
     "csp.middleware.CSPMiddleware",
@@ -711,11 +714,30 @@ if OPD_ALLERGY_OVERRIDE_MIN_LENGTH < 1:
     raise ImproperlyConfigured("OPD_ALLERGY_OVERRIDE_MIN_LENGTH must be positive.")
 
 # LOGGING
+# OPD_LOG_FORMAT=json: one JSON object per line (time, level, logger, message, request_id, task, task_id,
+# exc) from every process, Celery's worker included; "plain" (the default) is for people reading a
+# terminal. Both carry the request id (opd.core.observability).
+OPD_LOG_FORMAT = env("OPD_LOG_FORMAT", default="plain")
+if OPD_LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured('OPD_LOG_FORMAT must be "plain" or "json".')
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "opd.core.observability.RequestIdFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "opd.core.observability.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": OPD_LOG_FORMAT, "filters": ["request_id"]}
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# METRICS
+# GET /metrics (Prometheus text format) answers a scraper that sends `Authorization: Bearer
+# <METRICS_TOKEN>`; unset, the endpoint does not exist (404). With several processes on a node
+# (gunicorn workers, Celery's pool), PROMETHEUS_MULTIPROC_DIR, set in their environment, is where each
+# writes its figures for /metrics to add up; empty it before the processes start.
+METRICS_TOKEN = env("METRICS_TOKEN", default="")

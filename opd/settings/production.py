@@ -10,6 +10,7 @@ from .base import (
     DEBUG,
     DEVELOPMENT_SECRET_KEY,
     INSTALLED_APPS,
+    METRICS_TOKEN,
     OPD_AUDIT_KEY,
     OPD_AUDIT_KEY_IS_DEVELOPMENT,
     OPD_BLIND_INDEX_KEY,
@@ -69,6 +70,12 @@ if not (env("OPD_SITE_URL", default="") or env("OPD_BASE_URL", default="")):
 if urlsplit(OPD_SITE_URL).hostname in SITE_URL_PLACEHOLDERS:
     raise ImproperlyConfigured(
         f"OPD_SITE_URL is a placeholder ({OPD_SITE_URL}): set the deployment's own address."
+    )
+
+# The metrics show every view's traffic and the deployment's tasks: a guessable token is no protection.
+if METRICS_TOKEN and (len(METRICS_TOKEN) < 32 or len(set(METRICS_TOKEN)) < 5):
+    raise ImproperlyConfigured(
+        "METRICS_TOKEN must be at least 32 characters with at least 5 distinct ones (or unset: no /metrics)."
     )
 
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)

@@ -16,6 +16,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from opd.core.db import is_database_unreachable
 from opd.core.errors import DomainError
+from opd.core.observability import count_conflict
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,8 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, RecursionError) and _raised_while_parsing(exc):
         exc = drf.ParseError(MALFORMED_JSON)
     if isinstance(exc, DomainError):
+        if exc.status == 409:
+            count_conflict(exc.code)
         return Response(error_body(exc.code, exc.message, exc.fields), status=exc.status)
     if isinstance(exc, Http404):
         exc = drf.NotFound()
