@@ -7,13 +7,17 @@ Writes accept an Idempotency-Key header (opd.core.idempotency).
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django.db.models import QuerySet
+from django.http import HttpResponse, HttpResponseBase
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import SAFE_METHODS, BasePermission
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -21,9 +25,10 @@ from opd.core.api.permissions import has_role
 from opd.core.api.schema import error_responses
 from opd.core.api.throttling import SCOPED_THROTTLES
 from opd.core.idempotency import HEADER, idempotent
-from opd.core.models import Role
+from opd.core.models import Department, Role
 from opd.core.tenancy import signed_in_user
 
+from .. import listing_cache
 from ..filters import AppointmentFilter, SlotFilter
 from ..models import Appointment, BookingChannel, Slot
 from ..selectors import appointments_for, slots_for
@@ -93,15 +98,85 @@ class SlotViewSet(viewsets.ReadOnlyModelViewSet):
             return Slot.objects.none()
         return slots_for(signed_in_user(self.request)).select_related("doctor__user", "department", "clinic")
 
-    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponseBase:  # type: ignore[override]  # the cached body is bytes already
         """The listing patients search most: rows read as values in one joined query and shaped by
         slot_listing_row (SlotSerializer's output without model instances); the schema stays
-        SlotSerializer's."""
+        SlotSerializer's. A patient's first page comes from scheduling.listing_cache while the slots and
+        catalog it shows are unchanged (its module says why that is never stale after a commit)."""
+        key = self._cache_key(request)
+        if key is not None:
+            body = listing_cache.get(key)
+            if body is not None:
+                return HttpResponse(body, content_type="application/json")
+        # The versions (in the key) were read before this query: see listing_cache.
         rows = self.filter_queryset(self.get_queryset()).values(*SLOT_LISTING_VALUES)
         page = self.paginate_queryset(rows)
+        shown = page if page is not None else list(rows)
         zones: dict[str, Any] = {}
-        data = [slot_listing_row(row, zones) for row in (page if page is not None else rows)]
-        return self.get_paginated_response(data) if page is not None else Response(data)
+        data = [slot_listing_row(row, zones) for row in shown]
+        response = self.get_paginated_response(data) if page is not None else Response(data)
+        if key is None:
+            return response
+        body = JSONRenderer().render(response.data)
+        earliest = min((row["start"] for row in shown), default=None)
+        listing_cache.store(key, body, earliest_start=earliest, now=timezone.now())
+        return HttpResponse(body, content_type="application/json")
+
+    def _cache_key(self, request: Request) -> str | None:
+        """The cache key of a patient's first page, or None when this listing is not cached."""
+        user = signed_in_user(request)
+        renderer = getattr(request, "accepted_renderer", None)
+        if user.is_superuser or user.role != Role.PATIENT or getattr(renderer, "format", None) != "json":
+            return None
+        params = request.query_params
+        page_param = getattr(self.paginator, "page_query_param", None)
+        if page_param is None or params.get(page_param, "1") != "1":
+            return None
+        try:
+            doctor, department, clinic = (
+                int(params[name]) if params.get(name) else None for name in ("doctor", "department", "clinic")
+            )
+            first, last = (
+                dt.date.fromisoformat(params[name]) if params.get(name) else None
+                for name in ("date_from", "date_to")
+            )
+        except ValueError:
+            return None  # the filterset answers 400 naming the parameter
+        (catalog,) = listing_cache.versions([listing_cache.CATALOG])
+        keys: list[str]
+        if doctor and first and last and 0 <= (last - first).days < listing_cache.MAX_DAYS:
+            days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
+            keys = [listing_cache.doctor_day_key(doctor, day) for day in days]
+        elif department:
+            clinic_of = _department_clinic(catalog, department)
+            if clinic_of is None:
+                return None
+            keys = [listing_cache.clinic_key(clinic_of)]
+        elif clinic:
+            keys = [listing_cache.clinic_key(clinic)]
+        else:
+            return None
+        parts = {
+            "organization": user.organization_id,
+            "params": sorted(params.lists()),
+            "base": request.build_absolute_uri("/"),
+        }
+        return listing_cache.entry_key(parts, [catalog, *listing_cache.versions(keys)])
+
+
+# Which clinic a department belongs to, per catalog version (a department's move bumps the catalog).
+_DEPARTMENT_CLINICS: dict[tuple[str, int], int | None] = {}
+
+
+def _department_clinic(catalog: str, department_id: int) -> int | None:
+    key = (catalog, department_id)
+    if key not in _DEPARTMENT_CLINICS:
+        if len(_DEPARTMENT_CLINICS) > 10_000:
+            _DEPARTMENT_CLINICS.clear()
+        _DEPARTMENT_CLINICS[key] = (
+            Department.objects.filter(pk=department_id).values_list("clinic_id", flat=True).first()
+        )
+    return _DEPARTMENT_CLINICS[key]
 
 
 WRITE_ERRORS = (400, 401, 403, 404, 409, 422)

@@ -1,0 +1,156 @@
+"""A patient's slot listing, answered from the cache while nothing it shows has changed (issue 18).
+
+What a listing shows depends on slots (seats, open or closed) and on the catalog around them (clinics,
+departments, doctors' approval and names). Each has a version in the cache:
+
+- `dd:<doctor>:<day>`: one doctor's slots on one day (clinic local), bumped by every booking,
+  cancellation, move and slot save of that doctor-day;
+- `c:<clinic>`: any slot of the clinic, bumped by the same changes;
+- `catalog`: everything else (clinics, departments, doctors, their names, bulk slot changes), bumped
+  by their saves and by slot generation.
+
+A version is a fresh random token, never a counter: a version key lost to eviction or a flush comes back
+as a new token, so an answer stored under the old one can never be read again.
+
+A listing's answer is stored under the versions it read *before* reading the database, and versions are
+bumped only *after* the writing transaction commits (`transaction.on_commit`): a reader that read the
+rows before a commit therefore holds the version from before the bump and stores under it, where no
+reader after the bump looks. That order is the check-and-set; the window between a commit and its bump
+lies inside the writer's own request, before anyone has been told the write happened.
+
+Only patients' first pages are kept: their scope is their organization (no membership to re-check), and
+their rows only ever leave a listing as time passes (future, open slots), so an answer expires when its
+earliest slot starts. The token is still checked on every request (revocation stays immediate).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from django.core.cache import cache
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "slot-listing:"
+CATALOG = "catalog"
+# A doctor-day listing may span this many days; longer ranges go to the database each time.
+MAX_DAYS = 31
+# An answer lives at most this long even if nothing changes (a bump lost to a Redis outage heals).
+MAX_SECONDS = 300
+
+
+def doctor_day_key(doctor_id: int, day: dt.date) -> str:
+    return f"dd:{doctor_id}:{day.isoformat()}"
+
+
+def clinic_key(clinic_id: int) -> str:
+    return f"c:{clinic_id}"
+
+
+def _bump(keys: Iterable[str]) -> None:
+    try:
+        cache.set_many({PREFIX + key: uuid.uuid4().hex for key in keys}, timeout=None)
+    except Exception:
+        # The write committed; a listing may show the old state until MAX_SECONDS (logged to be seen).
+        logger.exception("slot listing versions not bumped: %s", list(keys))
+
+
+def bump_on_commit(keys: Iterable[str]) -> None:
+    """Bump these versions once the current transaction commits (at once outside one)."""
+    wanted = list(keys)
+    transaction.on_commit(lambda: _bump(wanted))
+
+
+def slot_changed(*, doctor_id: int, day: dt.date, clinic_id: int) -> None:
+    bump_on_commit([doctor_day_key(doctor_id, day), clinic_key(clinic_id)])
+
+
+def catalog_changed() -> None:
+    bump_on_commit([CATALOG])
+
+
+def versions(keys: list[str]) -> list[str]:
+    """The current version of each key, creating the missing ones (`add`: two racing readers agree)."""
+    full = [PREFIX + key for key in keys]
+    found = cache.get_many(full)
+    missing = [key for key in full if key not in found]
+    if missing:
+        for key in missing:
+            cache.add(key, uuid.uuid4().hex, timeout=None)
+        found.update(cache.get_many(missing))
+    return [str(found.get(key, "")) for key in full]
+
+
+def entry_key(parts: Mapping[str, Any], version_values: list[str]) -> str:
+    digest = hashlib.sha256(repr((sorted(parts.items()), version_values)).encode()).hexdigest()
+    return f"{PREFIX}entry:{digest}"
+
+
+def get(key: str) -> bytes | None:
+    try:
+        value = cache.get(key)
+    except Exception:
+        logger.exception("slot listing cache unreadable")
+        return None
+    return value if isinstance(value, bytes) else None
+
+
+def store(key: str, body: bytes, *, earliest_start: dt.datetime | None, now: dt.datetime) -> None:
+    """Keep an answer until its earliest slot starts (it leaves the listing then), MAX_SECONDS at most."""
+    seconds = float(MAX_SECONDS)
+    if earliest_start is not None:
+        seconds = min(seconds, (earliest_start - now).total_seconds())
+    if seconds < 1:
+        return
+    try:
+        cache.set(key, body, timeout=int(seconds))
+    except Exception:
+        logger.exception("slot listing cache not written")
+
+
+# Event subscribers (SchedulingConfig.ready()): a booking, cancellation or move has committed.
+
+
+def on_appointment_event(
+    *, doctor_id: int, day: dt.date, clinic_id: int, previous_slot_id: int | None = None, **_: Any
+) -> None:
+    keys = [doctor_day_key(doctor_id, day), clinic_key(clinic_id)]
+    if previous_slot_id is not None:
+        from .models import Slot
+
+        old = Slot.objects.filter(pk=previous_slot_id).values("doctor_id", "date", "clinic_id").first()
+        if old is not None:
+            keys += [doctor_day_key(old["doctor_id"], old["date"]), clinic_key(old["clinic_id"])]
+    _bump(keys)
+
+
+def on_slot_saved(sender: Any, instance: Any, **_: Any) -> None:
+    # A slot saved by any door (the booking service's seat count, the admin). Deferred fields would
+    # cost a query each: a slot loaded without them bumps the catalog instead.
+    loaded = instance.__dict__
+    if all(name in loaded for name in ("doctor_id", "date", "clinic_id")):
+        slot_changed(doctor_id=loaded["doctor_id"], day=loaded["date"], clinic_id=loaded["clinic_id"])
+    else:
+        catalog_changed()
+
+
+def on_catalog_saved(sender: Any, instance: Any = None, update_fields: Any = None, **_: Any) -> None:
+    catalog_changed()
+
+
+# The user fields a listing shows (a doctor's name); a sign-in's last_login is not one.
+USER_FIELDS = frozenset({"first_name", "last_name", "username"})
+
+
+def on_user_saved(sender: Any, instance: Any, update_fields: Any = None, **_: Any) -> None:
+    if update_fields is not None and not USER_FIELDS.intersection(update_fields):
+        return
+    if getattr(instance, "role", None) == "patient":
+        return
+    catalog_changed()
