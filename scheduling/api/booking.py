@@ -128,6 +128,8 @@ class SlotViewSet(viewsets.ReadOnlyModelViewSet):
         renderer = getattr(request, "accepted_renderer", None)
         if user.is_superuser or user.role != Role.PATIENT or getattr(renderer, "format", None) != "json":
             return None
+        if listing_cache.in_application_transaction():
+            return None
         params = request.query_params
         page_param = getattr(self.paginator, "page_query_param", None)
         if page_param is None or params.get(page_param, "1") != "1":
