@@ -33,16 +33,21 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connections, transaction
 
 logger = logging.getLogger(__name__)
 
-PREFIX = "slot-listing:"
 CATALOG = "catalog"
 # A doctor-day listing may span this many days; longer ranges go to the database each time.
 MAX_DAYS = 31
 # An answer lives at most this long even if nothing changes (a bump lost to a Redis outage heals).
 MAX_SECONDS = 300
+
+
+def prefix() -> str:
+    # Named after the database: two databases sharing one Redis (xdist workers, a staging copy) have
+    # the same ids for different doctors.
+    return f"slot-listing:{connections['default'].settings_dict['NAME']}:"
 
 
 def doctor_day_key(doctor_id: int, day: dt.date) -> str:
@@ -55,7 +60,7 @@ def clinic_key(clinic_id: int) -> str:
 
 def _bump(keys: Iterable[str]) -> None:
     try:
-        cache.set_many({PREFIX + key: uuid.uuid4().hex for key in keys}, timeout=None)
+        cache.set_many({prefix() + key: uuid.uuid4().hex for key in keys}, timeout=None)
     except Exception:
         # The write committed; a listing may show the old state until MAX_SECONDS (logged to be seen).
         logger.exception("slot listing versions not bumped: %s", list(keys))
@@ -77,7 +82,7 @@ def catalog_changed() -> None:
 
 def versions(keys: list[str]) -> list[str]:
     """The current version of each key, creating the missing ones (`add`: two racing readers agree)."""
-    full = [PREFIX + key for key in keys]
+    full = [prefix() + key for key in keys]
     found = cache.get_many(full)
     missing = [key for key in full if key not in found]
     if missing:
@@ -87,9 +92,16 @@ def versions(keys: list[str]) -> list[str]:
     return [str(found.get(key, "")) for key in full]
 
 
+def in_application_transaction() -> bool:
+    """Inside a transaction the rows read may be this transaction's own uncommitted writes (a rollback
+    would leave them cached as a phantom) or an older snapshot: such a listing neither reads nor
+    writes the cache. (A test case's own wrapping transaction stands for autocommit.)"""
+    return any(not getattr(block, "_from_testcase", False) for block in connections["default"].atomic_blocks)
+
+
 def entry_key(parts: Mapping[str, Any], version_values: list[str]) -> str:
     digest = hashlib.sha256(repr((sorted(parts.items()), version_values)).encode()).hexdigest()
-    return f"{PREFIX}entry:{digest}"
+    return f"{prefix()}entry:{digest}"
 
 
 def get(key: str) -> bytes | None:
