@@ -58,12 +58,46 @@ def clinic_key(clinic_id: int) -> str:
     return f"c:{clinic_id}"
 
 
+# One round trip for a listing on Redis: read (or create) each version and the answer stored under them.
+# Atomic, so two readers creating a missing version agree on it.
+LOOKUP = """
+local parts = {}
+for i, key in ipairs(KEYS) do
+  local value = redis.call('GET', key)
+  if not value then
+    value = ARGV[2] .. i
+    redis.call('SET', key, value)
+  end
+  parts[i] = value
+end
+local entry = ARGV[1] .. ':' .. table.concat(parts, ':')
+return {entry, redis.call('GET', entry)}
+"""
+_scripts: dict[int, Any] = {}
+
+
+def _redis() -> Any:
+    """The raw Redis client behind the cache (django-redis), or None (local memory: `make run` bare)."""
+    client = getattr(cache, "client", None)
+    if client is None or not hasattr(client, "get_client"):
+        return None
+    return client.get_client(write=True)
+
+
 def _bump(keys: Iterable[str]) -> None:
+    wanted = list(keys)
     try:
-        cache.set_many({prefix() + key: uuid.uuid4().hex for key in keys}, timeout=None)
+        redis = _redis()
+        if redis is None:
+            cache.set_many({prefix() + key: uuid.uuid4().hex for key in wanted}, timeout=None)
+            return
+        pipe = redis.pipeline(transaction=False)
+        for key in wanted:
+            pipe.set(cache.make_key(prefix() + key), uuid.uuid4().hex)
+        pipe.execute()
     except Exception:
         # The write committed; a listing may show the old state until MAX_SECONDS (logged to be seen).
-        logger.exception("slot listing versions not bumped: %s", list(keys))
+        logger.exception("slot listing versions not bumped: %s", wanted)
 
 
 def bump_on_commit(keys: Iterable[str]) -> None:
@@ -80,18 +114,6 @@ def catalog_changed() -> None:
     bump_on_commit([CATALOG])
 
 
-def versions(keys: list[str]) -> list[str]:
-    """The current version of each key, creating the missing ones (`add`: two racing readers agree)."""
-    full = [prefix() + key for key in keys]
-    found = cache.get_many(full)
-    missing = [key for key in full if key not in found]
-    if missing:
-        for key in missing:
-            cache.add(key, uuid.uuid4().hex, timeout=None)
-        found.update(cache.get_many(missing))
-    return [str(found.get(key, "")) for key in full]
-
-
 def in_application_transaction() -> bool:
     """Inside a transaction the rows read may be this transaction's own uncommitted writes (a rollback
     would leave them cached as a phantom) or an older snapshot: such a listing neither reads nor
@@ -99,21 +121,46 @@ def in_application_transaction() -> bool:
     return any(not getattr(block, "_from_testcase", False) for block in connections["default"].atomic_blocks)
 
 
-def entry_key(parts: Mapping[str, Any], version_values: list[str]) -> str:
-    digest = hashlib.sha256(repr((sorted(parts.items()), version_values)).encode()).hexdigest()
-    return f"{prefix()}entry:{digest}"
+def lookup(keys: list[str], parts: Mapping[str, Any]) -> tuple[str, list[str], bytes | None] | None:
+    """The current versions of `keys` (missing ones created), the answer's key under them and the
+    answer stored there if any; None when the cache cannot be read (the listing goes to the database).
 
-
-def get(key: str) -> bytes | None:
+    The versions are read before the caller reads the database: see the module's docstring."""
+    digest = hashlib.sha256(repr(sorted(parts.items())).encode()).hexdigest()
+    fresh = uuid.uuid4().hex + "-"
     try:
-        value = cache.get(key)
+        redis = _redis()
+        if redis is None:
+            return _lookup_in_cache(keys, f"{prefix()}entry:{digest}", fresh)
+        script = _scripts.get(id(redis))
+        if script is None:
+            script = _scripts[id(redis)] = redis.register_script(LOOKUP)
+        entry, body = script(
+            keys=[cache.make_key(prefix() + key) for key in keys],
+            args=[cache.make_key(f"{prefix()}entry:{digest}"), fresh],
+        )
     except Exception:
         logger.exception("slot listing cache unreadable")
         return None
-    return value if isinstance(value, bytes) else None
+    entry = entry.decode()
+    return entry, entry.split(":")[-len(keys) :], body
 
 
-def store(key: str, body: bytes, *, earliest_start: dt.datetime | None, now: dt.datetime) -> None:
+def _lookup_in_cache(keys: list[str], base: str, fresh: str) -> tuple[str, list[str], bytes | None]:
+    full = [prefix() + key for key in keys]
+    found = cache.get_many(full)
+    for n, key in enumerate(full, start=1):
+        if key not in found:
+            cache.add(key, f"{fresh}{n}", timeout=None)  # add: two racing readers agree
+    if len(found) < len(full):
+        found = cache.get_many(full)
+    values = [str(found.get(key, "")) for key in full]
+    entry = ":".join([base, *values])
+    body = cache.get(entry)
+    return entry, values, body if isinstance(body, bytes) else None
+
+
+def store(entry: str, body: bytes, *, earliest_start: dt.datetime | None, now: dt.datetime) -> None:
     """Keep an answer until its earliest slot starts (it leaves the listing then), MAX_SECONDS at most."""
     seconds = float(MAX_SECONDS)
     if earliest_start is not None:
@@ -121,7 +168,11 @@ def store(key: str, body: bytes, *, earliest_start: dt.datetime | None, now: dt.
     if seconds < 1:
         return
     try:
-        cache.set(key, body, timeout=int(seconds))
+        redis = _redis()
+        if redis is None:
+            cache.set(entry, body, timeout=int(seconds))
+        else:
+            redis.set(entry, body, px=int(seconds * 1000))
     except Exception:
         logger.exception("slot listing cache not written")
 

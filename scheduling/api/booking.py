@@ -103,11 +103,9 @@ class SlotViewSet(viewsets.ReadOnlyModelViewSet):
         slot_listing_row (SlotSerializer's output without model instances); the schema stays
         SlotSerializer's. A patient's first page comes from scheduling.listing_cache while the slots and
         catalog it shows are unchanged (its module says why that is never stale after a commit)."""
-        key = self._cache_key(request)
-        if key is not None:
-            body = listing_cache.get(key)
-            if body is not None:
-                return HttpResponse(body, content_type="application/json")
+        cached = self._cached(request)
+        if cached is not None and cached[1] is not None:
+            return HttpResponse(cached[1], content_type="application/json")
         # The versions (in the key) were read before this query: see listing_cache.
         rows = self.filter_queryset(self.get_queryset()).values(*SLOT_LISTING_VALUES)
         page = self.paginate_queryset(rows)
@@ -115,15 +113,16 @@ class SlotViewSet(viewsets.ReadOnlyModelViewSet):
         zones: dict[str, Any] = {}
         data = [slot_listing_row(row, zones) for row in shown]
         response = self.get_paginated_response(data) if page is not None else Response(data)
-        if key is None:
+        if cached is None:
             return response
         body = JSONRenderer().render(response.data)
         earliest = min((row["start"] for row in shown), default=None)
-        listing_cache.store(key, body, earliest_start=earliest, now=timezone.now())
+        listing_cache.store(cached[0], body, earliest_start=earliest, now=timezone.now())
         return HttpResponse(body, content_type="application/json")
 
-    def _cache_key(self, request: Request) -> str | None:
-        """The cache key of a patient's first page, or None when this listing is not cached."""
+    def _cached(self, request: Request) -> tuple[str, bytes | None] | None:
+        """A patient's first page: its cache key and the answer stored there (None: not stored yet);
+        None when this listing is not cached (other users, later pages, transactions, bad input)."""
         user = signed_in_user(request)
         renderer = getattr(request, "accepted_renderer", None)
         if user.is_superuser or user.role != Role.PATIENT or getattr(renderer, "format", None) != "json":
@@ -144,41 +143,49 @@ class SlotViewSet(viewsets.ReadOnlyModelViewSet):
             )
         except ValueError:
             return None  # the filterset answers 400 naming the parameter
-        (catalog,) = listing_cache.versions([listing_cache.CATALOG])
-        keys: list[str]
-        if doctor and first and last and 0 <= (last - first).days < listing_cache.MAX_DAYS:
-            days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
-            keys = [listing_cache.doctor_day_key(doctor, day) for day in days]
-        elif department:
-            clinic_of = _department_clinic(catalog, department)
-            if clinic_of is None:
-                return None
-            keys = [listing_cache.clinic_key(clinic_of)]
-        elif clinic:
-            keys = [listing_cache.clinic_key(clinic)]
-        else:
-            return None
         parts = {
             "organization": user.organization_id,
             "params": sorted(params.lists()),
             "base": request.build_absolute_uri("/"),
         }
-        return listing_cache.entry_key(parts, [catalog, *listing_cache.versions(keys)])
+        catalog = listing_cache.CATALOG
+        if doctor and first and last and 0 <= (last - first).days < listing_cache.MAX_DAYS:
+            days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
+            found = listing_cache.lookup(
+                [catalog, *(listing_cache.doctor_day_key(doctor, day) for day in days)], parts
+            )
+        elif department:
+            return _department_listing(department, parts)
+        elif clinic:
+            found = listing_cache.lookup([catalog, listing_cache.clinic_key(clinic)], parts)
+        else:
+            return None
+        return None if found is None else (found[0], found[2])
 
 
-# Which clinic a department belongs to, per catalog version (a department's move bumps the catalog).
-_DEPARTMENT_CLINICS: dict[tuple[str, int], int | None] = {}
+# Which clinic a department belongs to, with the catalog version it was read under (a department's
+# move bumps the catalog): a department's listing follows its clinic's slot version.
+_DEPARTMENT_CLINICS: dict[int, tuple[str, int]] = {}
 
 
-def _department_clinic(catalog: str, department_id: int) -> int | None:
-    key = (catalog, department_id)
-    if key not in _DEPARTMENT_CLINICS:
+def _department_listing(department_id: int, parts: dict[str, Any]) -> tuple[str, bytes | None] | None:
+    known = _DEPARTMENT_CLINICS.get(department_id)
+    if known is None:
+        probe = listing_cache.lookup([listing_cache.CATALOG], {})
+        clinic_id = Department.objects.filter(pk=department_id).values_list("clinic_id", flat=True).first()
+        if probe is None or clinic_id is None:
+            return None
         if len(_DEPARTMENT_CLINICS) > 10_000:
             _DEPARTMENT_CLINICS.clear()
-        _DEPARTMENT_CLINICS[key] = (
-            Department.objects.filter(pk=department_id).values_list("clinic_id", flat=True).first()
-        )
-    return _DEPARTMENT_CLINICS[key]
+        known = _DEPARTMENT_CLINICS[department_id] = (probe[1][0], clinic_id)
+    found = listing_cache.lookup([listing_cache.CATALOG, listing_cache.clinic_key(known[1])], parts)
+    if found is None:
+        return None
+    if found[1][0] != known[0]:
+        # The catalog changed since the clinic was read: read it again next time, not cached now.
+        _DEPARTMENT_CLINICS.pop(department_id, None)
+        return None
+    return found[0], found[2]
 
 
 WRITE_ERRORS = (400, 401, 403, 404, 409, 422)

@@ -256,24 +256,21 @@ def test_a_deactivated_patient_and_another_organizations_patient_get_nothing_cac
 
 
 @pytest.mark.django_db
-def test_a_listing_expires_when_its_first_slot_starts(api_as, patient, doctor, department, monkeypatch):
+def test_a_listing_expires_when_its_first_slot_starts(api_as, patient, doctor, department):
+    from django.core.cache import cache
+
     from scheduling import listing_cache
 
     soon = timezone.now() + dt.timedelta(seconds=90)
     slot = SlotFactory(doctor=doctor, department=department, start=soon)
-    stored: list[int] = []
-    real_set = listing_cache.cache.set
-    monkeypatch.setattr(
-        listing_cache.cache,
-        "set",
-        lambda key, value, timeout=None, **kw: (stored.append(timeout), real_set(key, value, timeout, **kw)),
-    )
 
     listing(api_as(patient.user), slot)
 
+    redis = listing_cache._redis()
+    entries = list(redis.scan_iter(cache.make_key(f"{listing_cache.prefix()}entry:*")))
+    assert len(entries) == 1
     # Kept no longer than until the slot starts (then it must leave the listing), not MAX_SECONDS.
-    assert len(stored) == 1
-    assert 0 < stored[0] <= 90
+    assert 0 < redis.pttl(entries[0]) <= 90_000
 
 
 @pytest.mark.django_db
@@ -330,3 +327,22 @@ def test_another_process_sees_the_next_change_and_this_one_sees_its(
         status, answer = post(f"{server.url}/api/v1/appointments/", token=staff_token, body=body)
         assert status == 201, answer
         assert ids(listing(client, slots[0])) == [slots[0].pk]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_without_redis_the_local_memory_cache_is_as_fresh(
+    api_as, patient, other_patient, staff_user, doctor, department, settings
+):
+    """`make run` on a bare machine has the local-memory cache: the same versions, without the script."""
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    slots = day_slots(doctor, department, count=2)
+    client = api_as(patient.user)
+    assert ids(listing(client, slots[0])) == [s.pk for s in slots]
+    with CaptureQueriesContext(connection) as queries:
+        assert ids(listing(client, slots[0])) == [s.pk for s in slots]
+    assert len(queries) == 1  # the token; the rows came from the cache
+
+    booked = appointment_book(actor=staff_user, patient=other_patient, slot=slots[0])
+    assert ids(listing(client, slots[0])) == [slots[1].pk]
+    appointment_cancel(actor=staff_user, appointment=booked, reason="")
+    assert ids(listing(client, slots[0])) == [s.pk for s in slots]
