@@ -346,3 +346,53 @@ def test_without_redis_the_local_memory_cache_is_as_fresh(
     assert ids(listing(client, slots[0])) == [slots[1].pk]
     appointment_cancel(actor=staff_user, appointment=booked, reason="")
     assert ids(listing(client, slots[0])) == [s.pk for s in slots]
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_readers_racing_each_booking_never_leave_an_old_listing_behind(
+    api_as, patient, other_patient, staff_user, doctor, department
+):
+    """Three threads list the day without pause while this one books its slots one by one: a reader
+    that read the rows just before a booking committed stores them under the version from before the
+    bump, so the listing made right after each booking returns never shows the booked slot."""
+    import threading
+
+    from django.db import connections
+
+    slots = day_slots(doctor, department, count=12)
+    token = token_for(patient.user)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    reads = [0]
+
+    def reader():
+        from rest_framework.test import APIClient
+
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+        try:
+            while not stop.is_set():
+                listing(client, slots[0])
+                reads[0] += 1
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=reader) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    client = api_as(patient.user)
+    try:
+        for n, slot in enumerate(slots[:-1]):
+            appointment_book(
+                actor=staff_user, patient=PatientFactory(organization=patient.organization), slot=slot
+            )
+            assert ids(listing(client, slots[0])) == [s.pk for s in slots[n + 1 :]]
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+    assert not errors
+    assert reads[0] > len(slots)  # the readers did race the bookings
