@@ -47,7 +47,9 @@ MAX_SECONDS = 300
 def prefix() -> str:
     # Named after the database: two databases sharing one Redis (xdist workers, a staging copy) have
     # the same ids for different doctors.
-    return f"slot-listing:{connections['default'].settings_dict['NAME']}:"
+    # "v2": the raw values of the script's keys, not the pickled ones of Django's cache API that an
+    # earlier release kept under the same names.
+    return f"slot-listing-v2:{connections['default'].settings_dict['NAME']}:"
 
 
 def doctor_day_key(doctor_id: int, day: dt.date) -> str:
@@ -139,10 +141,11 @@ def lookup(keys: list[str], parts: Mapping[str, Any]) -> tuple[str, list[str], b
             keys=[cache.make_key(prefix() + key) for key in keys],
             args=[cache.make_key(f"{prefix()}entry:{digest}"), fresh],
         )
+        entry = entry.decode()
     except Exception:
+        # Redis down, or a value this code did not write: the listing goes to the database.
         logger.exception("slot listing cache unreadable")
         return None
-    entry = entry.decode()
     return entry, entry.split(":")[-len(keys) :], body
 
 
