@@ -32,11 +32,11 @@ class SchedulingConfig(AppConfig):
 
         clinical_standing_register(doctor_in_good_standing)
 
-        # Patients' slot listings are answered from the cache until what they show changes: every
-        # booking, cancellation and move (on commit), and every save of a slot or of the catalog around
-        # it (clinics, departments, doctors, their names) from any door, the admin included, bumps a
-        # version (scheduling.listing_cache). Signals here, not in the services, because a missed door
-        # would serve a stale listing; bulk updates call listing_cache themselves.
+        # Patients' slot listings are answered from the cache until what they show changes. The booking
+        # service's seat count and slot generation bump versions themselves (on commit, in the request,
+        # not through the domain events, which may be delivered later); every save of a slot or of the
+        # catalog around it (clinics, departments, doctors, their names) from any door, the admin
+        # included, bumps one here, because a missed door would serve a stale listing.
         from django.db.models.signals import post_delete, post_save
 
         from opd.core.models import Clinic, Department, User
@@ -44,12 +44,6 @@ class SchedulingConfig(AppConfig):
         from . import listing_cache
         from .models import Doctor, Slot
 
-        for event in (
-            events.APPOINTMENT_BOOKED,
-            events.APPOINTMENT_CANCELLED,
-            events.APPOINTMENT_RESCHEDULED,
-        ):
-            events.subscribe(event, listing_cache.on_appointment_event)
         post_save.connect(listing_cache.on_slot_saved, sender=Slot, dispatch_uid="slot-listing-slot")
         post_delete.connect(listing_cache.on_catalog_saved, sender=Slot, dispatch_uid="slot-listing-slot-del")
         for model in (Clinic, Department, Doctor):

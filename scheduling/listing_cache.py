@@ -3,8 +3,8 @@
 What a listing shows depends on slots (seats, open or closed) and on the catalog around them (clinics,
 departments, doctors' approval and names). Each has a version in the cache:
 
-- `dd:<doctor>:<day>`: one doctor's slots on one day (clinic local), bumped by every booking,
-  cancellation, move and slot save of that doctor-day;
+- `dd:<doctor>:<day>`: one doctor's slots on one day (clinic local), bumped by every seat taken or
+  freed (the booking service: booking, cancellation, move) and every slot save of that doctor-day;
 - `c:<clinic>`: any slot of the clinic, bumped by the same changes;
 - `catalog`: everything else (clinics, departments, doctors, their names, bulk slot changes), bumped
   by their saves and by slot generation.
@@ -103,9 +103,22 @@ def _bump(keys: Iterable[str]) -> None:
 
 
 def bump_on_commit(keys: Iterable[str]) -> None:
-    """Bump these versions once the current transaction commits (at once outside one)."""
-    wanted = list(keys)
-    transaction.on_commit(lambda: _bump(wanted))
+    """Bump these versions once the current transaction commits (at once outside one).
+
+    A booking announces its slot more than once (the seat count, the slot's save); the keys of one
+    transaction are gathered and go out in one round trip. Every call registers the flush (the first to
+    run empties the set), so a flush discarded with a rolled-back savepoint loses nothing."""
+    connection = connections["default"]
+    pending: set[str] = connection.__dict__.setdefault("_slot_listing_pending", set())
+    pending.update(keys)
+
+    def flush() -> None:
+        if pending:
+            wanted = list(pending)
+            pending.clear()
+            _bump(wanted)
+
+    transaction.on_commit(flush)
 
 
 def slot_changed(*, doctor_id: int, day: dt.date, clinic_id: int) -> None:
@@ -180,20 +193,7 @@ def store(entry: str, body: bytes, *, earliest_start: dt.datetime | None, now: d
         logger.exception("slot listing cache not written")
 
 
-# Event subscribers (SchedulingConfig.ready()): a booking, cancellation or move has committed.
-
-
-def on_appointment_event(
-    *, doctor_id: int, day: dt.date, clinic_id: int, previous_slot_id: int | None = None, **_: Any
-) -> None:
-    keys = [doctor_day_key(doctor_id, day), clinic_key(clinic_id)]
-    if previous_slot_id is not None:
-        from .models import Slot
-
-        old = Slot.objects.filter(pk=previous_slot_id).values("doctor_id", "date", "clinic_id").first()
-        if old is not None:
-            keys += [doctor_day_key(old["doctor_id"], old["date"]), clinic_key(old["clinic_id"])]
-    _bump(keys)
+# Signal receivers (SchedulingConfig.ready()).
 
 
 def on_slot_saved(sender: Any, instance: Any, **_: Any) -> None:

@@ -30,6 +30,7 @@ from opd.core.errors import Conflict, NotFound, PermissionDenied, ValidationFail
 from opd.core.models import Role, User
 from patients.models import Patient
 
+from .. import listing_cache
 from ..models import (
     ACTIVE_STATUSES,
     Appointment,
@@ -176,6 +177,7 @@ def _take_seat(slot: Slot) -> int:
     seat = _free_seat(slot)
     slot.booked_count += 1
     slot.save(update_fields=["booked_count"])
+    listing_cache.slot_changed(doctor_id=slot.doctor_id, day=slot.date, clinic_id=slot.clinic_id)
     return seat
 
 
@@ -183,6 +185,7 @@ def _release_seat(slot: Slot) -> None:
     """Caller holds the slot's row lock."""
     slot.booked_count -= 1
     slot.save(update_fields=["booked_count"])
+    listing_cache.slot_changed(doctor_id=slot.doctor_id, day=slot.date, clinic_id=slot.clinic_id)
 
 
 def _create(
