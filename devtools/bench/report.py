@@ -140,8 +140,9 @@ def render(results: dict) -> str:
             within = row["diff_pct"] is not None and abs(row["diff_pct"]) <= 10
             lines.append(
                 f"| Growth: {names.get(label, label)}, {g['small_appointments']:,} vs "
-                f"{g['full_appointments']:,} appointments | {row['small']:.0f} vs {row['full']:.0f} "
-                f"({row['diff_pct']:+.1f} %) | - | within 10 %: {'yes' if within else 'NO'} |"
+                f"{g['full_appointments']:,} appointments ({g['small_finished_at']} vs {g['full_finished_at']}) | "
+                f"{row['small']:.0f} vs {row['full']:.0f} | {row['small_ratio']:.3f}x vs {row['full_ratio']:.3f}x "
+                f"({row['diff_pct']:+.1f} %) | within 10 %: {'yes' if within else 'NO'} |"
             )
     lines += [
         "",

@@ -276,7 +276,7 @@ def other_scale_results(scale: str) -> dict | None:
 
 def growth(results: dict, other: dict | None) -> dict | None:
     """Slot listing and booking on the small and the full database side by side, with the difference of
-    the full one's figure from the small one's in percent (issue 18: within 10 %)."""
+    the full one's ratio to its ceiling from the small one's, in percent (issue 18: within 10 %)."""
     if not other:
         return None
     small, full = (other, results) if results["scale"] == "full" else (results, other)
@@ -284,13 +284,17 @@ def growth(results: dict, other: dict | None) -> dict | None:
     figures["booking"] = ("booking", None, "bookings_per_second")
     out = {}
     for label, (section, name, key) in figures.items():
-        with contextlib.suppress(KeyError, TypeError):
+        with contextlib.suppress(KeyError, TypeError, ZeroDivisionError):
             a = small[section][name][key] if name else small[section][key]
             b = full[section][name][key] if name else full[section][key]
+            # Two runs, two loads: the figures are compared as ratios to each run's own ceiling.
+            ra, rb = a / small["ceiling"]["rps"], b / full["ceiling"]["rps"]
             out[label] = {
                 "small": a,
                 "full": b,
-                "diff_pct": round((b - a) / a * 100, 1) if a else None,
+                "small_ratio": round(ra, 3),
+                "full_ratio": round(rb, 3),
+                "diff_pct": round((rb - ra) / ra * 100, 1) if ra else None,
             }
     return {
         "small_appointments": small["data"]["appointments"],
