@@ -48,8 +48,9 @@ def prefix() -> str:
     # Named after the database: two databases sharing one Redis (xdist workers, a staging copy) have
     # the same ids for different doctors.
     # "v2": the raw values of the script's keys, not the pickled ones of Django's cache API that an
-    # earlier release kept under the same names.
-    return f"slot-listing-v2:{connections['default'].settings_dict['NAME']}:"
+    # earlier release kept under the same names. The braces are a Redis Cluster hash tag: the script
+    # reads versions and answers together, so they must live in one hash slot.
+    return f"{{slot-listing-v2}}:{connections['default'].settings_dict['NAME']}:"
 
 
 def doctor_day_key(doctor_id: int, day: dt.date) -> str:
