@@ -31,3 +31,26 @@ class SchedulingConfig(AppConfig):
         from .selectors import doctor_in_good_standing
 
         clinical_standing_register(doctor_in_good_standing)
+
+        # Patients' slot listings are answered from the cache until what they show changes. The booking
+        # service's seat count and slot generation bump versions themselves (on commit, in the request,
+        # not through the domain events, which may be delivered later); every save of a slot or of the
+        # catalog around it (clinics, departments, doctors, their names) from any door, the admin
+        # included, bumps one here, because a missed door would serve a stale listing.
+        from django.db.models.signals import post_delete, post_save
+
+        from opd.core.models import Clinic, Department, User
+
+        from . import listing_cache
+        from .models import Doctor, Slot
+
+        post_save.connect(listing_cache.on_slot_saved, sender=Slot, dispatch_uid="slot-listing-slot")
+        post_delete.connect(listing_cache.on_catalog_saved, sender=Slot, dispatch_uid="slot-listing-slot-del")
+        for model in (Clinic, Department, Doctor):
+            for signal in (post_save, post_delete):
+                signal.connect(
+                    listing_cache.on_catalog_saved,
+                    sender=model,
+                    dispatch_uid=f"slot-listing-{model.__name__}",
+                )
+        post_save.connect(listing_cache.on_user_saved, sender=User, dispatch_uid="slot-listing-user")

@@ -131,6 +131,19 @@ def render(results: dict) -> str:
             growth = f", previous run {before[key]} MB" if key in before else ""
             parts.append(f"{title} {mem[key]} MB{growth}")
         lines.append(f"| Memory (RSS after the run) | {'; '.join(parts)} | - | - |")
+    g = results.get("growth")
+    if g:
+        names = {"booking": "Booking, closed loop (bookings/s)"} | {
+            f"slots.{k}": f"Slot listing, {v} (req/s)" for k, v in titles.items()
+        }
+        for label, row in g["figures"].items():
+            within = row["diff_pct"] is not None and abs(row["diff_pct"]) <= 10
+            lines.append(
+                f"| Growth: {names.get(label, label)}, {g['small_appointments']:,} vs "
+                f"{g['full_appointments']:,} appointments ({g['small_finished_at']} vs {g['full_finished_at']}) | "
+                f"{row['small']:.0f} vs {row['full']:.0f} | {row['small_ratio']:.3f}x vs {row['full_ratio']:.3f}x "
+                f"({row['diff_pct']:+.1f} %) | within 10 %: {'yes' if within else 'NO'} |"
+            )
     lines += [
         "",
         "Cold daily statistics of the whole history, by part (in-process, ms; the stored figures replace "

@@ -266,6 +266,45 @@ def previous_memory() -> dict | None:
     return None
 
 
+def other_scale_results(scale: str) -> dict | None:
+    """The last run on the other database (small: 10k appointments; full: 1M), if there was one."""
+    other = "small" if scale == "full" else "full"
+    with contextlib.suppress(OSError, ValueError):
+        return json.loads((RESULTS / f"latest-{other}.json").read_text())
+    return None
+
+
+def growth(results: dict, other: dict | None) -> dict | None:
+    """Slot listing and booking on the small and the full database side by side, with the difference of
+    the full one's ratio to its ceiling from the small one's, in percent (issue 18: within 10 %)."""
+    if not other:
+        return None
+    small, full = (other, results) if results["scale"] == "full" else (results, other)
+    figures = {f"slots.{name}": ("slots", name, "rps") for name in results["slots"]}
+    figures["booking"] = ("booking", None, "bookings_per_second")
+    out = {}
+    for label, (section, name, key) in figures.items():
+        with contextlib.suppress(KeyError, TypeError, ZeroDivisionError):
+            a = small[section][name][key] if name else small[section][key]
+            b = full[section][name][key] if name else full[section][key]
+            # Two runs, two loads: the figures are compared as ratios to each run's own ceiling.
+            ra, rb = a / small["ceiling"]["rps"], b / full["ceiling"]["rps"]
+            out[label] = {
+                "small": a,
+                "full": b,
+                "small_ratio": round(ra, 3),
+                "full_ratio": round(rb, 3),
+                "diff_pct": round((rb - ra) / ra * 100, 1) if ra else None,
+            }
+    return {
+        "small_appointments": small["data"]["appointments"],
+        "full_appointments": full["data"]["appointments"],
+        "small_finished_at": small["finished_at"],
+        "full_finished_at": full["finished_at"],
+        "figures": out,
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--reseed", action="store_true")
@@ -441,7 +480,7 @@ def main(argv: list[str] | None = None) -> None:
 
     proof = overbooking_proof(storm_slots + paced_slots + race_slots)
     log(f"proof: {proof}")
-    results = {
+    results: dict[str, Any] = {
         "finished_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": {**info, "load_average_at_end": os.getloadavg()},
         "data": data,
@@ -458,10 +497,14 @@ def main(argv: list[str] | None = None) -> None:
         "indexes": [name for (_table, name) in RECOMMENDED_INDEXES if name in existing_indexes(_table)]
         or ["none"],
     }
+    results["scale"] = args.scale
+    results["growth"] = growth(results, other_scale_results(args.scale))
     table = render(results)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.md").write_text(table)
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=2, default=str))
+    # Kept per scale too, so the next run on the other database can set its figures beside these.
+    (RESULTS / f"latest-{args.scale}.json").write_text(json.dumps(results, indent=2, default=str))
     print()
     print(table)
     log(f"written {RESULTS / 'latest.md'} and latest.json")

@@ -7,13 +7,17 @@ Writes accept an Idempotency-Key header (opd.core.idempotency).
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django.db.models import QuerySet
+from django.http import HttpResponse, HttpResponseBase
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import SAFE_METHODS, BasePermission
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -22,9 +26,10 @@ from opd.core.api.schema import error_responses
 from opd.core.api.throttling import SCOPED_THROTTLES
 from opd.core.db_router import replica_view
 from opd.core.idempotency import HEADER, idempotent
-from opd.core.models import Role
+from opd.core.models import Department, Role
 from opd.core.tenancy import signed_in_user
 
+from .. import listing_cache
 from ..filters import AppointmentFilter, SlotFilter
 from ..models import Appointment, BookingChannel, Slot
 from ..selectors import appointments_for, slots_for
@@ -94,16 +99,108 @@ class SlotViewSet(viewsets.ReadOnlyModelViewSet):
             return Slot.objects.none()
         return slots_for(signed_in_user(self.request)).select_related("doctor__user", "department", "clinic")
 
-    @replica_view  # the busiest read of all; a patient who just booked reads the primary (sticky)
-    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponseBase:  # type: ignore[override]  # the cached body is bytes already
         """The listing patients search most: rows read as values in one joined query and shaped by
         slot_listing_row (SlotSerializer's output without model instances); the schema stays
-        SlotSerializer's."""
+        SlotSerializer's. A patient's first page comes from scheduling.listing_cache while the slots and
+        catalog it shows are unchanged (its module says why that is never stale after a commit)."""
+        cached = self._cached(request)
+        if cached is not None and cached[1] is not None:
+            return HttpResponse(cached[1], content_type="application/json")
+        if cached is None:
+            # Not cached: the busiest uncached read may go to a replica (a user who just wrote reads the
+            # primary). A cached answer is always built from the primary: one read on a lagging replica
+            # would be stored under the versions bumped after the commit it has not seen yet.
+            return self._list_on_replica(request)
+        return self._list(request, cached)
+
+    @replica_view
+    def _list_on_replica(self, request: Request) -> Response:
+        response = self._list(request, None)
+        assert isinstance(response, Response)  # noqa: S101 (uncached: always DRF's)
+        return response
+
+    def _list(self, request: Request, cached: tuple[str, bytes | None] | None) -> HttpResponseBase:
+        # The versions (in the key) were read before this query: see listing_cache.
         rows = self.filter_queryset(self.get_queryset()).values(*SLOT_LISTING_VALUES)
         page = self.paginate_queryset(rows)
+        shown = page if page is not None else list(rows)
         zones: dict[str, Any] = {}
-        data = [slot_listing_row(row, zones) for row in (page if page is not None else rows)]
-        return self.get_paginated_response(data) if page is not None else Response(data)
+        data = [slot_listing_row(row, zones) for row in shown]
+        response = self.get_paginated_response(data) if page is not None else Response(data)
+        if cached is None:
+            return response
+        body = JSONRenderer().render(response.data)
+        earliest = min((row["start"] for row in shown), default=None)
+        listing_cache.store(cached[0], body, earliest_start=earliest, now=timezone.now())
+        return HttpResponse(body, content_type="application/json")
+
+    def _cached(self, request: Request) -> tuple[str, bytes | None] | None:
+        """A patient's first page: its cache key and the answer stored there (None: not stored yet);
+        None when this listing is not cached (other users, later pages, transactions, bad input)."""
+        user = signed_in_user(request)
+        renderer = getattr(request, "accepted_renderer", None)
+        if user.is_superuser or user.role != Role.PATIENT or getattr(renderer, "format", None) != "json":
+            return None
+        if listing_cache.in_application_transaction():
+            return None
+        params = request.query_params
+        page_param = getattr(self.paginator, "page_query_param", None)
+        if page_param is None or params.get(page_param, "1") != "1":
+            return None
+        try:
+            doctor, department, clinic = (
+                int(params[name]) if params.get(name) else None for name in ("doctor", "department", "clinic")
+            )
+            first, last = (
+                dt.date.fromisoformat(params[name]) if params.get(name) else None
+                for name in ("date_from", "date_to")
+            )
+        except ValueError:
+            return None  # the filterset answers 400 naming the parameter
+        parts = {
+            "organization": user.organization_id,
+            "params": sorted(params.lists()),
+            "base": request.build_absolute_uri("/"),
+        }
+        catalog = listing_cache.CATALOG
+        if doctor and first and last and 0 <= (last - first).days < listing_cache.MAX_DAYS:
+            days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
+            found = listing_cache.lookup(
+                [catalog, *(listing_cache.doctor_day_key(doctor, day) for day in days)], parts
+            )
+        elif department:
+            return _department_listing(department, parts)
+        elif clinic:
+            found = listing_cache.lookup([catalog, listing_cache.clinic_key(clinic)], parts)
+        else:
+            return None
+        return None if found is None else (found[0], found[2])
+
+
+# Which clinic a department belongs to, with the catalog version it was read under (a department's
+# move bumps the catalog): a department's listing follows its clinic's slot version.
+_DEPARTMENT_CLINICS: dict[int, tuple[str, int]] = {}
+
+
+def _department_listing(department_id: int, parts: dict[str, Any]) -> tuple[str, bytes | None] | None:
+    known = _DEPARTMENT_CLINICS.get(department_id)
+    if known is None:
+        probe = listing_cache.lookup([listing_cache.CATALOG], {})
+        clinic_id = Department.objects.filter(pk=department_id).values_list("clinic_id", flat=True).first()
+        if probe is None or clinic_id is None:
+            return None
+        if len(_DEPARTMENT_CLINICS) > 10_000:
+            _DEPARTMENT_CLINICS.clear()
+        known = _DEPARTMENT_CLINICS[department_id] = (probe[1][0], clinic_id)
+    found = listing_cache.lookup([listing_cache.CATALOG, listing_cache.clinic_key(known[1])], parts)
+    if found is None:
+        return None
+    if found[1][0] != known[0]:
+        # The catalog changed since the clinic was read: read it again next time, not cached now.
+        _DEPARTMENT_CLINICS.pop(department_id, None)
+        return None
+    return found[0], found[2]
 
 
 WRITE_ERRORS = (400, 401, 403, 404, 409, 422)

@@ -41,6 +41,7 @@ from opd.core.models import Clinic, Department, Role, User
 from opd.core.tenancy import ScopedId
 from patients.models import Patient
 
+from .. import listing_cache
 from ..models import (
     ACTIVE_STATUSES,
     Appointment,
@@ -193,6 +194,7 @@ def _take_seat(slot: Slot, taken: set[int] | None = None) -> int:
     seat = _free_seat(slot, taken)
     slot.booked_count += 1
     slot.save(update_fields=["booked_count"])
+    listing_cache.slot_changed(doctor_id=slot.doctor_id, day=slot.date, clinic_id=slot.clinic_id)
     return seat
 
 
@@ -200,6 +202,7 @@ def _release_seat(slot: Slot) -> None:
     """Caller holds the slot's row lock."""
     slot.booked_count -= 1
     slot.save(update_fields=["booked_count"])
+    listing_cache.slot_changed(doctor_id=slot.doctor_id, day=slot.date, clinic_id=slot.clinic_id)
 
 
 def _create(

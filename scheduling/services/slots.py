@@ -16,6 +16,7 @@ from django.utils import timezone
 from opd.core.errors import ValidationFailed
 from opd.core.models import Clinic, Department
 
+from .. import listing_cache
 from ..models import (
     ACTIVE_STATUSES,
     Appointment,
@@ -220,6 +221,9 @@ def _sync_doctor(
             report.resized += Slot.objects.filter(pk__in=ids).update(
                 capacity=Greatest(Value(capacity), F("booked_count"))
             )
+        if new or to_reactivate or to_deactivate or resize:
+            # Bulk writes send no signals: patients' cached listings hear of them here (on commit).
+            listing_cache.catalog_changed()
 
 
 def slots_replan_for_time_zone(*, clinic: Clinic, previous_time_zone: str) -> None:
@@ -238,6 +242,7 @@ def slots_replan_for_time_zone(*, clinic: Clinic, previous_time_zone: str) -> No
     now = timezone.now()
     future = Slot.objects.filter(clinic_id=clinic.pk, start__gt=now)
     future.filter(booked_count=0, is_active=True).update(is_active=False)
+    listing_cache.catalog_changed()  # bulk writes send no signals (on commit; nothing if refused)
     booked = Appointment.objects.filter(
         clinic_id=clinic.pk, start__gt=now, status__in=ACTIVE_STATUSES
     ).count()
