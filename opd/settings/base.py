@@ -121,6 +121,8 @@ DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{DATA_DIR / '
 # Persistent connections double WSGI throughput; under ASGI the websocket consumers' thread pool would
 # keep one per thread, so the ASGI server is started with CONN_MAX_AGE=0.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
+# Threads of the ASGI process answering HTTP (opd/asgi.py: Django's WSGI handler on a thread pool).
+OPD_ASGI_HTTP_THREADS = env.int("OPD_ASGI_HTTP_THREADS", default=8)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
@@ -245,7 +247,16 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": env("CHANNELS_PREFIX", default="opd")},
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                "prefix": env("CHANNELS_PREFIX", default="opd"),
+                # Messages waiting in Redis for one ASGI process, and for one socket in that process. The
+                # first is per process, not per socket (channels-redis queues a group message once per
+                # process, for all its sockets in the group); at the default of 100, a process busy
+                # writing a change to a thousand sockets while more changes came would have had the
+                # next group sends dropped, for every socket it serves, silently.
+                "capacity": env.int("CHANNELS_CAPACITY", default=1000),
+            },
         }
     }
 else:

@@ -83,7 +83,11 @@ def _wait_until_ready(server: Server) -> None:
 
 
 @contextlib.contextmanager
-def asgi_server(channels_prefix: str, *, log_level: str = "warning") -> Iterator[Server]:
+def asgi_server(
+    channels_prefix: str, *, log_level: str = "warning", env: dict[str, str] | None = None
+) -> Iterator[Server]:
+    """`env` overrides the server's environment (e.g. no REDIS_URL: the embedded default's in-memory
+    channel layer and local-memory cache)."""
     port = free_port()
     with tempfile.NamedTemporaryFile("w", prefix="uvicorn-", suffix=".log", delete=False) as log:
         log_path = pathlib.Path(log.name)
@@ -104,7 +108,7 @@ def asgi_server(channels_prefix: str, *, log_level: str = "warning") -> Iterator
             log_level,
         ],
         cwd=ROOT,
-        env=server_env(channels_prefix),
+        env={**server_env(channels_prefix), **(env or {})},
         stdout=log_file,
         stderr=subprocess.STDOUT,
     )

@@ -106,13 +106,17 @@ def session_cookie(user) -> str:
 def websocket_communicator_class():
     """channels' WebsocketCommunicator. Its package's __init__ also imports the live-server test case,
     which needs daphne (a server we do not use: uvicorn serves our websockets); without daphne, load the
-    communicator's own module without that __init__."""
+    communicator's own module without that __init__ (once: a second caller finds it loaded)."""
+    import sys
+
+    loaded = sys.modules.get("channels.testing.websocket")
+    if loaded is not None:
+        return loaded.WebsocketCommunicator
     try:
         from channels.testing import WebsocketCommunicator
     except ModuleNotFoundError as exc:
         if exc.name != "daphne":
             raise
-        import sys
         import types
         from pathlib import Path
 
