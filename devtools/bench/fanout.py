@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +46,15 @@ class FanoutPlan:
     changes: int = 6
     pause: float = 1.0  # seconds between two changes (each is measured on its own)
     settle: float = 5.0  # seconds to wait for the last change to reach everyone
+    server_pids: list[int] = field(default_factory=list)  # the ASGI processes, for their CPU time
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/<pid>/stat), in seconds."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
 
 
 def _key(appointment_id: int, action: str) -> str:
@@ -118,6 +128,10 @@ async def run_fanout(plan: FanoutPlan) -> dict:
     await asyncio.sleep(0.5)
 
     loop = asyncio.get_running_loop()
+    # CPU time spent while the changes go out: a figure the machine's other load does not inflate as
+    # it inflates latencies (the servers' per delivery, and this client's own).
+    servers_cpu = sum(cpu_seconds(pid) for pid in plan.server_pids)
+    client_cpu = time.process_time()
     sent_at: dict[str, float] = {}
     order: list[str] = []
     appointment_id: int | None = None
@@ -154,6 +168,8 @@ async def run_fanout(plan: FanoutPlan) -> dict:
         order.append(key)
         await asyncio.sleep(plan.pause)
     await asyncio.sleep(plan.settle)
+    servers_cpu = sum(cpu_seconds(pid) for pid in plan.server_pids) - servers_cpu
+    client_cpu = time.process_time() - client_cpu
     for ws in sockets:
         await ws.close()
     await asyncio.gather(*readers, return_exceptions=True)
@@ -185,6 +201,8 @@ async def run_fanout(plan: FanoutPlan) -> dict:
         "sockets_that_lost_any": len(lost_sockets),
         "resynced_deliveries": resynced,
         "closed_early": closed,
+        "servers_cpu_us_per_delivery": round(servers_cpu * 1e6 / max(len(latencies), 1), 1),
+        "client_cpu_us_per_delivery": round(client_cpu * 1e6 / max(len(latencies), 1), 1),
         "p50_ms": percentile(latencies, 0.5),
         "p95_ms": percentile(latencies, 0.95),
         "p99_ms": percentile(latencies, 0.99),

@@ -288,20 +288,34 @@ def fanout_figures(org_id: int, clinic_id: int, token: str, sockets: int) -> tup
                 slot_id=setup["slot_id"],
                 patient_ids=setup["patient_ids"][:3] if label == "baseline" else setup["patient_ids"][3:6],
                 sockets=count,
+                server_pids=[process.pid for process in servers[1:]],
             )
             out[label] = fanout(plan)
             row = out[label]
             log(
                 f"fan-out {count} sockets: p50 {row['p50_ms']:.1f} ms, p99 {row['p99_ms']:.1f} ms, "
-                f"lost {row['lost_deliveries']} of {row['expected_deliveries']}, closed {row['closed_early']}"
+                f"lost {row['lost_deliveries']} of {row['expected_deliveries']}, closed {row['closed_early']}, "
+                f"server CPU {row['servers_cpu_us_per_delivery']} us and client CPU "
+                f"{row['client_cpu_us_per_delivery']} us per delivery"
             )
         memory = {"fanout_asgi_mb": [rss_mb(process.pid) for process in servers[1:]]}
     finally:
         for process in servers:
             process.terminate()
         for process in servers:
-            process.wait(timeout=30)
+            stop(process)
     return out, memory
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Wait for a terminated server; kill it if it has not stopped in 30 s (a uvicorn that served a
+    thousand sockets has been seen to wait on its connections for longer)."""
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        log(f"pid {process.pid} did not stop within 30 s of SIGTERM: killed")
+        process.kill()
+        process.wait()
 
 
 def embedded_figures(path: str, token: str, seconds: int) -> dict:

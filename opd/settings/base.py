@@ -243,12 +243,18 @@ CELERY_BEAT_SCHEDULE = {
 CELERY_TIMEZONE = "UTC"
 
 # CHANNELS
+CHANNELS_SOCKET_TIMEOUT = env.float("CHANNELS_SOCKET_TIMEOUT", default=15.0)
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # A socket read timeout above channels-redis's blocking pop (BZPOPMIN, 5 s): redis-py 8
+                # reads with a 5 s timeout by default, which fires before Redis's own "nothing came"
+                # answer to a 5 s pop. The TimeoutError ends the consumer that was receiving for its
+                # process and uvicorn closes that socket: every 5 quiet seconds, one socket per ASGI
+                # process was dropped (the sockets that got no events in issue 18's fan-out).
+                "hosts": [{"address": REDIS_URL, "socket_timeout": CHANNELS_SOCKET_TIMEOUT}],
                 "prefix": env("CHANNELS_PREFIX", default="opd"),
                 # Messages waiting in Redis for one ASGI process, and for one socket in that process. The
                 # first is per process, not per socket (channels-redis queues a group message once per

@@ -84,12 +84,10 @@ def isolate_channel_layer(settings) -> str:
     suites sharing the Redis server) never hear each other's groups. Returns the prefix."""
     prefix = f"opd-test-{uuid.uuid4().hex[:12]}"
     assert settings.REDIS_URL, "websocket tests run on the Redis channel layer"
-    settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [settings.REDIS_URL], "prefix": prefix},
-        }
-    }
+    layer = settings.CHANNEL_LAYERS["default"]
+    assert layer["BACKEND"] == "channels_redis.core.RedisChannelLayer"
+    # The project's configuration (hosts with their timeouts, capacity), with the test's prefix.
+    settings.CHANNEL_LAYERS = {"default": {**layer, "CONFIG": {**layer["CONFIG"], "prefix": prefix}}}
     return prefix
 
 
