@@ -436,6 +436,13 @@
     setInterval(tick, 15000);
   }
 
+  // The browser says the network is gone. An open socket may not notice for minutes (nothing reaches it
+  // to say the path is dead; until issue 18 the server happened to drop quiet sockets every few seconds,
+  // which hid this): close it, so the page says it is offline and reconnects, and resyncs, with the
+  // usual back-off.
+  window.addEventListener("offline", function () {
+    if (socket) socket.close();
+  });
   window.addEventListener("online", function () {
     if (!socket && !stopped) {
       attempts = 0;
