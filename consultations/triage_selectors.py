@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from django.utils import timezone
 
@@ -15,6 +16,7 @@ from scheduling.models import Appointment, AppointmentStatus
 from . import news2
 from .models import Consultation, News2Band, TriageObservation
 from .services import is_rescore_due
+from .services.news2_alerts import alert_payload
 
 
 @dataclass(frozen=True)
@@ -105,3 +107,28 @@ def waiting_for_triage(clinic: Clinic, *, now: dt.datetime | None = None) -> lis
     for appt in appointments:
         appt.news2 = latest.get(appt.pk)  # type: ignore[attr-defined]
     return appointments
+
+
+def active_news2_alerts(appointments: list[Appointment]) -> list[dict[str, Any]]:
+    """The queue snapshot's alert source (registered with scheduling in ConsultationsConfig.ready()):
+    each row whose latest NEWS2 asks for an urgent or emergency response, as the live alert said it when
+    the score was recorded (services.news2_alerts), stamped with the time of the vitals."""
+    latest = latest_news2([appt.pk for appt in appointments])
+    found = []
+    for appt in appointments:
+        score = latest.get(appt.pk)
+        if score is None or not score.is_alerting or score.response is None:
+            continue
+        alert = alert_payload(
+            kind="news2",
+            appointment=appt,
+            level=score.response.level,
+            title=score.response.title,
+            action=score.response.action,
+            news2_total=score.total,
+            news2_band=score.band,
+            source=score.source,
+            at=score.recorded_at.isoformat(),
+        )
+        found.append({"appointment_id": appt.pk, "alert": alert})
+    return found

@@ -28,12 +28,13 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Protocol
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.utils import timezone
 from django.utils.module_loading import import_string
+
+from opd.core.channel_send import group_send
 
 from . import conf
 from .models import Channel, Notification, Status
@@ -199,12 +200,11 @@ class InAppBackend:
     def send(self, message: OutgoingMessage) -> str:
         if message.user_id is None:
             raise DeliveryError("An in-app message needs a user.", permanent=True)
-        layer = get_channel_layer()
-        if layer is None:
+        if get_channel_layer() is None:
             raise DeliveryError("No channel layer is configured.", permanent=True)
         # The row is still "sending" while we push it: it counts as unread from this moment on.
         unread = inbox_unread_excluding(message.user_id, message.notification_id) + 1
-        async_to_sync(layer.group_send)(
+        group_send(
             user_group(message.user_id),
             {
                 "type": "notification.message",
@@ -234,12 +234,7 @@ def inbox_unread_excluding(user_id: int, notification_id: int) -> int:
 
 def push_unread_count(user_id: int, count: int) -> None:
     """Tell the user's open pages their unread count (after messages were marked read elsewhere)."""
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    async_to_sync(layer.group_send)(
-        user_group(user_id), {"type": "notification.unread", "unread_count": count}
-    )
+    group_send(user_group(user_id), {"type": "notification.unread", "unread_count": count})
 
 
 def backend_for(channel: str) -> Backend:

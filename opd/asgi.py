@@ -1,17 +1,34 @@
-"""ASGI entry point: websockets under /ws/, and HTTP too so one process can serve the embedded default."""
+"""ASGI entry point: websockets under /ws/, and HTTP too so one process can serve the embedded default.
 
+HTTP goes to Django's WSGI handler on a pool of threads (a2wsgi), not to Django's ASGI handler. Every
+view here is synchronous; the ASGI handler runs each request's sync code on one shared thread
+(thread_sensitive) with several event-loop hops per request, which measured 3-10x below gunicorn on the
+same view (issue 18). The WSGI path runs requests side by side in threads, as a threaded WSGI server
+does; websockets still go through Channels. `OPD_ASGI_HTTP_THREADS` sets the pool's size.
+
+Those request threads send channel-layer messages (a booking's queue event) through
+opd.core.channel_send, which hands them to this process's event loop, recorded here on each connection:
+the in-memory layer of `make run` is only safe from that loop.
+"""
+
+import asyncio
 import os
+from typing import Any
 
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "opd.settings.base")
-django_asgi_app = get_asgi_application()
+get_asgi_application()  # django.setup() before anything imports models
 
+from a2wsgi import WSGIMiddleware  # noqa: E402
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.core.wsgi import get_wsgi_application  # noqa: E402
 
 from opd.core import log_redaction  # noqa: E402
+from opd.core.channel_send import bind_server_loop  # noqa: E402
 from opd.core.observability import CountOpenWebsockets  # noqa: E402
 from opd.core.ws_auth import TokenAuthMiddleware  # noqa: E402
 from opd.routing import websocket_urlpatterns  # noqa: E402
@@ -19,11 +36,17 @@ from opd.routing import websocket_urlpatterns  # noqa: E402
 # The server logs query strings, where a websocket ticket travels: keep it out of the log.
 log_redaction.install()
 
+# Django's handler returns an iterable response, which its stubs do not say.
+http_application = WSGIMiddleware(
+    get_wsgi_application(),  # type: ignore[arg-type]
+    workers=settings.OPD_ASGI_HTTP_THREADS,
+)
+
 # Websockets: the Origin must be one of ALLOWED_HOSTS (so another site's page cannot use a visitor's
 # session; other clients send an Origin header too), then the session cookie or an API token signs in.
-application = ProtocolTypeRouter(
+router = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": http_application,
         # Counted outermost: a socket is open from its accept to its end, whoever refused or closed it.
         "websocket": CountOpenWebsockets(
             AllowedHostsOriginValidator(
@@ -32,3 +55,9 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+
+async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    # The loop that serves this connection is the one channel-layer sends from request threads go to.
+    bind_server_loop(asyncio.get_running_loop())
+    await router(scope, receive, send)

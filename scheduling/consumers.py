@@ -53,7 +53,7 @@ from opd.core.ws_auth import TOKEN_SUBPROTOCOL
 
 from .access import log_queue_view
 from .models import Doctor
-from .realtime import group_name
+from .realtime import event_frame, group_name
 from .selectors import (
     CLINIC_QUEUE,
     DOCTOR_QUEUE,
@@ -200,16 +200,12 @@ class QueueConsumer(GuardedJsonWebsocketConsumer):
             await self.send_snapshot()
             return
         self.version = version
-        await self.send_json(
-            {
-                "type": "event",
-                "queue": message["queue"],
-                "version": version,
-                "action": message["action"],
-                "appointment_id": message["appointment_id"],
-                "entry": message["entry"],
-            }
-        )
+        text = message.get("text")
+        if text is None:  # a message from a sender that did not serialize it (older code, a test)
+            text = event_frame(message)
+        # The frame was serialized once for the whole group (scheduling.realtime): every socket sends the
+        # same text, so a change costs each socket a version check and a write, no JSON encoding.
+        await self.send(text_data=text)
 
     async def queue_alert(self, message: dict[str, Any]) -> None:
         """An alert (NEWS2 rose, observations due): passed on as is, outside the version sequence, since

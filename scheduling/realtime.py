@@ -10,19 +10,17 @@ every ASGI process with a socket in the group passes it on.
 
 Group messages (consumed by scheduling.consumers.QueueConsumer.queue_event):
     {"type": "queue.event", "queue": "doctor:7", "version": 42, "action": "checked_in",
-     "appointment_id": 1234, "entry": {...}}
+     "appointment_id": 1234, "entry": {...}, "text": "<the client's event frame, as JSON text>"}
 `entry` is the appointment as the queue shows it (selectors.queue_entry), without a patient's name on a
 clinic queue.
 """
 
 from __future__ import annotations
 
-import asyncio
-import threading
+import json
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from opd.core.channel_send import group_send_many
 
 from .selectors import CLINIC_QUEUE, DOCTOR_QUEUE, parse_queue_name, queue_name
 
@@ -44,20 +42,33 @@ def queue_messages(
     messages = []
     for queue, version in sorted(versions.items()):
         kind, _pk = parse_queue_name(queue)
-        messages.append(
-            (
-                group_name(queue),
-                {
-                    "type": "queue.event",
-                    "queue": queue,
-                    "version": version,
-                    "action": action,
-                    "appointment_id": appointment_id,
-                    "entry": public_entry if kind == CLINIC_QUEUE else entry,
-                },
-            )
-        )
+        message = {
+            "type": "queue.event",
+            "queue": queue,
+            "version": version,
+            "action": action,
+            "appointment_id": appointment_id,
+            "entry": public_entry if kind == CLINIC_QUEUE else entry,
+        }
+        # The client's frame, serialized here once: a group of a thousand sockets would otherwise encode
+        # the same JSON a thousand times (QueueConsumer.queue_event sends this text as it is).
+        message["text"] = event_frame(message)
+        messages.append((group_name(queue), message))
     return messages
+
+
+def event_frame(message: dict[str, Any]) -> str:
+    """The websocket frame of a queue.event group message (the protocol in scheduling.consumers)."""
+    return json.dumps(
+        {
+            "type": "event",
+            "queue": message["queue"],
+            "version": message["version"],
+            "action": message["action"],
+            "appointment_id": message["appointment_id"],
+            "entry": message["entry"],
+        }
+    )
 
 
 def on_queue_event(
@@ -112,21 +123,6 @@ def on_queue_alert(
 
 
 def send_group_messages(messages: list[tuple[str, dict[str, Any]]]) -> None:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        async_to_sync(_send_all)(messages)
-        return
-    # Sync code running inside an event loop's thread (not a server's request thread, which has none;
-    # a script driving a browser, say) cannot wait on the loop it blocks: send from a thread of its own.
-    sender = threading.Thread(target=async_to_sync(_send_all), args=(messages,), name="queue-broadcast")
-    sender.start()
-    sender.join()
-
-
-async def _send_all(messages: list[tuple[str, dict[str, Any]]]) -> None:
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    for group, message in messages:
-        await layer.group_send(group, message)
+    # Through opd.core's one door for sync sends: from a request thread of `make run`'s server it is
+    # handed to the server's event loop (the in-memory layer's queues live there).
+    group_send_many(messages)

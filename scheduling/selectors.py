@@ -349,6 +349,35 @@ def decorate_queue_rows(appointments: list[Appointment]) -> None:
         decorator(appointments)
 
 
+# The alerts that hold now for a queue's patients (consultations: a latest NEWS2 at an urgent or emergency
+# response), carried by every snapshot, so a page that connects or resyncs after an alert was sent still
+# shows it (an alert is outside the versions: a socket that missed one could not tell otherwise).
+# Registered from the consultations app's ready(), like the row decorators. A source answers, for the
+# rows it is given, items shaped as the live frame's fields: {"appointment_id": ..., "alert": {...}}.
+QueueAlertSource = Callable[[list[Appointment]], list[dict[str, Any]]]
+_queue_alert_sources: list[QueueAlertSource] = []
+
+
+def queue_alert_source_register(source: QueueAlertSource) -> None:
+    if source not in _queue_alert_sources:
+        _queue_alert_sources.append(source)
+
+
+def queue_alerts(appointments: list[Appointment], *, public: bool = False) -> list[dict[str, Any]]:
+    """The active alerts of these rows; `public` (the clinic's queue) drops the patient's name, as the
+    live alert to a clinic's queue does (scheduling.realtime.on_queue_alert)."""
+    found: list[dict[str, Any]] = []
+    if not appointments:
+        return found
+    for source in _queue_alert_sources:
+        found += source(appointments)
+    if public:
+        found = [
+            {**item, "alert": {k: v for k, v in item["alert"].items() if k != "patient"}} for item in found
+        ]
+    return found
+
+
 @dataclass
 class Line:
     """One doctor's day, sorted out: who is being seen, called, waiting (in order), expected and done."""
@@ -497,6 +526,7 @@ def doctor_queue_snapshot(doctor: Doctor, *, now: dt.datetime | None = None) -> 
         "waiting": _entries(line.waiting),
         "expected": _entries(line.expected),
         "done": _entries(line.done),
+        "alerts": queue_alerts([*line.in_consultation, *line.called, *line.waiting]),
         "counts": {
             "expected": len(line.expected),
             "waiting": len(line.waiting),
@@ -532,6 +562,10 @@ def clinic_queue_snapshot(clinic: Clinic, *, now: dt.datetime | None = None) -> 
             }
             for doctor, line in lines
         ],
+        "alerts": queue_alerts(
+            [a for _, line in lines for a in (*line.in_consultation, *line.called, *line.waiting)],
+            public=True,
+        ),
     }
 
 

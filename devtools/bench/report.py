@@ -119,6 +119,19 @@ def render(results: dict) -> str:
                 f"({ratio(row['rps'], gunicorn['rps'])} of it) | {ratio(row['rps'], c['rps'])} | "
                 f"within 2x of gunicorn: {ok} |"
             )
+    fan = results.get("fanout")
+    if fan:
+        many, base = fan["many"], fan["baseline"]
+        met = many["lost_deliveries"] == 0 and not many["closed_early"] and (many["p99_ms"] or 1e9) < 100
+        lines.append(
+            f"| Websocket fan-out: {many['sockets']:,} sockets on one clinic's queue over "
+            f"{many['processes']} ASGI processes (Redis layer), {many['changes']} changes through gunicorn | "
+            f"p50 {many['p50_ms']:.0f} ms, p99 {many['p99_ms']:.0f} ms; lost {many['lost_deliveries']} of "
+            f"{many['expected_deliveries']:,}, closed early {many['closed_early'] or 0}; server CPU "
+            f"{many['servers_cpu_us_per_delivery']} us, client CPU {many['client_cpu_us_per_delivery']} us per "
+            f"delivery; 3 sockets: p50 {base['p50_ms']:.0f} ms | - | none lost, p99 < 100 ms: "
+            f"{'yes' if met else 'NO'} |"
+        )
     mem = results.get("memory")
     if mem:
         before = mem.get("previous") or {}

@@ -209,11 +209,15 @@ def start_worker() -> subprocess.Popen:
     return process
 
 
-def start_server(port: int, kind: str = "gunicorn") -> subprocess.Popen:
+def start_server(port: int, kind: str = "gunicorn", *, conn_max_age: int = 60) -> subprocess.Popen:
     """`gunicorn`: HTTP as `make serve` runs it (2 sync workers). `asgi`: the one uvicorn process of
     `make run` (opd.asgi: HTTP and websockets in one process), on the same database and settings, so
     the server is the only difference between the two figures."""
-    env = {**os.environ, "CONN_MAX_AGE": "60", "DJANGO_SETTINGS_MODULE": "devtools.bench.settings"}
+    env = {
+        **os.environ,
+        "CONN_MAX_AGE": str(conn_max_age),
+        "DJANGO_SETTINGS_MODULE": "devtools.bench.settings",
+    }
     binary = Path(sys.executable).with_name(kind if kind == "gunicorn" else "uvicorn")
     if kind == "gunicorn":
         args = [
@@ -257,6 +261,103 @@ def rss_mb(pid: int) -> float:
             for task in Path(f"/proc/{current}/task").iterdir():
                 pending += [int(child) for child in (task / "children").read_text().split()]
     return round(total_kb / 1024, 1)
+
+
+def fanout_figures(org_id: int, clinic_id: int, token: str, sockets: int) -> tuple[dict, dict]:
+    """Fan-out over two ASGI processes as `make serve` runs them (uvicorn, CONN_MAX_AGE=0) with changes
+    sent through gunicorn: a few sockets first (the client's own delay), then `sockets`."""
+    from django.db import connections
+
+    from .fanout import FanoutPlan, fanout, fanout_setup
+
+    setup = fanout_setup(org_id, clinic_id)
+    connections.close_all()
+    http_port, ports = free_port(), [free_port(), free_port()]
+    log(f"fan-out: gunicorn on {http_port}, two uvicorn processes on {ports}")
+    servers = [start_server(http_port)]
+    try:
+        servers += [start_server(port, kind="asgi", conn_max_age=0) for port in ports]
+        out = {}
+        for label, count in (("baseline", 3), ("many", sockets)):
+            plan = FanoutPlan(
+                ws_urls=[f"ws://127.0.0.1:{port}" for port in ports],
+                http_host="127.0.0.1",
+                http_port=http_port,
+                token=token,
+                clinic_id=clinic_id,
+                slot_id=setup["slot_id"],
+                patient_ids=setup["patient_ids"][:3] if label == "baseline" else setup["patient_ids"][3:6],
+                sockets=count,
+                server_pids=[process.pid for process in servers[1:]],
+            )
+            out[label] = fanout(plan)
+            row = out[label]
+            log(
+                f"fan-out {count} sockets: p50 {row['p50_ms']:.1f} ms, p99 {row['p99_ms']:.1f} ms, "
+                f"lost {row['lost_deliveries']} of {row['expected_deliveries']}, closed {row['closed_early']}, "
+                f"server CPU {row['servers_cpu_us_per_delivery']} us and client CPU "
+                f"{row['client_cpu_us_per_delivery']} us per delivery"
+            )
+        memory = {"fanout_asgi_mb": [rss_mb(process.pid) for process in servers[1:]]}
+    finally:
+        for process in servers:
+            process.terminate()
+        for process in servers:
+            stop(process)
+    return out, memory
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Wait for a terminated server; kill it if it has not stopped in 30 s (a uvicorn that served a
+    thousand sockets has been seen to wait on its connections for longer)."""
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        log(f"pid {process.pid} did not stop within 30 s of SIGTERM: killed")
+        process.kill()
+        process.wait()
+
+
+def embedded_figures(path: str, token: str, seconds: int) -> dict:
+    """`make run`'s server (opd.asgi under one uvicorn process) and gunicorn on the same two views."""
+    from .loadgen import wrk
+
+    out: dict[str, Any] = {}
+    for kind in ("gunicorn", "asgi"):
+        port = free_port()
+        server = start_server(port, kind=kind)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            ping = wrk(f"{base}/devtools/ping/", headers={}, seconds=seconds)
+            slots = wrk(f"{base}{path}", headers={"Authorization": f"Token {token}"}, seconds=seconds)
+            out[kind] = {"ping": ping, "slots": slots, "rss_mb": rss_mb(server.pid)}
+            for row in (ping, slots):
+                row.pop("raw")
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+        log(f"{kind}: ping {out[kind]['ping']['rps']:.0f} req/s, slots {out[kind]['slots']['rps']:.0f} req/s")
+    for view in ("ping", "slots"):
+        out[f"{view}_ratio"] = round(out["asgi"][view]["rps"] / out["gunicorn"][view]["rps"], 2)
+    return out
+
+
+def only_part(args: argparse.Namespace, data: dict, users: dict) -> dict:
+    from django.db import connections
+
+    from scheduling.models import Slot as SlotModel
+
+    clinic_id = users["clinic_ids"][0]
+    if args.only == "fanout":
+        return {"fanout": fanout_figures(data["organization_id"], clinic_id, users["staff"], args.sockets)}
+    slot_ids = contention_slots(data["organization_id"], clinic_id, per_doctor=25, capacity=2)
+    listed = SlotModel.objects.filter(pk=slot_ids[0]).values("doctor_id", "date").get()
+    path = (
+        f"/api/v1/slots/?doctor={listed['doctor_id']}&date_from={listed['date']}"
+        f"&date_to={listed['date']}&available=true"
+    )
+    connections.close_all()
+    return {"embedded": embedded_figures(path, users["patient"], args.seconds)}
 
 
 def previous_memory() -> dict | None:
@@ -317,6 +418,12 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="Measure the schema as migrated, without the indexes asked of the scheduling app.",
     )
+    parser.add_argument("--sockets", type=int, default=1000, help="Websockets of the fan-out run.")
+    parser.add_argument(
+        "--only",
+        choices=["fanout", "embedded"],
+        help="Run one part alone (the fan-out, or make run's server beside gunicorn) and print its figures.",
+    )
     args = parser.parse_args(argv)
     setup_django()
 
@@ -331,6 +438,12 @@ def main(argv: list[str] | None = None) -> None:
         args.reseed, SPECS[args.scale], recommended=not args.without_recommended_indexes
     )
     users = bench_users(data["organization_id"])
+    if args.only:
+        part = only_part(args, data, users)
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / f"{args.only}.json").write_text(json.dumps(part, indent=2, default=str))
+        print(json.dumps(part, indent=2, default=str))
+        return
     first, last = history_range(data["organization_id"])
     log("computing the cold breakdown")
     caching.clear_all()
@@ -476,6 +589,10 @@ def main(argv: list[str] | None = None) -> None:
         asgi.wait(timeout=30)
     embedded = {"ping": asgi_ping, "slots": asgi_slots}
     log(f"make run's server: ping {asgi_ping['rps']:.0f} req/s, slots {asgi_slots['rps']:.0f} req/s")
+    fanout_results, fanout_memory = fanout_figures(
+        data["organization_id"], clinic_id, users["staff"], args.sockets
+    )
+    memory.update(fanout_memory)
     memory["previous"] = previous_memory()
 
     proof = overbooking_proof(storm_slots + paced_slots + race_slots)
@@ -493,6 +610,7 @@ def main(argv: list[str] | None = None) -> None:
         "race": race,
         "proof": proof,
         "embedded": embedded,
+        "fanout": fanout_results,
         "memory": memory,
         "indexes": [name for (_table, name) in RECOMMENDED_INDEXES if name in existing_indexes(_table)]
         or ["none"],

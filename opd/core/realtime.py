@@ -12,12 +12,9 @@ if it no longer holds, sends {"type": "closed", "reason": "access_revoked"} and 
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from .channel_send import group_send
 
 
 def access_group(user_id: int) -> str:
@@ -26,20 +23,4 @@ def access_group(user_id: int) -> str:
 
 def on_access_revoked(*, user_id: int, reason: str, **_: Any) -> None:
     """Event handler (after commit): tell every open socket of the user to re-check."""
-    _send(access_group(user_id), {"type": "access.revoked", "reason": reason})
-
-
-def _send(group: str, message: dict[str, Any]) -> None:
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    send = async_to_sync(layer.group_send)
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        send(group, message)
-        return
-    # Sync code inside an event loop's thread cannot wait on the loop it blocks: send from a thread.
-    sender = threading.Thread(target=send, args=(group, message), name="access-revoked")
-    sender.start()
-    sender.join()
+    group_send(access_group(user_id), {"type": "access.revoked", "reason": reason})

@@ -129,6 +129,8 @@ DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{DATA_DIR / '
 # Persistent connections double WSGI throughput; under ASGI the websocket consumers' thread pool would
 # keep one per thread, so the ASGI server is started with CONN_MAX_AGE=0.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
+# Threads of the ASGI process answering HTTP (opd/asgi.py: Django's WSGI handler on a thread pool).
+OPD_ASGI_HTTP_THREADS = env.int("OPD_ASGI_HTTP_THREADS", default=8)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
@@ -378,11 +380,13 @@ CELERY_BEAT_SCHEDULE["core.outbox_prune"] = {
 }
 
 # CHANNELS
+CHANNELS_SOCKET_TIMEOUT = env.float("CHANNELS_SOCKET_TIMEOUT", default=15.0)
 if REDIS_URL:
     # Each socket's receive loop blocks in BZPOPMIN for up to 5 s (channels-redis brpop_timeout), and
     # redis-py's asyncio connections time out reads after 5 s by default: the two race, and a lost race
-    # killed the socket (1011) every few idle seconds. Reads wait longer than the blocking pop.
-    _channel_host: dict[str, object] = {"socket_timeout": 15}
+    # ended the consumer receiving for its process and uvicorn closed that socket (1011) every few idle
+    # seconds (the sockets that got no events in issue 18's fan-out). Reads wait longer than the pop.
+    _channel_host: dict[str, object] = {"socket_timeout": CHANNELS_SOCKET_TIMEOUT}
     if REDIS_SENTINELS:
         # channels-redis builds a sentinel pool from a dict host: it finds the primary on each connection.
         _channel_host |= {
@@ -397,7 +401,16 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [_channel_host], "prefix": env("CHANNELS_PREFIX", default="opd")},
+            "CONFIG": {
+                "hosts": [_channel_host],
+                "prefix": env("CHANNELS_PREFIX", default="opd"),
+                # Messages waiting in Redis for one ASGI process, and for one socket in that process. The
+                # first is per process, not per socket (channels-redis queues a group message once per
+                # process, for all its sockets in the group); at the default of 100, a process busy
+                # writing a change to a thousand sockets while more changes came would have had the
+                # next group sends dropped, for every socket it serves, silently.
+                "capacity": env.int("CHANNELS_CAPACITY", default=1000),
+            },
         }
     }
 else:

@@ -120,6 +120,37 @@ class _Counts(serializers.Serializer):
     no_show = serializers.IntegerField()
 
 
+class _PublicAlert(serializers.Serializer):
+    kind = serializers.CharField(
+        help_text='"news2": the latest NEWS2 asks for an urgent or emergency response.'
+    )
+    appointment_id = serializers.IntegerField()
+    token_label = serializers.CharField(allow_null=True)
+    at = serializers.DateTimeField(help_text="When the vitals were recorded.")
+    level = serializers.CharField(help_text='"urgent" or "emergency".')
+    title = serializers.CharField()
+    action = serializers.CharField(help_text="The clinical response NEWS2 asks for.")
+    news2_total = serializers.IntegerField(allow_null=True)
+    news2_band = serializers.CharField()
+    # A field named like Field.source: DRF's metaclass takes declared fields out of the class, so it does
+    # not shadow the attribute at run time; the stubs cannot know that.
+    source = serializers.CharField(help_text='"triage" or "consultation".')  # type: ignore[assignment]
+
+
+class _Alert(_PublicAlert):
+    patient = serializers.CharField()
+
+
+class QueueAlertSerializer(serializers.Serializer):
+    appointment_id = serializers.IntegerField()
+    alert = _Alert()
+
+
+class PublicQueueAlertSerializer(serializers.Serializer):
+    appointment_id = serializers.IntegerField()
+    alert = _PublicAlert()
+
+
 class DoctorQueueSnapshotSerializer(serializers.Serializer):
     queue = serializers.CharField(help_text='"doctor:<id>"')
     version = serializers.IntegerField(help_text="Changes seen by this queue; each event adds one.")
@@ -134,6 +165,11 @@ class DoctorQueueSnapshotSerializer(serializers.Serializer):
     waiting = QueueEntrySerializer(many=True, help_text="In queue order.")
     expected = QueueEntrySerializer(many=True, help_text="Booked for today, not checked in.")
     done = QueueEntrySerializer(many=True, help_text="Completed and no-shows, latest first.")
+    alerts = QueueAlertSerializer(
+        many=True,
+        help_text="The alerts that hold now (as the websocket's alert frames), so a page that connects or "
+        "resyncs after one was sent still shows it.",
+    )
     counts = _Counts()
 
 
@@ -157,6 +193,7 @@ class ClinicQueueSnapshotSerializer(serializers.Serializer):
     date = serializers.DateField()
     now_calling = PublicQueueEntrySerializer(many=True, help_text="Called tokens, latest first.")
     doctors = _DoctorLine(many=True)
+    alerts = PublicQueueAlertSerializer(many=True, help_text="The alerts that hold now, without names.")
 
 
 class CallNextSerializer(StrictInputMixin, serializers.Serializer):

@@ -16,6 +16,8 @@
  * Alerts ({"type": "alert"}: NEWS2 rose to an urgent or emergency response, or a waiting patient's
  * observations are due) are shown in [data-alerts] as role="alert" boxes with a short beep made with the
  * Web Audio API (no sound file), unless this device muted them ([data-alert-mute], kept in localStorage).
+ * Every snapshot carries the alerts that still hold (snapshot.alerts, same shape): shown unless already
+ * on the page or dismissed here, so a page that reconnected around an alert still shows it.
  * A fragment is not swapped while the focus is inside it (a nurse typing vitals on the triage page): the
  * refresh waits until the focus leaves.
  */
@@ -248,12 +250,28 @@
     }
   }
 
+  // Alerts dismissed on this page: a later snapshot that still carries one does not bring it back.
+  var dismissedAlerts = {};
+
+  function alertKey(message) {
+    var alert = message.alert || {};
+    return [message.appointment_id, alert.kind || "", alert.level || "", alert.news2_total].join(":");
+  }
+
   function showAlert(message) {
     var region = document.querySelector("[data-alerts]");
     var alert = message.alert || {};
     if (!region) return;
     // The same alert delivered twice (the server delivers events at least once) is shown once.
     if (alert.id && region.querySelector('[data-alert-id="' + alert.id + '"]')) return;
+    var key = alertKey(message);
+    if (dismissedAlerts[key]) return;
+    // A snapshot repeats the alerts that still hold (after a reconnect, one missed may be among them):
+    // one already on the page is not shown twice.
+    var shown = region.querySelectorAll("[data-alert-key]");
+    for (var i = 0; i < shown.length; i++) {
+      if (shown[i].getAttribute("data-alert-key") === key) return;
+    }
     var box = document.createElement("div");
     if (alert.id) box.setAttribute("data-alert-id", alert.id);
     box.className = "queue-alert queue-alert-" + (alert.kind || "news2");
@@ -261,6 +279,7 @@
     box.setAttribute("data-alert-kind", alert.kind || "");
     box.setAttribute("data-alert-level", alert.level || "");
     box.setAttribute("data-alert-appointment", String(message.appointment_id));
+    box.setAttribute("data-alert-key", key);
     var text = document.createElement("div");
     var head = document.createElement("p");
     var strong = document.createElement("strong");
@@ -280,6 +299,7 @@
     dismiss.textContent = "Dismiss";
     dismiss.setAttribute("aria-label", "Dismiss the alert about " + who);
     dismiss.addEventListener("click", function () {
+      dismissedAlerts[key] = true;
       box.remove();
     });
     box.appendChild(text);
@@ -302,6 +322,7 @@
     }
     if (message.type === "snapshot") {
       attempts = 0;
+      ((message.snapshot && message.snapshot.alerts) || []).forEach(showAlert);
       var changed = message.version !== version;
       version = message.version;
       setStatus("live", "Live");

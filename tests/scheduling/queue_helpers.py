@@ -84,13 +84,10 @@ def isolate_channel_layer(settings) -> str:
     suites sharing the Redis server) never hear each other's groups. Returns the prefix."""
     prefix = f"opd-test-{uuid.uuid4().hex[:12]}"
     assert settings.REDIS_URL, "websocket tests run on the Redis channel layer"
-    settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            # The configured host (with its read timeout), with this test's prefix.
-            "CONFIG": {"hosts": settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"], "prefix": prefix},
-        }
-    }
+    layer = settings.CHANNEL_LAYERS["default"]
+    assert layer["BACKEND"] == "channels_redis.core.RedisChannelLayer"
+    # The project's configuration (hosts with their timeouts, capacity), with the test's prefix.
+    settings.CHANNEL_LAYERS = {"default": {**layer, "CONFIG": {**layer["CONFIG"], "prefix": prefix}}}
     return prefix
 
 
@@ -107,7 +104,7 @@ def session_cookie(user) -> str:
 def websocket_communicator_class():
     """channels' WebsocketCommunicator. Its package's __init__ also imports the live-server test case,
     which needs daphne (a server we do not use: uvicorn serves our websockets); without daphne, load the
-    communicator's own module without that __init__ (once: a second call finds it loaded)."""
+    communicator's own module without that __init__ (once: a second caller finds it loaded)."""
     import sys
 
     loaded = sys.modules.get("channels.testing.websocket")

@@ -35,6 +35,8 @@ class Command(BaseCommand):
         parser.add_argument("--seconds", type=int, default=10)
         parser.add_argument("--clients", type=int, default=100)
         parser.add_argument("--cold-runs", type=int, default=3)
+        parser.add_argument("--sockets", type=int, default=1000, help="Websockets of the fan-out run.")
+        parser.add_argument("--only", choices=["fanout", "embedded"], help="Run one part of the bench alone.")
         parser.add_argument(
             "--scale",
             choices=["full", "small"],
@@ -73,7 +75,10 @@ class Command(BaseCommand):
             f"--clients={options['clients']}",
             f"--cold-runs={options['cold_runs']}",
             f"--scale={options['scale']}",
+            f"--sockets={options['sockets']}",
         ]
+        if options["only"]:
+            command.append(f"--only={options['only']}")
         try:
             result = subprocess.run(command, env=env, cwd=settings.BASE_DIR, check=False)  # noqa: S603
         finally:
