@@ -58,6 +58,10 @@ router = ProtocolTypeRouter(
 
 
 async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    # The loop that serves this connection is the one channel-layer sends from request threads go to.
-    bind_server_loop(asyncio.get_running_loop())
+    # The loop that serves HTTP is the one channel-layer sends from its request threads go to. Only HTTP
+    # binds it: a websocket's own sends are made on the loop already, and a process that only ever ran
+    # websocket consumers on short-lived loops (a test's communicator) must not hand sends to one of
+    # them from unrelated threads (that hung a test's loop at its close).
+    if scope["type"] == "http":
+        bind_server_loop(asyncio.get_running_loop())
     await router(scope, receive, send)
