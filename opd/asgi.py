@@ -28,7 +28,7 @@ from django.conf import settings  # noqa: E402
 from django.core.wsgi import get_wsgi_application  # noqa: E402
 
 from opd.core import log_redaction  # noqa: E402
-from opd.core.channel_send import bind_server_loop  # noqa: E402
+from opd.core.channel_send import bind_server_loop, serving_requests  # noqa: E402
 from opd.core.observability import CountOpenWebsockets  # noqa: E402
 from opd.core.ws_auth import TokenAuthMiddleware  # noqa: E402
 from opd.routing import websocket_urlpatterns  # noqa: E402
@@ -36,9 +36,9 @@ from opd.routing import websocket_urlpatterns  # noqa: E402
 # The server logs query strings, where a websocket ticket travels: keep it out of the log.
 log_redaction.install()
 
-# Django's handler returns an iterable response, which its stubs do not say.
+# Django's WSGI handler on the request threads (channel sends handed to the server loop: channel_send).
 http_application = WSGIMiddleware(
-    get_wsgi_application(),  # type: ignore[arg-type]
+    serving_requests(get_wsgi_application()),
     workers=settings.OPD_ASGI_HTTP_THREADS,
 )
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -28,12 +29,30 @@ from channels.layers import get_channel_layer
 HANDOFF_TIMEOUT_SECONDS = 30
 
 _server_loop: asyncio.AbstractEventLoop | None = None
+# Set on the ASGI server's HTTP request threads while they run a request (opd.asgi): only they hand their
+# sends to the server's loop. Any other thread (a test's, a management command's) sends as it always did,
+# so a loop bound earlier in the process can never be handed a send it will not run.
+_request_thread = threading.local()
 
 
 def bind_server_loop(loop: asyncio.AbstractEventLoop) -> None:
     """Record the ASGI server's event loop (opd.asgi calls this on each connection: a cheap assignment)."""
     global _server_loop  # one loop per server process
     _server_loop = loop
+
+
+def serving_requests(wsgi_app: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap the WSGI application the ASGI server runs on its request threads: while a request runs, its
+    thread's channel-layer sends go to the server's loop."""
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        _request_thread.active = True
+        try:
+            return wsgi_app(environ, start_response)
+        finally:
+            _request_thread.active = False
+
+    return app
 
 
 def group_send_many(messages: list[tuple[str, dict[str, Any]]]) -> None:
@@ -45,7 +64,12 @@ def group_send_many(messages: list[tuple[str, dict[str, Any]]]) -> None:
         running = asyncio.get_running_loop()
     except RuntimeError:
         running = None
-    if loop is not None and running is None and loop.is_running():
+    if (
+        loop is not None
+        and running is None
+        and getattr(_request_thread, "active", False)
+        and loop.is_running()
+    ):
         asyncio.run_coroutine_threadsafe(_send_all(messages), loop).result(timeout=HANDOFF_TIMEOUT_SECONDS)
         return
     if running is None:

@@ -52,10 +52,16 @@ def test_sends_from_request_threads_reach_a_receiver_on_the_idle_server_loop(ser
     assert joined.wait(WAIT)
 
     # Three request threads, each sending two changes in order, one after the other.
-    def request(first: int) -> None:
+    def send(environ, start_response) -> None:
+        first = environ["first"]
         channel_send.group_send_many(
             [("queue.clinic.1", {"type": "queue.event", "n": n}) for n in (first, first + 1)]
         )
+
+    request_app = channel_send.serving_requests(send)  # as opd.asgi runs Django on its request threads
+
+    def request(first: int) -> None:
+        request_app({"first": first}, None)
 
     for first in (1, 3, 5):
         thread = threading.Thread(target=request, args=(first,))
@@ -79,3 +85,19 @@ def test_without_a_server_loop_it_sends_from_its_own(settings):
         return await asyncio.wait_for(layer.receive(channel), WAIT)
 
     assert asyncio.run(scenario())["n"] == 1
+
+
+def test_a_thread_that_is_not_serving_a_request_never_hands_its_send_to_the_bound_loop(server_loop):
+    # A loop bound earlier in the process (here one that is running but never reads its queue again) is
+    # not where a test's, a command's or any other thread's sends go: they send on a loop of their own.
+    layer = get_channel_layer()
+
+    async def scenario() -> dict:
+        channel = await layer.new_channel()
+        await layer.group_add("queue.doctor.2", channel)
+        await asyncio.get_running_loop().run_in_executor(
+            None, channel_send.group_send, "queue.doctor.2", {"type": "queue.event", "n": 7}
+        )
+        return await asyncio.wait_for(layer.receive(channel), WAIT)
+
+    assert asyncio.run(scenario())["n"] == 7
