@@ -86,6 +86,11 @@ ALLOWED = {
     ("opd/core/idempotency.py", "IdempotencyRecord.create"): "the transport's replay cache of API answers",
     ("opd/core/idempotency.py", "record.save"): "the transport's replay cache of API answers",
     ("opd/core/views.py", "cache.delete"): "a cache key, not a model",
+    # The session store (Django's session engine API, called by its middleware): the database copy and
+    # the Redis copy of a session, not a record of the product's.
+    ("opd/core/sessions.py", "db.SessionStore.save"): "the session engine (see above)",
+    ("opd/core/sessions.py", "db.SessionStore.delete"): "the session engine",
+    ("opd/core/sessions.py", "self._cache.delete"): "a cache key, not a model",
     # Stored statistics: figures derived from appointments, rebuilt by the refresh task and marked stale
     # by the events' subscriber. A cache in tables, not a record anyone edits.
     ("analytics/summaries.py", "DailyStat.delete"): "derived statistics (see above)",
