@@ -88,9 +88,9 @@ ALLOWED = {
     ("opd/core/views.py", "cache.delete"): "a cache key, not a model",
     # The session store (Django's session engine API, called by its middleware): the database copy and
     # the Redis copy of a session, not a record of the product's.
-    ("opd/core/sessions.py", "db.SessionStore.save"): "the session engine (see above)",
-    ("opd/core/sessions.py", "db.SessionStore.delete"): "the session engine",
-    ("opd/core/sessions.py", "self._cache.delete"): "a cache key, not a model",
+    ("opd/core/sessions.py", "db.save"): "the session engine (see above)",
+    ("opd/core/sessions.py", "db.delete"): "the session engine",
+    ("opd/core/sessions.py", "self.delete"): "a cache key, not a model",
     # Stored statistics: figures derived from appointments, rebuilt by the refresh task and marked stale
     # by the events' subscriber. A cache in tables, not a record anyone edits.
     ("analytics/summaries.py", "DailyStat.delete"): "derived statistics (see above)",
