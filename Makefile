@@ -128,6 +128,25 @@ test-fast: venv
 	@$(test_env); \
 	$(VENV)/bin/pytest $(PYTEST_ARGS) -m "not slow and not browser"
 
+# Part of a recipe that runs the production processes on loopback (serve, cluster): a secret key and an
+# audit key kept in .data/ unless the environment gives them, then migrate, static files, demo data, slots.
+define production_prepare
+if [ -z "$${DJANGO_SECRET_KEY:-}" ]; then \
+  [ -s .data/secret-key ] || (umask 077; $(PY) -c 'import secrets; print(secrets.token_urlsafe(50))' >.data/secret-key); \
+  export DJANGO_SECRET_KEY=$$(cat .data/secret-key); \
+fi; \
+if [ -z "$${OPD_AUDIT_KEY:-}" ]; then \
+  [ -s .data/audit-key ] || (umask 077; $(PY) -c 'import secrets; print(secrets.token_urlsafe(50))' >.data/audit-key); \
+  export OPD_AUDIT_KEY=$$(cat .data/audit-key); \
+fi; \
+set -e; \
+$(PY) manage.py migrate --noinput; \
+$(PY) manage.py collectstatic --noinput -v0; \
+$(PY) manage.py seed_demo --force; \
+$(PY) manage.py generate_slots; \
+set +e
+endef
+
 ## make serve: the production process layout on MariaDB and Redis, DEBUG off, with the demo data:
 ## gunicorn (HTTP, persistent database connections) on :8000, uvicorn (websockets, CONN_MAX_AGE=0) on
 ## :8001, Celery worker and beat (the worker at nice 10: background work yields the cores to requests on a
@@ -141,20 +160,7 @@ serve: venv
 	@urls=$$(.ci/services.sh) || exit 1; set -a; eval "$$urls"; set +a; \
 	export DJANGO_DEBUG=$${DJANGO_DEBUG:-false}; \
 	export WEBSOCKET_BASE_URL=$${WEBSOCKET_BASE_URL:-ws://$(HOST):$(WS_PORT)}; \
-	if [ -z "$${DJANGO_SECRET_KEY:-}" ]; then \
-	  [ -s .data/secret-key ] || (umask 077; $(PY) -c 'import secrets; print(secrets.token_urlsafe(50))' >.data/secret-key); \
-	  export DJANGO_SECRET_KEY=$$(cat .data/secret-key); \
-	fi; \
-	if [ -z "$${OPD_AUDIT_KEY:-}" ]; then \
-	  [ -s .data/audit-key ] || (umask 077; $(PY) -c 'import secrets; print(secrets.token_urlsafe(50))' >.data/audit-key); \
-	  export OPD_AUDIT_KEY=$$(cat .data/audit-key); \
-	fi; \
-	set -e; \
-	$(PY) manage.py migrate --noinput; \
-	$(PY) manage.py collectstatic --noinput -v0; \
-	$(PY) manage.py seed_demo --force; \
-	$(PY) manage.py generate_slots; \
-	set +e; \
+	$(production_prepare); \
 	export PROMETHEUS_MULTIPROC_DIR=$${PROMETHEUS_MULTIPROC_DIR:-$(CURDIR)/.data/prometheus}; \
 	mkdir -p "$$PROMETHEUS_MULTIPROC_DIR"; find "$$PROMETHEUS_MULTIPROC_DIR" -maxdepth 1 -name '*.db' -delete; \
 	$(supervise); \
@@ -180,20 +186,7 @@ cluster: venv
 	urls=$$(.ci/services.sh) || exit 1; set -a; eval "$$urls"; set +a; \
 	export DATABASE_URL="$${db:-$$DATABASE_URL}" REDIS_URL="$${redis:-$$REDIS_URL}"; \
 	export DJANGO_DEBUG=$${DJANGO_DEBUG:-false}; \
-	if [ -z "$${DJANGO_SECRET_KEY:-}" ]; then \
-	  [ -s .data/secret-key ] || (umask 077; $(PY) -c 'import secrets; print(secrets.token_urlsafe(50))' >.data/secret-key); \
-	  export DJANGO_SECRET_KEY=$$(cat .data/secret-key); \
-	fi; \
-	if [ -z "$${OPD_AUDIT_KEY:-}" ]; then \
-	  [ -s .data/audit-key ] || (umask 077; $(PY) -c 'import secrets; print(secrets.token_urlsafe(50))' >.data/audit-key); \
-	  export OPD_AUDIT_KEY=$$(cat .data/audit-key); \
-	fi; \
-	set -e; \
-	$(PY) manage.py migrate --noinput; \
-	$(PY) manage.py collectstatic --noinput -v0; \
-	$(PY) manage.py seed_demo --force; \
-	$(PY) manage.py generate_slots; \
-	set +e; \
+	$(production_prepare); \
 	$(supervise); \
 	start $(PY) manage.py cluster --host $(HOST) --base-port $(PORT); \
 	$(wait_servers)
