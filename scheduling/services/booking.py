@@ -173,13 +173,7 @@ def _check_no_overlap(
         overlapping = overlapping.exclude(pk=exclude_id)
     clash = overlapping.select_related("clinic").first()
     if clash:
-        raise Conflict(
-            # On the clash's own clinic clock, as staff and the patient were told it.
-            f"The patient already has an appointment at {in_clinic_time(clash.start, clash.clinic.time_zone)} "
-            "that overlaps this time.",
-            fields={"patient": "Overlapping appointment."},
-            code="overlap",
-        )
+        raise _overlap_conflict(clash)
 
 
 def _free_seat(slot: Slot, taken: set[int] | None = None) -> int:
@@ -406,8 +400,8 @@ def _not_found_for_booking(patient: Patient | ScopedId, slot: Slot | ScopedId) -
     return NotFound(f"No such {noun}.", fields=fields)
 
 
-def _overlap_conflict(clash_id: int) -> Conflict:
-    clash = Appointment.objects.select_related("clinic").get(pk=clash_id)
+def _overlap_conflict(clash: Appointment) -> Conflict:
+    """The refusal of a booking or move that overlaps `clash` (with its clinic at hand)."""
     return Conflict(
         # On the clash's own clinic clock, as staff and the patient were told it.
         f"The patient already has an appointment at {in_clinic_time(clash.start, clash.clinic.time_zone)} "
@@ -451,7 +445,7 @@ def appointment_book(
             _check_booking_cap(actor, booked_for, now, held=locked.held)
             _check_slot_bookable(locked.slot, locked.slot, booked_for, now)
             if locked.clash_id is not None:
-                raise _overlap_conflict(locked.clash_id)
+                raise _overlap_conflict(Appointment.objects.select_related("clinic").get(pk=locked.clash_id))
             return _create(
                 actor=actor,
                 patient=booked_for,
