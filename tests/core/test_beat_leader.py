@@ -77,8 +77,10 @@ def test_two_beats_send_each_period_once_and_the_standby_takes_over_a_killed_lea
         sends = sorted(leader.sends() + standby.sends())
         # What the beats logged is what reached the broker, and never two sends inside one period, the
         # takeover included (the standby read the leader's last run from the database). Two beats
-        # sending each period would interleave: some gap would be half a period or less.
-        assert client.llen(queue) == len(sends)
+        # sending each period would interleave: some gap would be half a period or less. Celery logs
+        # "Sending due task" before it publishes, so the SIGKILL may land between the leader's last log
+        # line and its publish: that one send may be missing from the queue, never one more.
+        assert len(sends) - 1 <= client.llen(queue) <= len(sends), (client.llen(queue), sends)
         gaps = [(later - earlier).total_seconds() for earlier, later in itertools.pairwise(sends)]
         assert min(gaps) >= PERIOD * 0.8, gaps
         assert f"leader lock {key} taken by" in standby.log()
