@@ -11,7 +11,15 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
-from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
+from django.db import (
+    DEFAULT_DB_ALIAS,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    connection,
+    connections,
+    transaction,
+)
 from django.db.models import F, Field, Model
 from django.utils import timezone
 
@@ -137,15 +145,57 @@ def column_of(field: Field) -> str:
     return cast(str, field.column)  # a concrete field always has one
 
 
+class ColumnLoader:
+    """Instances of `model` from the values a database driver returned for `fields`' columns, with
+    Django's converters applied (the same instances a queryset would build). Which converters apply is
+    looked up once per database vendor: on a request's hot path that lookup cost more than the
+    conversion. Fields not given are deferred and load on first access, like any deferred field."""
+
+    def __init__(self, model: type[Model], fields: Sequence[Field]) -> None:
+        self.model = model
+        self.fields = tuple(fields)
+        self.attnames = [f.attname for f in self.fields]
+        self._plans: dict[str, list[tuple[int, Any, list[Callable[..., Any]]]]] = {}
+
+    def _plan(self, db: Any) -> list[tuple[int, Any, list[Callable[..., Any]]]]:
+        plan = self._plans.get(db.vendor)
+        if plan is None:
+            plan = []
+            for index, field in enumerate(self.fields):
+                col = field.get_col(self.model._meta.db_table)
+                converters = db.ops.get_db_converters(col) + field.get_db_converters(db)
+                if converters:
+                    plan.append((index, col, converters))
+            self._plans[db.vendor] = plan
+        return plan
+
+    def load(self, values: Sequence[Any]) -> Any:
+        if len(values) != len(self.fields):
+            raise ValueError(f"{len(values)} values for {len(self.fields)} fields of {self.model.__name__}")
+        db = connections[DEFAULT_DB_ALIAS]  # the connection object itself, not the per-access proxy
+        loaded = list(values)
+        for index, col, converters in self._plan(db):
+            value = loaded[index]
+            for convert in converters:
+                value = convert(value, col, db)
+            loaded[index] = value
+        return self.model.from_db(db.alias, self.attnames, loaded)
+
+
+@functools.cache
+def _loader(model: type[Model], fields: tuple[Field, ...]) -> ColumnLoader:
+    return ColumnLoader(model, fields)
+
+
 def instance_from_columns(model: type[ModelT], fields: Sequence[Field], values: Sequence[Any]) -> ModelT:
     """`values` as the database driver returned them for `fields`' columns: Django's converters apply."""
-    loaded = []
-    for field, value in zip(fields, values, strict=True):
-        col = field.get_col(model._meta.db_table)
-        for convert in connection.ops.get_db_converters(col) + field.get_db_converters(connection):
-            value = convert(value, col, connection)
-        loaded.append(value)
-    return model.from_db(connection.alias, [f.attname for f in fields], loaded)
+    return cast(ModelT, _loader(model, tuple(fields)).load(values))
+
+
+def columns_sql(fields: Sequence[Field], alias: str) -> str:
+    """`alias.column, ...` for a hand-written SELECT whose row goes to instance_from_columns."""
+    qn = connection.ops.quote_name
+    return ", ".join(f"{alias}.{qn(column_of(f))}" for f in fields)
 
 
 def json_object_sql(fields: Sequence[Field], alias: str, prefix: str = "") -> str:

@@ -282,3 +282,37 @@ def test_logout_with_a_session_ends_the_session_and_leaves_tokens_alone(staff_us
 
     assert_error(client.get("/api/v1/clinics/"), 401, "not_authenticated")
     assert with_token(key).get("/api/v1/clinics/").status_code == 200
+
+
+def test_a_token_brings_its_person_and_organization_in_one_statement(staff_user, django_assert_num_queries):
+    from opd.core.services import token_use
+
+    key = token_for(staff_user)
+    staff_user.organization.require_second_factor = False
+    staff_user.organization.save(update_fields=["require_second_factor"])
+    with django_assert_num_queries(1):
+        token = token_use(key=key)
+        # What the request goes on to read of the person (the second-factor policy, the role, the
+        # organization's setting): loaded, not fetched again.
+        assert (token.user.pk, token.user.username, token.user.role) == (
+            staff_user.pk,
+            staff_user.username,
+            staff_user.role,
+        )
+        assert token.user.organization.require_second_factor is False
+        assert token.expires_at > timezone.now()
+        assert token.revoked_at is None
+    # The same instances a queryset would build: saving them writes the right row.
+    token.user.first_name = "Renamed"
+    token.user.save(update_fields=["first_name"])
+    staff_user.refresh_from_db()
+    assert staff_user.first_name == "Renamed"
+
+
+def test_a_revoked_token_is_refused_on_its_very_next_use(staff_user):
+    body = sign_in()
+    client = with_token(body["token"])
+    assert client.get("/api/v1/clinics/").status_code == 200
+    ApiToken.objects.filter(prefix=body["token"][:8]).update(revoked_at=timezone.now())
+
+    assert_error(client.get("/api/v1/clinics/"), 401, "authentication_failed")
