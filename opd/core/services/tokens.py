@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.cache import cache
@@ -21,7 +22,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from ..audit import audit
-from ..db import ColumnLoader, columns_sql
+from ..db import ColumnLoader, column_of, columns_sql
 from ..models import ApiToken, Organization, User
 from ..tokens import PREFIX_LENGTH, digest, new_key
 
@@ -87,14 +88,18 @@ _ORGANIZATION = ColumnLoader(Organization, Organization._meta.concrete_fields)
 def _token_lookup_sql(vendor: str) -> str:
     qn = connection.ops.quote_name
     token, user, org = ApiToken._meta, User._meta, Organization._meta
+
+    def column(meta: Any, name: str) -> str:
+        return qn(column_of(meta.get_field(name)))
+
     # Every name comes from the models' metadata; the digest is a parameter.
     return (
         f"SELECT {columns_sql(token.concrete_fields, 't')}, {columns_sql(user.concrete_fields, 'u')}, "  # noqa: S608
         f"{columns_sql(org.concrete_fields, 'o')} "
-        f"FROM {qn(token.db_table)} t INNER JOIN {qn(user.db_table)} u ON u.{qn(user.pk.column)} = "
-        f"t.{qn(token.get_field('user').column)} "
-        f"LEFT JOIN {qn(org.db_table)} o ON o.{qn(org.pk.column)} = u.{qn(user.get_field('organization').column)} "
-        f"WHERE t.{qn(token.get_field('digest').column)} = %s"
+        f"FROM {qn(token.db_table)} t INNER JOIN {qn(user.db_table)} u ON u.{column(user, 'id')} = "
+        f"t.{column(token, 'user')} "
+        f"LEFT JOIN {qn(org.db_table)} o ON o.{column(org, 'id')} = u.{column(user, 'organization')} "
+        f"WHERE t.{column(token, 'digest')} = %s"
     )
 
 
@@ -117,7 +122,7 @@ def _token_with_user(token_digest: str) -> ApiToken | None:
     if org_values[0] is not None:
         user.organization = _ORGANIZATION.load(org_values)
     token.user = user
-    return token
+    return cast(ApiToken, token)
 
 
 def token_revoke(*, actor: User, token: ApiToken) -> ApiToken:
