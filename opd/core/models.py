@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import hashlib
 import zoneinfo
+from typing import ClassVar
 
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import AbstractUser, UserManager
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
@@ -11,6 +12,7 @@ from django_otp.models import Device, ThrottlingMixin
 
 from .json import EventJSONDecoder, EventJSONEncoder
 from .phones import region_for_time_zone, validate_phone_region
+from .token_cache import AuthStateQuerySet
 
 
 def validate_time_zone(value: str) -> None:
@@ -44,11 +46,18 @@ class Organization(models.Model):
         help_text="Patients see the names of the staff who opened their record (otherwise role and clinic).",
     )
 
+    # A bulk update bumps the cached API token checks (opd.core.token_cache).
+    objects = AuthStateQuerySet.as_manager()
+
     class Meta:
         ordering = ["name"]
 
     def __str__(self) -> str:
         return self.name
+
+
+class PersonManager(UserManager.from_queryset(AuthStateQuerySet)):  # type: ignore[misc]  # a dynamic base
+    """Django's user manager (create_user, create_superuser) over AuthStateQuerySet."""
 
 
 class User(AbstractUser):  # type: ignore[django-manager-missing]  # django-otp devices are untyped
@@ -58,6 +67,10 @@ class User(AbstractUser):  # type: ignore[django-manager-missing]  # django-otp 
     organization = models.ForeignKey(
         Organization, on_delete=models.PROTECT, null=True, blank=True, related_name="users"
     )
+
+    # Django's manager (create_user, create_superuser); a bulk update bumps the cached API token checks
+    # (opd.core.token_cache).
+    objects: ClassVar[UserManager[User]] = PersonManager()
     # When the person proved they read mail at `email` (services.user_verify_email). Patients who sign
     # themselves up cannot book until it is set; accounts the clinic creates are verified by it.
     email_verified_at = models.DateTimeField(null=True, blank=True)
@@ -333,6 +346,9 @@ class ApiToken(models.Model):
     # Issued to a sign-in that gave a second-factor code. A person whose sign-in needs one cannot use a
     # token issued without it (opd.core.second_factor).
     second_factor = models.BooleanField(default=False)
+
+    # A bulk update (revoking one or all of a person's tokens) bumps the cached checks (opd.core.token_cache).
+    objects = AuthStateQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-pk"]

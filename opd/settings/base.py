@@ -623,8 +623,13 @@ SPECTACULAR_SETTINGS = {
 # A token from POST /api/v1/auth/token/ lives this long (a working day and some); logout, revocation,
 # a password change and deactivation end it earlier.
 OPD_TOKEN_TTL_HOURS = env.int("OPD_TOKEN_TTL_HOURS", default=24)
+# How long an API token check may be answered from Redis (opd.core.token_cache: dropped by the commit
+# that changes what it read; this bounds a drop lost to a Redis outage). 0: every request reads MariaDB.
+OPD_API_TOKEN_CACHE_SECONDS = env.int("OPD_API_TOKEN_CACHE_SECONDS", default=60)
 # A websocket ticket (POST /api/v1/auth/ws-ticket/) must be used within this many seconds, once.
 OPD_WS_TICKET_SECONDS = env.int("OPD_WS_TICKET_SECONDS", default=30)
+if OPD_API_TOKEN_CACHE_SECONDS < 0:
+    raise ImproperlyConfigured("OPD_API_TOKEN_CACHE_SECONDS must be 0 (off) or more.")
 if OPD_TOKEN_TTL_HOURS <= 0 or OPD_WS_TICKET_SECONDS <= 0:
     raise ImproperlyConfigured("OPD_TOKEN_TTL_HOURS and OPD_WS_TICKET_SECONDS must be positive.")
 

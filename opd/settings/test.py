@@ -45,3 +45,7 @@ OPD_SMS_FILE_DIR = tempfile.mkdtemp(prefix="opd-test-sms-")
 # keeps its own (tests/conftest.py also clears them before each test), so one worker cannot throttle another.
 if "KEY_PREFIX" in CACHES["default"]:  # noqa: F405
     CACHES["default"]["KEY_PREFIX"] += "-" + os.environ.get("PYTEST_XDIST_WORKER", "main")  # noqa: F405
+# The API token check's cache (opd.core.token_cache) is dropped by commits; most tests run inside one
+# transaction that never commits, so it is off here and on in the tests that prove it
+# (tests/core/test_token_cache.py, on committed transactions).
+OPD_API_TOKEN_CACHE_SECONDS = 0

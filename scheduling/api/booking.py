@@ -28,6 +28,7 @@ from opd.core.db_router import replica_view
 from opd.core.idempotency import HEADER, idempotent
 from opd.core.models import Department, Role
 from opd.core.tenancy import signed_in_user
+from opd.core.versioned_cache import in_application_transaction
 
 from .. import listing_cache
 from ..filters import AppointmentFilter, SlotFilter
@@ -142,7 +143,7 @@ class SlotViewSet(viewsets.ReadOnlyModelViewSet):
         renderer = getattr(request, "accepted_renderer", None)
         if user.is_superuser or user.role != Role.PATIENT or getattr(renderer, "format", None) != "json":
             return None
-        if listing_cache.in_application_transaction():
+        if in_application_transaction():
             return None
         params = request.query_params
         page_param = getattr(self.paginator, "page_query_param", None)

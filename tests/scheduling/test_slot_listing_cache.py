@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from opd.core.models import Role
 from opd.core.services import token_revoke
+from opd.core.versioned_cache import raw_redis
 from scheduling.models import ApprovalStatus, Slot
 from scheduling.services import appointment_book, appointment_cancel, appointment_reschedule, slots_generate
 from tests.conftest import token_for
@@ -266,7 +267,7 @@ def test_a_listing_expires_when_its_first_slot_starts(api_as, patient, doctor, d
 
     listing(api_as(patient.user), slot)
 
-    redis = listing_cache._redis()
+    redis = raw_redis()
     entries = list(redis.scan_iter(cache.make_key(f"{listing_cache.prefix()}entry:*")))
     assert len(entries) == 1
     # Kept no longer than until the slot starts (then it must leave the listing), not MAX_SECONDS.
