@@ -14,6 +14,8 @@ handler404 = "opd.core.api.exceptions.page_not_found"
 handler500 = "opd.core.api.exceptions.server_error"
 
 urlpatterns = [
+    # First: the API is what answers most requests, and Django tries the patterns in order.
+    path("api/v1/", include("opd.api_urls")),
     path("", core_views.home, name="home"),
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),
@@ -59,7 +61,6 @@ urlpatterns = [
     path("consultations/", include("consultations.urls")),
     path("billing/", include("billing.urls")),
     path("analytics/", include("analytics.urls")),
-    path("api/v1/", include("opd.api_urls")),
     path("api/schema/", SchemaView.as_view(), name="api-schema"),
     # The split view serves its start-up script as a file (?script), so the page needs no inline script
     # under the Content-Security-Policy; templates/drf_spectacular/swagger_ui.html moves the inline style.
