@@ -172,6 +172,10 @@ class _Sender:
                     # connection: closed while idle, not held for the process's lifetime.
                     connections.close_all()
 
+    def forget(self) -> None:
+        with self._ready:
+            self._items.clear()
+
     def drain(self) -> int:
         """Wait for the item being sent, then send what is queued, in order, on this thread; how many
         events that was."""
@@ -204,6 +208,11 @@ def send_after_response(
     """Run `handlers` for outbox row `pk` on the sender thread; mark the row delivered if they and the
     handlers run before them (`failure`) all succeeded."""
     _sender.put((pk, event, payload, handlers, failure))
+
+
+def forget_queued() -> None:
+    """Drop the events queued for the sender thread (a test's rows are gone with its database)."""
+    _sender.forget()
 
 
 def drain_sender() -> int:

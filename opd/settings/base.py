@@ -262,6 +262,9 @@ else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
     }
+    if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+        # kombu's Redis transport, publishing through one client instead of a new one per message.
+        CELERY_BROKER_TRANSPORT = "opd.core.broker:Transport"
     if CELERY_BROKER_URL.startswith("sentinel://"):
         CELERY_BROKER_TRANSPORT_OPTIONS["master_name"] = REDIS_SENTINEL_MASTER
         if _sentinel_kwargs:
