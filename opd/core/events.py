@@ -3,6 +3,9 @@
 Events are delivered after the surrounding transaction commits and carry ids, never model instances,
 so a subscriber (a Celery task, a channel-layer send) always reads committed data.
 
+A subscriber that only hands the event on (a Celery task, a channel-layer send) may subscribe with
+after_response=True: the process's sender thread (opd.core.outbox) runs it once the request has answered.
+
 Each event is also written to the outbox (opd.core.models.OutboxEvent) in that same transaction: the
 process that committed delivers it at once, and if it dies before it could (or a subscriber failed), the
 relay (opd.core.outbox) delivers it from the row later. Delivery is therefore at least once, and every
@@ -59,10 +62,11 @@ def subscribe(event: str, handler: Handler, *, after_response: bool = False) -> 
     channel layer) and nothing the request answers depends on it, so the process's sender thread may run
     it a moment after the request has answered (opd.core.outbox.send_after_response). Every other handler
     runs at once after the commit, before the answer."""
-    for group in (_subscribers, _after_response):
-        if handler in group[event]:
-            group[event].remove(handler)
-    (_after_response if after_response else _subscribers)[event].append(handler)
+    group, other = (_after_response, _subscribers) if after_response else (_subscribers, _after_response)
+    if handler in other[event]:
+        other[event].remove(handler)
+    if handler not in group[event]:
+        group[event].append(handler)
 
 
 def unsubscribe(event: str, handler: Handler) -> None:

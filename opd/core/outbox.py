@@ -8,6 +8,10 @@ dies before that, or the commit's handlers never ran (killed between the commit 
 still undelivered when its `due_at` (OPD_OUTBOX_GRACE_SECONDS after the change) passes and the relay
 delivers it: at least once, never lost. Consumers are idempotent, so a second delivery does nothing more.
 
+Handlers subscribed with after_response=True (the booking's Celery task, the live queues' channel-layer
+sends) run on a third thread, the sender (send_after_response), once the request has answered; the row is
+marked only after they succeeded, so the relay still owns an event that a dying process had queued.
+
 The relay (outbox_relay_once: the `core.outbox_relay` beat task every OPD_OUTBOX_RELAY_INTERVAL_SECONDS,
 or `manage.py outbox_relay`) claims due rows with SELECT ... FOR UPDATE SKIP LOCKED and moves their
 `due_at` on by the back-off before it commits the claim, so two relays never deliver one row at the same
