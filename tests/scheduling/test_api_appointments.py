@@ -732,8 +732,9 @@ def _statements(captured) -> list[str]:
             named.append(verb)
             continue
         where = re.search(r"\b(?:FROM|INTO|UPDATE)\s+(.+?)(?:\bWHERE\b|\bSET\b|\bVALUES\b|\bLIMIT\b|$)", sql)
-        # The tables named after FROM, JOIN, INTO, UPDATE or a comma (not the columns of a join's ON).
-        tables = re.findall(r"(?:\bFROM|\bJOIN|\bINTO|\bUPDATE|,)\s+`(\w+)`", where.group(0)) if where else []
+        # The tables named, not the columns of a join's ON condition.
+        source = re.sub(r"\bON\b.*?(?=\b(?:LEFT|INNER|JOIN)\b|$)", "", where.group(1)) if where else ""
+        tables = re.findall(r"`(\w+)`", source)
         named.append(
             " ".join([verb, *tables]) + (" FOR UPDATE" if sql.rstrip().endswith("FOR UPDATE") else "")
         )
@@ -742,11 +743,11 @@ def _statements(captured) -> list[str]:
 
 # A booking's round trips as in production: no test transaction around it (so no savepoints of the
 # test's own), Celery tasks queued to the broker rather than run here. Besides the transaction's BEGIN and
-# COMMIT: the token's read (its person and organization in one join); one locking read of the patient and
-# the slot with all the booking checks and answers (the door's scope folded in; the service's block needs
-# no savepoint inside the action's own transaction); the seat's UPDATE; the appointment's, the audit's and
-# the outbox event's INSERTs (the event's delivery happens after COMMIT, the outbox row marked delivered
-# later, off the request). Nothing is read back: six statements.
+# COMMIT: the token's read (none once opd.core.token_cache holds the check; off in tests); one locking read of the patient and the slot with all the booking checks and
+# answers (the door's scope folded in; the service's block needs no savepoint inside the action's own
+# transaction); the seat's UPDATE; the appointment's, the audit's and the outbox event's INSERTs (the
+# event's delivery happens after COMMIT, the outbox row marked delivered later, off the request). Nothing
+# is read back: six statements.
 BOOKING_STATEMENTS = [
     "SELECT core_apitoken core_user core_organization",
     "BEGIN",
