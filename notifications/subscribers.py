@@ -69,7 +69,8 @@ def on_notifications_read(*, user_id: int, **_: Any) -> None:
 
 
 def subscribe() -> None:
-    events.subscribe(events.APPOINTMENT_BOOKED, on_appointment_booked)
+    # A task to the broker: sent after the booking has answered (opd.core.outbox's sender thread).
+    events.subscribe(events.APPOINTMENT_BOOKED, on_appointment_booked, after_response=True)
     events.subscribe(events.APPOINTMENT_CANCELLED, appointment_notify_cancelled)
     events.subscribe(events.APPOINTMENT_RESCHEDULED, appointment_notify_rescheduled)
     events.subscribe(NOTIFICATIONS_DISPATCHED, on_notifications_dispatched)

@@ -11,9 +11,10 @@ class SchedulingConfig(AppConfig):
         from . import realtime
 
         # Live screens: every queue change, and a booking, cancellation or move that concerns today,
-        # goes out through the channel layer once it has committed (one event per change, with versions).
+        # goes out through the channel layer once it has committed (one event per change, with versions),
+        # from the process's sender thread once the change has answered (in order: one thread per process).
         for event in events.QUEUE_EVENTS:
-            events.subscribe(event, realtime.on_queue_event)
+            events.subscribe(event, realtime.on_queue_event, after_response=True)
         events.subscribe(events.QUEUE_ALERT, realtime.on_queue_alert)
 
         # Slots are planned in clinic local time: a clinic's new time zone re-plans them, or is refused

@@ -61,9 +61,11 @@ CLINIC_ZONE = zoneinfo.ZoneInfo("Europe/London")
 
 @pytest.fixture(autouse=True)
 def _forget_outbox_marks():
-    """Ids this process delivered in a test are not marked after it: that test's rows are gone."""
+    """Ids this process delivered in a test are not marked after it, nor are its events still queued for the
+    sender thread sent: that test's rows are gone."""
     yield
     outbox.forget_marks()
+    outbox.forget_queued()
 
 
 @pytest.fixture(autouse=True)

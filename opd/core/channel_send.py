@@ -55,6 +55,13 @@ def serving_requests(wsgi_app: Callable[..., Any]) -> Callable[..., Any]:
     return app
 
 
+def serving_thread() -> None:
+    """Mark the current thread as one of the server's own for the rest of its life (the outbox's sender
+    thread, which sends what requests committed): in an ASGI process its sends go to the server's loop,
+    as a request thread's do."""
+    _request_thread.active = True
+
+
 def group_send_many(messages: list[tuple[str, dict[str, Any]]]) -> None:
     """Send each (group, message) in order; returns once all are sent."""
     if not messages or get_channel_layer() is None:

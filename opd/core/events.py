@@ -3,6 +3,9 @@
 Events are delivered after the surrounding transaction commits and carry ids, never model instances,
 so a subscriber (a Celery task, a channel-layer send) always reads committed data.
 
+A subscriber that only hands the event on (a Celery task, a channel-layer send) may subscribe with
+after_response=True: the process's sender thread (opd.core.outbox) runs it once the request has answered.
+
 Each event is also written to the outbox (opd.core.models.OutboxEvent) in that same transaction: the
 process that committed delivers it at once, and if it dies before it could (or a subscriber failed), the
 relay (opd.core.outbox) delivers it from the row later. Delivery is therefore at least once, and every
@@ -16,12 +19,14 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 
 logger = logging.getLogger(__name__)
 
 Handler = Callable[..., Any]
 _subscribers: dict[str, list[Handler]] = defaultdict(list)
+_after_response: dict[str, list[Handler]] = defaultdict(list)
 
 # One event per booking, cancellation or move (scheduling.services.booking): ids, the clinic and day
 # (and the previous ones after a move), and `versions`/`entry`/`public_entry` for the live queues,
@@ -52,14 +57,22 @@ CONSULTATION_CHANGED = "consultation.changed"
 ACCESS_REVOKED = "access.revoked"
 
 
-def subscribe(event: str, handler: Handler) -> None:
-    if handler not in _subscribers[event]:
-        _subscribers[event].append(handler)
+def subscribe(event: str, handler: Handler, *, after_response: bool = False) -> None:
+    """`after_response`: the handler only hands the event on (a task to the broker, a message to the
+    channel layer) and nothing the request answers depends on it, so the process's sender thread may run
+    it a moment after the request has answered (opd.core.outbox.send_after_response). Every other handler
+    runs at once after the commit, before the answer."""
+    group, other = (_after_response, _subscribers) if after_response else (_subscribers, _after_response)
+    if handler in other[event]:
+        other[event].remove(handler)
+    if handler not in group[event]:
+        group[event].append(handler)
 
 
 def unsubscribe(event: str, handler: Handler) -> None:
-    if handler in _subscribers[event]:
-        _subscribers[event].remove(handler)
+    for group in (_subscribers, _after_response):
+        if handler in group[event]:
+            group[event].remove(handler)
 
 
 def publish(event: str, **payload: Any) -> None:
@@ -73,16 +86,29 @@ def publish(event: str, **payload: Any) -> None:
     def deliver_now() -> None:
         # The fast path: no wait for the relay. The row is marked delivered off the request (a batched
         # UPDATE a moment later); if this process dies first, the relay delivers it again.
-        if deliver(event, payload) is None:
+        failure = _call(_subscribers[event], event, payload)
+        later = list(_after_response[event])
+        if later and settings.OPD_EVENTS_SEND_AFTER_RESPONSE:
+            # The sender thread runs them and marks the row; until it has, the row stays undelivered, so
+            # an event lost with the process is the relay's to deliver, as before.
+            outbox.send_after_response(row.pk, event, payload, later, failure)
+            return
+        failure = failure or _call(later, event, payload)
+        if failure is None:
             outbox.mark_delivered(row.pk)
 
     transaction.on_commit(deliver_now)
 
 
 def deliver(event: str, payload: dict[str, Any]) -> str | None:
-    """Call every subscriber of `event` once; the first failure's text, or None when all succeeded."""
+    """Call every subscriber of `event` once, here and now (the relay); the first failure's text, or None
+    when all succeeded."""
+    return _call([*_subscribers[event], *_after_response[event]], event, payload)
+
+
+def _call(handlers: list[Handler], event: str, payload: dict[str, Any]) -> str | None:
     failure = None
-    for handler in list(_subscribers[event]):
+    for handler in list(handlers):
         try:
             handler(**payload)
         except Exception as exc:

@@ -118,6 +118,28 @@ def run_idempotent(
         return Outcome(status=status, body=record.response_body)
 
 
+class AnswerAfterCommit(Response):
+    """A Response whose body is built when it is first read. An action's answer (a serializer over rows the
+    action already holds) is then built by the renderer, after the action's transaction has committed,
+    so the rows it locked are not held while it serializes; with an Idempotency-Key the record reads it
+    inside the transaction, to store it, as before."""
+
+    def __init__(self, build: Callable[[], Any], status: int) -> None:
+        super().__init__(None, status=status)
+        self._build: Callable[[], Any] | None = build
+
+    @property
+    def data(self) -> Any:
+        if self._build is not None:
+            build, self._build = self._build, None
+            self._data = build()
+        return self._data
+
+    @data.setter
+    def data(self, value: Any) -> None:
+        self._build, self._data = None, value
+
+
 def _file_digest(upload: UploadedFile) -> dict[str, Any]:
     """A file part by its name, size and content digest (JSON cannot hold the file itself); the file is
     rewound so the view reads it whole."""

@@ -8,6 +8,10 @@ dies before that, or the commit's handlers never ran (killed between the commit 
 still undelivered when its `due_at` (OPD_OUTBOX_GRACE_SECONDS after the change) passes and the relay
 delivers it: at least once, never lost. Consumers are idempotent, so a second delivery does nothing more.
 
+Handlers subscribed with after_response=True (the booking's Celery task, the live queues' channel-layer
+sends) run on a third thread, the sender (send_after_response), once the request has answered; the row is
+marked only after they succeeded, so the relay still owns an event that a dying process had queued.
+
 The relay (outbox_relay_once: the `core.outbox_relay` beat task every OPD_OUTBOX_RELAY_INTERVAL_SECONDS,
 or `manage.py outbox_relay`) claims due rows with SELECT ... FOR UPDATE SKIP LOCKED and moves their
 `due_at` on by the back-off before it commits the claim, so two relays never deliver one row at the same
@@ -21,6 +25,9 @@ import logging
 import os
 import threading
 import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
@@ -104,3 +111,114 @@ def flush_marks() -> int:
 def forget_marks() -> None:
     """Drop the ids not marked yet (a test's rows are gone with its database; the thread then ends)."""
     _marks.forget()
+
+
+# Handlers that only hand an event on (opd.core.events.subscribe(after_response=True): a Celery task to the
+# broker, a channel-layer group send) run on one sender thread per process instead of the request that
+# committed: a booking answers without waiting for a broker client, a publish and a channel-layer round trip.
+# The row is marked delivered once they all succeeded; until then it is undelivered, so an event still
+# queued when the process dies is the relay's to deliver (at least once, as ever). A process that exits
+# cleanly sends what is queued first. Above this many queued events (a broker that hangs) the request
+# sends its own, so the backlog cannot outgrow the relay's grace period unseen.
+MAX_QUEUED = 1000
+
+_Item = tuple[int, str, dict[str, Any], list[Callable[..., Any]], str | None]
+
+
+class _Sender:
+    def __init__(self) -> None:
+        self._ready = threading.Condition()
+        self._items: deque[_Item] = deque()
+        self._busy = False  # the thread is sending an item it took
+        self._pid = os.getpid()
+        self._thread: threading.Thread | None = None
+        self._at_exit = False
+
+    def put(self, item: _Item) -> None:
+        with self._ready:
+            if self._pid != os.getpid():
+                # A forked child: the parent's queue and thread stay the parent's.
+                self._pid, self._items, self._busy, self._thread = os.getpid(), deque(), False, None
+            inline = len(self._items) >= MAX_QUEUED
+            if not inline:
+                self._items.append(item)
+                self._ready.notify()
+                if not self._at_exit:
+                    atexit.register(self.drain)
+                    self._at_exit = True
+                if self._thread is None or not self._thread.is_alive():
+                    self._thread = threading.Thread(target=self._run, name="outbox-sender", daemon=True)
+                    self._thread.start()
+        if inline:
+            _send(item)
+
+    def _run(self) -> None:
+        from django.db import connections
+
+        from .channel_send import serving_thread
+
+        serving_thread()  # its channel-layer sends go where a request thread's would
+        while True:
+            with self._ready:
+                while not self._items:
+                    self._ready.wait()
+                item = self._items.popleft()
+                self._busy = True
+            try:
+                _send(item)
+            finally:
+                with self._ready:
+                    self._busy = False
+                    idle = not self._items
+                    self._ready.notify_all()
+                if idle:
+                    # A handler that fell back to the database (a broker down) opened this thread's own
+                    # connection: closed while idle, not held for the process's lifetime.
+                    connections.close_all()
+
+    def forget(self) -> None:
+        with self._ready:
+            self._items.clear()
+
+    def drain(self) -> int:
+        """Wait for the item being sent, then send what is queued, in order, on this thread; how many
+        events that was."""
+        with self._ready:
+            while self._busy:
+                self._ready.wait()
+            items, self._items = list(self._items), deque()
+        for item in items:
+            _send(item)
+        # What this drain and the thread sent: this may run after the marks' own exit hook.
+        flush_marks()
+        return len(items)
+
+
+def _send(item: _Item) -> None:
+    from .events import _call
+
+    pk, event, payload, handlers, failure = item
+    failure = _call(handlers, event, payload) or failure
+    if failure is None:
+        mark_delivered(pk)
+
+
+_sender = _Sender()
+
+
+def send_after_response(
+    pk: int, event: str, payload: dict[str, Any], handlers: list[Callable[..., Any]], failure: str | None
+) -> None:
+    """Run `handlers` for outbox row `pk` on the sender thread; mark the row delivered if they and the
+    handlers run before them (`failure`) all succeeded."""
+    _sender.put((pk, event, payload, handlers, failure))
+
+
+def forget_queued() -> None:
+    """Drop the events queued for the sender thread (a test's rows are gone with its database)."""
+    _sender.forget()
+
+
+def drain_sender() -> int:
+    """Send what the sender thread has not sent yet, here and now (tests; a command about to exit)."""
+    return _sender.drain()

@@ -262,6 +262,9 @@ else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
     }
+    if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+        # kombu's Redis transport, publishing through one client instead of a new one per message.
+        CELERY_BROKER_TRANSPORT = "opd.core.broker:Transport"
     if CELERY_BROKER_URL.startswith("sentinel://"):
         CELERY_BROKER_TRANSPORT_OPTIONS["master_name"] = REDIS_SENTINEL_MASTER
         if _sentinel_kwargs:
@@ -358,6 +361,9 @@ OPD_OUTBOX_RELAY_INTERVAL_SECONDS = env.float("OPD_OUTBOX_RELAY_INTERVAL_SECONDS
 OPD_OUTBOX_RETRY_SECONDS = env.float("OPD_OUTBOX_RETRY_SECONDS", default=30.0)
 OPD_OUTBOX_MAX_ATTEMPTS = env.int("OPD_OUTBOX_MAX_ATTEMPTS", default=10)
 OPD_OUTBOX_RETENTION_HOURS = env.float("OPD_OUTBOX_RETENTION_HOURS", default=24.0)
+# Event handlers that only hand an event on (a Celery task, a channel-layer message) run on a sender thread
+# of the process after the request has answered (opd.core.outbox); false: in the request, after its commit.
+OPD_EVENTS_SEND_AFTER_RESPONSE = env.bool("OPD_EVENTS_SEND_AFTER_RESPONSE", default=True)
 if OPD_OUTBOX_MARK_INTERVAL_SECONDS <= 0 or OPD_OUTBOX_GRACE_SECONDS <= 2 * OPD_OUTBOX_MARK_INTERVAL_SECONDS:
     # A grace shorter than the marking would have the relay deliver again what was delivered.
     raise ImproperlyConfigured(

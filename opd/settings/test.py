@@ -40,6 +40,9 @@ WHITENOISE_AUTOREFRESH = True
 # Tasks run in the test process unless a test starts real workers (those switch this off themselves);
 # otherwise every committed booking would leave send tasks on the shared Redis queue.
 CELERY_TASK_ALWAYS_EAGER = os.environ.get("CELERY_TASK_ALWAYS_EAGER", "true").lower() == "true"
+# Eager tasks on the outbox's sender thread would run on a connection of their own, outside the test's
+# transaction: here the request sends them after its commit; tests of the sender thread switch it on.
+OPD_EVENTS_SEND_AFTER_RESPONSE = os.environ.get("OPD_EVENTS_SEND_AFTER_RESPONSE", "false").lower() == "true"
 OPD_SMS_FILE_DIR = tempfile.mkdtemp(prefix="opd-test-sms-")
 # Rate-limit counters live in the cache and every test client is 127.0.0.1: each pytest-xdist worker
 # keeps its own (tests/conftest.py also clears them before each test), so one worker cannot throttle another.

@@ -25,7 +25,7 @@ from opd.core.api.permissions import has_role
 from opd.core.api.schema import error_responses
 from opd.core.api.throttling import SCOPED_THROTTLES
 from opd.core.db_router import replica_view
-from opd.core.idempotency import HEADER, idempotent
+from opd.core.idempotency import HEADER, AnswerAfterCommit, idempotent
 from opd.core.models import Department, Role
 from opd.core.tenancy import signed_in_user
 from opd.core.versioned_cache import in_application_transaction
@@ -246,7 +246,9 @@ class AppointmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         ):
             # Read back through the scoped queryset: the representation needs its related rows in one query.
             appointment = self.get_queryset().get(pk=appointment.pk)
-        return Response(self.get_serializer(appointment).data, status=status_code)
+            return Response(self.get_serializer(appointment).data, status=status_code)
+        # Serialized from the rows at hand once the booking has committed (its locks released).
+        return AnswerAfterCommit(lambda: self.get_serializer(appointment).data, status=status_code)
 
     @extend_schema(
         summary="Book an appointment",

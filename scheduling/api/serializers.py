@@ -16,7 +16,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from opd.core.api.serializers import ScopedPrimaryKeyField, StrictInputMixin
+from opd.core.api.serializers import FieldsBuiltOnce, ScopedPrimaryKeyField, StrictInputMixin
 from opd.core.models import Clinic, Department
 from opd.core.tenancy import ScopedId, departments_for
 from patients.models import Patient
@@ -45,21 +45,21 @@ class AwareDateTimeField(UtcDateTimeField):
         return super().enforce_timezone(value)
 
 
-class ClinicBriefSerializer(serializers.ModelSerializer):
+class ClinicBriefSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
     class Meta:
         model = Clinic
         fields = ["id", "name", "time_zone"]
         read_only_fields = fields
 
 
-class DepartmentBriefSerializer(serializers.ModelSerializer):
+class DepartmentBriefSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
     class Meta:
         model = Department
         fields = ["id", "name"]
         read_only_fields = fields
 
 
-class DoctorBriefSerializer(serializers.ModelSerializer):
+class DoctorBriefSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
     name = serializers.CharField(source="display_name", read_only=True)
 
     class Meta:
@@ -68,7 +68,7 @@ class DoctorBriefSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class PatientBriefSerializer(serializers.ModelSerializer):
+class PatientBriefSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
     name = serializers.CharField(source="full_name", read_only=True)
 
     class Meta:
@@ -167,7 +167,7 @@ class SlotSerializer(_LocalTimeMixin, serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class AppointmentSerializer(_LocalTimeMixin, serializers.ModelSerializer):
+class AppointmentSerializer(FieldsBuiltOnce, _LocalTimeMixin, serializers.ModelSerializer):
     patient = PatientBriefSerializer(read_only=True)
     doctor = DoctorBriefSerializer(read_only=True)
     department = DepartmentBriefSerializer(read_only=True)

@@ -311,6 +311,7 @@ def test_a_failing_subscriber_does_not_undo_the_booking(
         raise RuntimeError("templates missing")
 
     monkeypatch.setitem(events._subscribers, events.APPOINTMENT_BOOKED, [broken])
+    monkeypatch.setitem(events._after_response, events.APPOINTMENT_BOOKED, [])
 
     with committed():
         appointment = appointment_book(

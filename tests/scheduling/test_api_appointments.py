@@ -10,7 +10,7 @@ from opd.core.models import AuditEvent, IdempotencyRecord
 from patients.models import PatientStatus
 from scheduling.models import Appointment, AppointmentStatus, Slot
 from scheduling.services import appointment_book, appointment_cancel
-from tests.conftest import assert_error
+from tests.conftest import assert_error, future_slot
 from tests.factories import DoctorFactory, PatientFactory, SlotFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -786,3 +786,19 @@ def test_a_patient_booking_for_themselves_is_six_statements_too(api_as, patient,
     assert _statements(captured) == BOOKING_STATEMENTS
     assert response.json()["patient"]["id"] == patient.pk
     assert response.json() == client.get(detail(Appointment.objects.get())).json()
+
+
+def test_each_answer_has_fields_of_its_own_though_they_are_built_once_per_class(
+    staff_user, patient, other_patient, doctor, department
+):
+    # AppointmentSerializer builds its fields from the model once (FieldsBuiltOnce) and copies them: two
+    # answers built side by side (two request threads) each show their own appointment.
+    from scheduling.api.serializers import AppointmentSerializer
+
+    first = appointment_book(actor=staff_user, patient=patient, slot=future_slot(doctor, department))
+    second = appointment_book(actor=staff_user, patient=other_patient, slot=future_slot(doctor, department))
+    a, b = AppointmentSerializer(first), AppointmentSerializer(second)
+
+    assert a.fields["patient"] is not b.fields["patient"]
+    assert (a.data["patient"]["id"], b.data["patient"]["id"]) == (patient.pk, other_patient.pk)
+    assert (a.data["slot"], b.data["slot"]) == (first.slot_id, second.slot_id)

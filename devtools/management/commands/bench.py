@@ -36,7 +36,9 @@ class Command(BaseCommand):
         parser.add_argument("--clients", type=int, default=100)
         parser.add_argument("--cold-runs", type=int, default=3)
         parser.add_argument("--sockets", type=int, default=1000, help="Websockets of the fan-out run.")
-        parser.add_argument("--only", choices=["fanout", "embedded"], help="Run one part of the bench alone.")
+        parser.add_argument(
+            "--only", choices=["fanout", "embedded", "booking"], help="Run one part of the bench alone."
+        )
         parser.add_argument(
             "--scale",
             choices=["full", "small"],
