@@ -33,8 +33,8 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-# The message that ends a group's reader (on the hub's own channel for the group; no handler has its name).
-STOP = "group_hub.stop"
+# How long a leaving member waits for its group's reader to end.
+STOP_TIMEOUT_SECONDS = 10
 # What a member's inbox holds: messages of its groups, or the error that ended a group's reader.
 Inbox = asyncio.Queue[Any]
 
@@ -108,26 +108,26 @@ class GroupHub:
         if not self.groups and self.refresher is not None:
             self.refresher.cancel()
             self.refresher = None
-        await self.layer.group_discard(group, entry.channel)
         await self._stop(entry)
+        await self.layer.group_discard(group, entry.channel)
 
     async def _stop(self, entry: _Group) -> None:
-        """End the group's reader with a message on its own channel, not by cancelling it: a reader
-        cancelled inside channels-redis's blocking pop (as a loop's shutdown also does) was seen to go on
-        popping forever, and a test's loop never closed."""
-        if entry.reader is None or entry.reader.done():
+        """Cancel the group's reader and wait for it to end, as Channels does with a consumer's receive (a
+        reader left inside channels-redis's receive when its loop closes holds the layer's receive lock,
+        and the next loop's receivers failed on it). Waited for a while, not for ever: a cancellation
+        lost inside redis-py's blocking pop (seen in tests, with plain Channels consumers too) must not
+        hang the socket that leaves."""
+        reader = entry.reader
+        if reader is None or reader.done():
             return
-        try:
-            await self.layer.send(entry.channel, {"type": STOP})
-        except Exception:  # the layer is unreachable: then the reader is failing too
-            entry.reader.cancel()
+        reader.cancel()
+        # wait(), not `await reader`: this caller's own cancellation propagates, the reader's does not.
+        await asyncio.wait([reader], timeout=STOP_TIMEOUT_SECONDS)
 
     async def _read(self, group: str, entry: _Group) -> None:
         try:
             while True:
                 message = await self.layer.receive(entry.channel)
-                if message.get("type") == STOP:
-                    return
                 # No await in this loop: every member gets the message before the next one is read, and
                 # the members cannot change meanwhile. The members share the dict: handlers read it only.
                 for inbox in entry.members:
