@@ -182,18 +182,8 @@ class ColumnLoader:
         return self.model.from_db(db.alias, self.attnames, loaded)
 
 
-@functools.cache
-def _loader(model: type[Model], fields: tuple[Field, ...]) -> ColumnLoader:
-    return ColumnLoader(model, fields)
-
-
-def instance_from_columns(model: type[ModelT], fields: Sequence[Field], values: Sequence[Any]) -> ModelT:
-    """`values` as the database driver returned them for `fields`' columns: Django's converters apply."""
-    return cast(ModelT, _loader(model, tuple(fields)).load(values))
-
-
 def columns_sql(fields: Sequence[Field], alias: str) -> str:
-    """`alias.column, ...` for a hand-written SELECT whose row goes to instance_from_columns."""
+    """`alias.column, ...` for a hand-written SELECT whose row a ColumnLoader builds."""
     qn = connection.ops.quote_name
     return ", ".join(f"{alias}.{qn(column_of(f))}" for f in fields)
 

@@ -29,8 +29,8 @@ from opd.core import events
 from opd.core.audit import audit
 from opd.core.clinic_time import in_clinic_time
 from opd.core.db import (
-    column_of,
-    instance_from_columns,
+    ColumnLoader,
+    columns_sql,
     instance_from_json,
     json_object_sql,
     retry_on_deadlock,
@@ -284,6 +284,8 @@ _PATIENT_COLUMNS = _fields(
     ),
 )
 _SLOT_COLUMNS = _fields(Slot)
+_PATIENT_ROW = ColumnLoader(Patient, _PATIENT_COLUMNS)
+_SLOT_ROW = ColumnLoader(Slot, _SLOT_COLUMNS)
 _CLINIC_FIELDS = _fields(Clinic)
 _DEPARTMENT_FIELDS = _fields(Department)
 _DOCTOR_FIELDS = _fields(Doctor)
@@ -338,9 +340,9 @@ def _lock_for_booking(
     sql = (
         # STRAIGHT_JOIN (MariaDB/MySQL): the patient's row first, the lock order of every booking change.
         f"SELECT {'STRAIGHT_JOIN ' if connection.vendor == 'mysql' else ''}"  # noqa: S608
-        + ", ".join(f"p.{qn(column_of(f))}" for f in _PATIENT_COLUMNS)
+        + columns_sql(_PATIENT_COLUMNS, "p")
         + ", "
-        + ", ".join(f"s.{qn(column_of(f))}" for f in _SLOT_COLUMNS)
+        + columns_sql(_SLOT_COLUMNS, "s")
         + f", (SELECT {json_object_sql(_CLINIC_FIELDS, 'c')} FROM {qn(Clinic._meta.db_table)} c"  # noqa: S608
         " WHERE c.id = s.clinic_id)"
         f", (SELECT {json_object_sql(_DEPARTMENT_FIELDS, 'd')} FROM {qn(Department._meta.db_table)} d"
@@ -364,8 +366,8 @@ def _lock_for_booking(
     if row is None:
         return None
     n_patient, n_slot = len(_PATIENT_COLUMNS), len(_SLOT_COLUMNS)
-    locked_patient = instance_from_columns(Patient, _PATIENT_COLUMNS, row[:n_patient])
-    locked_slot = instance_from_columns(Slot, _SLOT_COLUMNS, row[n_patient : n_patient + n_slot])
+    locked_patient = _PATIENT_ROW.load(row[:n_patient])
+    locked_slot = _SLOT_ROW.load(row[n_patient : n_patient + n_slot])
     clinic_json, department_json, doctor_json, user_json, seats, clash_id, held = row[n_patient + n_slot :]
     doctor = instance_from_json(Doctor, _DOCTOR_FIELDS, doctor_json)
     doctor.user = instance_from_json(User, _DOCTOR_USER_FIELDS, user_json)
