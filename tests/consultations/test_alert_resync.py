@@ -5,7 +5,7 @@ channel layer, as tests/scheduling/test_ws_queue.py runs its sockets."""
 from __future__ import annotations
 
 import pytest
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import sync_to_async
 
 from consultations import news2
 from consultations.services import triage_record
@@ -16,6 +16,7 @@ from scheduling.services import appointment_check_in
 from tests.scheduling.queue_helpers import (
     booked,
     isolate_channel_layer,
+    run_scenario,
     session_cookie,
     waiting,
     websocket_communicator_class,
@@ -99,4 +100,4 @@ def test_a_snapshot_after_a_missed_alert_carries_it(settings, staff_user, nurse,
         await dashboard.disconnect()
         await triage_page.disconnect()
 
-    async_to_sync(scenario)()
+    run_scenario(scenario)

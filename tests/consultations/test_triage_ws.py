@@ -7,11 +7,11 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from consultations.services import triage_record, triage_rescore_reminders
-from tests.scheduling.queue_helpers import isolate_channel_layer, waiting
+from tests.scheduling.queue_helpers import isolate_channel_layer, run_scenario, waiting
 from tests.scheduling.test_ws_queue import TIMEOUT, opened, socket
 
 from .factories import CALM_VITALS
@@ -62,7 +62,7 @@ def test_the_doctors_socket_gets_the_reorder_and_the_alert(nurse, staff_user, do
         await mine.disconnect()
         await room.disconnect()
 
-    async_to_sync(scenario)()
+    run_scenario(scenario)
 
 
 def test_the_clinics_socket_gets_the_rescore_reminder(nurse, staff_user, doctor, department, clinic):
@@ -81,4 +81,4 @@ def test_the_clinics_socket_gets_the_rescore_reminder(nurse, staff_user, doctor,
         assert "patient" not in message["alert"]
         await room.disconnect()
 
-    async_to_sync(scenario)()
+    run_scenario(scenario)

@@ -302,11 +302,12 @@ def test_a_real_workers_json_log_carries_the_request_id_and_its_metrics_reach_me
 def test_it_counts_open_websockets_until_they_close(settings, staff_user, doctor, scrape):
     """Through the real ASGI application and the Redis channel layer: an accepted socket counts until it
     closes; one refused at the handshake never counts."""
-    from asgiref.sync import async_to_sync, sync_to_async
+    from asgiref.sync import sync_to_async
 
     from opd.asgi import application
     from tests.scheduling.queue_helpers import (
         isolate_channel_layer,
+        run_scenario,
         session_cookie,
         websocket_communicator_class,
     )
@@ -336,4 +337,4 @@ def test_it_counts_open_websockets_until_they_close(settings, staff_user, doctor
         await mine.disconnect()
         assert await open_sockets() == before
 
-    async_to_sync(scenario)()
+    run_scenario(scenario)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import sync_to_async
 from asgiref.testing import ApplicationCommunicator
 from channels.routing import URLRouter
 from django.contrib.auth.models import AnonymousUser
@@ -13,6 +13,7 @@ from django.contrib.auth.models import AnonymousUser
 from notifications.models import Channel, Kind, Notification, Status
 from notifications.routing import websocket_urlpatterns
 from notifications.services import new_notification, notification_enqueue
+from tests.scheduling.queue_helpers import run_scenario
 
 pytestmark = pytest.mark.django_db
 
@@ -85,7 +86,7 @@ def test_it_pushes_an_in_app_message_to_the_recipients_open_page(patient, other_
         await theirs.disconnect()
         return notification, received, nothing_for_them
 
-    notification, received, nothing_for_them = async_to_sync(scenario)()
+    notification, received, nothing_for_them = run_scenario(scenario)
 
     assert received["id"] == notification.pk
     assert received["subject"] == "Appointment booked"
@@ -102,7 +103,7 @@ def test_it_refuses_a_socket_without_a_signed_in_user():
         connected, code = await communicator.connect()
         return connected, code
 
-    connected, code = async_to_sync(scenario)()
+    connected, code = run_scenario(scenario)
 
     assert not connected
     assert code == 4401

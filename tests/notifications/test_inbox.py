@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import sync_to_async
 from django.urls import reverse
 
 from notifications.models import Channel, Kind, Notification, Status
@@ -18,6 +18,7 @@ from notifications.services import (
 )
 from tests.conftest import assert_error
 from tests.notifications.test_in_app import Socket, keep_the_test_connection  # noqa: F401  # a fixture
+from tests.scheduling.queue_helpers import run_scenario
 
 pytestmark = pytest.mark.django_db
 
@@ -158,7 +159,7 @@ def test_the_socket_pushes_a_new_message_with_the_count_and_the_count_after_read
         await socket.disconnect()
         return first, pushed_first, pushed_second, after_one, after_all
 
-    first, pushed_first, pushed_second, after_one, after_all = async_to_sync(scenario)()
+    first, pushed_first, pushed_second, after_one, after_all = run_scenario(scenario)
 
     assert (pushed_first["type"], pushed_first["id"], pushed_first["unread_count"]) == (
         "notification",

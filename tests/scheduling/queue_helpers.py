@@ -8,6 +8,7 @@ their clinic to a time zone where it is between 07:00 and 17:00 right now instea
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import itertools
 import uuid
@@ -125,3 +126,29 @@ def websocket_communicator_class():
         sys.modules["channels.testing"] = package
         from channels.testing.websocket import WebsocketCommunicator
     return WebsocketCommunicator
+
+
+def run_scenario(scenario):
+    """Run an async test scenario to its end, as async_to_sync does, and return what it returns; then end
+    every task it left (a consumer's channel-layer receive, a refused socket's denier) while the loop
+    still runs, cancelling again until each has ended.
+
+    Once in a while a cancellation is lost inside redis-py's blocking pop (a known race of blocking
+    commands under asyncio): a task cancelled once, as asyncio.run does with what is left at its close,
+    then never ends and the test hangs for ever. A second cancellation ends it."""
+    from asgiref.sync import async_to_sync
+
+    async def settled():
+        try:
+            return await scenario()
+        finally:
+            me = asyncio.current_task()
+            for _ in range(100):
+                left = [task for task in asyncio.all_tasks() if task is not me and not task.done()]
+                if not left:
+                    break
+                for task in left:
+                    task.cancel()
+                await asyncio.wait(left, timeout=0.1)
+
+    return async_to_sync(settled)()

@@ -8,12 +8,12 @@ when the first delivery's mark was lost.
 from __future__ import annotations
 
 import pytest
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import sync_to_async
 
 from opd.core import events
 from opd.core.models import OutboxEvent
 
-from .queue_helpers import booked, isolate_channel_layer
+from .queue_helpers import booked, isolate_channel_layer, run_scenario
 from .test_ws_queue import TIMEOUT, opened, socket
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("daytime")]
@@ -48,7 +48,7 @@ def test_a_booking_delivered_twice_reaches_the_queue_socket_once(staff_user, doc
         assert await mine.receive_nothing(timeout=0.5)
         await mine.disconnect()
 
-    async_to_sync(scenario)()
+    run_scenario(scenario)
 
 
 def test_an_alert_delivered_twice_is_shown_once(staff_user, doctor, department):
@@ -75,4 +75,4 @@ def test_an_alert_delivered_twice_is_shown_once(staff_user, doctor, department):
         assert await mine.receive_nothing(timeout=0.5)
         await mine.disconnect()
 
-    async_to_sync(scenario)()
+    run_scenario(scenario)

@@ -11,7 +11,7 @@ import datetime as dt
 
 import pytest
 import time_machine
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.utils import timezone
 
@@ -25,6 +25,7 @@ from tests.conftest import token_for
 from .queue_helpers import (
     booked,
     isolate_channel_layer,
+    run_scenario,
     session_cookie,
     waiting,
     websocket_communicator_class,
@@ -44,7 +45,7 @@ def _setup(settings):
 
 
 def run(scenario) -> None:
-    async_to_sync(scenario)()
+    run_scenario(scenario)
 
 
 def socket(path: str, *, user=None, cookie: str | None = None, subprotocols=None) -> WebsocketCommunicator:
@@ -205,7 +206,7 @@ def test_it_sends_the_same_snapshot_as_the_api_on_connect(api_as, staff_user, do
         await room.disconnect()
         return message, clinic_message
 
-    message, clinic_message = async_to_sync(scenario)()
+    message, clinic_message = run_scenario(scenario)
 
     assert (
         message["version"] == message["snapshot"]["version"] == by_api["version"] == 4
