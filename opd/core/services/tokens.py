@@ -100,10 +100,11 @@ def _token_lookup_sql(vendor: str) -> str:
     def column(meta: Any, name: str) -> str:
         return qn(column_of(meta.get_field(name)))
 
-    # Every name comes from the models' metadata; the digest is a parameter.
+    # Every name comes from the models' metadata; the digest is a parameter. The columns are the loaders'
+    # own fields, in their order, so the row splits where _token_from_database expects.
     return (
-        f"SELECT {columns_sql(token.concrete_fields, 't')}, {columns_sql(user.concrete_fields, 'u')}, "  # noqa: S608
-        f"{columns_sql(org.concrete_fields, 'o')} "
+        f"SELECT {columns_sql(_TOKEN.fields, 't')}, {columns_sql(_USER.fields, 'u')}, "  # noqa: S608
+        f"{columns_sql(_ORGANIZATION.fields, 'o')} "
         f"FROM {qn(token.db_table)} t INNER JOIN {qn(user.db_table)} u ON u.{column(user, 'id')} = "
         f"t.{column(token, 'user')} "
         f"LEFT JOIN {qn(org.db_table)} o ON o.{column(org, 'id')} = u.{column(user, 'organization')} "
