@@ -1,4 +1,5 @@
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser.conftest import assert_accessible
 
@@ -9,7 +10,7 @@ def test_it_signs_a_user_in_through_the_login_form(live_server, page, login, sta
     login(page, staff_user)
     assert page.url.endswith("/admin/")  # staff are sent to their own pages
     page.goto(f"{live_server.url}/")
-    assert page.get_by_role("button", name=f"Log out {staff_user.username}").is_visible()
+    expect(page.get_by_role("button", name=f"Log out {staff_user.username}")).to_be_visible()
     assert_accessible(page, "login-done")
     screenshot(page, "login-done")
 
@@ -19,6 +20,6 @@ def test_it_says_beside_the_form_when_the_password_is_wrong(live_server, page, s
     page.get_by_label("Username").fill(staff_user.username)
     page.get_by_label("Password").fill("not-the-password")
     page.get_by_role("button", name="Log in").click()
-    assert page.get_by_role("alert").first.is_visible()
+    expect(page.get_by_role("alert").first).to_be_visible()
     assert "/accounts/login/" in page.url
     assert_accessible(page, "login page, wrong password")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
+from playwright.sync_api import expect
 
 from tests.browser.conftest import assert_accessible
 
@@ -26,14 +27,14 @@ def test_a_doctor_enrols_and_signs_in_with_a_code(live_server, page, login, doct
     settings.OPD_REQUIRE_SECOND_FACTOR = True
     login(page, doctor.user)
     assert "/accounts/second-factor/enrol/" in page.url
-    assert page.get_by_role("img", name="QR code to scan with your authenticator app").is_visible()
+    expect(page.get_by_role("img", name="QR code to scan with your authenticator app")).to_be_visible()
     assert_accessible(page, "second factor enrolment")
     screenshot(page, "second-factor-enrol")
 
     secret = page.locator(".otp-secret").inner_text()
     page.get_by_label("Code").fill("000000")
     page.get_by_role("button", name="Turn on").click()
-    assert page.get_by_role("alert").first.is_visible()
+    expect(page.get_by_role("alert").first).to_be_visible()
     assert_accessible(page, "second factor enrolment, wrong code")
 
     TOTPDevice.objects.filter(user=doctor.user).update(
@@ -41,7 +42,7 @@ def test_a_doctor_enrols_and_signs_in_with_a_code(live_server, page, login, doct
     )
     page.get_by_label("Code").fill(app_code(secret))
     page.get_by_role("button", name="Turn on").click()
-    assert page.get_by_role("heading", name="Your recovery codes").is_visible()
+    expect(page.get_by_role("heading", name="Your recovery codes")).to_be_visible()
     assert page.locator(".recovery-codes li").count() == 10
     assert_accessible(page, "recovery codes")
     page.get_by_role("button", name="I have saved them: continue").click()
@@ -61,6 +62,6 @@ def test_a_doctor_enrols_and_signs_in_with_a_code(live_server, page, login, doct
     assert "/queue/dashboard/" in page.url
 
     page.get_by_role("link", name="Security").click()
-    assert page.get_by_role("heading", name="Sign-in security").is_visible()
+    expect(page.get_by_role("heading", name="Sign-in security")).to_be_visible()
     assert_accessible(page, "security page")
     screenshot(page, "security")
