@@ -28,13 +28,13 @@ class NotificationConsumer(GuardedJsonWebsocketConsumer):
             await self.close(code=NOT_SIGNED_IN)
             return
         self.group_name = user_group(user.pk)
-        await self.channel_layer.group_add(self.group_name, self.channel_name)
+        await self.join_group(self.group_name)
         await self.accept()
         await self.watch_access(user.pk)
 
     async def leave_groups(self) -> None:
         if self.group_name:
-            await self.channel_layer.group_discard(self.group_name, self.channel_name)
+            await self.leave_group(self.group_name)
             self.group_name = None
         await super().leave_groups()
 

@@ -102,7 +102,7 @@ class QueueConsumer(GuardedJsonWebsocketConsumer):
         # Join before reading the snapshot: an event committed meanwhile is either in the snapshot (and
         # dropped as old when it arrives) or newer than it (and passed on).
         try:
-            await self.channel_layer.group_add(group_name(self.queue), self.channel_name)
+            await self.join_group(group_name(self.queue))
             await self.watch_access(user.pk)
         except CHANNEL_LAYER_UNREACHABLE as exc:
             # Without Redis no change would reach this socket: a snapshot now would look live and go
@@ -127,7 +127,7 @@ class QueueConsumer(GuardedJsonWebsocketConsumer):
 
     async def leave_groups(self) -> None:
         if self.queue is not None:
-            await self.channel_layer.group_discard(group_name(self.queue), self.channel_name)
+            await self.leave_group(group_name(self.queue))
             self.queue = None
         await super().leave_groups()
 

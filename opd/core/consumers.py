@@ -7,6 +7,9 @@ cannot crash it.
   fails, the socket gets a last frame {"type": "closed", "reason": "access_revoked"} and closes with 4403.
 - Frames: text that is not JSON, and binary frames, get {"type": "error", "code": "bad_frame"} instead
   of an unhandled exception.
+- Groups: `join_group`/`leave_group` make the socket one of this process's local members of a group
+  (opd.core.group_hub): the process is in the channel layer's group once, and its messages come to the
+  socket through its inbox, in order, beside the client's frames and its own channel's messages.
 - Live updates paused: when the channel layer (Redis) cannot be reached at connect, the socket gets
   {"type": "paused", "reason": "live_updates_unavailable"} and closes with 1013 (try again later); the
   page says "live updates paused" and reconnects, and its first snapshot after Redis returns resyncs it.
@@ -14,16 +17,23 @@ cannot crash it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import json
 import logging
 from typing import Any
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.layers import get_channel_layer
+from channels.utils import await_many_dispatch
 from redis.exceptions import RedisError
 
 from .errors import DomainError
+from .group_hub import Inbox, hub_for, leave_all
 from .models import User
 from .realtime import access_group
 
@@ -37,8 +47,19 @@ BAD_FRAME = "bad_frame"
 CHANNEL_LAYER_UNREACHABLE = (RedisError, OSError, TimeoutError)
 
 
+class _FromHub:
+    """A group message that came through the hub (dispatched without Channels' per-message DB hop)."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, message: dict[str, Any]) -> None:
+        self.message = message
+
+
 class GuardedJsonWebsocketConsumer(AsyncJsonWebsocketConsumer):
     user_id: int | None = None
+    inbox: Inbox | None = None
+    hub_groups: set[str]
     _access_group: str | None = None
     _accepted = False
     _paused = False
@@ -65,13 +86,24 @@ class GuardedJsonWebsocketConsumer(AsyncJsonWebsocketConsumer):
         """Join the user's access group (call once the socket is accepted and authorized)."""
         self.user_id = user_id
         self._access_group = access_group(user_id)
-        await self.channel_layer.group_add(self._access_group, self.channel_name)
+        await self.join_group(self._access_group)
 
     async def leave_groups(self) -> None:
         """Stop hearing anything (subclasses leave their own groups too, then call this)."""
         if self._access_group is not None:
-            await self.channel_layer.group_discard(self._access_group, self.channel_name)
+            await self.leave_group(self._access_group)
             self._access_group = None
+
+    async def join_group(self, group: str) -> None:
+        """Hear `group` from now on, through this process's hub (returns once the membership is live)."""
+        assert self.inbox is not None  # noqa: S101  # set in __call__ before any handler runs
+        await hub_for(self.channel_layer).join(group, self.inbox)
+        self.hub_groups.add(group)
+
+    async def leave_group(self, group: str) -> None:
+        if group in self.hub_groups and self.inbox is not None:
+            self.hub_groups.discard(group)
+            await hub_for(self.channel_layer).leave(group, self.inbox)
 
     async def disconnect(self, code: int) -> None:
         # With Redis away, its group memberships expire by themselves (channels-redis group_expiry).
@@ -80,11 +112,53 @@ class GuardedJsonWebsocketConsumer(AsyncJsonWebsocketConsumer):
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
-            await super().__call__(scope, receive, send)
+            await self._serve(scope, receive, send)
         except CHANNEL_LAYER_UNREACHABLE as exc:
-            # Channels' loop that receives this socket's channel-layer messages failed: Redis went away
-            # under an open socket (or before it was accepted). Close it with a word, not a 1011.
+            # Channels' loop that receives this socket's channel-layer messages failed, or the hub's reader
+            # of one of its groups did (and put the error in the inbox): Redis went away under an open
+            # socket (or before it was accepted). Close it with a word, not a 1011.
             await self.pause(exc)
+
+    async def _serve(self, scope: Any, receive: Any, send: Any) -> None:
+        """Channels' AsyncConsumer.__call__ with one more source of messages: the hub inbox."""
+        self.scope = scope
+        self.base_send = send
+        self.inbox = asyncio.Queue()
+        self.hub_groups = set()
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        sources = [receive, self._from_hub]
+        if self.channel_layer is not None:
+            self.channel_name = await self.channel_layer.new_channel()
+            self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
+            sources.append(self.channel_receive)
+        try:
+            await await_many_dispatch(sources, self.dispatch)
+        except StopConsumer:
+            pass
+        finally:
+            # Ended without leaving (an error in a handler): the hub must not keep filling a dead inbox.
+            if self.hub_groups:
+                await leave_all(self.channel_layer, self.hub_groups, self.inbox)
+
+    async def _from_hub(self) -> _FromHub:
+        assert self.inbox is not None  # noqa: S101
+        item = await self.inbox.get()
+        if isinstance(item, BaseException):
+            raise item  # the group's reader failed (opd.core.group_hub)
+        return _FromHub(item)
+
+    async def dispatch(self, message: Any) -> None:
+        if isinstance(message, _FromHub):
+            # Channels' dispatch first closes old database connections on a thread (a hop of ~150 us, all
+            # sockets through one thread): for a group message to a thousand sockets that was most of the
+            # fan-out's time. Handlers reach the database only through database_sync_to_async, which
+            # closes old connections around each call itself.
+            handler = getattr(self, get_handler_name(message.message), None)
+            if handler is None:
+                raise ValueError(f"No handler for message type {message.message['type']}")
+            await handler(message.message)
+            return
+        await super().dispatch(message)
 
     async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
         await super().accept(subprotocol, headers)

@@ -9,9 +9,12 @@ import asyncio
 import json
 
 import pytest
+import redis
 from websockets.asyncio.client import connect
 
-from tests.conftest import token_for
+from scheduling.realtime import group_name
+from scheduling.selectors import CLINIC_QUEUE, queue_name
+from tests.conftest import token_for, wait_until
 
 from .asgi_server import asgi_server, post
 from .queue_helpers import booked, isolate_channel_layer, move_to_daytime_zone
@@ -87,3 +90,58 @@ def test_every_change_reaches_every_socket_of_two_processes_after_a_quiet_spell(
     assert len(seen) == SOCKETS
     expected = [start + n for n in range(1, CHANGES + 1)]
     assert all(versions == expected for versions in seen), [v for v in seen if v != expected][:3]
+
+
+def test_each_process_is_one_member_of_the_queue_group_whatever_its_sockets(
+    settings, staff_user, doctor, department, clinic
+):
+    # opd.core.group_hub: six sockets on each of two processes make two members of the clinic's queue
+    # group in Redis, each socket still gets every change once and in order, and when the sockets close
+    # the group is empty.
+    move_to_daytime_zone(clinic)
+    prefix = isolate_channel_layer(settings)
+    appointment_ids = [booked(staff_user, doctor, department, minutes=5 + n).pk for n in range(CHANGES)]
+    reception = token_for(staff_user)
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    group_key = f"{prefix}:group:{group_name(queue_name(CLINIC_QUEUE, clinic.pk))}"
+    per_process = 6
+
+    with asgi_server(prefix) as one, asgi_server(prefix) as two:
+
+        async def scenario() -> tuple[int, int, list[list[int]]]:
+            sockets = [
+                await connect(
+                    f"{server.ws_url}/ws/queue/clinic/{clinic.pk}/",
+                    origin=one.url,
+                    subprotocols=["opd-token", reception],  # type: ignore[list-item]
+                    open_timeout=WAIT,
+                )
+                for server in (one, two)
+                for _ in range(per_process)
+            ]
+            starts = [json.loads(await asyncio.wait_for(ws.recv(), WAIT))["version"] for ws in sockets]
+            members = client.zcard(group_key)
+            loop = asyncio.get_running_loop()
+            for appointment_id in appointment_ids:
+                status, body = await loop.run_in_executor(
+                    None,
+                    lambda a=appointment_id: post(
+                        f"{two.url}/api/v1/appointments/{a}/check-in/", token=reception
+                    ),
+                )
+                assert status == 200, body
+            seen: list[list[int]] = []
+            for ws, start in zip(sockets, starts, strict=True):
+                versions = [json.loads(await asyncio.wait_for(ws.recv(), WAIT)) for _ in range(CHANGES)]
+                seen.append([frame["version"] - start for frame in versions if frame["type"] == "event"])
+            for ws in sockets:
+                await ws.close()
+            return members, len(set(starts)), seen
+
+        members, distinct_starts, seen = asyncio.run(scenario())
+        assert members == 2
+        assert distinct_starts == 1
+        assert seen == [list(range(1, CHANGES + 1))] * (2 * per_process)
+        # The last socket of each process gone, the process left the group.
+        wait_until(lambda: client.zcard(group_key) == 0, timeout=WAIT, what="the queue group to empty")
+    client.close()
