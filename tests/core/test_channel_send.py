@@ -18,6 +18,7 @@ import pytest
 from channels.layers import get_channel_layer
 
 from opd.core import channel_send
+from tests.scheduling.queue_helpers import run_scenario
 
 WAIT = 10
 
@@ -84,7 +85,7 @@ def test_without_a_server_loop_it_sends_from_its_own(settings):
         )
         return await asyncio.wait_for(layer.receive(channel), WAIT)
 
-    assert asyncio.run(scenario())["n"] == 1
+    assert run_scenario(scenario)["n"] == 1
 
 
 def test_a_thread_that_is_not_serving_a_request_never_hands_its_send_to_the_bound_loop(server_loop):
@@ -100,4 +101,4 @@ def test_a_thread_that_is_not_serving_a_request_never_hands_its_send_to_the_boun
         )
         return await asyncio.wait_for(layer.receive(channel), WAIT)
 
-    assert asyncio.run(scenario())["n"] == 7
+    assert run_scenario(scenario)["n"] == 7

@@ -14,7 +14,7 @@ import redis
 from channels.layers import get_channel_layer
 
 from opd.core.group_hub import hub_for
-from tests.scheduling.queue_helpers import isolate_channel_layer
+from tests.scheduling.queue_helpers import isolate_channel_layer, run_scenario
 
 WAIT = 10
 GROUP = "queue.clinic.1"
@@ -64,7 +64,7 @@ def test_every_local_member_gets_each_message_once_and_in_order(layer):
             await hub.leave(GROUP, inbox)
         return seen, extra, [n for (n,) in after]
 
-    seen, extra, after = asyncio.run(scenario())
+    seen, extra, after = run_scenario(scenario)
     assert seen == [list(range(1, 21))] * 5
     assert after == [99] * 5
     assert extra == 0
@@ -92,7 +92,7 @@ def test_the_process_is_one_member_of_the_group_until_its_last_member_leaves(lay
         counts.append(sum(inbox.qsize() for inbox in inboxes))
         return counts
 
-    assert asyncio.run(scenario()) == [0, 1, 1, 1, 0, 0]
+    assert run_scenario(scenario) == [0, 1, 1, 1, 0, 0]
 
 
 def test_a_group_joined_again_on_a_new_event_loop_is_heard_there(layer):
@@ -109,8 +109,8 @@ def test_a_group_joined_again_on_a_new_event_loop_is_heard_there(layer):
         await hub.leave(GROUP, inbox)
         return seen
 
-    assert asyncio.run(one_round(1)) == [1]
-    assert asyncio.run(one_round(2)) == [2]
+    assert run_scenario(lambda: one_round(1)) == [1]
+    assert run_scenario(lambda: one_round(2)) == [2]
 
 
 @pytest.mark.slow
@@ -141,7 +141,7 @@ def test_a_membership_outlives_the_layers_group_expiry(settings):
         return seen, plain_heard
 
     started = time.monotonic()
-    seen, plain_heard = asyncio.run(scenario())
+    seen, plain_heard = run_scenario(scenario)
     assert time.monotonic() - started > expiry  # the expiry really went by
     assert plain_heard == 0, "a plain member is dropped after group_expiry (else this test proves nothing)"
     assert seen == [1]

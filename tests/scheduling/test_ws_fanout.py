@@ -15,6 +15,7 @@ from websockets.asyncio.client import connect
 from scheduling.realtime import group_name
 from scheduling.selectors import CLINIC_QUEUE, queue_name
 from tests.conftest import token_for, wait_until
+from tests.scheduling.queue_helpers import run_scenario
 
 from .asgi_server import asgi_server, post
 from .queue_helpers import booked, isolate_channel_layer, move_to_daytime_zone
@@ -82,7 +83,7 @@ def test_every_change_reaches_every_socket_of_two_processes_after_a_quiet_spell(
                 await ws.close()
             return starts[0], seen, problems
 
-        start, seen, problems = asyncio.run(scenario())
+        start, seen, problems = run_scenario(scenario)
 
     # No socket was closed or left waiting, and each saw every version, in order (the server replaces
     # an event that would leave a gap with a snapshot, which would show here as a skipped number).
@@ -138,7 +139,7 @@ def test_each_process_is_one_member_of_the_queue_group_whatever_its_sockets(
                 await ws.close()
             return members, len(set(starts)), seen
 
-        members, distinct_starts, seen = asyncio.run(scenario())
+        members, distinct_starts, seen = run_scenario(scenario)
         assert members == 2
         assert distinct_starts == 1
         assert seen == [list(range(1, CHANGES + 1))] * (2 * per_process)
