@@ -1,6 +1,7 @@
 """ASGI entry point: websockets under /ws/, and HTTP too so one process can serve the embedded default.
 
-HTTP goes to Django's WSGI handler on a pool of threads (a2wsgi), not to Django's ASGI handler. Every
+HTTP goes to Django's WSGI handler on a pool of threads (a2wsgi's, with one hand-over between the loop and
+a thread per request: opd.core.asgi_http), not to Django's ASGI handler. Every
 view here is synchronous; the ASGI handler runs each request's sync code on one shared thread
 (thread_sensitive) with several event-loop hops per request, which measured 3-10x below gunicorn on the
 same view (issue 18). The WSGI path runs requests side by side in threads, as a threaded WSGI server
@@ -20,7 +21,6 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "opd.settings.base")
 get_asgi_application()  # django.setup() before anything imports models
 
-from a2wsgi import WSGIMiddleware  # noqa: E402
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
@@ -28,6 +28,7 @@ from django.conf import settings  # noqa: E402
 from django.core.wsgi import get_wsgi_application  # noqa: E402
 
 from opd.core import log_redaction  # noqa: E402
+from opd.core.asgi_http import BufferedWSGIMiddleware  # noqa: E402
 from opd.core.channel_send import bind_server_loop, serving_requests  # noqa: E402
 from opd.core.observability import CountOpenWebsockets  # noqa: E402
 from opd.core.ws_auth import TokenAuthMiddleware  # noqa: E402
@@ -37,7 +38,7 @@ from opd.routing import websocket_urlpatterns  # noqa: E402
 log_redaction.install()
 
 # Django's WSGI handler on the request threads (channel sends handed to the server loop: channel_send).
-http_application = WSGIMiddleware(
+http_application = BufferedWSGIMiddleware(
     serving_requests(get_wsgi_application()),
     workers=settings.OPD_ASGI_HTTP_THREADS,
 )
