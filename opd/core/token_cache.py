@@ -50,16 +50,17 @@ def token_key(digest: str) -> str:
     return f"t:{digest}"
 
 
-def lookup(digest: str) -> tuple[str, dict[str, Any] | None] | None:
-    """The entry's key under the current versions and what is stored there (None: not yet); None when
-    the cache is off or unreadable (the check reads the database and stores nothing)."""
+def lookup(digest: str) -> tuple[str, bytes | None] | None:
+    """The entry's key under the current versions and what is stored there, as stored (`rows` of
+    `store`, JSON; None: not yet); None when the cache is off or unreadable (the check reads the database
+    and stores nothing)."""
     if not enabled() or in_application_transaction():
         return None
     found = _versions.lookup([ALL, token_key(digest)], f"e:{digest}")
     if found is None:
         return None
     entry, _versions_read, body = found
-    return entry, (json.loads(body) if body is not None else None)
+    return entry, body
 
 
 def store(entry: str, rows: dict[str, Any], expires_at: dt.datetime) -> None:

@@ -230,3 +230,28 @@ def test_off_means_every_check_reads_the_database(staff_user, settings):
     settings.OPD_API_TOKEN_CACHE_SECONDS = 0
     token_use(key=key)
     assert token_queries(lambda: token_use(key=key)) == 1
+
+
+def test_each_cached_check_gets_instances_of_its_own_equal_to_the_rows(staff_user):
+    """Cached checks decode an entry once per process; requests (threads of one process) must still never
+    share a token, person or organization instance: what one request sets on its user is not another's."""
+    key = token_for(staff_user)
+    one, two = cached(key), cached(key)
+    assert one is not two
+    assert one.user is not two.user
+    assert one.user.organization is not two.user.organization
+    one.user.otp_device = "set by the first request"
+    one.user.organization.name = "changed on the first request's copy"
+    assert not hasattr(two.user, "otp_device")
+    assert two.user.organization.name == Organization.objects.get(pk=staff_user.organization_id).name
+
+    live = _token_from_database(digest(key))
+    for field in ApiToken._meta.concrete_fields:
+        assert getattr(two, field.attname) == getattr(live, field.attname), field.attname
+    for field in User._meta.concrete_fields:
+        if field.attname != "password":  # not kept in the cache (deferred: read if ever asked)
+            assert getattr(two.user, field.attname) == getattr(live.user, field.attname), field.attname
+    for field in Organization._meta.concrete_fields:
+        assert getattr(two.user.organization, field.attname) == getattr(live.user.organization, field.attname)
+    assert not two._state.adding
+    assert two.user._state.db == live.user._state.db

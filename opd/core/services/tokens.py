@@ -14,16 +14,18 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 from typing import Any, cast
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
+from django.db.models.base import ModelState
 from django.utils import timezone
 
 from .. import token_cache
 from ..audit import audit
-from ..db import ColumnLoader, column_of, columns_sql, instance_from_json
+from ..db import ColumnLoader, ModelT, column_of, columns_sql, instance_from_json
 from ..models import ApiToken, Organization, User
 from ..tokens import PREFIX_LENGTH, digest, new_key
 
@@ -121,7 +123,7 @@ def _token_with_user(token_digest: str) -> tuple[ApiToken | None, str | None]:
     request under the versions read before it."""
     found = token_cache.lookup(token_digest)
     if found is not None and found[1] is not None:
-        return _from_cached_rows(found[1]), found[0]
+        return _from_cached_body(found[1]), found[0]
     token = _token_from_database(token_digest)
     if token is None or found is None:
         return token, None
@@ -158,6 +160,34 @@ def _cached_rows(token: ApiToken) -> dict[str, Any]:
         if organization is None
         else {f.attname: getattr(organization, f.attname) for f in _ORGANIZATION.fields},
     }
+
+
+def _from_cached_body(body: bytes) -> ApiToken:
+    """The token, its person and organization of a cached entry: copies of instances decoded once per
+    process for each entry body (decoding them took about half of a cached check's own time), so no
+    request shares an instance with another (request threads of one process run side by side)."""
+    prototype = _decoded(body)
+    token = _copy(prototype)
+    token.user = user = _copy(prototype.user)
+    if user.organization_id is not None:
+        user.organization = _copy(cast(Organization, prototype.user.organization))
+    return token
+
+
+@functools.lru_cache(maxsize=512)
+def _decoded(body: bytes) -> ApiToken:
+    # Keyed by the body itself: any change the check depends on (a revocation, a person's role, the time
+    # of last use) is a different body, or no body under the new versions at all.
+    return _from_cached_rows(json.loads(body))
+
+
+def _copy(instance: ModelT) -> ModelT:
+    """A shallow copy with its own model state and no related instances (values are immutable here)."""
+    clone = object.__new__(type(instance))
+    clone.__dict__.update(instance.__dict__)
+    state = clone._state = ModelState()
+    state.db, state.adding = instance._state.db, False
+    return clone
 
 
 def _from_cached_rows(rows: dict[str, Any]) -> ApiToken:
