@@ -1,4 +1,5 @@
-"""HTTP load: wrk for reads, and a booking storm of many concurrent clients in Python.
+"""HTTP load: wrk for reads, and a booking storm of many concurrent clients in Python (and the same closed
+loop from wrk, whose C client leaves the server the CPU the Python clients spend: `wrk_bookings`).
 
 The booking clients run in a few processes (threads inside each) so that one interpreter lock does not
 serialize a hundred clients; each keeps its connection open and times every request itself, so latency
@@ -92,6 +93,88 @@ def wrk(url: str, *, headers: dict, threads: int = 2, connections: int = 32, sec
     errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
     latency = {f"p{m[0]}_ms": float(m[1]) * _UNITS[m[2]] for m in _WRK_LATENCY.findall(output)}
     return {"rps": rps, "non_2xx": int(errors.group(1)) if errors else 0, **latency, "raw": output}
+
+
+# A closed loop of bookings from wrk: each of its threads walks its own share of the patients (so no two
+# bookings of one patient race) and picks a random slot; statuses are counted per thread and summed.
+_WRK_BOOKING_SCRIPT = """
+local patients = {%(patients)s}
+local slots = {%(slots)s}
+local threads = {}
+function setup(thread)
+  thread:set("id", #threads)
+  table.insert(threads, thread)
+end
+function init(args)
+  counts = {}
+  n = 0
+  math.randomseed(1000 + id)
+  wrk.method = "POST"
+  wrk.headers["Authorization"] = "Token %(token)s"
+  wrk.headers["Content-Type"] = "application/json"
+end
+function request()
+  n = n + 1
+  local patient = patients[((n - 1) * %(threads)d + id) %% #patients + 1]
+  local slot = slots[math.random(#slots)]
+  return wrk.format(nil, "/api/v1/appointments/", nil,
+    '{"patient":' .. patient .. ',"slot":' .. slot .. '}')
+end
+function response(status, headers, body)
+  counts[status] = (counts[status] or 0) + 1
+end
+function done(summary, latency, requests)
+  local total = {}
+  for _, thread in ipairs(threads) do
+    for status, count in pairs(thread:get("counts")) do
+      total[status] = (total[status] or 0) + count
+    end
+  end
+  io.write("STATUSES")
+  for status, count in pairs(total) do io.write(" " .. status .. "=" .. count) end
+  io.write("\\nDURATION_US " .. summary.duration .. "\\n")
+end
+"""
+
+
+def wrk_bookings(
+    url: str, *, token: str, patient_ids: list[int], slot_ids: list[int], connections: int, seconds: int
+) -> dict:
+    """Bookings from wrk's `connections` closed-loop connections for `seconds`: bookings a second (201s
+    only), every status counted, and wrk's latency percentiles over all answers."""
+    import tempfile
+
+    binary = shutil.which("wrk")
+    if binary is None:
+        raise RuntimeError("wrk is not installed: apt-get install wrk")
+    threads = 2
+    script = _WRK_BOOKING_SCRIPT % {
+        "patients": ",".join(map(str, patient_ids)),
+        "slots": ",".join(map(str, slot_ids)),
+        "token": token,
+        "threads": threads,
+    }
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as handle:
+        handle.write(script)
+        handle.flush()
+        args = [binary, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", handle.name]
+        output = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout  # noqa: S603
+    statuses = re.search(r"STATUSES(.*)", output)
+    duration = re.search(r"DURATION_US (\d+)", output)
+    if statuses is None or duration is None:
+        raise RuntimeError(f"wrk's booking script printed no counts:\n{output}")
+    counts = {status: int(count) for status, count in re.findall(r"(\d+)=(\d+)", statuses.group(1))}
+    wall = int(duration.group(1)) / 1e6
+    latency = {f"p{m[0]}_ms": float(m[1]) * _UNITS[m[2]] for m in _WRK_LATENCY.findall(output)}
+    return {
+        "connections": connections,
+        "seconds": round(wall, 2),
+        "outcomes": counts,
+        "booked": counts.get("201", 0),
+        "bookings_per_second": round(counts.get("201", 0) / wall, 1) if wall else None,
+        "requests_per_second": round(sum(counts.values()) / wall, 1) if wall else None,
+        **latency,
+    }
 
 
 @dataclass

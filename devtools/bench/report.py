@@ -73,6 +73,15 @@ def render(results: dict) -> str:
         f"p99 {b['all']['p99_ms']:.1f} ms; booked p95 {b['booked_latency']['p95_ms']:.1f} ms | "
         f"{ratio(b['bookings_per_second'], c['rps'])} | >= 0.15x bookings/s: {ok} |"
     )
+    w = b.get("wrk")
+    if w:
+        ok = "yes" if (w["bookings_per_second"] or 0) >= 0.15 * c["rps"] else "NO"
+        lines.append(
+            f"| Booking, the same closed loop from wrk ({w['connections']} connections, {w['slots']} slots), "
+            f"{w['seconds']} s | {w['bookings_per_second']} bookings/s ({w['requests_per_second']} req/s, "
+            f"statuses {w['outcomes']}); p50 {w.get('p50_ms', 0):.1f} / p99 {w.get('p99_ms', 0):.1f} ms | "
+            f"{ratio(w['bookings_per_second'], c['rps'])} | >= 0.15x bookings/s: {ok} |"
+        )
     for pc in results["paced"]:
         ok = "yes" if (pc["all"]["p95_ms"] or 1e9) < 50 else "NO"
         lines.append(

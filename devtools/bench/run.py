@@ -350,7 +350,7 @@ def booking_figures(
 ) -> tuple[dict, list[dict], dict, list[int]]:
     """The booking storm (closed loop), the paced runs (open loop) and the race, through gunicorn on
     `port`: their figures and every slot they booked (for the overbooking proof)."""
-    from .loadgen import StormPlan, storm
+    from .loadgen import StormPlan, storm, wrk_bookings
 
     per_client = PATIENTS_PER_CLIENT
     needed = args.clients * (per_client + 1)
@@ -372,12 +372,27 @@ def booking_figures(
     log(
         f"booking, closed loop: {booking['bookings_per_second']} bookings/s, p95 {booking['all']['p95_ms']:.1f} ms"
     )
+    # The same closed loop from wrk, as the ceiling is measured: the Python clients above spend about 2 ms
+    # of CPU per booking on the server's two cores, wrk a small part of that.
+    wrk_slots = contention_slots(org_id, clinic_id, per_doctor=40, capacity=STORM_CAPACITY)
+    booking["wrk"] = wrk_bookings(
+        f"http://127.0.0.1:{port}/api/v1/appointments/",
+        token=token,
+        patient_ids=[p for group in storm_patients for p in group],
+        slot_ids=wrk_slots,
+        connections=args.clients,
+        seconds=args.seconds,
+    )
+    booking["wrk"].update(slots=len(wrk_slots))
+    log(
+        f"booking, closed loop from wrk: {booking['wrk']['bookings_per_second']} bookings/s, {booking['wrk']['outcomes']}"
+    )
 
     # The same 100 clients as people at desks: each books every `interval` seconds (a busy front
     # desk books about one patient a minute), so the figure is the latency of a booking while 100
     # clients are at it, not the wait behind a saturated server; at two offered rates, then at half
     # the closed loop's maximum.
-    paced, booked_slots = [], storm_slots + race_slots
+    paced, booked_slots = [], storm_slots + wrk_slots + race_slots
     half = (booking["bookings_per_second"] or 0) / 2
     intervals = [*PACED_INTERVALS]
     if half > 0:
