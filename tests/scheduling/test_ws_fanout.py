@@ -58,15 +58,7 @@ def test_every_change_reaches_every_socket_of_two_processes_after_a_quiet_spell(
             assert len(set(starts)) == 1, "every socket starts from the same snapshot"
             await asyncio.sleep(QUIET_SECONDS)
 
-            loop = asyncio.get_running_loop()
-            for appointment_id in appointment_ids:
-                status, body = await loop.run_in_executor(
-                    None,
-                    lambda a=appointment_id: post(
-                        f"{one.url}/api/v1/appointments/{a}/check-in/", token=reception
-                    ),
-                )
-                assert status == 200, body
+            await check_in_all(one.url, appointment_ids, reception)
 
             async def versions_seen(ws) -> list[int]:
                 seen: list[int] = []
@@ -122,15 +114,7 @@ def test_each_process_is_one_member_of_the_queue_group_whatever_its_sockets(
             ]
             starts = [json.loads(await asyncio.wait_for(ws.recv(), WAIT))["version"] for ws in sockets]
             members = client.zcard(group_key)
-            loop = asyncio.get_running_loop()
-            for appointment_id in appointment_ids:
-                status, body = await loop.run_in_executor(
-                    None,
-                    lambda a=appointment_id: post(
-                        f"{two.url}/api/v1/appointments/{a}/check-in/", token=reception
-                    ),
-                )
-                assert status == 200, body
+            await check_in_all(two.url, appointment_ids, reception)
             seen: list[list[int]] = []
             for ws, start in zip(sockets, starts, strict=True):
                 versions = [json.loads(await asyncio.wait_for(ws.recv(), WAIT)) for _ in range(CHANGES)]
@@ -146,3 +130,13 @@ def test_each_process_is_one_member_of_the_queue_group_whatever_its_sockets(
         # The last socket of each process gone, the process left the group.
         wait_until(lambda: client.zcard(group_key) == 0, timeout=WAIT, what="the queue group to empty")
     client.close()
+
+
+async def check_in_all(base_url: str, appointment_ids: list[int], token: str) -> None:
+    """Reception checks each patient in through `base_url`'s API, one after the other (off the loop)."""
+    loop = asyncio.get_running_loop()
+    for appointment_id in appointment_ids:
+        status, body = await loop.run_in_executor(
+            None, lambda a=appointment_id: post(f"{base_url}/api/v1/appointments/{a}/check-in/", token=token)
+        )
+        assert status == 200, body
