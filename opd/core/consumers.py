@@ -29,11 +29,10 @@ from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import get_channel_layer
-from channels.utils import await_many_dispatch
 from redis.exceptions import RedisError
 
 from .errors import DomainError
-from .group_hub import Inbox, hub_for, leave_all
+from .group_hub import STOP_TIMEOUT_SECONDS, Inbox, hub_for, leave_all
 from .models import User
 from .realtime import access_group
 
@@ -47,13 +46,15 @@ BAD_FRAME = "bad_frame"
 CHANNEL_LAYER_UNREACHABLE = (RedisError, OSError, TimeoutError)
 
 
-class _FromHub:
-    """A group message that came through the hub (dispatched without Channels' per-message DB hop)."""
+class _Pumped:
+    """A message of the client's socket or of the socket's own channel, and the future its pump waits on
+    until it was handled."""
 
-    __slots__ = ("message",)
+    __slots__ = ("handled", "message")
 
-    def __init__(self, message: dict[str, Any]) -> None:
+    def __init__(self, message: dict[str, Any], handled: asyncio.Future[None]) -> None:
         self.message = message
+        self.handled = handled
 
 
 class GuardedJsonWebsocketConsumer(AsyncJsonWebsocketConsumer):
@@ -120,45 +121,76 @@ class GuardedJsonWebsocketConsumer(AsyncJsonWebsocketConsumer):
             await self.pause(exc)
 
     async def _serve(self, scope: Any, receive: Any, send: Any) -> None:
-        """Channels' AsyncConsumer.__call__ with one more source of messages: the hub inbox."""
+        """Channels' AsyncConsumer.__call__, with the hub's group messages as one more source, and one queue
+        for all of them: the socket's task waits on its inbox alone.
+
+        Channels' await_many_dispatch waits on a task per source (asyncio.wait over all of them, and a new
+        task for the source that answered) for every message; a group change to 500 sockets of a process
+        paid that 500 times. Here the hub puts a group message in the inbox and the socket's task wakes
+        once. The client's frames and the socket's own channel are pumped into the same inbox, each pump
+        waiting until its last message was handled before it reads the next, so a client that floods the
+        socket is still held back by the server's flow control rather than buffered here."""
         self.scope = scope
         self.base_send = send
-        self.inbox = asyncio.Queue()
+        inbox: Inbox = asyncio.Queue()
+        self.inbox = inbox
         self.hub_groups = set()
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
-        sources = [receive, self._from_hub]
-        if self.channel_layer is not None:
-            self.channel_name = await self.channel_layer.new_channel()
-            self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
-            sources.append(self.channel_receive)
+        pumps = [asyncio.ensure_future(self._pump(receive, inbox))]
         try:
-            await await_many_dispatch(sources, self.dispatch)
+            if self.channel_layer is not None:
+                self.channel_name = await self.channel_layer.new_channel()
+                self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
+                pumps.append(asyncio.ensure_future(self._pump(self.channel_receive, inbox)))
+            while True:
+                item = await inbox.get()
+                if isinstance(item, _Pumped):
+                    try:
+                        await super().dispatch(item.message)
+                    finally:
+                        item.handled.set_result(None)
+                elif isinstance(item, BaseException):
+                    raise item  # a source failed, or the hub's reader of one of this socket's groups did
+                else:
+                    await self._dispatch_group(item)
         except StopConsumer:
             pass
         finally:
+            for pump in pumps:
+                pump.cancel()
+            # The pumps are waited for, as Channels waits for its source tasks (one left inside the channel
+            # layer's receive when its loop closes holds the layer's receive lock), for a while, not for
+            # ever: a cancellation lost inside redis-py's blocking pop must not hang the socket's end.
+            await asyncio.wait(pumps, timeout=STOP_TIMEOUT_SECONDS)
             # Ended without leaving (an error in a handler): the hub must not keep filling a dead inbox.
             if self.hub_groups:
-                await leave_all(self.channel_layer, self.hub_groups, self.inbox)
+                await leave_all(self.channel_layer, self.hub_groups, inbox)
 
-    async def _from_hub(self) -> _FromHub:
-        assert self.inbox is not None  # noqa: S101
-        item = await self.inbox.get()
-        if isinstance(item, BaseException):
-            raise item  # the group's reader failed (opd.core.group_hub)
-        return _FromHub(item)
+    @staticmethod
+    async def _pump(source: Any, inbox: Inbox) -> None:
+        """Move `source`'s messages into the inbox one at a time (the next is read once this one was
+        handled); its failure goes into the inbox too, where the socket's task raises it."""
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                message = await source()
+                handled = loop.create_future()
+                inbox.put_nowait(_Pumped(message, handled))
+                await handled
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            inbox.put_nowait(exc)
 
-    async def dispatch(self, message: Any) -> None:
-        if isinstance(message, _FromHub):
-            # Channels' dispatch first closes old database connections on a thread (a hop of ~150 us, all
-            # sockets through one thread): for a group message to a thousand sockets that was most of the
-            # fan-out's time. Handlers reach the database only through database_sync_to_async, which
-            # closes old connections around each call itself.
-            handler = getattr(self, get_handler_name(message.message), None)
-            if handler is None:
-                raise ValueError(f"No handler for message type {message.message['type']}")
-            await handler(message.message)
-            return
-        await super().dispatch(message)
+    async def _dispatch_group(self, message: dict[str, Any]) -> None:
+        # Channels' dispatch first closes old database connections on a thread (a hop of ~150 us, all
+        # sockets through one thread): for a group message to a thousand sockets that was most of the
+        # fan-out's time. Handlers reach the database only through database_sync_to_async, which closes
+        # old connections around each call itself.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
         await super().accept(subprotocol, headers)
