@@ -88,7 +88,9 @@ endef
 ## Celery broker) on http://127.0.0.1:8000, with a Celery worker and beat. Ctrl-C stops all three.
 run: export DJANGO_DEBUG ?= true
 # HTTP runs on a2wsgi's request threads (opd/asgi.py): each keeps its database connection, as the bench
-# measures this server.
+# measures this server. Websocket frames go uncompressed (here and in `make serve`): they are a few hundred
+# bytes of JSON, and per-message deflate was a quarter of the server's CPU per fan-out delivery, plus a
+# compressor's memory per open socket.
 run: export CONN_MAX_AGE ?= 60
 run: venv
 	@$(call require_free_port,$(PORT))
@@ -102,7 +104,8 @@ run: venv
 	start $(VENV)/bin/celery -A opd worker --loglevel=INFO --concurrency=2 \
 	  --without-gossip --without-mingle --without-heartbeat; \
 	start $(BEAT); \
-	start $(VENV)/bin/uvicorn opd.asgi:application --host $(HOST) --port $(PORT) --lifespan off; \
+	start $(VENV)/bin/uvicorn opd.asgi:application --host $(HOST) --port $(PORT) --lifespan off \
+	  --ws-per-message-deflate false; \
 	$(wait_servers)
 
 ## make services: start local MariaDB and Redis (idempotent) and print the URLs to use; REPLICA=1 also
@@ -167,7 +170,7 @@ serve: venv
 	start env CONN_MAX_AGE=60 $(VENV)/bin/gunicorn opd.wsgi:application --bind $(HOST):$(PORT) --workers 2 \
 	  --access-logfile - --no-control-socket; \
 	start env CONN_MAX_AGE=0 $(VENV)/bin/uvicorn opd.asgi:application --host $(HOST) --port $(WS_PORT) \
-	  --lifespan off; \
+	  --lifespan off --ws-per-message-deflate false; \
 	start nice -n 10 $(VENV)/bin/celery -A opd worker --loglevel=INFO --concurrency=2; \
 	start $(BEAT); \
 	$(wait_servers)

@@ -116,7 +116,7 @@ def processes(layout: Layout) -> list[Process]:
             Process(
                 f"asgi-{node}",
                 [str(bin_dir / "uvicorn"), "opd.asgi:application", "--host", layout.host, "--port", str(asgi_port),
-                 "--lifespan", "off", "--proxy-headers", "--log-level", "warning"],
+                 "--lifespan", "off", "--ws-per-message-deflate", "false", "--proxy-headers", "--log-level", "warning"],
                 env={"CONN_MAX_AGE": "0"},
                 ready_url=f"http://{layout.host}:{asgi_port}/healthz",
             )

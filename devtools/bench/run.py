@@ -232,7 +232,17 @@ def start_server(port: int, kind: str = "gunicorn", *, conn_max_age: int = 60) -
             "--no-control-socket",
         ]
     else:
-        args = ["opd.asgi:application", "--host", "127.0.0.1", "--port", str(port), "--lifespan", "off"]
+        args = [
+            "opd.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--lifespan",
+            "off",
+            "--ws-per-message-deflate",
+            "false",
+        ]
     process = subprocess.Popen(  # noqa: S603 (our own binary and arguments)
         [str(binary), *args, "--log-level", "warning"], cwd=ROOT, env=env
     )

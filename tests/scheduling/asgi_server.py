@@ -103,6 +103,8 @@ def asgi_server(
             str(port),
             "--lifespan",
             "off",
+            "--ws-per-message-deflate",
+            "false",
             "--log-level",
             log_level,
         ],
