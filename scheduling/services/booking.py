@@ -30,6 +30,7 @@ from opd.core.audit import audit
 from opd.core.clinic_time import in_clinic_time
 from opd.core.db import (
     ColumnLoader,
+    RowWriter,
     columns_sql,
     instance_from_json,
     json_object_sql,
@@ -183,11 +184,18 @@ def _free_seat(slot: Slot, taken: set[int] | None = None) -> int:
     return next(n for n in range(1, slot.capacity + 1) if n not in taken)
 
 
+# The booking path's writes, their SQL built once (opd.core.db.RowWriter); each is what save() would write.
+_SEAT_COUNT = RowWriter(Slot, ["booked_count"])
+_APPOINTMENT_ROW = RowWriter(Appointment)
+
+
 def _take_seat(slot: Slot, taken: set[int] | None = None) -> int:
     """Caller holds the slot's row lock. `taken`: the slot's seats in use, read under that lock."""
     seat = _free_seat(slot, taken)
     slot.booked_count += 1
-    slot.save(update_fields=["booked_count"])
+    _SEAT_COUNT.update(slot)
+    # The slot's post_save receiver bumps the same two versions; one transaction's bumps are a set, so
+    # each goes out once at commit. This call keeps the booking's own bump independent of that receiver.
     listing_cache.slot_changed(doctor_id=slot.doctor_id, day=slot.date, clinic_id=slot.clinic_id)
     return seat
 
@@ -195,7 +203,7 @@ def _take_seat(slot: Slot, taken: set[int] | None = None) -> int:
 def _release_seat(slot: Slot) -> None:
     """Caller holds the slot's row lock."""
     slot.booked_count -= 1
-    slot.save(update_fields=["booked_count"])
+    _SEAT_COUNT.update(slot)
     listing_cache.slot_changed(doctor_id=slot.doctor_id, day=slot.date, clinic_id=slot.clinic_id)
 
 
@@ -212,7 +220,7 @@ def _create(
     """Take a seat of the locked `slot` (`shown`: the same slot with its clinic, department and doctor),
     bump today's queues if it is today, and publish APPOINTMENT_BOOKED, the booking's one event."""
     seat = _take_seat(slot, taken)
-    appointment = Appointment.objects.create(
+    appointment = Appointment(
         organization_id=slot.organization_id,
         clinic_id=slot.clinic_id,
         department_id=slot.department_id,
@@ -226,6 +234,7 @@ def _create(
         channel=channel,
         booked_by=actor if actor and actor.pk else None,
     )
+    _APPOINTMENT_ROW.insert(appointment)
     # The answer and the live screens need these; they were read a moment ago.
     appointment.clinic, appointment.department, appointment.doctor = (
         shown.clinic,
