@@ -184,9 +184,17 @@ def _free_seat(slot: Slot, taken: set[int] | None = None) -> int:
     return next(n for n in range(1, slot.capacity + 1) if n not in taken)
 
 
-# The booking path's writes, their SQL built once (opd.core.db.RowWriter); each is what save() would write.
+# The booking, cancellation and move writes, their SQL built once (opd.core.db.RowWriter): each writes what
+# save() (with these update_fields) would.
 _SEAT_COUNT = RowWriter(Slot, ["booked_count"])
 _APPOINTMENT_ROW = RowWriter(Appointment)
+_CANCELLATION = RowWriter(
+    Appointment, ["status", "seat", "cancelled_at", "cancelled_by", "cancellation_reason", "updated_at"]
+)
+_MOVE = RowWriter(
+    Appointment,
+    ["slot", "seat", "start", "end", "doctor", "department", "clinic", "reschedule_count", "updated_at"],
+)
 
 
 def _take_seat(slot: Slot, taken: set[int] | None = None) -> int:
@@ -645,16 +653,7 @@ def appointment_cancel(
             appt.cancelled_at = now
             appt.cancelled_by = actor if actor and actor.pk else None
             appt.cancellation_reason = reason
-            appt.save(
-                update_fields=[
-                    "status",
-                    "seat",
-                    "cancelled_at",
-                    "cancelled_by",
-                    "cancellation_reason",
-                    "updated_at",
-                ]
-            )
+            _CANCELLATION.update(appt)
             audit(
                 actor=actor,
                 action="appointment.cancelled",
@@ -728,19 +727,7 @@ def appointment_reschedule(
             appt.department_id = new_slot.department_id
             appt.clinic_id = new_slot.clinic_id
             appt.reschedule_count += 1
-            appt.save(
-                update_fields=[
-                    "slot",
-                    "seat",
-                    "start",
-                    "end",
-                    "doctor",
-                    "department",
-                    "clinic",
-                    "reschedule_count",
-                    "updated_at",
-                ]
-            )
+            _MOVE.update(appt)
             audit(
                 actor=actor,
                 action="appointment.rescheduled",

@@ -68,7 +68,8 @@ def test_an_appointment_it_inserts_reads_back_as_one_save_inserted(patient, slot
         by_save.save(force_insert=True)
         RowWriter(Appointment).insert(by_writer)
 
-    assert by_writer.pk is not None and by_writer.pk != by_save.pk
+    assert by_writer.pk is not None
+    assert by_writer.pk != by_save.pk
     assert (by_writer._state.adding, by_writer._state.db) == (False, "default")
     assert by_writer.booked_at == by_writer.updated_at == MOMENT
     assert read_back(by_writer, but={"seat"}) == read_back(by_save, but={"seat"})
