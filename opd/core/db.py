@@ -324,7 +324,9 @@ class RowWriter:
         pk_value = obj.pk
         if pk_value is None:
             raise ValueError("Cannot force an update in save() with no primary key.")
-        signals.pre_save.send(sender=cls, instance=obj, raw=False, using=using, update_fields=self.update_fields)
+        signals.pre_save.send(
+            sender=cls, instance=obj, raw=False, using=using, update_fields=self.update_fields
+        )
         with transaction.mark_for_rollback_on_error(using=using):
             params = [self._prep(f, f.pre_save(obj, False), db) for f in self.updated]
             params.append(self.pk.get_db_prep_value(pk_value, db))
