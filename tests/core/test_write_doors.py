@@ -5,7 +5,8 @@ Three checks, each for a way a write slips past a service:
 - in the code: every project module outside services (`services.py`, `services/`), migrations, tests
   and devtools is parsed and may not call a model write (`.save()`, `.delete()`, `.create()`,
   `get_or_create`, `update_or_create`, `bulk_create`, `bulk_update`, or `.update()` on a queryset).
-  Many-to-many `add`/`set` and raw SQL are not looked for: write them in services all the same.
+  `insert`/`update` of a name bound to an `opd.core.db.RowWriter` (save()'s statements, prebuilt) count
+  too. Many-to-many `add`/`set` and raw SQL are not looked for: write them in services all the same.
 - in the admin: Django saves a form's row by default, with no call in our code to see. Every admin of
   ours that grants add, change or delete must say how it saves (`save_model`, `save_formset`,
   `delete_model`), and OpdModelAdminMixin's defaults refuse rather than save.
@@ -67,7 +68,10 @@ QUERYSET_STEPS = {
 # Writes that are not a door's: (file, receiver.method) -> why. Keep it short: move a real write into a
 # service rather than listing it here.
 ALLOWED = {
-    ("opd/core/audit.py", "event.save"): "the audit helper; only services call it, in their transaction",
+    (
+        "opd/core/audit.py",
+        "_AUDIT_ROW.insert",
+    ): "the audit helper; only services call it, in their transaction",
     (
         "opd/core/audit.py",
         "AuditEvent.bulk_create",
@@ -131,12 +135,27 @@ def _writes(source: str) -> list[tuple[int, str, str]]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Assign) and _is_queryset(node.value, queryset_names):
             queryset_names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+    # Names bound to a RowWriter (`_ROW = RowWriter(Model)`): its insert() and update() are save()'s.
+    writer_names = {
+        t.id
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign)
+        and isinstance(node.value, ast.Call)
+        and _root(node.value) == "RowWriter"
+        for t in node.targets
+        if isinstance(t, ast.Name)
+    }
     found = []
     for node in ast.walk(tree):
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
             continue
         method, receiver = node.func.attr, node.func.value
-        if method in ALWAYS_WRITES or (method == "update" and _is_queryset(receiver, queryset_names)):
+        by_writer = method in ("insert", "update") and _root(receiver) in writer_names
+        if (
+            method in ALWAYS_WRITES
+            or by_writer
+            or (method == "update" and _is_queryset(receiver, queryset_names))
+        ):
             found.append((node.lineno, f"{_root(receiver)}.{method}", ast.unparse(node)[:100]))
     return found
 
@@ -192,6 +211,8 @@ def test_it_looks_at_every_door():
         ("def view(request, s):\n    s.save()\n", "s.save()"),
         ("def view(request, d):\n    d.departments.get_or_create(code='x')\n", "get_or_create"),
         ("def view(request):\n    User.objects.bulk_create([])\n", "bulk_create"),
+        ("ROW = RowWriter(Slot)\ndef view(request, s):\n    ROW.insert(s)\n", "ROW.insert(s)"),
+        ("ROW = RowWriter(Slot, ['seat'])\ndef view(request, s):\n    ROW.update(s)\n", "ROW.update(s)"),
     ],
 )
 def test_it_catches_a_model_write_in_a_view(snippet, expected):

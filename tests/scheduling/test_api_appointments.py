@@ -800,5 +800,10 @@ def test_each_answer_has_fields_of_its_own_though_they_are_built_once_per_class(
     a, b = AppointmentSerializer(first), AppointmentSerializer(second)
 
     assert a.fields["patient"] is not b.fields["patient"]
+    # Plain fields are copies of their attributes, nested serializers deep copies: each bound to its own.
+    for name in ("start", "status", "local_start", "patient"):
+        assert a.fields[name] is not b.fields[name]
+        assert (a.fields[name].parent, b.fields[name].parent) == (a, b)
+    assert a.fields["patient"].fields["name"] is not b.fields["patient"].fields["name"]
     assert (a.data["patient"]["id"], b.data["patient"]["id"]) == (patient.pk, other_patient.pk)
     assert (a.data["slot"], b.data["slot"]) == (first.slot_id, second.slot_id)
