@@ -129,8 +129,12 @@ DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{DATA_DIR / '
 # Persistent connections double WSGI throughput; under ASGI the websocket consumers' thread pool would
 # keep one per thread, so the ASGI server is started with CONN_MAX_AGE=0.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
-# Threads of the ASGI process answering HTTP (opd/asgi.py: Django's WSGI handler on a thread pool).
-OPD_ASGI_HTTP_THREADS = env.int("OPD_ASGI_HTTP_THREADS", default=8)
+# Threads of the ASGI process answering HTTP (opd/asgi.py: Django's WSGI handler on a thread pool). Two: one
+# slow request does not hold up the others, and few threads contend for one interpreter lock. Measured
+# under load (`manage.py bench --only embedded`, 2026-12-06), ping and a cached slot listing answered 0.47x
+# and 0.29x of gunicorn's two workers with 8 threads, 0.51-0.58x and 0.33-0.40x with 2, 0.60x and 0.40-0.44x
+# with 1: each thread that waits on Redis or the database must win the lock back from the others.
+OPD_ASGI_HTTP_THREADS = env.int("OPD_ASGI_HTTP_THREADS", default=2)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
     DATABASES["default"].setdefault("OPTIONS", {}).update(

@@ -24,7 +24,12 @@ CHECK_INS = 12
 # No REDIS_URL: the embedded default's in-memory channel layer and local-memory cache (the test settings
 # insist on Redis unless told this is the embedded default). The database stays the test's MariaDB, so the
 # test can write the day it needs; the layer is what this test is about.
-EMBEDDED = {"REDIS_URL": "", "OPD_TEST_EMBEDDED": "1", "CELERY_BROKER_URL": "memory://"}
+EMBEDDED = {
+    "REDIS_URL": "",
+    "OPD_TEST_EMBEDDED": "1",
+    "CELERY_BROKER_URL": "memory://",
+    "OPD_ASGI_HTTP_THREADS": "4",
+}
 
 
 def test_http_changes_from_many_request_threads_reach_a_socket_of_the_same_process(
