@@ -35,30 +35,53 @@ from django.db import connection
 logger = logging.getLogger(__name__)
 
 
+class _ProcessThread:
+    """A daemon thread of this process, started on first need, and an exit hook registered once: what the
+    marks and the sender share. Fork-safe: in a forked child (gunicorn, Celery prefork) the parent's thread
+    is not this process's, so `forked()` says to drop what the parent had queued. Callers hold their own
+    lock around every call."""
+
+    def __init__(self, name: str, target: Callable[[], None], at_exit: Callable[[], Any]) -> None:
+        self._name, self._target, self._at_exit = name, target, at_exit
+        self._pid = os.getpid()
+        self._thread: threading.Thread | None = None
+        self._hooked = False
+
+    def forked(self) -> bool:
+        if self._pid == os.getpid():
+            return False
+        self._pid, self._thread = os.getpid(), None
+        return True
+
+    def ensure_running(self) -> None:
+        if not self._hooked:
+            # A process that exits cleanly (a gunicorn worker recycled, a command ending) finishes what it
+            # has rather than leave it to the relay.
+            atexit.register(self._at_exit)
+            self._hooked = True
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._target, name=self._name, daemon=True)
+            self._thread.start()
+
+    def ended(self) -> None:
+        """The thread is returning (idle): the next ensure_running starts another."""
+        self._thread = None
+
+
 class _DeliveredMarks:
     """The ids this process delivered and has not marked yet, and the thread that marks them."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._ids: list[int] = []
-        self._pid = os.getpid()
-        self._thread: threading.Thread | None = None
-        self._at_exit = False
+        self._worker = _ProcessThread("outbox-marks", self._run, self.flush)
 
     def add(self, pk: int) -> None:
         with self._lock:
-            if self._pid != os.getpid():
-                # A forked child (gunicorn, Celery prefork): the parent's ids and thread stay the parent's.
-                self._pid, self._ids, self._thread = os.getpid(), [], None
+            if self._worker.forked():
+                self._ids = []  # the parent's ids stay the parent's
             self._ids.append(pk)
-            if not self._at_exit:
-                # A process that exits cleanly (a gunicorn worker recycled, a command ending) marks what
-                # it delivered rather than leave it to be delivered again.
-                atexit.register(self.flush)
-                self._at_exit = True
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="outbox-marks", daemon=True)
-                self._thread.start()
+            self._worker.ensure_running()
 
     def _run(self) -> None:
         while True:
@@ -66,7 +89,7 @@ class _DeliveredMarks:
             with self._lock:
                 if not self._ids:
                     # Idle: end the thread (add() starts another) rather than hold it and a connection.
-                    self._thread = None
+                    self._worker.ended()
                     return
             self.flush(own_connection=True)
 
@@ -130,25 +153,17 @@ class _Sender:
         self._ready = threading.Condition()
         self._items: deque[_Item] = deque()
         self._busy = False  # the thread is sending an item it took
-        self._pid = os.getpid()
-        self._thread: threading.Thread | None = None
-        self._at_exit = False
+        self._worker = _ProcessThread("outbox-sender", self._run, self.drain)
 
     def put(self, item: _Item) -> None:
         with self._ready:
-            if self._pid != os.getpid():
-                # A forked child: the parent's queue and thread stay the parent's.
-                self._pid, self._items, self._busy, self._thread = os.getpid(), deque(), False, None
+            if self._worker.forked():
+                self._items, self._busy = deque(), False  # the parent's queue stays the parent's
             inline = len(self._items) >= MAX_QUEUED
             if not inline:
                 self._items.append(item)
                 self._ready.notify()
-                if not self._at_exit:
-                    atexit.register(self.drain)
-                    self._at_exit = True
-                if self._thread is None or not self._thread.is_alive():
-                    self._thread = threading.Thread(target=self._run, name="outbox-sender", daemon=True)
-                    self._thread.start()
+                self._worker.ensure_running()
         if inline:
             _send(item)
 
