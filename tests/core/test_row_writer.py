@@ -47,21 +47,31 @@ def raw_columns(obj, *columns):
         return cursor.fetchone()
 
 
-@pytest.mark.django_db
-def test_an_appointment_it_inserts_reads_back_as_one_save_inserted(patient, slot, staff_user):
-    by_save = Appointment(
+def appointment_in(slot, patient, seat, **extra) -> Appointment:
+    """An unsaved appointment of `patient` on `seat` of `slot`, its where and when copied from the slot."""
+    return Appointment(
         organization_id=slot.organization_id,
         clinic_id=slot.clinic_id,
         department_id=slot.department_id,
         doctor_id=slot.doctor_id,
         patient=patient,
         slot=slot,
-        seat=1,
+        seat=seat,
         start=slot.start,
         end=slot.end,
-        reason="Cough, three weeks",
-        channel="portal",
-        booked_by=staff_user,
+        **extra,
+    )
+
+
+def save_new(obj: Appointment) -> Appointment:
+    obj.save(force_insert=True)  # as Appointment.objects.create does
+    return obj
+
+
+@pytest.mark.django_db
+def test_an_appointment_it_inserts_reads_back_as_one_save_inserted(patient, slot, staff_user):
+    by_save = appointment_in(
+        slot, patient, 1, reason="Cough, three weeks", channel="portal", booked_by=staff_user
     )
     by_writer = twin(by_save, seat=2)
     with time_machine.travel(MOMENT, tick=False):  # booked_at (auto_now_add) and updated_at (auto_now)
@@ -81,18 +91,7 @@ def test_an_update_writes_what_save_with_update_fields_writes(patient, other_pat
     fields = ["status", "seat", "cancelled_at", "cancellation_reason", "updated_at"]
     with time_machine.travel(MOMENT, tick=False):
         first, second = [
-            Appointment.objects.create(
-                organization_id=slot.organization_id,
-                clinic_id=slot.clinic_id,
-                department_id=slot.department_id,
-                doctor_id=slot.doctor_id,
-                patient=who,
-                slot=slot,
-                seat=seat,
-                start=slot.start,
-                end=slot.end,
-            )
-            for who, seat in ((patient, 1), (other_patient, 2))
+            save_new(appointment_in(slot, who, seat)) for who, seat in ((patient, 1), (other_patient, 2))
         ]
     for appointment in (first, second):
         appointment.status, appointment.seat = AppointmentStatus.CANCELLED, None
@@ -214,17 +213,7 @@ def test_it_sends_the_signals_save_sends(slot):
 
 @pytest.mark.django_db
 def test_a_failed_insert_marks_the_transaction_for_rollback_as_save_does(patient, slot):
-    existing = Appointment.objects.create(
-        organization_id=slot.organization_id,
-        clinic_id=slot.clinic_id,
-        department_id=slot.department_id,
-        doctor_id=slot.doctor_id,
-        patient=patient,
-        slot=slot,
-        seat=1,
-        start=slot.start,
-        end=slot.end,
-    )
+    existing = save_new(appointment_in(slot, patient, 1))
     with transaction.atomic(savepoint=True):
         with pytest.raises(IntegrityError):
             RowWriter(Appointment).insert(twin(existing))  # the same seat of the same slot
