@@ -35,7 +35,8 @@ logger = logging.getLogger(__name__)
 
 # How long a leaving member waits for its group's reader to end.
 STOP_TIMEOUT_SECONDS = 10
-# What a member's inbox holds: messages of its groups, or the error that ended a group's reader.
+# What a member's inbox holds from the hub: messages of its groups, or the error that ended a group's
+# reader (a consumer's inbox also receives its own socket's messages: opd.core.consumers).
 Inbox = asyncio.Queue[Any]
 
 
