@@ -9,6 +9,14 @@ def ratio(value: float | None, ceiling: float | None) -> str:
     return f"{value / ceiling:.2f}x"
 
 
+def cpu_split(split: dict | None) -> str:
+    """`web 6.1, mariadb 2.0, ...` ms of CPU per booking, largest first, `other` and `idle` last."""
+    if not split:
+        return "-"
+    parts = sorted((k for k in split if k not in ("other", "idle")), key=lambda k: -split[k])
+    return ", ".join(f"{k} {split[k]:.1f}" for k in [*parts, "other", "idle"] if k in split)
+
+
 def render(results: dict) -> str:
     m = results["machine"]
     c = results["ceiling"]
@@ -73,6 +81,11 @@ def render(results: dict) -> str:
         f"p99 {b['all']['p99_ms']:.1f} ms; booked p95 {b['booked_latency']['p95_ms']:.1f} ms | "
         f"{ratio(b['bookings_per_second'], c['rps'])} | >= 0.15x bookings/s: {ok} |"
     )
+    if b.get("cpu_ms_per_booking"):
+        lines.append(
+            f"| Where the CPU went in that closed loop (ms of CPU per booking, the machine's two cores) | "
+            f"{cpu_split(b['cpu_ms_per_booking'])} | - | - |"
+        )
     w = b.get("wrk")
     if w:
         ok = "yes" if (w["bookings_per_second"] or 0) >= 0.15 * c["rps"] else "NO"
@@ -82,6 +95,11 @@ def render(results: dict) -> str:
             f"statuses {w['outcomes']}); p50 {w.get('p50_ms', 0):.1f} / p99 {w.get('p99_ms', 0):.1f} ms | "
             f"{ratio(w['bookings_per_second'], c['rps'])} | >= 0.15x bookings/s: {ok} |"
         )
+        if w.get("cpu_ms_per_booking"):
+            lines.append(
+                f"| Where the CPU went in wrk's closed loop (ms of CPU per booking) | "
+                f"{cpu_split(w['cpu_ms_per_booking'])} | - | - |"
+            )
     for pc in results["paced"]:
         ok = "yes" if (pc["all"]["p95_ms"] or 1e9) < 50 else "NO"
         lines.append(

@@ -38,7 +38,7 @@ from .data import (
     log,
     overbooking_proof,
 )
-from .report import render
+from .report import cpu_split, render
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench-results"
@@ -356,10 +356,18 @@ def embedded_figures(path: str, token: str, seconds: int) -> dict:
 
 
 def booking_figures(
-    port: int, token: str, org_id: int, clinic_id: int, patient_ids: list[int], args: argparse.Namespace
+    port: int,
+    token: str,
+    org_id: int,
+    clinic_id: int,
+    patient_ids: list[int],
+    args: argparse.Namespace,
+    processes: dict[str, int],
 ) -> tuple[dict, list[dict], dict, list[int]]:
     """The booking storm (closed loop), the paced runs (open loop) and the race, through gunicorn on
-    `port`: their figures and every slot they booked (for the overbooking proof)."""
+    `port`: their figures and every slot they booked (for the overbooking proof). `processes` are the
+    started servers' pids by name, whose CPU per booking each closed loop reports."""
+    from . import cpu
     from .loadgen import StormPlan, storm, wrk_bookings
 
     per_client = PATIENTS_PER_CLIENT
@@ -375,16 +383,20 @@ def booking_figures(
     race_patients = [[patient_ids[offset + i]] for i in range(args.clients)]
     storm_slots = contention_slots(org_id, clinic_id, per_doctor=40, capacity=STORM_CAPACITY)
     race_slots = contention_slots(org_id, clinic_id, per_doctor=1, capacity=2)[:10]
+    before = cpu.snapshot(processes)
     booking = storm(
         StormPlan("127.0.0.1", port, token, storm_slots, storm_patients, seconds=args.seconds, processes=4)
     )
+    booking["cpu_ms_per_booking"] = cpu.per_unit(before, cpu.snapshot(processes), booking["booked"])
     booking.update(slots=len(storm_slots), seats=len(storm_slots) * STORM_CAPACITY)
     log(
-        f"booking, closed loop: {booking['bookings_per_second']} bookings/s, p95 {booking['all']['p95_ms']:.1f} ms"
+        f"booking, closed loop: {booking['bookings_per_second']} bookings/s, p95 {booking['all']['p95_ms']:.1f} ms; "
+        f"CPU ms per booking: {cpu_split(booking['cpu_ms_per_booking'])}"
     )
     # The same closed loop from wrk, as the ceiling is measured: the Python clients above spend about 2 ms
     # of CPU per booking on the server's two cores, wrk a small part of that.
     wrk_slots = contention_slots(org_id, clinic_id, per_doctor=40, capacity=STORM_CAPACITY)
+    before = cpu.snapshot(processes)
     booking["wrk"] = wrk_bookings(
         f"http://127.0.0.1:{port}/api/v1/appointments/",
         token=token,
@@ -393,9 +405,13 @@ def booking_figures(
         connections=args.clients,
         seconds=args.seconds,
     )
-    booking["wrk"].update(slots=len(wrk_slots))
+    booking["wrk"].update(
+        slots=len(wrk_slots),
+        cpu_ms_per_booking=cpu.per_unit(before, cpu.snapshot(processes), booking["wrk"]["booked"]),
+    )
     log(
-        f"booking, closed loop from wrk: {booking['wrk']['bookings_per_second']} bookings/s, {booking['wrk']['outcomes']}"
+        f"booking, closed loop from wrk: {booking['wrk']['bookings_per_second']} bookings/s, "
+        f"{booking['wrk']['outcomes']}; CPU ms per booking: {cpu_split(booking['wrk']['cpu_ms_per_booking'])}"
     )
 
     # The same 100 clients as people at desks: each books every `interval` seconds (a busy front
@@ -460,7 +476,13 @@ def booking_only(args: argparse.Namespace, data: dict, users: dict) -> dict:
         ceiling = {**{k: v for k, v in ping.items() if k != "raw"}, "single_p50_ms": ping_single["p50_ms"]}
         log(f"ceiling: {ceiling['rps']:.0f} req/s")
         booking, paced, race, booked_slots = booking_figures(
-            port, users["staff"], data["organization_id"], users["clinic_ids"][0], patient_ids, args
+            port,
+            users["staff"],
+            data["organization_id"],
+            users["clinic_ids"][0],
+            patient_ids,
+            args,
+            {"web": server.pid, "celery": worker.pid},
         )
     finally:
         server.terminate()
@@ -635,7 +657,13 @@ def main(argv: list[str] | None = None) -> None:
             log(f"slot listing {name}: {slots[name]['rps']:.0f} req/s, p99 {slots[name]['p99_ms']:.1f} ms")
 
         booking, paced, race, booked_slots = booking_figures(
-            port, users["staff"], data["organization_id"], clinic_id, patient_ids, args
+            port,
+            users["staff"],
+            data["organization_id"],
+            clinic_id,
+            patient_ids,
+            args,
+            {"web": server.pid, "celery": worker.pid},
         )
         memory: dict[str, Any] = {"gunicorn_mb": rss_mb(server.pid), "celery_worker_mb": rss_mb(worker.pid)}
     finally:
