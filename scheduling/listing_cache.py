@@ -26,7 +26,8 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from opd.core.versioned_cache import VersionedCache
+from opd.core import token_cache
+from opd.core.versioned_cache import Chained, Found, VersionedCache
 
 CATALOG = "catalog"
 # A doctor-day listing may span this many days; longer ranges go to the database each time.
@@ -58,13 +59,26 @@ def catalog_changed() -> None:
     bump_on_commit([CATALOG])
 
 
-def lookup(keys: list[str], parts: Mapping[str, Any]) -> tuple[str, list[str], bytes | None] | None:
+def entry_name(parts: Mapping[str, Any]) -> str:
+    """An answer's name up to its organization's id, which ends it: what the listing shows is the request
+    (`parts`) seen from one organization."""
+    digest = hashlib.sha256(repr(sorted(parts.items())).encode()).hexdigest()
+    return f"entry:{digest}:o"
+
+
+def lookup(keys: list[str], parts: Mapping[str, Any], organization_id: int) -> Found | None:
     """The current versions of `keys` (missing ones created), the answer's key under them and the
     answer stored there if any; None when the cache cannot be read (the listing goes to the database).
 
     The versions are read before the caller reads the database: see the module's docstring."""
-    digest = hashlib.sha256(repr(sorted(parts.items())).encode()).hexdigest()
-    return _versions.lookup(keys, f"entry:{digest}")
+    return _versions.lookup(keys, f"{entry_name(parts)}{organization_id}")
+
+
+def lookup_with_token(token_digest: str, keys: list[str], parts: Mapping[str, Any]) -> Chained | None:
+    """The token check's cache lookup and, in the same round trip, this listing's for the organization
+    of the token's person (the second part is what `lookup` would answer for it): a patient's repeated
+    listing is one round trip to Redis instead of two. None: look each up alone."""
+    return token_cache.lookup_with(token_digest, _versions, keys, entry_name(parts))
 
 
 def store(entry: str, body: bytes, *, earliest_start: dt.datetime | None, now: dt.datetime) -> None:

@@ -32,7 +32,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from .versioned_cache import VersionedCache, in_application_transaction, raw_redis
+from .versioned_cache import Chained, VersionedCache, in_application_transaction, raw_redis
 
 ALL = "all"
 _versions = VersionedCache("api-token-v1")
@@ -61,6 +61,17 @@ def lookup(digest: str) -> tuple[str, bytes | None] | None:
         return None
     entry, _versions_read, body = found
     return entry, body
+
+
+def lookup_with(
+    digest: str, then: VersionedCache, then_keys: list[str], then_entry_name: str
+) -> Chained | None:
+    """This token's lookup and, in the same round trip, `then`'s answer for the organization of the
+    token's person, as read from the token's cached entry (VersionedCache.lookup_chained). The first
+    part is what `lookup` would answer; None where `lookup` would be None or Redis could not be read."""
+    if not enabled() or in_application_transaction():
+        return None
+    return _versions.lookup_chained([ALL, token_key(digest)], f"e:{digest}", then, then_keys, then_entry_name)
 
 
 def store(entry: str, rows: dict[str, Any], expires_at: dt.datetime) -> None:

@@ -8,19 +8,21 @@ Writes accept an Idempotency-Key header (opd.core.idempotency).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db.models import QuerySet
 from django.http import HttpResponse, HttpResponseBase
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
+from rest_framework.authentication import get_authorization_header
 from rest_framework.decorators import action
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from opd.core.api.authentication import CACHED_TOKEN_ATTRIBUTE
 from opd.core.api.permissions import has_role
 from opd.core.api.schema import error_responses
 from opd.core.api.throttling import SCOPED_THROTTLES
@@ -28,7 +30,8 @@ from opd.core.db_router import replica_view
 from opd.core.idempotency import HEADER, AnswerAfterCommit, idempotent
 from opd.core.models import Department, Role
 from opd.core.tenancy import signed_in_user
-from opd.core.versioned_cache import in_application_transaction
+from opd.core.tokens import digest
+from opd.core.versioned_cache import Chained, in_application_transaction
 
 from .. import listing_cache
 from ..filters import AppointmentFilter, SlotFilter
@@ -115,6 +118,15 @@ class SlotViewSet(viewsets.ReadOnlyModelViewSet):
             return self._list_on_replica(request)
         return self._list(request, cached)
 
+    def perform_authentication(self, request: Request) -> None:
+        # A listing that may be a patient's cached one reads the token check's entry and its own in one
+        # round trip, before the check (which then uses what was read): see _read_with_token.
+        self._listing_plan = self._plan(request) if self.action == "list" else None
+        self._listing_read: Chained | None = None
+        if self._listing_plan is not None and self._listing_plan.keys is not None:
+            self._listing_read = _read_with_token(request, self._listing_plan.keys, self._listing_plan.parts)
+        super().perform_authentication(request)
+
     @replica_view
     def _list_on_replica(self, request: Request) -> Response:
         response = self._list(request, None)
@@ -140,10 +152,32 @@ class SlotViewSet(viewsets.ReadOnlyModelViewSet):
         """A patient's first page: its cache key and the answer stored there (None: not stored yet);
         None when this listing is not cached (other users, later pages, transactions, bad input)."""
         user = signed_in_user(request)
-        renderer = getattr(request, "accepted_renderer", None)
-        if user.is_superuser or user.role != Role.PATIENT or getattr(renderer, "format", None) != "json":
+        if user.is_superuser or user.role != Role.PATIENT or user.organization_id is None:
             return None
-        if in_application_transaction():
+        plan = self._listing_plan if hasattr(self, "_listing_plan") else self._plan(request)
+        if plan is None:
+            return None
+        if plan.keys is None:
+            return _department_listing(plan.department, plan.parts, user.organization_id)
+        read = getattr(self, "_listing_read", None)
+        if read is not None and read.owner == user.organization_id and read.second is not None:
+            found = read.second  # read with the token check, for this very organization
+        else:
+            found = listing_cache.lookup(plan.keys, plan.parts, user.organization_id)
+        if found is None:
+            return None
+        if plan.catalog is not None and found.versions[0] != plan.catalog:
+            # The catalog changed since the department's clinic was read: read it again next time.
+            _DEPARTMENT_CLINICS.pop(plan.department, None)
+            return None
+        return found.entry, found.body
+
+    def _plan(self, request: Request) -> _ListingPlan | None:
+        """What a cached listing of this request would read, from its parameters alone (who asks is
+        checked after): None when such a listing is not cached (later pages, other formats,
+        transactions, bad input)."""
+        renderer = getattr(request, "accepted_renderer", None)
+        if getattr(renderer, "format", None) != "json" or in_application_transaction():
             return None
         params = request.query_params
         page_param = getattr(self.paginator, "page_query_param", None)
@@ -159,24 +193,46 @@ class SlotViewSet(viewsets.ReadOnlyModelViewSet):
             )
         except ValueError:
             return None  # the filterset answers 400 naming the parameter
-        parts = {
-            "organization": user.organization_id,
-            "params": sorted(params.lists()),
-            "base": request.build_absolute_uri("/"),
-        }
+        parts = {"params": sorted(params.lists()), "base": request.build_absolute_uri("/")}
         catalog = listing_cache.CATALOG
         if doctor and first and last and 0 <= (last - first).days < listing_cache.MAX_DAYS:
             days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
-            found = listing_cache.lookup(
+            return _ListingPlan(
                 [catalog, *(listing_cache.doctor_day_key(doctor, day) for day in days)], parts
             )
-        elif department:
-            return _department_listing(department, parts)
-        elif clinic:
-            found = listing_cache.lookup([catalog, listing_cache.clinic_key(clinic)], parts)
-        else:
-            return None
-        return None if found is None else (found[0], found[2])
+        if department:
+            known = _DEPARTMENT_CLINICS.get(department)
+            if known is None:
+                return _ListingPlan(None, parts, department=department)
+            keys = [catalog, listing_cache.clinic_key(known[1])]
+            return _ListingPlan(keys, parts, catalog=known[0], department=department)
+        if clinic:
+            return _ListingPlan([catalog, listing_cache.clinic_key(clinic)], parts)
+        return None
+
+
+class _ListingPlan(NamedTuple):
+    keys: list[str] | None  # the versions the answer depends on; None: a department's clinic is not known yet
+    parts: dict[str, Any]  # the request, as the answer's name
+    catalog: str | None = None  # a department's: the catalog version its clinic was read under
+    department: int = 0
+
+
+def _read_with_token(request: Request, keys: list[str], parts: dict[str, Any]) -> Chained | None:
+    """The token check's cache entry and this listing's for the token's organization, in one round
+    trip; the check's part is left on the request for the authenticator (who asks is not known yet: the
+    listing's part is used only once the check says it is a patient of that organization)."""
+    header = get_authorization_header(request).split()
+    if len(header) != 2 or header[0].lower() != b"token":
+        return None
+    try:
+        token_digest = digest(header[1].decode())
+    except UnicodeError:
+        return None
+    read = listing_cache.lookup_with_token(token_digest, keys, parts)
+    if read is not None:
+        setattr(request._request, CACHED_TOKEN_ATTRIBUTE, (token_digest, read.first.entry, read.first.body))
+    return read
 
 
 # Which clinic a department belongs to, with the catalog version it was read under (a department's
@@ -184,24 +240,25 @@ class SlotViewSet(viewsets.ReadOnlyModelViewSet):
 _DEPARTMENT_CLINICS: dict[int, tuple[str, int]] = {}
 
 
-def _department_listing(department_id: int, parts: dict[str, Any]) -> tuple[str, bytes | None] | None:
-    known = _DEPARTMENT_CLINICS.get(department_id)
-    if known is None:
-        probe = listing_cache.lookup([listing_cache.CATALOG], {})
-        clinic_id = Department.objects.filter(pk=department_id).values_list("clinic_id", flat=True).first()
-        if probe is None or clinic_id is None:
-            return None
-        if len(_DEPARTMENT_CLINICS) > 10_000:
-            _DEPARTMENT_CLINICS.clear()
-        known = _DEPARTMENT_CLINICS[department_id] = (probe[1][0], clinic_id)
-    found = listing_cache.lookup([listing_cache.CATALOG, listing_cache.clinic_key(known[1])], parts)
-    if found is None:
+def _department_listing(
+    department_id: int, parts: dict[str, Any], organization_id: int
+) -> tuple[str, bytes | None] | None:
+    """A department's listing whose clinic is not known yet: read it (and the catalog's version) first."""
+    probe = listing_cache.lookup([listing_cache.CATALOG], {}, 0)
+    clinic_id = Department.objects.filter(pk=department_id).values_list("clinic_id", flat=True).first()
+    if probe is None or clinic_id is None:
         return None
-    if found[1][0] != known[0]:
+    if len(_DEPARTMENT_CLINICS) > 10_000:
+        _DEPARTMENT_CLINICS.clear()
+    known = _DEPARTMENT_CLINICS[department_id] = (probe.versions[0], clinic_id)
+    found = listing_cache.lookup(
+        [listing_cache.CATALOG, listing_cache.clinic_key(clinic_id)], parts, organization_id
+    )
+    if found is None or found.versions[0] != known[0]:
         # The catalog changed since the clinic was read: read it again next time, not cached now.
         _DEPARTMENT_CLINICS.pop(department_id, None)
         return None
-    return found[0], found[2]
+    return found.entry, found.body
 
 
 WRITE_ERRORS = (400, 401, 403, 404, 409, 422)

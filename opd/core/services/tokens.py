@@ -61,11 +61,17 @@ def token_issue(*, user: User, name: str = "", second_factor: bool = False) -> t
     return token, key
 
 
-def token_use(*, key: str) -> ApiToken:
+def token_use(*, key: str, cached: tuple[str, str, bytes | None] | None = None) -> ApiToken:
     """The live token with this key (its user loaded), noting when it was last used.
 
+    `cached`: a token cache lookup the caller has done already, with something else in the same round
+    trip (a patient's slot listing): the digest it was for, the entry's key and body. Used only if it
+    is this key's.
+
     Raises TokenRefused for an unknown, revoked or expired key and for an inactive user's."""
-    token, entry = _token_with_user(digest(key))
+    key_digest = digest(key)
+    found = cached[1:] if cached is not None and cached[0] == key_digest else None
+    token, entry = _token_with_user(key_digest, found)
     if token is None:
         raise TokenRefused("Invalid token.")
     now = timezone.now()
@@ -114,14 +120,17 @@ def _token_lookup_sql(vendor: str) -> str:
     )
 
 
-def _token_with_user(token_digest: str) -> tuple[ApiToken | None, str | None]:
+def _token_with_user(
+    token_digest: str, found: tuple[str, bytes | None] | None = None
+) -> tuple[ApiToken | None, str | None]:
     """The token with this digest, its user and the user's organization loaded, and the key of its entry
     in the token cache (None: not cached).
 
     From opd.core.token_cache while nothing the check depends on has changed; otherwise one statement
     on the primary (a revocation is seen at once, never through a lagging replica), kept for the next
     request under the versions read before it."""
-    found = token_cache.lookup(token_digest)
+    if found is None:
+        found = token_cache.lookup(token_digest)
     if found is not None and found[1] is not None:
         return _from_cached_body(found[1]), found[0]
     token = _token_from_database(token_digest)
