@@ -297,3 +297,19 @@ def test_a_list_that_fits_on_its_first_page_is_not_counted_separately(api_as, ad
     assert body["previous"] is None
     assert not [q for q in read.captured_queries if "COUNT(" in q["sql"].upper()]
     assert client.get(SLOTS, {"doctor": doctor.pk, "page_size": 2}).json()["count"] == 3
+
+
+def test_a_longer_first_page_is_read_once_and_counted_once(api_as, admin_user, doctor, department):
+    slots = [SlotFactory(doctor=doctor, department=department) for _ in range(5)]
+    client = api_as(admin_user)
+
+    with CaptureQueriesContext(connection) as read:
+        body = client.get(SLOTS, {"doctor": doctor.pk, "page_size": 2}).json()
+
+    assert body["count"] == 5
+    assert [row["id"] for row in body["results"]] == [s.pk for s in slots[:2]]
+    assert "page=2" in body["next"]
+    assert body["previous"] is None
+    slot_reads = [q["sql"] for q in read.captured_queries if "scheduling_slot" in q["sql"]]
+    assert len([sql for sql in slot_reads if "COUNT(" in sql.upper()]) == 1
+    assert len([sql for sql in slot_reads if "COUNT(" not in sql.upper()]) == 1
