@@ -26,6 +26,8 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
+from django.core.cache import cache
+
 from opd.core import token_cache
 from opd.core.versioned_cache import Chained, Found, VersionedCache
 
@@ -79,6 +81,15 @@ def lookup_with_token(token_digest: str, keys: list[str], parts: Mapping[str, An
     of the token's person (the second part is what `lookup` would answer for it): a patient's repeated
     listing is one round trip to Redis instead of two. None: look each up alone."""
     return token_cache.lookup_with(token_digest, _versions, keys, entry_name(parts))
+
+
+def clear_answers() -> None:
+    """Forget every stored listing of this database (the versions stay): the benchmark times a first
+    answer so."""
+    if hasattr(cache, "delete_pattern"):  # django-redis
+        cache.delete_pattern(f"{prefix()}entry:*")
+    else:
+        cache.clear()
 
 
 def store(entry: str, body: bytes, *, earliest_start: dt.datetime | None, now: dt.datetime) -> None:

@@ -77,22 +77,39 @@ _WRK_LATENCY = re.compile(r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$", re.MULT
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
-def wrk(url: str, *, headers: dict, threads: int = 2, connections: int = 32, seconds: int = 10) -> dict:
-    """Requests per second and latency percentiles from wrk (Debian's package)."""
+def wrk(
+    url: str,
+    *,
+    headers: dict,
+    threads: int = 2,
+    connections: int = 32,
+    seconds: int = 10,
+    server_pid: int | None = None,
+) -> dict:
+    """Requests per second and latency percentiles from wrk (Debian's package); with `server_pid`, also
+    the CPU that server (and its workers) spent per request, in microseconds."""
+    from .cpu import tree_cpu
+
     binary = shutil.which("wrk")
     if binary is None:
         raise RuntimeError("wrk is not installed: apt-get install wrk")
     args = [binary, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
     for name, value in headers.items():
         args += ["-H", f"{name}: {value}"]
+    cpu_before = tree_cpu(server_pid) if server_pid else 0.0
     output = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout  # noqa: S603
+    cpu_spent = tree_cpu(server_pid) - cpu_before if server_pid else 0.0
     found = re.search(r"Requests/sec:\s+([\d.]+)", output)
     if found is None:
         raise RuntimeError(f"wrk printed no Requests/sec line:\n{output}")
     rps = float(found.group(1))
     errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
     latency = {f"p{m[0]}_ms": float(m[1]) * _UNITS[m[2]] for m in _WRK_LATENCY.findall(output)}
-    return {"rps": rps, "non_2xx": int(errors.group(1)) if errors else 0, **latency, "raw": output}
+    out = {"rps": rps, "non_2xx": int(errors.group(1)) if errors else 0, **latency, "raw": output}
+    requests = re.search(r"(\d+) requests in", output)
+    if server_pid and requests and int(requests.group(1)):
+        out["server_cpu_us_per_request"] = round(cpu_spent * 1e6 / int(requests.group(1)))
+    return out
 
 
 # A closed loop of bookings from wrk: each of its threads walks its own share of the patients (so no two

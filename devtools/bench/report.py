@@ -17,6 +17,12 @@ def cpu_split(split: dict | None) -> str:
     return ", ".join(f"{k} {split[k]:.1f}" for k in [*parts, "other", "idle"] if k in split)
 
 
+def server_cpu(row: dict) -> str:
+    """`; server CPU 410 us/request`, when the run measured it."""
+    value = row.get("server_cpu_us_per_request")
+    return f"; server CPU {value} us/request" if value else ""
+
+
 def render(results: dict) -> str:
     m = results["machine"]
     c = results["ceiling"]
@@ -36,7 +42,8 @@ def render(results: dict) -> str:
         "",
         "| figure | value | ratio to the DRF ceiling | target |",
         "|---|---|---|---|",
-        f"| DRF ceiling: GET /devtools/ping/ (wrk, 32 conns) | {c['rps']:.0f} req/s, p50 {c['single_p50_ms']:.1f} ms | 1.00x | - |",
+        f"| DRF ceiling: GET /devtools/ping/ (wrk, 32 conns) | {c['rps']:.0f} req/s, p50 {c['single_p50_ms']:.1f} ms"
+        f"{server_cpu(c)} | 1.00x | - |",
     ]
     for key, title in (
         ("daily_all", "Daily statistics, whole history"),
@@ -68,7 +75,9 @@ def render(results: dict) -> str:
         met = sl["rps"] >= 0.5 * c["rps"] and (sl["p99_ms"] or 1e9) < 50
         lines.append(
             f"| Slot listing GET /api/v1/slots/, {titles[name]} (wrk, 32 conns) | {sl['rps']:.0f} req/s, "
-            f"p50 {sl['p50_ms']:.1f} ms, p99 {sl['p99_ms']:.1f} ms | {ratio(sl['rps'], c['rps'])} | "
+            f"p50 {sl['p50_ms']:.1f} ms, p99 {sl['p99_ms']:.1f} ms{server_cpu(sl)}"
+            f"{f'; first answer after a change {first:.1f} ms' if (first := sl.get('first_request_ms')) else ''} | "
+            f"{ratio(sl['rps'], c['rps'])} | "
             f">= 0.5x and p99 < 50 ms: {'yes' if met else 'NO'} |"
         )
     sl = listings.get("doctor_day") or next(iter(listings.values()))
@@ -143,7 +152,7 @@ def render(results: dict) -> str:
             ok = "yes" if row["rps"] * 2 >= gunicorn["rps"] else "NO"
             lines.append(
                 f"| `make run`'s server (one uvicorn process, opd.asgi), {title} | {row['rps']:.0f} req/s, "
-                f"p50 {row['p50_ms']:.1f} ms, p99 {row['p99_ms']:.1f} ms; gunicorn {gunicorn['rps']:.0f} req/s "
+                f"p50 {row['p50_ms']:.1f} ms, p99 {row['p99_ms']:.1f} ms{server_cpu(row)}; gunicorn {gunicorn['rps']:.0f} req/s "
                 f"({ratio(row['rps'], gunicorn['rps'])} of it) | {ratio(row['rps'], c['rps'])} | "
                 f"within 2x of gunicorn: {ok} |"
             )
