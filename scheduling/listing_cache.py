@@ -16,7 +16,10 @@ before anyone has been told the write happened.
 
 Only patients' first pages are kept: their scope is their organization (no membership to re-check), and
 their rows only ever leave a listing as time passes (future, open slots), so an answer expires when its
-earliest slot starts. The token is still checked on every request (revocation stays immediate).
+earliest slot starts. The token is still checked on every request (revocation stays immediate); a
+patient's repeated listing reads the token check's entry and its own answer in one round trip
+(lookup_with_token), the answer named after the organization found in that entry and used only once the
+check confirms it.
 """
 
 from __future__ import annotations
