@@ -55,3 +55,11 @@ class SchedulingConfig(AppConfig):
                     dispatch_uid=f"slot-listing-{model.__name__}",
                 )
         post_save.connect(listing_cache.on_user_saved, sender=User, dispatch_uid="slot-listing-user")
+        # A process that dies between a booking's commit and its bump leaves the listing stale: the relay,
+        # which then delivers the booking's event (the process never marked it), bumps it instead.
+        for event in (
+            events.APPOINTMENT_BOOKED,
+            events.APPOINTMENT_CANCELLED,
+            events.APPOINTMENT_RESCHEDULED,
+        ):
+            events.subscribe_redelivery(event, listing_cache.on_redelivered_appointment_event)

@@ -103,6 +103,27 @@ def store(entry: str, body: bytes, *, earliest_start: dt.datetime | None, now: d
     _versions.store(entry, body, seconds)
 
 
+def on_redelivered_appointment_event(
+    *,
+    doctor_id: int,
+    clinic_id: int,
+    day: dt.date | str,
+    previous_slot_id: int | None = None,
+    **_: Any,
+) -> None:
+    """A booking, cancellation or move whose process died between its commit and its bump (the relay
+    delivers its event): bump now what the bump would have. A move's previous doctor-day is its old
+    slot's."""
+    from .models import Slot
+
+    keys = [doctor_day_key(doctor_id, dt.date.fromisoformat(str(day))), clinic_key(clinic_id)]
+    if previous_slot_id is not None:
+        old = Slot.objects.filter(pk=previous_slot_id).values("doctor_id", "date", "clinic_id").first()
+        if old is not None:
+            keys += [doctor_day_key(old["doctor_id"], old["date"]), clinic_key(old["clinic_id"])]
+    _versions.bump(keys)
+
+
 # Signal receivers (SchedulingConfig.ready()).
 
 

@@ -27,6 +27,9 @@ logger = logging.getLogger(__name__)
 Handler = Callable[..., Any]
 _subscribers: dict[str, list[Handler]] = defaultdict(list)
 _after_response: dict[str, list[Handler]] = defaultdict(list)
+# Handlers that redo, for an event the relay delivers, what the publishing process did itself in the
+# change's own commit hooks (the slot listing's version bump): the fast path does not call them.
+_on_redelivery: dict[str, list[Handler]] = defaultdict(list)
 
 # One event per booking, cancellation or move (scheduling.services.booking): ids, the clinic and day
 # (and the previous ones after a move), and `versions`/`entry`/`public_entry` for the live queues,
@@ -69,8 +72,15 @@ def subscribe(event: str, handler: Handler, *, after_response: bool = False) -> 
         group[event].append(handler)
 
 
+def subscribe_redelivery(event: str, handler: Handler) -> None:
+    """`handler` runs only when the relay delivers `event`: the publishing process died between the
+    commit and its hooks (or a subscriber failed), so what those hooks did may not have happened."""
+    if handler not in _on_redelivery[event]:
+        _on_redelivery[event].append(handler)
+
+
 def unsubscribe(event: str, handler: Handler) -> None:
-    for group in (_subscribers, _after_response):
+    for group in (_subscribers, _after_response, _on_redelivery):
         if handler in group[event]:
             group[event].remove(handler)
 
@@ -101,9 +111,9 @@ def publish(event: str, **payload: Any) -> None:
 
 
 def deliver(event: str, payload: dict[str, Any]) -> str | None:
-    """Call every subscriber of `event` once, here and now (the relay); the first failure's text, or None
-    when all succeeded."""
-    return _call([*_subscribers[event], *_after_response[event]], event, payload)
+    """Call every subscriber of `event` once, here and now (the relay), those of redeliveries included;
+    the first failure's text, or None when all succeeded."""
+    return _call([*_subscribers[event], *_after_response[event], *_on_redelivery[event]], event, payload)
 
 
 def _call(handlers: list[Handler], event: str, payload: dict[str, Any]) -> str | None:

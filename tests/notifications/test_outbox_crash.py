@@ -1,11 +1,12 @@
 """A process killed between a booking's commit and its on-commit handlers loses none of their effects.
 
 A child process books through the service and SIGKILLs itself the moment the transaction has committed,
-before any handler runs: no confirmation is planned, no analytics mark made, no queue push sent. The relay
-(the `core.outbox_relay` task in a real Celery worker) then delivers the booking's outbox row: the patient
-gets one confirmation, the statistics count the booking, and the doctor's live queue (the
-Redis channel layer's group) gets the booking with its version. Delivered a second time
-(as when the relay's mark is lost), the event changes nothing more.
+before any handler runs: no confirmation is planned, no analytics mark made, no queue push sent, and the
+patients' slot listing not told. The relay (the `core.outbox_relay` task in a real Celery worker) then
+delivers the booking's outbox row: the patient gets one confirmation, the statistics count the booking,
+the doctor's live queue (the Redis channel layer's group) gets the booking with its version, and the next
+listing shows the seat taken. Delivered a second time (as when the relay's mark is lost), the event changes
+nothing more.
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ def appointments_today(admin_user, clinic) -> int:
 
 def test_a_booking_whose_process_is_killed_after_the_commit_still_confirms_counts_and_pushes_once(
     harness,  # noqa: F811
+    api_as,
     settings,
     admin_user,
     staff_user,
@@ -112,6 +114,17 @@ def test_a_booking_whose_process_is_killed_after_the_commit_still_confirms_count
     listener = f"outbox-test.{uuid.uuid4().hex}"
     async_to_sync(layer.group_add)(realtime.group_name(f"doctor:{doctor.pk}"), listener)
     confirmations = Notification.objects.filter(kind=Kind.BOOKING_CONFIRMATION)
+    # A patient's listing of the doctor's day, answered from the cache from its second reading on.
+    looking = api_as(patient.user)
+
+    def seats_taken() -> int:
+        params = {"doctor": doctor.pk, "date_from": slot.date, "date_to": slot.date, "available": "true"}
+        response = looking.get("/api/v1/slots/", params)
+        assert response.status_code == 200, response.content
+        (row,) = [row for row in response.json()["results"] if row["id"] == slot.pk]
+        return row["booked_count"]
+
+    assert seats_taken() == 0
 
     async def next_message(timeout: float) -> dict | None:
         try:
@@ -145,9 +158,11 @@ def test_a_booking_whose_process_is_killed_after_the_commit_still_confirms_count
     assert async_to_sync(next_message)(0.5) is None
     assert not confirmations.exists()
     assert appointments_today(admin_user, clinic) == 0  # the mark never happened
+    assert seats_taken() == 0  # the listing's versions were never bumped
     version = row.payload["versions"][f"doctor:{doctor.pk}"]
 
     relay_until_delivered()
+    assert seats_taken() == 1
 
     pushed = async_to_sync(next_message)(20)
     assert pushed is not None
