@@ -13,15 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import signal
-import subprocess
-import sys
 import uuid
 
 import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.conf import settings as django_settings
 from django.utils import timezone
 
 from analytics import caching
@@ -33,6 +29,7 @@ from opd.core.tasks import outbox_relay
 from scheduling import realtime
 from scheduling.models import Appointment
 from tests.conftest import wait_until
+from tests.crash import run_killed_after_commit
 from tests.factories import SlotFactory
 from tests.scheduling.queue_helpers import isolate_channel_layer, move_to_daytime_zone
 
@@ -42,36 +39,17 @@ from .worker import process_env, queue_drained
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-# The child: book, and die right after the commit, before Django runs the on-commit hooks.
-CHILD = r"""
-import os, signal, sys
-
-import django
-
-django.setup()
-
-from django.db.backends.base.base import BaseDatabaseWrapper
-
+# The child's change: a booking (it dies right after the commit, before the on-commit hooks).
+BOOK = """
 from opd.core.models import User
 from patients.models import Patient
 from scheduling.models import Slot
 from scheduling.services import appointment_book
 
-run_hooks = BaseDatabaseWrapper.run_and_clear_commit_hooks
-
-
-def killed_after_the_commit(self):
-    if self.run_on_commit:
-        os.kill(os.getpid(), signal.SIGKILL)
-    run_hooks(self)
-
-
-BaseDatabaseWrapper.run_and_clear_commit_hooks = killed_after_the_commit
 actor, patient, slot = (int(arg) for arg in sys.argv[1:4])
 appointment_book(
     actor=User.objects.get(pk=actor), patient=Patient.objects.get(pk=patient), slot=Slot.objects.get(pk=slot)
 )
-sys.exit("still alive after the commit")
 """
 
 
@@ -141,15 +119,11 @@ def test_a_booking_whose_process_is_killed_after_the_commit_still_confirms_count
         wait_until(lambda: queue_drained(queue), what="the confirmation's tasks to run")
 
     workers = harness.start(1, queue=queue, CHANNEL_LAYERS=settings.CHANNEL_LAYERS)
-    child = subprocess.run(  # noqa: S603 (our own interpreter and script)
-        [sys.executable, "-c", CHILD, str(staff_user.pk), str(patient.pk), str(slot.pk)],
-        cwd=django_settings.BASE_DIR,
-        env=process_env({"CHANNEL_LAYERS": settings.CHANNEL_LAYERS, "OPD_OUTBOX_GRACE_SECONDS": 0}),
-        capture_output=True,
-        text=True,
-        timeout=120,
+    run_killed_after_commit(
+        BOOK,
+        [staff_user.pk, patient.pk, slot.pk],
+        process_env({"CHANNEL_LAYERS": settings.CHANNEL_LAYERS, "OPD_OUTBOX_GRACE_SECONDS": 0}),
     )
-    assert child.returncode == -signal.SIGKILL, child.stderr
 
     # The booking committed; everything its handlers do died with the process.
     booked = Appointment.objects.get()

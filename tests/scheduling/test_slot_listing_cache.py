@@ -536,36 +536,17 @@ def test_with_both_cached_the_next_listing_shows_each_booking_and_cancellation(
     assert ids(client.get(SLOTS, params).json()) == [s.pk for s in slots]
 
 
-# The child: move the appointment, and die right after the commit, before the on-commit hooks (the
-# listing's bump among them) run.
-MOVE_AND_DIE = r"""
-import os, signal, sys
-
-import django
-
-django.setup()
-
-from django.db.backends.base.base import BaseDatabaseWrapper
-
+# The child's change: a move (it dies right after the commit, before the on-commit hooks, the listing's
+# bump among them).
+MOVE = """
 from opd.core.models import User
 from scheduling.models import Appointment, Slot
 from scheduling.services import appointment_reschedule
 
-run_hooks = BaseDatabaseWrapper.run_and_clear_commit_hooks
-
-
-def killed_after_the_commit(self):
-    if self.run_on_commit:
-        os.kill(os.getpid(), signal.SIGKILL)
-    run_hooks(self)
-
-
-BaseDatabaseWrapper.run_and_clear_commit_hooks = killed_after_the_commit
 actor, appointment, slot = (int(arg) for arg in sys.argv[1:4])
 appointment_reschedule(
     actor=User.objects.get(pk=actor), appointment=Appointment.objects.get(pk=appointment), slot=Slot.objects.get(pk=slot)
 )
-sys.exit("still alive after the commit")
 """
 
 
@@ -574,13 +555,8 @@ sys.exit("still alive after the commit")
 def test_a_move_whose_process_died_after_its_commit_shows_once_the_relay_delivers_it(
     api_as, patient, other_patient, staff_user, doctor, colleague, department
 ):
-    import signal
-    import subprocess
-    import sys
-
-    from django.conf import settings as django_settings
-
     from opd.core.services.outbox import outbox_relay_once
+    from tests.crash import run_killed_after_commit
     from tests.notifications.worker import process_env
 
     mine = day_slots(doctor, department, count=1)[0]
@@ -591,15 +567,7 @@ def test_a_move_whose_process_died_after_its_commit_shows_once_the_relay_deliver
         assert ids(listing(client, mine)) == []
         assert ids(listing(client, theirs)) == [theirs.pk]
 
-    child = subprocess.run(  # noqa: S603 (our own interpreter and script)
-        [sys.executable, "-c", MOVE_AND_DIE, str(staff_user.pk), str(booked.pk), str(theirs.pk)],
-        cwd=django_settings.BASE_DIR,
-        env=process_env({}),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert child.returncode == -signal.SIGKILL, child.stderr
+    run_killed_after_commit(MOVE, [staff_user.pk, booked.pk, theirs.pk], process_env({}))
     booked.refresh_from_db()
     assert booked.slot_id == theirs.pk  # the move committed
     # ... and neither doctor's day heard of it.
