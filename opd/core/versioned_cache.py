@@ -9,7 +9,8 @@ bump looks: that order is the check-and-set, and an answer is never served after
 changed it.
 
 A version is a fresh random token, never a counter: a version key lost to eviction or a flush comes back
-as a new token, so an answer stored under the old one can never be read again.
+as a new token, so an answer stored under the old one can never be read again; versions expire after
+VERSION_SECONDS for the same reason, safely.
 
 On Redis a lookup is one round trip (a script reads or creates every version and the answer stored
 under them, atomically, so two readers creating a missing version agree on it). A chained lookup reads
@@ -36,7 +37,7 @@ for i, key in ipairs(KEYS) do
   local value = redis.call('GET', key)
   if not value then
     value = ARGV[2] .. i
-    redis.call('SET', key, value)
+    redis.call('SET', key, value, 'EX', ARGV[3])
   end
   parts[i] = value
 end
@@ -45,8 +46,9 @@ return {entry, redis.call('GET', entry)}
 """
 
 # KEYS: the first cache's versions, then the second's. ARGV: how many keys are the first's, the first
-# answer's key, the second answer's key up to its owner, the fresh version's stem. The owner is the
-# number at `user.organization_id` of the first answer (JSON); without one, the second is not looked up.
+# answer's key, the second answer's key up to its owner, the fresh version's stem, VERSION_SECONDS. The
+# owner is the number at `user.organization_id` of the first answer (JSON); without one, the second is not
+# looked up.
 CHAINED_LOOKUP = """
 local function versions(first, last)
   local parts = {}
@@ -54,7 +56,7 @@ local function versions(first, last)
     local value = redis.call('GET', KEYS[i])
     if not value then
       value = ARGV[4] .. i
-      redis.call('SET', KEYS[i], value)
+      redis.call('SET', KEYS[i], value, 'EX', ARGV[5])
     end
     parts[#parts + 1] = value
   end
@@ -75,6 +77,11 @@ owner = string.format('%d', owner)
 local second = ARGV[3] .. owner .. ':' .. versions(split + 1, #KEYS)
 return {entry, body, owner, second, redis.call('GET', second)}
 """
+
+# How long a version lives once set. An expired version comes back as a new token, like an evicted one (an
+# answer under the old one is never read again): a day costs each key one miss a day, and the versions of
+# tokens and days nobody asks for any more leave Redis instead of piling up under a no-eviction policy.
+VERSION_SECONDS = 24 * 3600
 
 # Every namespace's keys carry this Redis Cluster hash tag: a script reads versions and answers together
 # (and a chained lookup two namespaces), so they must live in one hash slot.
@@ -145,7 +152,7 @@ class VersionedCache:
                 return self._lookup_in_cache(keys, f"{prefix}{entry_name}", fresh)
             entry, body = _script(redis, LOOKUP)(
                 keys=[cache.make_key(prefix + key) for key in keys],
-                args=[cache.make_key(f"{prefix}{entry_name}"), fresh],
+                args=[cache.make_key(f"{prefix}{entry_name}"), fresh, VERSION_SECONDS],
             )
             entry = entry.decode()
         except Exception:
@@ -180,6 +187,7 @@ class VersionedCache:
                     cache.make_key(f"{prefix}{entry_name}"),
                     cache.make_key(f"{then_prefix}{then_entry_name}"),
                     fresh,
+                    VERSION_SECONDS,
                 ],
             )
             entry = answer[0].decode()
@@ -199,7 +207,7 @@ class VersionedCache:
         found = cache.get_many(full)
         for n, key in enumerate(full, start=1):
             if key not in found:
-                cache.add(key, f"{fresh}{n}", timeout=None)  # add: two racing readers agree
+                cache.add(key, f"{fresh}{n}", timeout=VERSION_SECONDS)  # add: two racing readers agree
         if len(found) < len(full):
             found = cache.get_many(full)
         values = [str(found.get(key, "")) for key in full]
@@ -226,11 +234,11 @@ class VersionedCache:
         try:
             redis = raw_redis()
             if redis is None:
-                cache.set_many({prefix + key: uuid.uuid4().hex for key in wanted}, timeout=None)
+                cache.set_many({prefix + key: uuid.uuid4().hex for key in wanted}, timeout=VERSION_SECONDS)
                 return
             pipe = redis.pipeline(transaction=False)
             for key in wanted:
-                pipe.set(cache.make_key(prefix + key), uuid.uuid4().hex)
+                pipe.set(cache.make_key(prefix + key), uuid.uuid4().hex, ex=VERSION_SECONDS)
             pipe.execute()
         except Exception:
             # The write committed; an answer may be served until it expires (logged to be seen).

@@ -274,6 +274,38 @@ def test_a_listing_expires_when_its_first_slot_starts(api_as, patient, doctor, d
     assert 0 < redis.pttl(entries[0]) <= 90_000
 
 
+@pytest.mark.django_db(transaction=True)
+def test_versions_leave_redis_after_a_day_and_an_expired_one_is_never_stale(
+    api_as, patient, other_patient, staff_user, doctor, department
+):
+    from django.core.cache import cache
+
+    from opd.core.versioned_cache import VERSION_SECONDS
+    from scheduling import listing_cache
+
+    slots = day_slots(doctor, department, count=2)
+    client = api_as(patient.user)
+    assert ids(listing(client, slots[0])) == [s.pk for s in slots]
+    appointment_book(actor=staff_user, patient=other_patient, slot=slots[0])  # a bump sets them again
+
+    redis = raw_redis()
+    versions = [
+        key for key in redis.scan_iter(cache.make_key(f"{listing_cache.prefix()}*")) if b":entry:" not in key
+    ]
+    assert versions  # the catalog's, the doctor-day's and the clinic's
+    for key in versions:
+        assert 0 < redis.ttl(key) <= VERSION_SECONDS
+    assert ids(listing(client, slots[0])) == [slots[1].pk]  # and kept under those versions
+    # A change no version hears of (a raw update no door makes), then the doctor-day's version expires
+    # (a day later, or evicted): the next listing reads the database under a new version.
+    Slot.objects.filter(pk=slots[1].pk).update(booked_count=1)
+    assert ids(listing(client, slots[0])) == [slots[1].pk]
+    redis.delete(
+        cache.make_key(f"{listing_cache.prefix()}{listing_cache.doctor_day_key(doctor.pk, slots[0].date)}")
+    )
+    assert ids(listing(client, slots[0])) == []
+
+
 @pytest.mark.django_db
 def test_bad_parameters_still_answer_400_naming_the_parameter(api_as, patient, doctor, department):
     client = api_as(patient.user)
