@@ -107,7 +107,7 @@ def on_redelivered_appointment_event(
     *,
     doctor_id: int,
     clinic_id: int,
-    day: dt.date | str,
+    day: dt.date,
     previous_slot_id: int | None = None,
     **_: Any,
 ) -> None:
@@ -116,7 +116,7 @@ def on_redelivered_appointment_event(
     slot's."""
     from .models import Slot
 
-    keys = [doctor_day_key(doctor_id, dt.date.fromisoformat(str(day))), clinic_key(clinic_id)]
+    keys = [doctor_day_key(doctor_id, day), clinic_key(clinic_id)]  # the outbox gives dates back as dates
     if previous_slot_id is not None:
         old = Slot.objects.filter(pk=previous_slot_id).values("doctor_id", "date", "clinic_id").first()
         if old is not None:

@@ -22,7 +22,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from opd.core.api.authentication import CACHED_TOKEN_ATTRIBUTE
+from opd.core.api.authentication import CACHED_TOKEN_ATTRIBUTE, TokenAuthentication
 from opd.core.api.permissions import has_role
 from opd.core.api.schema import error_responses
 from opd.core.api.throttling import SCOPED_THROTTLES
@@ -31,7 +31,7 @@ from opd.core.idempotency import HEADER, AnswerAfterCommit, idempotent
 from opd.core.models import Department, Role
 from opd.core.tenancy import signed_in_user
 from opd.core.tokens import digest
-from opd.core.versioned_cache import Chained, in_application_transaction
+from opd.core.versioned_cache import Chained, Found, in_application_transaction
 
 from .. import listing_cache
 from ..filters import AppointmentFilter, SlotFilter
@@ -154,14 +154,14 @@ class SlotViewSet(viewsets.ReadOnlyModelViewSet):
         user = signed_in_user(request)
         if user.is_superuser or user.role != Role.PATIENT or user.organization_id is None:
             return None
-        plan = self._listing_plan if hasattr(self, "_listing_plan") else self._plan(request)
+        plan = self._listing_plan  # read in perform_authentication, from the parameters alone
         if plan is None:
             return None
         if plan.keys is None:
             return _department_listing(plan.department, plan.parts, user.organization_id)
-        read = getattr(self, "_listing_read", None)
+        read = self._listing_read
         if read is not None and read.owner == user.organization_id and read.second is not None:
-            found = read.second  # read with the token check, for this very organization
+            found: Found | None = read.second  # read with the token check, for this very organization
         else:
             found = listing_cache.lookup(plan.keys, plan.parts, user.organization_id)
         if found is None:
@@ -223,7 +223,7 @@ def _read_with_token(request: Request, keys: list[str], parts: dict[str, Any]) -
     trip; the check's part is left on the request for the authenticator (who asks is not known yet: the
     listing's part is used only once the check says it is a patient of that organization)."""
     header = get_authorization_header(request).split()
-    if len(header) != 2 or header[0].lower() != b"token":
+    if len(header) != 2 or header[0].lower() != TokenAuthentication.keyword.lower().encode():
         return None
     try:
         token_digest = digest(header[1].decode())
